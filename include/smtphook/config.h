@@ -1,0 +1,108 @@
+/* config.h - the validated, immutable configuration.
+ *
+ * config.c reads a JSON file with jansson, expands ${NAME} from the environment in every
+ * string, applies command-line overrides and checks every value. Every error message names
+ * the key ("limits.max_recipients: must be at least 100"). Unknown keys are errors.
+ * Only config.c includes jansson; this header exposes plain C structs. */
+#ifndef SMTPHOOK_CONFIG_H
+#define SMTPHOOK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Defaults, each named after the key it fills (Postfix's DEF_ convention). */
+#define CONFIG_DEF_MAX_COMMAND_LINE_BYTES     2048u
+#define CONFIG_DEF_MAX_RECIPIENTS             100u
+#define CONFIG_DEF_MAX_MESSAGE_BYTES          26214400u
+#define CONFIG_DEF_IDLE_TIMEOUT_MS            300000u
+#define CONFIG_DEF_MAX_ERRORS                 20u
+#define CONFIG_DEF_MAX_CONNECTIONS            1000u
+#define CONFIG_DEF_MAX_CONNECTIONS_PER_CLIENT 50u
+#define CONFIG_DEF_TRANSACTION_TIMEOUT_MS     180000u
+#define CONFIG_DEF_SHUTDOWN_TIMEOUT_MS        30000u
+#define CONFIG_DEF_ENDPOINT_TIMEOUT_MS        60000u
+#define CONFIG_DEF_ENDPOINT_CONNECT_MS        10000u
+#define CONFIG_DEF_SPOOL_MEMORY_BYTES         1048576u
+#define CONFIG_DEF_SPOOL_DIRECTORY            "/tmp"
+
+struct config_header {
+    char *name;  /* header field name, an HTTP token */
+    char *value; /* value, no CR, LF or NUL */
+};
+
+struct config_endpoint {
+    char *name;                    /* key in "endpoints", used in logs */
+    char *url;                     /* http:// or https:// URL */
+    uint64_t timeout_ms;           /* whole request, connect to last byte */
+    uint64_t connect_timeout_ms;   /* TCP + TLS connect */
+    struct config_header *headers; /* extra request headers */
+    size_t n_headers;              /* entries in headers */
+};
+
+struct config_listener {
+    char *address;                /* as written: "127.0.0.1:2525", "[::1]:25" */
+    struct sockaddr_storage addr; /* parsed address */
+    socklen_t addrlen;            /* length of addr */
+};
+
+struct config_limits {
+    size_t max_command_line_bytes;       /* longest command line, CRLF included */
+    size_t max_recipients;               /* RCPT per transaction; more get 452 */
+    uint64_t max_message_bytes;          /* SIZE limit, enforced during DATA */
+    uint64_t idle_timeout_ms;            /* wait for a command or data: 421 after it */
+    unsigned max_errors;                 /* error replies before 421 and close */
+    unsigned max_connections;            /* concurrent connections in all */
+    unsigned max_connections_per_client; /* concurrent connections from one IP */
+    uint64_t transaction_timeout_ms;     /* deadline for all webhook requests of a message */
+    uint64_t shutdown_timeout_ms;        /* SIGTERM: how long transactions may finish */
+};
+
+struct config_spool {
+    uint64_t memory_bytes; /* message bytes kept in memory before a temp file */
+    char *directory;       /* where temp files are created (and unlinked at once) */
+};
+
+struct config {
+    char *hostname;                    /* banner and EHLO name */
+    struct config_listener *listeners; /* where to accept SMTP */
+    size_t n_listeners;                /* entries in listeners (>= 1) */
+    char **domains;                    /* accepted recipient domains, lower case */
+    size_t n_domains;                  /* entries in domains */
+    bool any_domain;                   /* "*" given: accept every recipient domain */
+    struct config_endpoint *endpoints; /* webhooks; every message goes to each */
+    size_t n_endpoints;                /* entries in endpoints (>= 1) */
+    struct config_limits limits;       /* protocol and resource limits */
+    struct config_spool spool;         /* message body storage */
+    int log_level;                     /* enum log_level */
+};
+
+/* Command-line values that replace what the file says. */
+struct config_overrides {
+    const char *const *listen; /* --listen, may repeat; replaces "listeners" */
+    size_t n_listen;           /* entries in listen */
+    const char *webhook;       /* --webhook URL: replaces "endpoints" with one "default" */
+    const char *hostname;      /* --hostname */
+};
+
+/* config_load - build a config from an optional JSON file (path may be NULL) and the
+ * overrides (may be NULL). On success *out owns a new config (free with config_free).
+ * On failure returns SH_ECONFIG (or SH_ENOMEM) and writes a message naming the key to err. */
+int config_load(const char *path, const struct config_overrides *ov, struct config **out, char *err,
+                size_t errlen);
+
+/* config_load_string - like config_load, from JSON text; "what" names it in messages. */
+int config_load_string(const char *json, const char *what, const struct config_overrides *ov,
+                       struct config **out, char *err, size_t errlen);
+
+/* config_parse_address - "1.2.3.4:25", "[::1]:25" -> sockaddr. 0 or SH_EINVAL. */
+int config_parse_address(const char *text, struct sockaddr_storage *addr, socklen_t *addrlen);
+
+/* config_domain_accepted - is mail for this domain (no '@') accepted? Case-insensitive. */
+bool config_domain_accepted(const struct config *cfg, const char *domain, size_t len);
+
+/* config_free - release a config and everything it owns; NULL is ignored. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,66 @@
+/* http_client.h - HTTP requests on the libuv loop through libcurl's multi-socket API.
+ *
+ * One uv_poll_t per socket curl asks for and one uv_timer_t for curl's timeout; no threads.
+ * Connections are kept alive and reused across requests. Only http_client.c includes curl.
+ * Redirects are never followed: a 3xx is returned as the status. */
+#ifndef SMTPHOOK_HTTP_CLIENT_H
+#define SMTPHOOK_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct http_client;
+struct http_request;
+
+/* Why a request ended without an HTTP status. */
+enum http_failure {
+    HTTP_FAILURE_NONE = 0, /* a response arrived: see status */
+    HTTP_FAILURE_TIMEOUT,  /* timeout_ms or connect_timeout_ms passed */
+    HTTP_FAILURE_CONNECT,  /* connection refused, reset, unreachable */
+    HTTP_FAILURE_DNS,      /* name did not resolve */
+    HTTP_FAILURE_TLS,      /* handshake or certificate verification failed */
+    HTTP_FAILURE_SEND,     /* the body could not be read or sent */
+    HTTP_FAILURE_OTHER,    /* anything else curl reports */
+};
+
+/* Reads body bytes at an offset; returns 0 and *got (0 at the end) or a negative error. */
+typedef int (*http_body_read_fn)(void *arg, uint64_t offset, char *dst, size_t len, size_t *got);
+
+struct http_request_opts {
+    const char *url;             /* http:// or https:// */
+    const char *const *headers;  /* "Name: value" lines */
+    size_t n_headers;            /* entries in headers */
+    uint64_t body_size;          /* Content-Length */
+    http_body_read_fn body_read; /* body source */
+    void *body_arg;              /* passed to body_read */
+    uint64_t timeout_ms;         /* whole request */
+    uint64_t connect_timeout_ms; /* connection set-up */
+};
+
+struct http_response {
+    enum http_failure failure; /* HTTP_FAILURE_NONE when status is valid */
+    long status;               /* HTTP status code, 0 without a response */
+    uint64_t body_sent;        /* request body bytes curl sent */
+    uint64_t elapsed_ms;       /* from start to completion */
+    const char *error;         /* human-readable reason, valid during the callback only */
+};
+
+typedef void (*http_done_fn)(void *arg, const struct http_response *resp);
+
+/* http_client_new - a client on loop. 0 or SH_ENOMEM. */
+int http_client_new(uv_loop_t *loop, struct http_client **out);
+
+/* http_client_close - cancel every request (their callbacks are not called) and release
+ * the client once its libuv handles are closed; the loop must run for that. NULL ignored. */
+void http_client_close(struct http_client *hc);
+
+/* http_request_start - start a POST. done is called exactly once, from the loop, unless the
+ * request is cancelled first. *out (may be NULL) identifies the request for cancelling. */
+int http_request_start(struct http_client *hc, const struct http_request_opts *opts,
+                       http_done_fn done, void *arg, struct http_request **out);
+
+/* http_request_cancel - stop a request; its done callback will not be called. */
+void http_request_cancel(struct http_request *req);
+
+#endif

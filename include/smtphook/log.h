@@ -1,0 +1,35 @@
+/* log.h - one-line log records on stderr.
+ *
+ * Every record is a single line: "<UTC time> <level> <message>". Messages that carry
+ * client-controlled text must pass it through log_sanitize() first. */
+#ifndef SMTPHOOK_LOG_H
+#define SMTPHOOK_LOG_H
+
+#include <stddef.h>
+
+enum log_level {
+    LOG_LEVEL_ERROR = 0,
+    LOG_LEVEL_WARN = 1,
+    LOG_LEVEL_INFO = 2,
+    LOG_LEVEL_DEBUG = 3,
+};
+
+/* log_set_level - records above this level are dropped (default LOG_LEVEL_INFO). */
+void log_set_level(enum log_level level);
+
+/* log_level_parse - "error", "warn", "info", "debug" -> level; -1 if unknown. */
+int log_level_parse(const char *name);
+
+/* log_write - format and write one record. */
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* log_sanitize - copy src into dst (dstlen > 0), replacing bytes outside printable
+ * ASCII with '?' so that client text can never forge or split a log line. Returns dst. */
+char *log_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+#define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...)  log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif

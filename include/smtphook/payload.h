@@ -1,0 +1,42 @@
+/* payload.h - how a message travels to the web app: envelope JSON and request headers.
+ *
+ * Pure: no I/O. Only payload.c (and config.c) include jansson. The request is
+ *   POST <url>
+ *   Content-Type: message/rfc822
+ *   X-Smtphook-Id: <id>
+ *   X-Smtphook-Envelope: <compact JSON, ASCII only (\uXXXX escapes)>
+ *   X-Smtphook-Mail-From: <percent-encoded address, empty for <>>
+ *   X-Smtphook-Rcpt-To: <percent-encoded addresses, separated by ", ">
+ *   <body: the message exactly as received, after dot-unstuffing>
+ * Percent-encoding covers every byte outside 0x21..0x7E and '%' and ',', so no header
+ * can be split or forged and UTF-8 addresses are recovered by decoding. */
+#ifndef SMTPHOOK_PAYLOAD_H
+#define SMTPHOOK_PAYLOAD_H
+
+#include <stddef.h>
+
+#include "smtphook/envelope.h"
+
+#define PAYLOAD_HEADER_ID        "X-Smtphook-Id"
+#define PAYLOAD_HEADER_ENVELOPE  "X-Smtphook-Envelope"
+#define PAYLOAD_HEADER_MAIL_FROM "X-Smtphook-Mail-From"
+#define PAYLOAD_HEADER_RCPT_TO   "X-Smtphook-Rcpt-To"
+#define PAYLOAD_CONTENT_TYPE     "message/rfc822"
+
+/* payload_envelope_json - the envelope as one compact, ASCII-only JSON object:
+ * {"id","received_at" (RFC 3339 UTC, milliseconds),"client":{"address","port","helo"},
+ *  "tls":null,"mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"}}.
+ * *out is malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM/SH_EINVAL. */
+int payload_envelope_json(const struct envelope *env, char **out);
+
+/* payload_headers - every "Name: value" line above (without CRLF), Content-Type first.
+ * *out is a malloc'ed array of *n malloc'ed strings; free with payload_headers_free. */
+int payload_headers(const struct envelope *env, char ***out, size_t *n);
+
+/* payload_headers_free - release what payload_headers returned. */
+void payload_headers_free(char **headers, size_t n);
+
+/* payload_percent_encode - encode src as described above into a new string (*out). */
+int payload_percent_encode(const char *src, size_t len, char **out);
+
+#endif

@@ -1,0 +1,52 @@
+/* server.h - the listeners, the set of connections, and graceful shutdown.
+ *
+ * One process, one libuv loop: the server binds every configured listener, accepts
+ * connections up to the configured caps and hands each to conn.c. server_stop() stops
+ * accepting, lets open transactions finish within limits.shutdown_timeout_ms, then closes
+ * what is left; the loop ends when the last handle is closed. */
+#ifndef SMTPHOOK_SERVER_H
+#define SMTPHOOK_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "smtphook/config.h"
+#include "smtphook/http_client.h"
+
+#define SERVER_READ_BUFFER_BYTES 65536 /* one buffer for all reads, not one per connection */
+
+struct conn;
+
+struct server {
+    uv_loop_t *loop;           /* the loop everything runs on */
+    const struct config *cfg;  /* configuration (not owned) */
+    struct http_client *http;  /* webhook client, shared by all connections */
+    uv_tcp_t *listeners;       /* one per config listener */
+    size_t n_listeners;        /* entries in listeners */
+    size_t n_listeners_open;   /* listener handles not yet closed */
+    uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
+    struct conn *conns;        /* accepted connections, a doubly linked list */
+    unsigned n_conns;          /* connections counted against the limits */
+    uint64_t next_conn;        /* sequence number for connection ids */
+    char id_seed[16];          /* start time + randomness: ids unique across runs */
+    bool stopping;             /* server_stop was called */
+    bool closed;               /* every server handle is closed or closing */
+    char read_buffer[SERVER_READ_BUFFER_BYTES]; /* see SERVER_READ_BUFFER_BYTES */
+};
+
+/* server_start - bind and listen on every configured address. 0, or a negative libuv error
+ * after logging which address failed (everything opened so far is closed again). */
+int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg);
+
+/* server_stop - stop accepting, close idle sessions, let transactions finish. Idempotent. */
+void server_stop(struct server *srv);
+
+/* server_conn_count_from - open connections from this client address. */
+unsigned server_conn_count_from(const struct server *srv, const char *address);
+
+/* server_conn_gone - conn.c reports a closed connection (already unlinked by it). */
+void server_conn_gone(struct server *srv);
+
+#endif

@@ -1,0 +1,99 @@
+/* session.h - the SMTP state machine (RFC 5321): command in, reply and action out.
+ *
+ * Pure: no sockets, no TLS, no HTTP. The connection feeds it parser events and carries out
+ * the action it returns; replies are appended to a caller-owned buffer. The session holds
+ * the envelope of the current transaction; the message bytes go to a spool owned by the
+ * connection, the session only counts them. */
+#ifndef SMTPHOOK_SESSION_H
+#define SMTPHOOK_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smtphook/buf.h"
+#include "smtphook/config.h"
+#include "smtphook/envelope.h"
+
+enum session_state {
+    SESSION_STATE_GREETING = 0, /* connected, waiting for HELO/EHLO */
+    SESSION_STATE_READY,        /* HELO done, no transaction */
+    SESSION_STATE_MAIL,         /* MAIL accepted, no recipient yet */
+    SESSION_STATE_RCPT,         /* at least one recipient accepted */
+    SESSION_STATE_DATA,         /* reading the message */
+    SESSION_STATE_DELIVERING,   /* message read, waiting for the webhook outcome */
+    SESSION_STATE_CLOSING,      /* QUIT, 421 or shutdown: nothing more is read */
+};
+
+/* What the connection must do after a call. */
+enum session_action {
+    SESSION_ACTION_NONE = 0,   /* keep reading commands */
+    SESSION_ACTION_DATA,       /* 354 sent: switch the parser to data mode, open a spool */
+    SESSION_ACTION_DELIVER,    /* message complete and within limits: start delivery */
+    SESSION_ACTION_DISCARD,    /* data ended, message rejected: drop the spool */
+    SESSION_ACTION_DROP_INPUT, /* discard input already read behind this command */
+    SESSION_ACTION_CLOSE,      /* flush replies, then close */
+};
+
+struct session {
+    enum session_state state; /* see enum */
+    const struct config *cfg; /* limits, hostname, domains (not owned) */
+    char *helo;               /* HELO/EHLO argument, NULL before */
+    bool esmtp;               /* EHLO was used */
+    struct envelope env;      /* current transaction */
+    bool too_big;             /* DATA exceeded max_message_bytes */
+    unsigned errors;          /* error replies so far (error budget) */
+    unsigned transactions;    /* transactions started, for ids */
+    bool shutting_down;       /* server stops: close after the current transaction */
+    char id_prefix[32];       /* unique per connection; ids are "<prefix>.<n>" */
+    char client_address[64];  /* peer IP as text */
+    uint16_t client_port;     /* peer port */
+};
+
+/* session_init - a new session for a client; id_prefix must be unique per connection.
+ * Nothing is allocated until commands arrive. */
+void session_init(struct session *s, const struct config *cfg, const char *client_address,
+                  uint16_t client_port, const char *id_prefix);
+
+/* session_free - release the envelope and HELO name. */
+void session_free(struct session *s);
+
+/* session_greeting - append the 220 banner. */
+void session_greeting(struct session *s, struct buf *out);
+
+/* session_line - handle one command line (without CRLF). now_ms stamps a new transaction. */
+enum session_action session_line(struct session *s, const char *line, size_t len, int64_t now_ms,
+                                 struct buf *out);
+
+/* session_line_too_long - the parser skipped an over-long line: 500 5.5.2. */
+enum session_action session_line_too_long(struct session *s, struct buf *out);
+
+/* session_data - count n message bytes; returns true while they should be stored (false
+ * once the message is over max_message_bytes: keep reading, store nothing). */
+bool session_data(struct session *s, size_t n);
+
+/* session_data_end - the final dot: DELIVER, or DISCARD after writing 552. */
+enum session_action session_data_end(struct session *s, struct buf *out);
+
+/* session_delivered - the webhook outcome: write it as the reply to the final dot, end the
+ * transaction. Returns CLOSE when shutting down, else NONE. */
+enum session_action session_delivered(struct session *s, unsigned code, const char *esc,
+                                      const char *text, struct buf *out);
+
+/* session_timeout - the idle timer fired: 421 4.4.2, CLOSE. */
+enum session_action session_timeout(struct session *s, struct buf *out);
+
+/* session_shutdown - the server stops. Idle sessions get 421 4.3.2 and CLOSE; a session in a
+ * transaction is let finish and closes after its reply (returns NONE then). */
+enum session_action session_shutdown(struct session *s, struct buf *out);
+
+/* session_envelope - the current transaction (valid until the next call). */
+const struct envelope *session_envelope(const struct session *s);
+
+/* session_in_transaction - MAIL accepted and not yet ended. */
+bool session_in_transaction(const struct session *s);
+
+/* session_state_name - "GREETING", ... for logs. */
+const char *session_state_name(enum session_state st);
+
+#endif
