@@ -1,0 +1,474 @@
+/* session.c - the SMTP state machine (RFC 5321): command in, reply and action out.
+ *
+ * Pure: must not include libuv, OpenSSL or curl. Commands are a table: each row names the
+ * verb, the argument rule and the state rule, enforced once in session_line(); the handler
+ * only does the verb's own work. Every state change goes through session_set_state(). */
+#include "smtphook/session.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtphook/log.h"
+#include "smtphook/reply.h"
+#include "smtphook/smtp_cmd.h"
+
+#define SESSION_HELO_MAX 255 /* longest HELO/EHLO argument kept */
+
+/* Argument rules of the command table. */
+enum session_arg_rule {
+    ARG_ANY = 0, /* NOOP, HELP: anything or nothing */
+    ARG_NONE,    /* DATA, RSET, QUIT: no argument (RFC 5321 §4.1.1) */
+    ARG_NEEDED,  /* HELO, EHLO, MAIL, RCPT, VRFY */
+};
+
+typedef enum session_action (*session_handler)(struct session *s, const struct smtp_command *cmd,
+                                               int64_t now_ms, struct buf *out);
+
+struct session_command {
+    enum smtp_verb verb;       /* which command */
+    enum session_arg_rule arg; /* argument rule */
+    enum reply_id syntax;      /* reply when the argument rule is broken */
+    int needs_helo;            /* 503 before HELO/EHLO */
+    session_handler handler;   /* the verb's own work */
+};
+
+static enum session_action do_helo(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
+static enum session_action do_mail(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
+static enum session_action do_rcpt(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
+static enum session_action do_data(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
+static enum session_action do_rset(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
+static enum session_action do_simple(struct session *, const struct smtp_command *, int64_t,
+                                     struct buf *);
+
+static const struct session_command session_commands[] = {
+    {SMTP_VERB_EHLO, ARG_NEEDED, REPLY_SYNTAX_HELO, 0, do_helo},
+    {SMTP_VERB_HELO, ARG_NEEDED, REPLY_SYNTAX_HELO, 0, do_helo},
+    {SMTP_VERB_MAIL, ARG_NEEDED, REPLY_SYNTAX_MAIL, 1, do_mail},
+    {SMTP_VERB_RCPT, ARG_NEEDED, REPLY_SYNTAX_RCPT, 1, do_rcpt},
+    {SMTP_VERB_DATA, ARG_NONE, REPLY_SYNTAX_DATA, 1, do_data},
+    {SMTP_VERB_RSET, ARG_NONE, REPLY_SYNTAX_RSET, 0, do_rset},
+    {SMTP_VERB_NOOP, ARG_ANY, REPLY_OK, 0, do_simple},
+    {SMTP_VERB_QUIT, ARG_NONE, REPLY_SYNTAX_QUIT, 0, do_simple},
+    {SMTP_VERB_VRFY, ARG_NEEDED, REPLY_SYNTAX_VRFY, 0, do_simple},
+    {SMTP_VERB_EXPN, ARG_ANY, REPLY_NOT_IMPLEMENTED, 0, do_simple},
+    {SMTP_VERB_HELP, ARG_ANY, REPLY_HELP, 0, do_simple},
+    {SMTP_VERB_STARTTLS, ARG_NONE, REPLY_SYNTAX_STARTTLS, 0, do_simple},
+    {SMTP_VERB_BDAT, ARG_ANY, REPLY_NOT_IMPLEMENTED, 0, do_simple},
+};
+
+static const char *const session_state_names[] = {
+    [SESSION_STATE_GREETING] = "GREETING", [SESSION_STATE_READY] = "READY",
+    [SESSION_STATE_MAIL] = "MAIL",         [SESSION_STATE_RCPT] = "RCPT",
+    [SESSION_STATE_DATA] = "DATA",         [SESSION_STATE_DELIVERING] = "DELIVERING",
+    [SESSION_STATE_CLOSING] = "CLOSING",
+};
+
+/* session_state_name - a state's name for logs. */
+const char *session_state_name(enum session_state st)
+{
+    if ((size_t)st < sizeof(session_state_names) / sizeof(session_state_names[0]))
+        return session_state_names[st];
+    return "?";
+}
+
+/* session_set_state - the one place where the state changes. */
+static void session_set_state(struct session *s, enum session_state st)
+{
+    if (s->state != st)
+        log_debug("session %s: %s -> %s", s->id_prefix, session_state_name(s->state),
+                  session_state_name(st));
+    s->state = st;
+}
+
+/* envelope_clear - free the transaction's strings and zero it. */
+static void envelope_clear(struct envelope *env)
+{
+    free(env->mail_from);
+    for (size_t i = 0; i < env->n_rcpt; i++)
+        free(env->rcpt_to[i]);
+    free(env->rcpt_to);
+    memset(env, 0, sizeof(*env));
+}
+
+/* session_reset_transaction - forget MAIL and RCPT (RSET, HELO, end of DATA). */
+static void session_reset_transaction(struct session *s)
+{
+    envelope_clear(&s->env);
+    s->too_big = false;
+    if (s->state != SESSION_STATE_GREETING && s->state != SESSION_STATE_CLOSING)
+        session_set_state(s, SESSION_STATE_READY);
+}
+
+/* session_init - a new session; nothing allocated. */
+void session_init(struct session *s, const struct config *cfg, const char *client_address,
+                  uint16_t client_port, const char *id_prefix)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->state = SESSION_STATE_GREETING;
+    snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
+    snprintf(s->client_address, sizeof(s->client_address), "%s", client_address);
+    s->client_port = client_port;
+}
+
+/* session_free - release the envelope and HELO name. */
+void session_free(struct session *s)
+{
+    envelope_clear(&s->env);
+    free(s->helo);
+    s->helo = NULL;
+}
+
+/* session_greeting - the 220 banner (RFC 5321 §4.2). */
+void session_greeting(struct session *s, struct buf *out)
+{
+    reply_write(out, REPLY_GREETING, s->cfg->hostname);
+}
+
+/* session_error - write an error reply and charge the error budget; once it is spent, add
+ * 421 and close (Postfix's smtpd_hard_error_limit). */
+static enum session_action session_error(struct session *s, enum reply_id id, const char *arg,
+                                         struct buf *out)
+{
+    reply_write(out, id, arg);
+    s->errors++;
+    if (s->errors >= s->cfg->limits.max_errors) {
+        reply_write(out, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
+    return SESSION_ACTION_NONE;
+}
+
+/* do_helo - HELO/EHLO: remember the name, reset the transaction (RFC 5321 §4.1.4), and for
+ * EHLO list the extensions. */
+static enum session_action do_helo(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    (void)now_ms;
+    if (cmd->arg_len > SESSION_HELO_MAX || !smtp_cmd_valid_utf8(cmd->arg, cmd->arg_len) ||
+        memchr(cmd->arg, ' ', cmd->arg_len) != NULL)
+        return session_error(s, REPLY_SYNTAX_HELO, NULL, out);
+
+    char *name = malloc(cmd->arg_len + 1);
+    if (name == NULL)
+        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+    memcpy(name, cmd->arg, cmd->arg_len);
+    name[cmd->arg_len] = '\0';
+    free(s->helo);
+    s->helo = name;
+    s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+
+    if (s->state == SESSION_STATE_GREETING)
+        session_set_state(s, SESSION_STATE_READY);
+    session_reset_transaction(s);
+
+    if (!s->esmtp) {
+        reply_write(out, REPLY_HELO, s->cfg->hostname);
+        return SESSION_ACTION_NONE;
+    }
+    char size[32];
+    snprintf(size, sizeof(size), "SIZE %" PRIu64, s->cfg->limits.max_message_bytes);
+    reply_write_custom(out, 250, NULL, s->cfg->hostname, 0);
+    reply_write_custom(out, 250, NULL, "PIPELINING", 0);
+    reply_write_custom(out, 250, NULL, size, 0);
+    reply_write_custom(out, 250, NULL, "8BITMIME", 0);
+    reply_write_custom(out, 250, NULL, "SMTPUTF8", 0);
+    reply_write_custom(out, 250, NULL, "ENHANCEDSTATUSCODES", 1);
+    return SESSION_ACTION_NONE;
+}
+
+/* syntax_reply - the reply for a path/parameter problem; sender selects MAIL's wording. */
+static enum reply_id syntax_reply(enum smtp_syntax r, int sender)
+{
+    switch (r) {
+    case SMTP_SYNTAX_BAD_COMMAND:
+        return sender ? REPLY_SYNTAX_MAIL : REPLY_SYNTAX_RCPT;
+    case SMTP_SYNTAX_PATH_TOO_LONG:
+        return sender ? REPLY_SENDER_TOO_LONG : REPLY_RCPT_TOO_LONG;
+    case SMTP_SYNTAX_NEEDS_SMTPUTF8:
+        return REPLY_NEEDS_SMTPUTF8;
+    case SMTP_SYNTAX_BAD_PARAM:
+        return REPLY_BAD_PARAM;
+    case SMTP_SYNTAX_UNKNOWN_PARAM:
+        return REPLY_UNKNOWN_PARAM;
+    case SMTP_SYNTAX_BAD_SIZE:
+        return REPLY_BAD_SIZE;
+    case SMTP_SYNTAX_BAD_BODY:
+        return REPLY_BAD_BODY;
+    case SMTP_SYNTAX_PARAM_NOT_ESMTP:
+        return REPLY_PARAM_NOT_ESMTP;
+    case SMTP_SYNTAX_BAD_PATH:
+    case SMTP_SYNTAX_NULL_PATH:
+    case SMTP_SYNTAX_OK:
+    default:
+        return sender ? REPLY_BAD_SENDER : REPLY_BAD_RCPT;
+    }
+}
+
+/* do_mail - start a transaction (RFC 5321 §4.1.1.2). A declared SIZE over the limit is
+ * refused here, before any data is sent (RFC 1870 §6.2). */
+static enum session_action do_mail(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    if (s->state != SESSION_STATE_READY)
+        return session_error(s, REPLY_NESTED_MAIL, NULL, out);
+
+    struct smtp_path path;
+    struct smtp_mail_params params;
+    enum smtp_syntax r = smtp_cmd_mail(cmd->arg, cmd->arg_len, s->esmtp, &path, &params);
+    if (r != SMTP_SYNTAX_OK)
+        return session_error(s, syntax_reply(r, 1), NULL, out);
+    if (params.has_size && params.size > s->cfg->limits.max_message_bytes)
+        return session_error(s, REPLY_SIZE_EXCEEDED, NULL, out);
+
+    char *from = strdup(path.mailbox);
+    if (from == NULL)
+        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+
+    struct envelope *env = &s->env;
+    envelope_clear(env);
+    s->transactions++;
+    snprintf(env->id, sizeof(env->id), "%s.%u", s->id_prefix, s->transactions);
+    env->received_at_ms = now_ms;
+    env->client_address = s->client_address;
+    env->client_port = s->client_port;
+    env->helo = s->helo;
+    env->esmtp = s->esmtp;
+    env->mail_from = from;
+    env->declared_size = params.has_size ? params.size : 0;
+    env->body = params.body;
+    env->smtputf8 = params.smtputf8;
+    session_set_state(s, SESSION_STATE_MAIL);
+    reply_write(out, REPLY_MAIL_OK, NULL);
+    return SESSION_ACTION_NONE;
+}
+
+/* do_rcpt - add a recipient (RFC 5321 §4.1.1.3). Only configured domains are accepted:
+ * smtphook is nobody's relay. Past max_recipients the extras get 452 and the earlier
+ * ones stay (§4.5.3.1.10). */
+static enum session_action do_rcpt(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    (void)now_ms;
+    if (s->state != SESSION_STATE_MAIL && s->state != SESSION_STATE_RCPT)
+        return session_error(s, REPLY_NEED_MAIL, NULL, out);
+
+    struct smtp_path path;
+    enum smtp_syntax r = smtp_cmd_rcpt(cmd->arg, cmd->arg_len, s->esmtp, s->env.smtputf8, &path);
+    if (r != SMTP_SYNTAX_OK)
+        return session_error(s, syntax_reply(r, 0), NULL, out);
+
+    const char *domain = path.at < path.len ? path.mailbox + path.at + 1 : "";
+    size_t domain_len = path.at < path.len ? path.len - path.at - 1 : 0;
+    if (!config_domain_accepted(s->cfg, domain, domain_len))
+        return session_error(s, REPLY_RELAY_DENIED, NULL, out);
+    if (s->env.n_rcpt >= s->cfg->limits.max_recipients)
+        return session_error(s, REPLY_TOO_MANY_RCPTS, NULL, out);
+
+    char **list = realloc(s->env.rcpt_to, (s->env.n_rcpt + 1) * sizeof(*list));
+    if (list == NULL)
+        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+    s->env.rcpt_to = list;
+    list[s->env.n_rcpt] = strdup(path.mailbox);
+    if (list[s->env.n_rcpt] == NULL)
+        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+    s->env.n_rcpt++;
+    session_set_state(s, SESSION_STATE_RCPT);
+    reply_write(out, REPLY_RCPT_OK, NULL);
+    return SESSION_ACTION_NONE;
+}
+
+/* do_data - 354 and switch to data mode. A refused DATA also drops whatever the client
+ * sent behind it in the same read: those bytes are message text, not commands (a client
+ * must wait for 354, RFC 2920 §3.1). */
+static enum session_action do_data(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    (void)cmd;
+    (void)now_ms;
+    enum session_action a;
+    if (s->state == SESSION_STATE_READY)
+        a = session_error(s, REPLY_NEED_MAIL, NULL, out);
+    else if (s->state == SESSION_STATE_MAIL)
+        a = session_error(s, REPLY_NEED_RCPT, NULL, out);
+    else {
+        s->env.size = 0;
+        s->too_big = false;
+        session_set_state(s, SESSION_STATE_DATA);
+        reply_write(out, REPLY_DATA_GO, NULL);
+        return SESSION_ACTION_DATA;
+    }
+    return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
+}
+
+/* do_rset - abort the transaction (RFC 5321 §4.1.1.5). */
+static enum session_action do_rset(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    (void)cmd;
+    (void)now_ms;
+    session_reset_transaction(s);
+    reply_write(out, REPLY_OK, NULL);
+    return SESSION_ACTION_NONE;
+}
+
+/* do_simple - commands that only answer: NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS, BDAT. */
+static enum session_action do_simple(struct session *s, const struct smtp_command *cmd,
+                                     int64_t now_ms, struct buf *out)
+{
+    (void)now_ms;
+    switch (cmd->verb) {
+    case SMTP_VERB_NOOP:
+        reply_write(out, REPLY_OK, NULL);
+        return SESSION_ACTION_NONE;
+    case SMTP_VERB_QUIT:
+        reply_write(out, REPLY_QUIT, NULL);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    case SMTP_VERB_VRFY: /* RFC 5321 §3.5.3: 252 rather than revealing users */
+        reply_write(out, REPLY_VRFY, NULL);
+        return SESSION_ACTION_NONE;
+    case SMTP_VERB_HELP:
+        reply_write(out, REPLY_HELP, NULL);
+        return SESSION_ACTION_NONE;
+    case SMTP_VERB_STARTTLS: /* not offered on this listener (RFC 3207 §4) */
+        return session_error(s, REPLY_TLS_UNAVAILABLE, NULL, out);
+    default:
+        return session_error(s, REPLY_NOT_IMPLEMENTED, NULL, out);
+    }
+}
+
+/* find_command - the table row of a verb, NULL for unknown verbs. */
+static const struct session_command *find_command(enum smtp_verb verb)
+{
+    for (size_t i = 0; i < sizeof(session_commands) / sizeof(session_commands[0]); i++) {
+        if (session_commands[i].verb == verb)
+            return &session_commands[i];
+    }
+    return NULL;
+}
+
+/* session_line - one command: table rules first, then the handler. */
+enum session_action session_line(struct session *s, const char *line, size_t len, int64_t now_ms,
+                                 struct buf *out)
+{
+    if (s->state == SESSION_STATE_CLOSING || s->state == SESSION_STATE_DATA ||
+        s->state == SESSION_STATE_DELIVERING)
+        return SESSION_ACTION_NONE;
+
+    struct smtp_command cmd;
+    smtp_cmd_parse(line, len, &cmd);
+    const struct session_command *row = find_command(cmd.verb);
+    enum session_action a;
+    if (row == NULL)
+        a = session_error(s, REPLY_UNKNOWN, NULL, out);
+    else if ((row->arg == ARG_NONE && cmd.has_arg) || (row->arg == ARG_NEEDED && !cmd.has_arg))
+        a = session_error(s, row->syntax, NULL, out);
+    else if (row->needs_helo && s->state == SESSION_STATE_GREETING)
+        a = session_error(s, REPLY_NEED_HELO, NULL, out);
+    else
+        a = row->handler(s, &cmd, now_ms, out);
+
+    /* Shutting down: once no transaction is open, say so and close. */
+    if (s->shutting_down && a == SESSION_ACTION_NONE && !session_in_transaction(s) &&
+        s->state != SESSION_STATE_CLOSING) {
+        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
+    return a;
+}
+
+/* session_line_too_long - RFC 5321 §4.5.3.1.4: 500 for a line over the limit. */
+enum session_action session_line_too_long(struct session *s, struct buf *out)
+{
+    if (s->state == SESSION_STATE_CLOSING)
+        return SESSION_ACTION_NONE;
+    return session_error(s, REPLY_LINE_TOO_LONG, NULL, out);
+}
+
+/* session_data - count message bytes; past the limit keep reading, store nothing
+ * (RFC 1870 §6.3: the size is enforced after the data has been received). */
+bool session_data(struct session *s, size_t n)
+{
+    s->env.size += n;
+    if (s->env.size > s->cfg->limits.max_message_bytes)
+        s->too_big = true;
+    return !s->too_big;
+}
+
+/* session_data_end - the final dot. */
+enum session_action session_data_end(struct session *s, struct buf *out)
+{
+    if (s->too_big) {
+        reply_write(out, REPLY_SIZE_EXCEEDED, NULL);
+        session_reset_transaction(s);
+        if (s->shutting_down) {
+            reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+            session_set_state(s, SESSION_STATE_CLOSING);
+        }
+        return SESSION_ACTION_DISCARD;
+    }
+    session_set_state(s, SESSION_STATE_DELIVERING);
+    return SESSION_ACTION_DELIVER;
+}
+
+/* session_delivered - the outcome becomes the reply to the final dot; the id goes into the
+ * text so that the sender's logs and the web app's records can be matched. */
+enum session_action session_delivered(struct session *s, unsigned code, const char *esc,
+                                      const char *text, struct buf *out)
+{
+    char line[256];
+    if (code / 100 == 2)
+        snprintf(line, sizeof(line), "Ok: delivered as %s", s->env.id);
+    else
+        snprintf(line, sizeof(line), "Error: %s (id %s)", text, s->env.id);
+    reply_write_custom(out, code, esc, line, 1);
+    session_reset_transaction(s);
+    if (s->shutting_down) {
+        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
+    return SESSION_ACTION_NONE;
+}
+
+/* session_timeout - idle too long (RFC 5321 §4.5.3.2.7). */
+enum session_action session_timeout(struct session *s, struct buf *out)
+{
+    reply_write(out, REPLY_TIMEOUT, s->cfg->hostname);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
+}
+
+/* session_shutdown - close idle sessions now; let an open transaction finish. */
+enum session_action session_shutdown(struct session *s, struct buf *out)
+{
+    s->shutting_down = true;
+    if (session_in_transaction(s) || s->state == SESSION_STATE_CLOSING)
+        return SESSION_ACTION_NONE;
+    reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
+}
+
+/* session_envelope - the current transaction. */
+const struct envelope *session_envelope(const struct session *s)
+{
+    return &s->env;
+}
+
+/* session_in_transaction - between MAIL and the reply to the final dot. */
+bool session_in_transaction(const struct session *s)
+{
+    return s->state == SESSION_STATE_MAIL || s->state == SESSION_STATE_RCPT ||
+           s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_DELIVERING;
+}

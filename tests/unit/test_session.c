@@ -1,0 +1,421 @@
+/* test_session.c - the SMTP state machine, driven by byte strings through the parser the
+ * way conn.c drives it, with the webhook outcome answered synchronously. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtphook/config.h"
+#include "smtphook/session.h"
+#include "smtphook/smtp_parser.h"
+
+static char host[] = "mx.test";
+static char dom1[] = "example.com";
+static char *domains[] = {dom1};
+
+/* test_config - the limits under test; small ones where a test needs them. */
+static struct config test_config(void)
+{
+    struct config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.hostname = host;
+    cfg.domains = domains;
+    cfg.n_domains = 1;
+    cfg.limits.max_command_line_bytes = 512;
+    cfg.limits.max_recipients = 100;
+    cfg.limits.max_message_bytes = 100000;
+    cfg.limits.idle_timeout_ms = 1000;
+    cfg.limits.max_errors = 20;
+    return cfg;
+}
+
+/* A transcript of what a connection would see: replies, delivered bodies, actions. */
+struct run {
+    struct session s;
+    struct smtp_parser p;
+    struct buf out;      /* replies */
+    struct buf body;     /* bytes of the current message */
+    struct buf posted;   /* "<id-free marker>|<body>" per delivery */
+    unsigned delivered;  /* deliveries started */
+    unsigned reply_code; /* outcome to answer with */
+    int closed;          /* CLOSE seen */
+};
+
+static void run_init(struct run *r, const struct config *cfg)
+{
+    memset(r, 0, sizeof(*r));
+    session_init(&r->s, cfg, "192.0.2.1", 40000, "t1");
+    smtp_parser_init(&r->p, cfg->limits.max_command_line_bytes);
+    r->reply_code = 250;
+    session_greeting(&r->s, &r->out);
+}
+
+static void run_free(struct run *r)
+{
+    session_free(&r->s);
+    smtp_parser_free(&r->p);
+    buf_free(&r->out);
+    buf_free(&r->body);
+    buf_free(&r->posted);
+}
+
+/* run_action - what conn.c does for each action, minus the I/O. */
+static void run_action(struct run *r, enum session_action a, size_t *off, size_t len)
+{
+    switch (a) {
+    case SESSION_ACTION_DATA:
+        smtp_parser_begin_data(&r->p);
+        buf_reset(&r->body);
+        break;
+    case SESSION_ACTION_DELIVER: {
+        const struct envelope *env = session_envelope(&r->s);
+        char head[128];
+        int n = snprintf(head, sizeof(head), "[%s %zu]", env->mail_from, env->n_rcpt);
+        buf_append(&r->posted, head, (size_t)n);
+        buf_append(&r->posted, r->body.data ? r->body.data : "", r->body.len);
+        r->delivered++;
+        const char *esc = r->reply_code == 250 ? "2.0.0" : "4.3.0";
+        if (session_delivered(&r->s, r->reply_code, esc, "endpoint failed", &r->out) ==
+            SESSION_ACTION_CLOSE)
+            r->closed = 1;
+        break;
+    }
+    case SESSION_ACTION_DROP_INPUT:
+        smtp_parser_reset(&r->p);
+        *off = len;
+        break;
+    case SESSION_ACTION_CLOSE:
+        r->closed = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* run_feed - one chunk of input. */
+static void run_feed(struct run *r, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !r->closed) {
+        struct smtp_event ev;
+        long n = smtp_parser_feed(&r->p, data + off, len - off, &ev);
+        assert_true(n >= 0);
+        off += (size_t)n;
+        enum session_action a = SESSION_ACTION_NONE;
+        switch (ev.type) {
+        case SMTP_EVENT_LINE:
+            a = session_line(&r->s, ev.ptr, ev.len, 1700000000000, &r->out);
+            break;
+        case SMTP_EVENT_LINE_TOO_LONG:
+            a = session_line_too_long(&r->s, &r->out);
+            break;
+        case SMTP_EVENT_DATA:
+            if (session_data(&r->s, ev.len))
+                buf_append(&r->body, ev.ptr, ev.len);
+            break;
+        case SMTP_EVENT_DATA_END:
+            a = session_data_end(&r->s, &r->out);
+            break;
+        default:
+            break;
+        }
+        run_action(r, a, &off, len);
+    }
+}
+
+/* codes - the reply codes in out, one per final reply line ("NNN "), space-separated. */
+static void codes(const struct buf *out, char *dst, size_t dstlen)
+{
+    size_t n = 0;
+    dst[0] = '\0';
+    for (size_t i = 0; i + 3 < out->len; i++) {
+        if ((i == 0 || out->data[i - 1] == '\n') && out->data[i + 3] == ' ') {
+            int k = snprintf(dst + n, dstlen - n, "%s%.3s", n ? " " : "", out->data + i);
+            n += (size_t)k;
+        }
+    }
+}
+
+/* expect_codes - run input in one piece and compare the reply codes. */
+static void expect_codes(const struct config *cfg, const char *input, const char *want)
+{
+    struct run r;
+    run_init(&r, cfg);
+    run_feed(&r, input, strlen(input));
+    char got[1024];
+    codes(&r.out, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("input:\n%s\nwant %s\ngot  %s\nreplies:\n%.*s", input, want, got, (int)r.out.len,
+                 r.out.data);
+    run_free(&r);
+}
+
+static const char *const full_session = "EHLO client.example.org\r\n"
+                                        "MAIL FROM:<a@example.org> BODY=8BITMIME SIZE=20\r\n"
+                                        "RCPT TO:<b@example.com>\r\n"
+                                        "DATA\r\n"
+                                        "Subject: x\r\n\r\n..dot\r\nline\n.\nstill\r\n.\r\n"
+                                        "MAIL FROM:<> \r\n"
+                                        "RCPT TO:<\"c d\"@EXAMPLE.com>\r\n"
+                                        "RCPT TO:<x@elsewhere.org>\r\n"
+                                        "DATA\r\n"
+                                        ".\r\n"
+                                        "NOOP\r\n"
+                                        "QUIT\r\n";
+
+static void test_full_session(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_codes(&cfg, full_session, "220 250 250 250 354 250 250 250 550 354 250 250 221");
+
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, full_session, strlen(full_session));
+    static const char want[] = "[a@example.org 1]Subject: x\r\n\r\n.dot\r\nline\n.\nstill\r\n"
+                               "[ 1]";
+    assert_int_equal(r.posted.len, sizeof(want) - 1);
+    assert_memory_equal(r.posted.data, want, sizeof(want) - 1);
+    assert_int_equal(r.delivered, 2);
+    assert_true(r.closed);
+    run_free(&r);
+}
+
+/* The same session split at every byte boundary, and fed byte by byte, gives the same
+ * replies and the same posted bytes. */
+static void test_every_split(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    size_t len = strlen(full_session);
+    struct run ref;
+    run_init(&ref, &cfg);
+    run_feed(&ref, full_session, len);
+
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct run r;
+        run_init(&r, &cfg);
+        run_feed(&r, full_session, cut);
+        run_feed(&r, full_session + cut, len - cut);
+        assert_int_equal(r.out.len, ref.out.len);
+        assert_memory_equal(r.out.data, ref.out.data, ref.out.len);
+        assert_int_equal(r.posted.len, ref.posted.len);
+        assert_memory_equal(r.posted.data, ref.posted.data, ref.posted.len);
+        run_free(&r);
+    }
+    struct run r;
+    run_init(&r, &cfg);
+    for (size_t i = 0; i < len; i++)
+        run_feed(&r, full_session + i, 1);
+    assert_int_equal(r.out.len, ref.out.len);
+    assert_memory_equal(r.out.data, ref.out.data, ref.out.len);
+    run_free(&r);
+    run_free(&ref);
+}
+
+static void test_greeting_and_ehlo(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, "EHLO c\r\n", 8);
+    static const char want[] = "220 mx.test ESMTP smtphook\r\n"
+                               "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"
+                               "250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
+    assert_int_equal(r.out.len, sizeof(want) - 1);
+    assert_memory_equal(r.out.data, want, sizeof(want) - 1);
+    run_free(&r);
+}
+
+static void test_state_errors(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_codes(&cfg, "MAIL FROM:<a@b.c>\r\n", "220 503");
+    expect_codes(&cfg, "HELO x\r\nRCPT TO:<b@example.com>\r\n", "220 250 503");
+    expect_codes(&cfg, "HELO x\r\nDATA\r\n", "220 250 503");
+    expect_codes(&cfg, "HELO x\r\nMAIL FROM:<a@b.c>\r\nDATA\r\n", "220 250 250 554");
+    expect_codes(&cfg, "HELO x\r\nMAIL FROM:<a@b.c>\r\nMAIL FROM:<a@b.c>\r\n", "220 250 250 503");
+    expect_codes(&cfg, "HELO\r\nEHLO\r\n", "220 501 501");
+    expect_codes(&cfg, "FOO\r\n\r\n", "220 500 500");
+    expect_codes(&cfg, "VRFY\r\nVRFY x\r\nHELP\r\nNOOP x\r\nRSET x\r\nRSET\r\nEXPN x\r\n",
+                 "220 501 252 214 250 501 250 502");
+    expect_codes(&cfg, "STARTTLS\r\nQUIT x\r\nQUIT\r\nNOOP\r\n", "220 454 501 221");
+}
+
+static void test_mail_params(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=abc\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=-1\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> FOO=1\r\n", "220 250 555");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=100001\r\n", "220 250 552");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=100000\r\n", "220 250 250");
+    expect_codes(&cfg, "HELO x\r\nMAIL FROM:<a@b.c> SIZE=10\r\n", "220 250 555");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:a@b.c\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<j\xc3\xb6@b.c>\r\n", "220 250 553");
+    expect_codes(
+        &cfg, "EHLO x\r\nMAIL FROM:<j\xc3\xb6@b.c> SMTPUTF8\r\nRCPT TO:<\xc3\xbc@example.com>\r\n",
+        "220 250 250 250");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<\xc3\xbc@example.com>\r\n",
+                 "220 250 250 553");
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<>\r\nRCPT TO:<postmaster>\r\n",
+                 "220 250 250 501 250");
+}
+
+static void test_recipient_limit(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\n", 27);
+    char line[64];
+    for (int i = 0; i < 101; i++) {
+        int n = snprintf(line, sizeof(line), "RCPT TO:<u%d@example.com>\r\n", i);
+        run_feed(&r, line, (size_t)n);
+    }
+    assert_int_equal(session_envelope(&r.s)->n_rcpt, 100);
+    assert_non_null(strstr(r.out.data, "452 4.5.3"));
+    run_feed(&r, "DATA\r\nx\r\n.\r\n", 12);
+    assert_int_equal(r.delivered, 1);
+    assert_non_null(strstr(r.posted.data, "[a@b.c 100]x\r\n"));
+    run_free(&r);
+}
+
+static void test_size_during_data(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.limits.max_message_bytes = 1000;
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 57);
+    char chunk[100];
+    memset(chunk, 'x', sizeof(chunk));
+    for (int i = 0; i < 20; i++)
+        run_feed(&r, chunk, sizeof(chunk));
+    run_feed(&r, "\r\n.\r\nNOOP\r\n", 11);
+    char got[256];
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 250 250 354 552 250");
+    assert_int_equal(r.delivered, 0);
+    assert_non_null(
+        strstr(r.out.data, "552 5.3.4 Message size exceeds fixed limit\r\n250 2.0.0 Ok\r\n"));
+    assert_non_null(strstr(r.out.data, "552 5.3.4"));
+    run_free(&r);
+}
+
+static void test_error_budget(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.limits.max_errors = 3;
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, "A\r\nB\r\nC\r\nNOOP\r\n", 15);
+    char got[256];
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 500 500 500 421");
+    assert_true(r.closed);
+    assert_non_null(strstr(r.out.data, "421 4.7.0 mx.test"));
+    run_free(&r);
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    char in[2000];
+    memset(in, 'N', sizeof(in));
+    memcpy(in, "NOOP ", 5);
+    memcpy(in + 1000, "\r\nNOOP\r\n", 8);
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, in, 1008);
+    char got[256];
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 500 250");
+    run_free(&r);
+}
+
+/* Pipelining past a refused DATA: the text behind it is never taken as commands. */
+static void test_refused_data_drops_input(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@x.org>\r\nDATA\r\nQUIT\r\n",
+                 "220 250 250 550 554");
+}
+
+static void test_outcome_failure_and_shutdown(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    r.reply_code = 451;
+    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 57);
+    struct buf out = {0};
+    assert_int_equal(session_shutdown(&r.s, &out), SESSION_ACTION_NONE);
+    assert_int_equal(out.len, 0);
+    run_feed(&r, "hi\r\n.\r\n", 7);
+    assert_non_null(strstr(r.out.data, "451 4.3.0 Error: endpoint failed (id t1.1)\r\n"));
+    assert_non_null(strstr(r.out.data, "421 4.3.2 mx.test"));
+    assert_true(r.closed);
+    buf_free(&out);
+    run_free(&r);
+
+    run_init(&r, &cfg);
+    assert_int_equal(session_shutdown(&r.s, &r.out), SESSION_ACTION_CLOSE);
+    assert_int_equal(session_timeout(&r.s, &r.out), SESSION_ACTION_CLOSE);
+    run_free(&r);
+}
+
+static void test_envelope(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, "EHLO c.example\r\nMAIL FROM:<a@b.c> BODY=8BITMIME\r\nRCPT TO:<b@example.com>\r\n",
+             74);
+    const struct envelope *env = session_envelope(&r.s);
+    assert_string_equal(env->id, "t1.1");
+    assert_string_equal(env->helo, "c.example");
+    assert_string_equal(env->mail_from, "a@b.c");
+    assert_string_equal(env->rcpt_to[0], "b@example.com");
+    assert_int_equal(env->body, ENVELOPE_BODY_8BITMIME);
+    assert_string_equal(env->client_address, "192.0.2.1");
+    assert_int_equal(env->client_port, 40000);
+    assert_true(env->received_at_ms == 1700000000000);
+    run_feed(&r, "RSET\r\nMAIL FROM:<z@b.c>\r\n", 25);
+    assert_string_equal(session_envelope(&r.s)->id, "t1.2");
+    run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_session),
+        cmocka_unit_test(test_every_split),
+        cmocka_unit_test(test_greeting_and_ehlo),
+        cmocka_unit_test(test_state_errors),
+        cmocka_unit_test(test_mail_params),
+        cmocka_unit_test(test_recipient_limit),
+        cmocka_unit_test(test_size_during_data),
+        cmocka_unit_test(test_error_budget),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_refused_data_drops_input),
+        cmocka_unit_test(test_outcome_failure_and_shutdown),
+        cmocka_unit_test(test_envelope),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
