@@ -1,0 +1,914 @@
+/* test_config.c - unit tests of config.c: schema, ranges, ${NAME} expansion, overrides,
+ * addresses, domains, headers and the messages that name the offending key.
+ *
+ * Must not include jansson: it feeds JSON text through the public interface only. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "smtphook/config.h"
+#include "smtphook/error.h"
+#include "smtphook/log.h"
+
+#define ERR_MAX  512  /* message buffer, as large as main.c's */
+#define JSON_MAX 4096 /* longest JSON text built by a test */
+
+/* A minimal valid file: one listener, one domain, one endpoint. */
+#define LISTEN_KEY "\"listeners\":[{\"address\":\"127.0.0.1:2525\"}]"
+#define DOMAIN_KEY "\"domains\":[\"example.com\"]"
+#define EP_KEY     "\"endpoints\":{\"app\":{\"url\":\"http://127.0.0.1:8080/hook\"}}"
+#define BASE       LISTEN_KEY "," DOMAIN_KEY "," EP_KEY
+
+/* load - load_string with what = "config.json"; returns the code, *out and err filled. */
+static int load(const char *json, const struct config_overrides *ov, struct config **out, char *err)
+{
+    int rc = config_load_string(json, "config.json", ov, out, err, ERR_MAX);
+    if (rc != 0)
+        print_message("  (message: %s)\n", err);
+    return rc;
+}
+
+/* load_ok - the config must load; the caller frees it. */
+static struct config *load_ok(const char *json)
+{
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(load(json, NULL, &cfg, err), 0);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+/* load_err - the config must fail with SH_ECONFIG and a message containing each needle. */
+static void load_err_ov(const char *json, const struct config_overrides *ov, const char *needle1,
+                        const char *needle2)
+{
+    char err[ERR_MAX];
+    struct config *cfg = (struct config *)1;
+    int rc = config_load_string(json, "config.json", ov, &cfg, err, sizeof(err));
+    if (rc == 0 || strstr(err, needle1) == NULL || (needle2 && strstr(err, needle2) == NULL))
+        print_message("  json: %s\n  message: %s\n  want: %s / %s\n", json ? json : "(none)", err,
+                      needle1, needle2 ? needle2 : "");
+    assert_int_equal(rc, SH_ECONFIG);
+    assert_null(cfg);
+    assert_non_null(strstr(err, needle1));
+    if (needle2 != NULL)
+        assert_non_null(strstr(err, needle2));
+}
+
+static void load_err(const char *json, const char *needle1, const char *needle2)
+{
+    load_err_ov(json, NULL, needle1, needle2);
+}
+
+/* with_key - "{BASE,<extra>}" into buf. */
+static const char *with_key(char *buf, size_t len, const char *extra)
+{
+    snprintf(buf, len, "{" BASE ",%s}", extra);
+    return buf;
+}
+
+/* ---- defaults ---------------------------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("{" BASE "}");
+    assert_int_equal(cfg->limits.max_command_line_bytes, CONFIG_DEF_MAX_COMMAND_LINE_BYTES);
+    assert_int_equal(cfg->limits.max_recipients, CONFIG_DEF_MAX_RECIPIENTS);
+    assert_int_equal(cfg->limits.max_message_bytes, CONFIG_DEF_MAX_MESSAGE_BYTES);
+    assert_int_equal(cfg->limits.idle_timeout_ms, CONFIG_DEF_IDLE_TIMEOUT_MS);
+    assert_int_equal(cfg->limits.max_errors, CONFIG_DEF_MAX_ERRORS);
+    assert_int_equal(cfg->limits.max_connections, CONFIG_DEF_MAX_CONNECTIONS);
+    assert_int_equal(cfg->limits.max_connections_per_client, CONFIG_DEF_MAX_CONNECTIONS_PER_CLIENT);
+    assert_int_equal(cfg->limits.transaction_timeout_ms, CONFIG_DEF_TRANSACTION_TIMEOUT_MS);
+    assert_int_equal(cfg->limits.shutdown_timeout_ms, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS);
+    assert_int_equal(cfg->spool.memory_bytes, CONFIG_DEF_SPOOL_MEMORY_BYTES);
+    assert_string_equal(cfg->spool.directory, CONFIG_DEF_SPOOL_DIRECTORY);
+    assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
+
+    char host[256] = {0};
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    assert_string_equal(cfg->hostname, host);
+
+    assert_int_equal(cfg->n_listeners, 1);
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:2525");
+    assert_int_equal(cfg->listeners[0].addr.ss_family, AF_INET);
+    assert_int_equal(cfg->listeners[0].addrlen, sizeof(struct sockaddr_in));
+    assert_int_equal(cfg->n_domains, 1);
+    assert_string_equal(cfg->domains[0], "example.com");
+    assert_false(cfg->any_domain);
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].name, "app");
+    assert_string_equal(cfg->endpoints[0].url, "http://127.0.0.1:8080/hook");
+    assert_int_equal(cfg->endpoints[0].timeout_ms, CONFIG_DEF_ENDPOINT_TIMEOUT_MS);
+    assert_int_equal(cfg->endpoints[0].connect_timeout_ms, CONFIG_DEF_ENDPOINT_CONNECT_MS);
+    assert_int_equal(cfg->endpoints[0].n_headers, 0);
+    config_free(cfg);
+    config_free(NULL);
+}
+
+static void test_full_values(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(
+        "{\"hostname\":\"mx.test.example\",\"log_level\":\"debug\","
+        "\"listeners\":[{\"address\":\"127.0.0.1:25\"},{\"address\":\"[::1]:2526\"}],"
+        "\"domains\":[\"a.example\",\"b.example\"],"
+        "\"endpoints\":{\"one\":{\"url\":\"https://one.example/in\",\"timeout_ms\":5000,"
+        "\"connect_timeout_ms\":5000,\"headers\":{\"Authorization\":\"Bearer "
+        "x\",\"X-Env\":\"a\\tb\"}},"
+        "\"two-2_b\":{\"url\":\"HTTP://two.example:8080/\"}},"
+        "\"limits\":{\"max_recipients\":500},\"spool\":{\"memory_bytes\":0,\"directory\":\"/\"}}");
+    assert_string_equal(cfg->hostname, "mx.test.example");
+    assert_int_equal(cfg->log_level, LOG_LEVEL_DEBUG);
+    assert_int_equal(cfg->n_listeners, 2);
+    assert_int_equal(cfg->listeners[1].addr.ss_family, AF_INET6);
+    assert_int_equal(cfg->n_domains, 2);
+    assert_string_equal(cfg->domains[1], "b.example");
+    assert_int_equal(cfg->n_endpoints, 2);
+    assert_string_equal(cfg->endpoints[0].name, "one"); /* file order is kept */
+    assert_string_equal(cfg->endpoints[1].name, "two-2_b");
+    assert_int_equal(cfg->endpoints[0].timeout_ms, 5000);
+    assert_int_equal(cfg->endpoints[0].connect_timeout_ms, 5000);
+    assert_int_equal(cfg->endpoints[0].n_headers, 2);
+    assert_string_equal(cfg->endpoints[0].headers[0].name, "Authorization");
+    assert_string_equal(cfg->endpoints[0].headers[0].value, "Bearer x");
+    assert_string_equal(cfg->endpoints[0].headers[1].value, "a\tb");
+    assert_int_equal(cfg->limits.max_recipients, 500);
+    assert_int_equal(cfg->limits.max_errors, CONFIG_DEF_MAX_ERRORS);
+    assert_int_equal(cfg->spool.memory_bytes, 0);
+    assert_string_equal(cfg->spool.directory, "/");
+    config_free(cfg);
+}
+
+/* ---- integer ranges ---------------------------------------------------------------------- */
+
+struct int_case {
+    const char *section; /* "limits", "spool" or "endpoints.app" */
+    const char *key;     /* key inside it */
+    long long min;       /* documented range */
+    long long max;
+    long long def; /* default from config.h */
+};
+
+/* The ranges of the brief, written out again on purpose: the test checks config.c's table. */
+static const struct int_case int_cases[] = {
+    {"limits", "max_command_line_bytes", 512, 65536, CONFIG_DEF_MAX_COMMAND_LINE_BYTES},
+    {"limits", "max_recipients", 100, 10000, CONFIG_DEF_MAX_RECIPIENTS},
+    {"limits", "max_message_bytes", 65536, 1099511627776LL, CONFIG_DEF_MAX_MESSAGE_BYTES},
+    {"limits", "idle_timeout_ms", 1000, 3600000, CONFIG_DEF_IDLE_TIMEOUT_MS},
+    {"limits", "max_errors", 1, 1000, CONFIG_DEF_MAX_ERRORS},
+    {"limits", "max_connections", 1, 1000000, CONFIG_DEF_MAX_CONNECTIONS},
+    {"limits", "max_connections_per_client", 1, 1000000, CONFIG_DEF_MAX_CONNECTIONS_PER_CLIENT},
+    {"limits", "transaction_timeout_ms", 1000, 590000, CONFIG_DEF_TRANSACTION_TIMEOUT_MS},
+    {"limits", "shutdown_timeout_ms", 0, 3600000, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS},
+    {"spool", "memory_bytes", 0, 1073741824, CONFIG_DEF_SPOOL_MEMORY_BYTES},
+    {"endpoints.app", "timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_TIMEOUT_MS},
+    {"endpoints.app", "connect_timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_CONNECT_MS},
+};
+
+/* int_value - the loaded value of a case's key. */
+static uint64_t int_value(const struct config *cfg, const struct int_case *c)
+{
+    const struct config_limits *l = &cfg->limits;
+    const char *k = c->key;
+    if (strcmp(k, "max_command_line_bytes") == 0)
+        return l->max_command_line_bytes;
+    if (strcmp(k, "max_recipients") == 0)
+        return l->max_recipients;
+    if (strcmp(k, "max_message_bytes") == 0)
+        return l->max_message_bytes;
+    if (strcmp(k, "idle_timeout_ms") == 0)
+        return l->idle_timeout_ms;
+    if (strcmp(k, "max_errors") == 0)
+        return l->max_errors;
+    if (strcmp(k, "max_connections") == 0)
+        return l->max_connections;
+    if (strcmp(k, "max_connections_per_client") == 0)
+        return l->max_connections_per_client;
+    if (strcmp(k, "transaction_timeout_ms") == 0)
+        return l->transaction_timeout_ms;
+    if (strcmp(k, "shutdown_timeout_ms") == 0)
+        return l->shutdown_timeout_ms;
+    if (strcmp(k, "memory_bytes") == 0)
+        return cfg->spool.memory_bytes;
+    if (strcmp(k, "timeout_ms") == 0)
+        return cfg->endpoints[0].timeout_ms;
+    if (strcmp(k, "connect_timeout_ms") == 0)
+        return cfg->endpoints[0].connect_timeout_ms;
+    fail_msg("no such key %s", k);
+    return 0;
+}
+
+/* int_json - a valid config with "<key>": <raw> in the case's section. The endpoint's
+ * other timeout is set so that connect <= total holds for every in-range value. */
+static const char *int_json(char *buf, size_t len, const struct int_case *c, const char *raw)
+{
+    if (strcmp(c->section, "endpoints.app") == 0) {
+        const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100"
+                                                              : "\"timeout_ms\":590000";
+        snprintf(buf, len,
+                 "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+                 "%s,\"%s\":%s}}}",
+                 other, c->key, raw);
+    } else {
+        snprintf(buf, len, "{" BASE ",\"%s\":{\"%s\":%s}}", c->section, c->key, raw);
+    }
+    return buf;
+}
+
+static void test_int_ranges(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(int_cases) / sizeof(int_cases[0]); i++) {
+        const struct int_case *c = &int_cases[i];
+        char json[JSON_MAX], raw[64], path[128], msg[256];
+        snprintf(path, sizeof(path), "%s.%s", c->section, c->key);
+        snprintf(msg, sizeof(msg), "config.json: %s: must be an integer from %lld to %lld", path,
+                 c->min, c->max);
+
+        const long long good[] = {c->min, c->max, c->def};
+        for (size_t g = 0; g < 3; g++) {
+            snprintf(raw, sizeof(raw), "%lld", good[g]);
+            struct config *cfg = load_ok(int_json(json, sizeof(json), c, raw));
+            assert_int_equal(int_value(cfg, c), (uint64_t)good[g]);
+            config_free(cfg);
+        }
+        const long long bad[] = {c->min - 1, c->max + 1, -1};
+        for (size_t b = 0; b < 3; b++) {
+            snprintf(raw, sizeof(raw), "%lld", bad[b]);
+            load_err(int_json(json, sizeof(json), c, raw), msg, NULL);
+        }
+        /* Wrong JSON types: reals, strings, booleans, null, arrays are not integers. */
+        const char *wrong[] = {"1000.0", "\"1000\"", "true", "null", "[1000]", "1e3"};
+        for (size_t w = 0; w < sizeof(wrong) / sizeof(wrong[0]); w++)
+            load_err(int_json(json, sizeof(json), c, wrong[w]), msg, NULL);
+    }
+}
+
+static void test_exact_message(void **state)
+{
+    (void)state;
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(config_load_string("{" BASE ",\"limits\":{\"max_recipients\":99}}",
+                                        "config.json", NULL, &cfg, err, sizeof(err)),
+                     SH_ECONFIG);
+    assert_string_equal(err, "config.json: limits.max_recipients: must be an integer from 100 to "
+                             "10000");
+
+    /* A small buffer truncates, never overflows; a NULL buffer is allowed. */
+    char small[12];
+    assert_int_equal(config_load_string("{" BASE ",\"limits\":{\"max_recipients\":99}}",
+                                        "config.json", NULL, &cfg, small, sizeof(small)),
+                     SH_ECONFIG);
+    assert_string_equal(small, "config.json");
+    assert_int_equal(config_load_string("{", "config.json", NULL, &cfg, NULL, 0), SH_ECONFIG);
+    assert_null(cfg);
+}
+
+static void test_connect_exceeds_total(void **state)
+{
+    (void)state;
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+             "\"timeout_ms\":1000,\"connect_timeout_ms\":1001}}}",
+             "endpoints.app.connect_timeout_ms: must not be greater than timeout_ms (1000)", NULL);
+    /* Default total (60000) against a larger connect timeout. */
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+             "\"connect_timeout_ms\":60001}}}",
+             "endpoints.app.connect_timeout_ms", NULL);
+}
+
+/* ---- types and unknown keys -------------------------------------------------------------- */
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    load_err(with_key(j, sizeof(j), "\"hostname\":5"), "config.json: hostname: must be a string",
+             NULL);
+    load_err(with_key(j, sizeof(j), "\"log_level\":2"), "log_level: must be a string", NULL);
+    load_err(with_key(j, sizeof(j), "\"limits\":[]"), "limits: must be an object", NULL);
+    load_err(with_key(j, sizeof(j), "\"spool\":\"/tmp\""), "spool: must be an object", NULL);
+    load_err(with_key(j, sizeof(j), "\"spool\":{\"directory\":1}"),
+             "spool.directory: must be a string", NULL);
+    load_err("{\"listeners\":{\"address\":\"127.0.0.1:25\"}," DOMAIN_KEY "," EP_KEY "}",
+             "listeners: must be an array", NULL);
+    load_err("{\"listeners\":[\"127.0.0.1:25\"]," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0]: must be an object", NULL);
+    load_err("{\"listeners\":[{\"address\":2525}]," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0].address: must be a string", NULL);
+    load_err("{" LISTEN_KEY ",\"domains\":\"example.com\"," EP_KEY "}", "domains: must be an array",
+             NULL);
+    load_err("{" LISTEN_KEY ",\"domains\":[\"a.example\",7]," EP_KEY "}",
+             "domains[1]: must be a string", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":[{\"url\":\"http://h/\"}]}",
+             "endpoints: must be an object", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":\"http://h/\"}}",
+             "endpoints.app: must be an object", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":1}}}",
+             "endpoints.app.url: must be a string", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY
+             ",\"endpoints\":{\"app\":{\"url\":\"http://h/\",\"headers\":[]}}}",
+             "endpoints.app.headers: must be an object", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY
+             ",\"endpoints\":{\"app\":{\"url\":\"http://h/\",\"headers\":{\"X-A\":1}}}}",
+             "endpoints.app.headers.X-A: must be a string", NULL);
+    load_err("[]", "config.json: the top level must be a JSON object", NULL);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    load_err(with_key(j, sizeof(j), "\"listner\":[]"), "config.json: listner: unknown key", NULL);
+    load_err(with_key(j, sizeof(j), "\"limits\":{\"max_recipient\":100}"),
+             "limits.max_recipient: unknown key", NULL);
+    load_err(with_key(j, sizeof(j), "\"spool\":{\"dir\":\"/tmp\"}"), "spool.dir: unknown key",
+             NULL);
+    load_err("{\"listeners\":[{\"address\":\"127.0.0.1:25\"},{\"address\":\"127.0.0.1:26\","
+             "\"tls\":true}]," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[1].tls: unknown key", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY
+             ",\"endpoints\":{\"app\":{\"url\":\"http://h/\",\"timeout\":5}}}",
+             "endpoints.app.timeout: unknown key", NULL);
+}
+
+static void test_required_keys(void **state)
+{
+    (void)state;
+    load_err("{" DOMAIN_KEY "," EP_KEY "}", "config.json: listeners: at least one listener", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY "}", "config.json: endpoints: at least one endpoint",
+             NULL);
+    load_err("{" LISTEN_KEY "," EP_KEY "}", "config.json: domains: is required", NULL);
+    load_err("{\"listeners\":[]," DOMAIN_KEY "," EP_KEY "}", "listeners: must list at least one",
+             NULL);
+    load_err("{\"listeners\":[{}]," DOMAIN_KEY "," EP_KEY "}", "listeners[0].address: is required",
+             NULL);
+    load_err("{" LISTEN_KEY ",\"domains\":[]," EP_KEY "}", "domains: must list at least one", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{}}",
+             "endpoints: must name at least one endpoint", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{}}}",
+             "endpoints.app.url: is required", NULL);
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    load_err("{\n  \"hostname\": \n}", "config.json: line 3, column 1:", NULL);
+    load_err("{" BASE ",\"hostname\":\"a\",\"hostname\":\"b\"}", "config.json: line 1",
+             "duplicate");
+    load_err("", "config.json: line", NULL);
+}
+
+/* ---- scalar values ----------------------------------------------------------------------- */
+
+static void test_hostname_and_log_level(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], name[300];
+    load_err(with_key(j, sizeof(j), "\"hostname\":\"\""), "hostname: must not be empty", NULL);
+    load_err(with_key(j, sizeof(j), "\"hostname\":\"mx example\""), "hostname: may contain only",
+             NULL);
+    load_err(with_key(j, sizeof(j), "\"hostname\":\"mx_1.example\""), "hostname: may contain only",
+             NULL);
+    memset(name, 'a', 255);
+    name[255] = '\0';
+    char extra[400];
+    snprintf(extra, sizeof(extra), "\"hostname\":\"%s\"", name);
+    struct config *cfg = load_ok(with_key(j, sizeof(j), extra));
+    assert_int_equal(strlen(cfg->hostname), 255);
+    config_free(cfg);
+    snprintf(extra, sizeof(extra), "\"hostname\":\"%sa\"", name);
+    load_err(with_key(j, sizeof(j), extra), "hostname: must be at most 255", NULL);
+
+    const char *levels[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(extra, sizeof(extra), "\"log_level\":\"%s\"", levels[i]);
+        cfg = load_ok(with_key(j, sizeof(j), extra));
+        assert_int_equal(cfg->log_level, i);
+        config_free(cfg);
+    }
+    load_err(with_key(j, sizeof(j), "\"log_level\":\"verbose\""), "log_level: must be one of",
+             NULL);
+}
+
+static void test_spool_directory(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    load_err(with_key(j, sizeof(j), "\"spool\":{\"directory\":\"/nonexistent-smtphook-dir\"}"),
+             "config.json: spool.directory: \"/nonexistent-smtphook-dir\": No such file", NULL);
+
+    char file[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    char extra[128];
+    snprintf(extra, sizeof(extra), "\"spool\":{\"directory\":\"%s\"}", file);
+    load_err(with_key(j, sizeof(j), extra), "spool.directory", "is not a directory");
+    unlink(file);
+}
+
+/* ---- ${NAME} expansion ------------------------------------------------------------------- */
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    setenv("CFG_TEST_TOKEN", "s3cret", 1);
+    setenv("CFG_TEST_HOST", "hook.example", 1);
+    setenv("CFG_TEST_PORT", "2626", 1);
+    setenv("CFG_TEST_EMPTY", "", 1);
+    setenv("CFG_TEST_DOMAIN", "Env.Example", 1);
+    unsetenv("CFG_TEST_UNSET");
+
+    struct config *cfg = load_ok(
+        "{\"hostname\":\"mx.${CFG_TEST_HOST}\","
+        "\"listeners\":[{\"address\":\"127.0.0.1:${CFG_TEST_PORT}\"}],"
+        "\"domains\":[\"${CFG_TEST_DOMAIN}\"],"
+        "\"endpoints\":{\"app\":{\"url\":\"https://${CFG_TEST_HOST}/in?a=$b&c=$$\","
+        "\"headers\":{\"Authorization\":\"Bearer ${CFG_TEST_TOKEN}\","
+        "\"X-Two\":\"${CFG_TEST_TOKEN}${CFG_TEST_TOKEN}\",\"X-Empty\":\"a${CFG_TEST_EMPTY}b\","
+        "\"X-Dollar\":\"$ {x} $$ ${CFG_TEST_EMPTY}$\"}}}}");
+    assert_string_equal(cfg->hostname, "mx.hook.example");
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:2626");
+    assert_string_equal(cfg->domains[0], "env.example");
+    assert_string_equal(cfg->endpoints[0].url, "https://hook.example/in?a=$b&c=$$");
+    assert_string_equal(cfg->endpoints[0].headers[0].value, "Bearer s3cret");
+    assert_string_equal(cfg->endpoints[0].headers[1].value, "s3crets3cret");
+    assert_string_equal(cfg->endpoints[0].headers[2].value, "ab");
+    assert_string_equal(cfg->endpoints[0].headers[3].value, "$ {x} $$ $");
+    config_free(cfg);
+
+    /* Keys are not expanded: "${X}" as a key is just an unknown key. */
+    char j[JSON_MAX];
+    load_err(with_key(j, sizeof(j), "\"${CFG_TEST_TOKEN}\":1"), "${CFG_TEST_TOKEN}: unknown key",
+             NULL);
+}
+
+static void test_env_errors(void **state)
+{
+    (void)state;
+    unsetenv("CFG_TEST_UNSET");
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+             "\"headers\":{\"Authorization\":\"Bearer ${CFG_TEST_UNSET}\"}}}}",
+             "config.json: endpoints.app.headers.Authorization: environment variable "
+             "CFG_TEST_UNSET is not set",
+             NULL);
+    load_err("{\"listeners\":[{\"address\":\"${CFG_TEST_UNSET}\"}]," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0].address: environment variable CFG_TEST_UNSET", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/${FOO\"}}}",
+             "endpoints.app.url: unterminated", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/${\"}}}",
+             "endpoints.app.url: unterminated", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/${}\"}}}",
+             "endpoints.app.url: invalid variable name", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://${1X}/\"}}}",
+             "invalid variable name \"1X\"", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://${A-B}/\"}}}",
+             "invalid variable name \"A-B\"", NULL);
+    char j[JSON_MAX];
+    load_err(with_key(j, sizeof(j), "\"spool\":{\"directory\":\"${CFG_TEST_UNSET}\"}"),
+             "spool.directory: environment variable CFG_TEST_UNSET is not set", NULL);
+
+    /* An expanded value is checked like a literal one. */
+    setenv("CFG_TEST_CRLF", "x\r\nInjected: 1", 1);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+             "\"headers\":{\"Authorization\":\"${CFG_TEST_CRLF}\"}}}}",
+             "endpoints.app.headers.Authorization: value must not contain CR, LF", NULL);
+}
+
+/* ---- overrides and quick start ----------------------------------------------------------- */
+
+static void test_override_listen(void **state)
+{
+    (void)state;
+    const char *listen[] = {"[::1]:2600", "127.0.0.2:26"};
+    struct config_overrides ov = {.listen = listen, .n_listen = 2};
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_listeners, 2);
+    assert_string_equal(cfg->listeners[0].address, "[::1]:2600");
+    assert_int_equal(cfg->listeners[0].addr.ss_family, AF_INET6);
+    assert_string_equal(cfg->listeners[1].address, "127.0.0.2:26");
+    assert_string_equal(cfg->endpoints[0].name, "app"); /* untouched */
+    config_free(cfg);
+
+    /* The file may leave listeners out when --listen gives them. */
+    assert_int_equal(load("{" DOMAIN_KEY "," EP_KEY "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_listeners, 2);
+    config_free(cfg);
+
+    const char *bad[] = {"localhost:25"};
+    struct config_overrides ovb = {.listen = bad, .n_listen = 1};
+    load_err_ov("{" BASE "}", &ovb, "--listen: \"localhost:25\" is not IPv4:port", NULL);
+}
+
+static void test_override_webhook_hostname(void **state)
+{
+    (void)state;
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x", .hostname = "mx.cli.example"};
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(load("{\"hostname\":\"mx.file.example\"," LISTEN_KEY "," DOMAIN_KEY
+                          ",\"endpoints\":{\"a\":{\"url\":\"http://a/\"},\"b\":{\"url\":\"http://b/"
+                          "\",\"headers\":{\"X-K\":\"v\"}}}}",
+                          &ov, &cfg, err),
+                     0);
+    assert_string_equal(cfg->hostname, "mx.cli.example");
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].name, "default");
+    assert_string_equal(cfg->endpoints[0].url, "http://127.0.0.1:9/x");
+    assert_int_equal(cfg->endpoints[0].timeout_ms, CONFIG_DEF_ENDPOINT_TIMEOUT_MS);
+    assert_int_equal(cfg->endpoints[0].connect_timeout_ms, CONFIG_DEF_ENDPOINT_CONNECT_MS);
+    assert_int_equal(cfg->endpoints[0].n_headers, 0);
+    config_free(cfg);
+
+    /* --webhook stands in for a missing "endpoints". */
+    assert_int_equal(load("{" LISTEN_KEY "," DOMAIN_KEY "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_endpoints, 1);
+    config_free(cfg);
+
+    struct config_overrides bad_url = {.webhook = "ftp://x/"};
+    load_err_ov("{" BASE "}", &bad_url, "--webhook: must start with http:// or https://", NULL);
+    struct config_overrides bad_host = {.hostname = "bad host"};
+    load_err_ov("{" BASE "}", &bad_host, "--hostname: may contain only", NULL);
+    /* File values are still checked when an override replaces them. */
+    struct config_overrides web = {.webhook = "http://h/"};
+    load_err_ov("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"nope\"}}}", &web,
+                "endpoints.app.url: must start with", NULL);
+}
+
+static void test_quick_start(void **state)
+{
+    (void)state;
+    const char *listen[] = {"127.0.0.1:2525"};
+    struct config_overrides ov = {.listen = listen, .n_listen = 1, .webhook = "http://h:1/"};
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(config_load(NULL, &ov, &cfg, err, sizeof(err)), 0);
+    assert_true(cfg->any_domain);
+    assert_true(config_domain_accepted(cfg, "anything.example", 16));
+    assert_int_equal(cfg->n_listeners, 1);
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].name, "default");
+    assert_true(strlen(cfg->hostname) > 0);
+    assert_int_equal(cfg->limits.max_recipients, CONFIG_DEF_MAX_RECIPIENTS);
+    assert_string_equal(cfg->spool.directory, CONFIG_DEF_SPOOL_DIRECTORY);
+    config_free(cfg);
+
+    /* config_load_string(NULL) is the same "no file" case. */
+    assert_int_equal(config_load_string(NULL, NULL, &ov, &cfg, err, sizeof(err)), 0);
+    assert_true(cfg->any_domain);
+    config_free(cfg);
+
+    struct config_overrides no_listen = {.webhook = "http://h:1/"};
+    cfg = (struct config *)1;
+    assert_int_equal(config_load(NULL, &no_listen, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err, "no listeners: give --listen or a config file");
+
+    struct config_overrides no_hook = {.listen = listen, .n_listen = 1};
+    assert_int_equal(config_load(NULL, &no_hook, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_string_equal(err, "no endpoints: give --webhook or a config file");
+
+    assert_int_equal(config_load(NULL, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_non_null(strstr(err, "no listeners"));
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char err[ERR_MAX];
+    struct config *cfg = (struct config *)1;
+    assert_int_equal(config_load("/nonexistent/smtphook.json", NULL, &cfg, err, sizeof(err)),
+                     SH_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err, "/nonexistent/smtphook.json: cannot open: No such file or directory");
+
+    assert_int_equal(config_load("/tmp", NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_string_equal(err, "/tmp: not a regular file");
+
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    assert_non_null(fp);
+    fputs("{" BASE ",\n\"limits\": {\"max_errors\": 0}}\n", fp);
+    fclose(fp);
+    assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
+    char want[128];
+    snprintf(want, sizeof(want), "%s: limits.max_errors: must be an integer from 1 to 1000", path);
+    assert_string_equal(err, want);
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{" BASE ",\n\"limits\": {\"max_errors\": 7}}\n", fp);
+    fclose(fp);
+    assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg->limits.max_errors, 7);
+    config_free(cfg);
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\n\"limits\": {\"max_errors\": 7},\n}\n", fp);
+    fclose(fp);
+    assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
+    snprintf(want, sizeof(want), "%s: line 3, column", path);
+    assert_non_null(strstr(err, want));
+    unlink(path);
+}
+
+static void test_example_file(void **state)
+{
+    (void)state;
+    const char *dir = getenv("SMTPHOOK_SOURCE_DIR");
+    if (dir == NULL) {
+        print_message("SMTPHOOK_SOURCE_DIR is not set; cannot find config.example.json\n");
+        skip();
+    }
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/config.example.json", dir);
+
+    unsetenv("SMTPHOOK_APP_TOKEN");
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_non_null(strstr(err, "endpoints.app.headers.Authorization: environment variable "
+                                "SMTPHOOK_APP_TOKEN is not set"));
+
+    setenv("SMTPHOOK_APP_TOKEN", "example-token", 1);
+    int rc = config_load(path, NULL, &cfg, err, sizeof(err));
+    if (rc != 0)
+        print_message("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg->hostname, "mx.example.com");
+    assert_int_equal(cfg->n_listeners, 2);
+    assert_string_equal(cfg->listeners[0].address, "0.0.0.0:25");
+    assert_string_equal(cfg->listeners[1].address, "[::]:25");
+    assert_int_equal(cfg->n_domains, 2);
+    assert_true(config_domain_accepted(cfg, "example.org", 11));
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].url, "https://app.internal/inbound");
+    assert_string_equal(cfg->endpoints[0].headers[0].value, "Bearer example-token");
+    /* The example spells out every default. */
+    assert_int_equal(cfg->limits.max_message_bytes, CONFIG_DEF_MAX_MESSAGE_BYTES);
+    assert_int_equal(cfg->limits.transaction_timeout_ms, CONFIG_DEF_TRANSACTION_TIMEOUT_MS);
+    assert_int_equal(cfg->limits.shutdown_timeout_ms, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS);
+    assert_int_equal(cfg->spool.memory_bytes, CONFIG_DEF_SPOOL_MEMORY_BYTES);
+    config_free(cfg);
+    unsetenv("SMTPHOOK_APP_TOKEN");
+}
+
+/* ---- addresses --------------------------------------------------------------------------- */
+
+static void test_parse_address(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+
+    assert_int_equal(config_parse_address("127.0.0.1:25", &ss, &len), 0);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    struct sockaddr_in sin;
+    memcpy(&sin, &ss, sizeof(sin));
+    assert_int_equal(sin.sin_family, AF_INET);
+    assert_int_equal(ntohs(sin.sin_port), 25);
+    assert_int_equal(ntohl(sin.sin_addr.s_addr), 0x7f000001u);
+
+    assert_int_equal(config_parse_address("[::1]:65535", &ss, &len), 0);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    struct sockaddr_in6 sin6;
+    memcpy(&sin6, &ss, sizeof(sin6));
+    assert_int_equal(sin6.sin6_family, AF_INET6);
+    assert_int_equal(ntohs(sin6.sin6_port), 65535);
+    assert_memory_equal(&sin6.sin6_addr, &in6addr_loopback, sizeof(in6addr_loopback));
+
+    assert_int_equal(config_parse_address("0.0.0.0:1", &ss, &len), 0);
+    assert_int_equal(config_parse_address("[::]:2525", &ss, &len), 0);
+    assert_int_equal(config_parse_address("[::ffff:10.0.0.1]:25", &ss, &len), 0);
+
+    const char *bad[] = {
+        "",
+        "127.0.0.1",         /* no port */
+        "127.0.0.1:",        /* empty port */
+        "127.0.0.1:0",       /* port 0 */
+        "127.0.0.1:65536",   /* port too big */
+        "127.0.0.1:100000",  /* too many digits */
+        "127.0.0.1:+25",     /* sign */
+        "127.0.0.1: 25",     /* space */
+        "127.0.0.1:2x",      /* junk */
+        ":25",               /* no host */
+        "1.2.3:25",          /* not dotted quad */
+        "256.0.0.1:25",      /* octet too big */
+        "::1:25",            /* IPv6 without brackets */
+        "[::1]25",           /* no colon after bracket */
+        "[::1]",             /* no port */
+        "[::1:25",           /* no closing bracket */
+        "[]:25",             /* empty brackets */
+        "[127.0.0.1]:25",    /* IPv4 in brackets */
+        "[fe80::1%eth0]:25", /* zone ids are not numeric addresses */
+        "localhost:25",      /* host names: no DNS at load time */
+        "mx.example.com:25",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (config_parse_address(bad[i], &ss, &len) != SH_EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+    assert_int_equal(config_parse_address(NULL, &ss, &len), SH_EINVAL);
+
+    load_err("{\"listeners\":[{\"address\":\"127.0.0.1:25\"},{\"address\":\"[::1]25\"}]," DOMAIN_KEY
+             "," EP_KEY "}",
+             "config.json: listeners[1].address: \"[::1]25\" is not IPv4:port or [IPv6]:port",
+             NULL);
+}
+
+/* ---- domains ----------------------------------------------------------------------------- */
+
+static void test_domains(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("{" LISTEN_KEY ",\"domains\":[\"Example.COM\",\"example.org\","
+                                 "\"xn--bcher-kva.example\"]," EP_KEY "}");
+    assert_string_equal(cfg->domains[0], "example.com"); /* stored lower case */
+    assert_false(cfg->any_domain);
+    assert_true(config_domain_accepted(cfg, "example.com", 11));
+    assert_true(config_domain_accepted(cfg, "EXAMPLE.com", 11));
+    assert_true(config_domain_accepted(cfg, "Example.Org", 11));
+    assert_true(config_domain_accepted(cfg, "example.com>junk", 11)); /* len bounds the name */
+    assert_true(config_domain_accepted(cfg, "", 0));                  /* <postmaster> */
+    assert_false(config_domain_accepted(cfg, "sub.example.com", 15)); /* no subdomains */
+    assert_false(config_domain_accepted(cfg, "example.co", 10));
+    assert_false(config_domain_accepted(cfg, "example.comx", 12));
+    assert_false(config_domain_accepted(cfg, "other.example", 13));
+    assert_false(config_domain_accepted(cfg, "example.com.", 12));
+    config_free(cfg);
+
+    cfg = load_ok("{" LISTEN_KEY ",\"domains\":[\"*\"]," EP_KEY "}");
+    assert_true(cfg->any_domain);
+    assert_int_equal(cfg->n_domains, 0);
+    assert_true(config_domain_accepted(cfg, "whatever.example", 16));
+    config_free(cfg);
+
+    load_err("{" LISTEN_KEY ",\"domains\":[\"a.example\",\"*\"]," EP_KEY "}",
+             "domains[1]: \"*\" (any domain) must be the only entry", NULL);
+    load_err("{" LISTEN_KEY ",\"domains\":[\"*\",\"a.example\"]," EP_KEY "}",
+             "domains[0]: \"*\" (any domain) must be the only entry", NULL);
+    load_err("{" LISTEN_KEY ",\"domains\":[\"a.example\",\"A.Example\"]," EP_KEY "}",
+             "domains[1]: duplicate domain \"a.example\"", NULL);
+    const char *bad[] = {"",           "-a.example",       "a-.example",  "a..example",
+                         "a.example.", ".a.example",       "a_b.example", "a b.example",
+                         "*.example",  "user@example.com", "[127.0.0.1]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char j[JSON_MAX];
+        snprintf(j, sizeof(j), "{" LISTEN_KEY ",\"domains\":[\"%s\"]," EP_KEY "}", bad[i]);
+        load_err(j, "domains[0]:", "is not a domain name");
+    }
+    char label[80], j[JSON_MAX];
+    memset(label, 'a', 64);
+    label[64] = '\0';
+    snprintf(j, sizeof(j), "{" LISTEN_KEY ",\"domains\":[\"%s.example\"]," EP_KEY "}", label);
+    load_err(j, "domains[0]:", "is not a domain name");
+    label[63] = '\0';
+    snprintf(j, sizeof(j), "{" LISTEN_KEY ",\"domains\":[\"%s.example\"]," EP_KEY "}", label);
+    cfg = load_ok(j);
+    config_free(cfg);
+}
+
+/* ---- endpoints and headers --------------------------------------------------------------- */
+
+/* ep_json - a config whose only endpoint is "app": {<body>}. */
+static const char *ep_json(char *buf, size_t len, const char *body)
+{
+    snprintf(buf, len, "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{%s}}}", body);
+    return buf;
+}
+
+static void test_endpoint_urls_and_names(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const char *good[] = {"http://h", "https://h/p?q=1", "HTTPS://H:8443/", "http://[::1]:80/"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "\"url\":\"%s\"", good[i]);
+        struct config *cfg = load_ok(ep_json(j, sizeof(j), body));
+        assert_string_equal(cfg->endpoints[0].url, good[i]);
+        config_free(cfg);
+    }
+    load_err(ep_json(j, sizeof(j), "\"url\":\"ftp://h/\""),
+             "endpoints.app.url: must start with http:// or https://", NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"h/path\""), "endpoints.app.url: must start", NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"http://\""), "endpoints.app.url: has no host", NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"http:///x\""), "endpoints.app.url: has no host",
+             NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"http://h/a b\""),
+             "endpoints.app.url: must not contain spaces or control", NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"http://h/\\t\""), "endpoints.app.url: must not",
+             NULL);
+    load_err(ep_json(j, sizeof(j), "\"url\":\"http://h/\\u007f\""), "endpoints.app.url: must not",
+             NULL);
+
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app.v2\":{\"url\":\"http://h/\"}}}",
+             "endpoints.app.v2: endpoint names may contain only", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"\":{\"url\":\"http://h/\"}}}",
+             "endpoints.\"\": endpoint names may contain only", NULL);
+    load_err("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"a\\nb\":{\"url\":\"http://h/\"}}}",
+             "endpoints.a?b: endpoint names", NULL); /* the path stays one printable line */
+}
+
+static void test_headers(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(
+        ep_json(j, sizeof(j),
+                "\"url\":\"http://h/\",\"headers\":{\"X-Api-Key\":\"k\","
+                "\"!#$%&'*+-.^_`|~09azAZ\":\"v\",\"X-Empty\":\"\",\"X-Utf8\":\"caf\\u00e9\"}"));
+    assert_int_equal(cfg->endpoints[0].n_headers, 4);
+    assert_string_equal(cfg->endpoints[0].headers[1].name, "!#$%&'*+-.^_`|~09azAZ");
+    assert_string_equal(cfg->endpoints[0].headers[2].value, "");
+    assert_string_equal(cfg->endpoints[0].headers[3].value, "caf\xc3\xa9");
+    config_free(cfg);
+
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"headers\":{}"));
+    assert_int_equal(cfg->endpoints[0].n_headers, 0);
+    config_free(cfg);
+
+    struct {
+        const char *headers; /* JSON of the "headers" object */
+        const char *path;    /* expected in the message */
+        const char *problem; /* expected in the message */
+    } bad[] = {
+        {"{\"Bad Name\":\"v\"}", "endpoints.app.headers.Bad Name", "HTTP token"},
+        {"{\"X:Y\":\"v\"}", "endpoints.app.headers.X:Y", "HTTP token"},
+        {"{\"\":\"v\"}", "endpoints.app.headers.\"\"", "must not be empty"},
+        {"{\"X-\\u00e9\":\"v\"}", "endpoints.app.headers.X-?", "HTTP token"},
+        {"{\"X-A\":\"a\\r\\nX-Injected: 1\"}", "endpoints.app.headers.X-A", "CR, LF"},
+        {"{\"X-A\":\"a\\nb\"}", "endpoints.app.headers.X-A", "CR, LF"},
+        {"{\"X-A\":\"a\\rb\"}", "endpoints.app.headers.X-A", "CR, LF"},
+        {"{\"X-A\":\"a\\u0001b\"}", "endpoints.app.headers.X-A", "control"},
+        {"{\"X-A\":\"a\\u007fb\"}", "endpoints.app.headers.X-A", "control"},
+        {"{\"content-type\":\"text/plain\"}", "endpoints.app.headers.content-type",
+         "set by smtphook"},
+        {"{\"Content-Length\":\"1\"}", "headers.Content-Length", "set by smtphook"},
+        {"{\"HOST\":\"h\"}", "headers.HOST", "set by smtphook"},
+        {"{\"Transfer-Encoding\":\"chunked\"}", "headers.Transfer-Encoding", "set by smtphook"},
+        {"{\"Expect\":\"\"}", "headers.Expect", "set by smtphook"},
+        {"{\"connection\":\"close\"}", "headers.connection", "set by smtphook"},
+        {"{\"X-Smtphook-Endpoint\":\"x\"}", "headers.X-Smtphook-Endpoint", "X-Smtphook-*"},
+        {"{\"x-smtphook-\":\"x\"}", "headers.x-smtphook-", "X-Smtphook-*"},
+        {"{\"X-A\":\"1\",\"x-a\":\"2\"}", "endpoints.app.headers.x-a", "duplicate header"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[512];
+        snprintf(body, sizeof(body), "\"url\":\"http://h/\",\"headers\":%s", bad[i].headers);
+        load_err(ep_json(j, sizeof(j), body), bad[i].path, bad[i].problem);
+    }
+    /* X-Smtphook without the dash is an ordinary name. */
+    cfg =
+        load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"headers\":{\"X-Smtphooks\":\"1\"}"));
+    config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_values),
+        cmocka_unit_test(test_int_ranges),
+        cmocka_unit_test(test_exact_message),
+        cmocka_unit_test(test_connect_exceeds_total),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_required_keys),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_hostname_and_log_level),
+        cmocka_unit_test(test_spool_directory),
+        cmocka_unit_test(test_env_expansion),
+        cmocka_unit_test(test_env_errors),
+        cmocka_unit_test(test_override_listen),
+        cmocka_unit_test(test_override_webhook_hostname),
+        cmocka_unit_test(test_quick_start),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_parse_address),
+        cmocka_unit_test(test_domains),
+        cmocka_unit_test(test_endpoint_urls_and_names),
+        cmocka_unit_test(test_headers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
