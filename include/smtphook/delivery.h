@@ -4,9 +4,12 @@
  * results to the reply after the final dot (RFC 5321 §4.2, enhanced codes RFC 3463):
  *   every endpoint 2xx after receiving the whole body  -> 250 2.0.0
  *   413                                                -> 552 5.3.4
- *   401, 404, 408, 429, 3xx, 5xx, timeout, connection,
- *   DNS or TLS failure, body not fully sent            -> 451 4.x.x
- *   any other 4xx (and 1xx or unknown)                 -> 550 5.x.x
+ *   401, 404, 408, 429, 3xx, 5xx, 1xx or unknown,
+ *   timeout, connection, DNS or TLS failure,
+ *   body not fully sent                                -> 451 4.x.x
+ *   any other 4xx                                      -> 550 5.x.x
+ * The deadline (limits.transaction_timeout_ms) is each request's curl timeout: every
+ * request starts at once, so none outlives it.
  * With several endpoints a permanent failure wins over a temporary one, which wins over
  * success: the sender hears about the worst result. */
 #ifndef SMTPHOOK_DELIVERY_H
