@@ -1,0 +1,528 @@
+/* http_client.c - POST requests through libcurl's multi-socket API on the libuv loop.
+ *
+ * One curl multi handle (and so one connection cache: connections are reused), one uv_timer_t
+ * for the timeout curl asks for and one uv_poll_t per socket curl watches. The only module
+ * that includes curl; it must not include jansson or know about SMTP. No threads, no signals.
+ *
+ * Re-entrancy rules kept here: curl_multi_socket_action is only called from libuv callbacks
+ * (never from inside a curl callback), finished transfers are collected after every call,
+ * and a done callback may start or cancel requests or close the client. */
+#include "smtphook/http_client.h"
+
+#include <curl/curl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtphook/error.h"
+
+#ifndef SMTPHOOK_VERSION
+#define SMTPHOOK_VERSION "0.0.0"
+#endif
+
+#define HTTP_USER_AGENT      "smtphook/" SMTPHOOK_VERSION
+#define HTTP_MAX_CONNECTS    64L          /* idle connections kept for reuse */
+#define HTTP_PROTOCOLS       "http,https" /* never file://, ftp:// ... */
+#define HTTP_NO_EXPECT       "Expect:"    /* no 100-continue round trip (RFC 9110 §10.1.1) */
+#define HTTP_HEADER_NAME_MAX 256u         /* longest header name rewritten for an empty value */
+
+struct http_client {
+    uv_loop_t *loop;               /* the loop every handle lives on */
+    CURLM *multi;                  /* transfers and connection cache */
+    uv_timer_t timer;              /* curl's timeout */
+    struct http_request *requests; /* running requests, for cancel-all */
+    struct http_poll *polls;       /* open (not closing) poll handles */
+    unsigned open_handles;         /* timer + polls not yet through their close callback */
+    int closing;                   /* http_client_close was called */
+};
+
+/* One watched socket. A new one is made for every socket curl announces and never reused
+ * once closing, so a descriptor number that curl reuses before the close callback runs
+ * gets a fresh poll handle. */
+struct http_poll {
+    uv_poll_t poll;         /* watches fd */
+    curl_socket_t fd;       /* the socket */
+    struct http_client *hc; /* owner */
+    struct http_poll *prev; /* open list */
+    struct http_poll *next; /* open list */
+};
+
+struct http_request {
+    struct http_client *hc;       /* owner */
+    CURL *easy;                   /* the transfer */
+    struct curl_slist *headers;   /* request headers, owned */
+    http_body_read_fn body_read;  /* body source */
+    void *body_arg;               /* passed to body_read */
+    uint64_t body_size;           /* Content-Length */
+    uint64_t offset;              /* next body byte curl asks for */
+    uint64_t started_ms;          /* uv_now at start */
+    http_done_fn done;            /* completion callback */
+    void *arg;                    /* passed to done */
+    struct http_request *prev;    /* running list */
+    struct http_request *next;    /* running list */
+    char errbuf[CURL_ERROR_SIZE]; /* curl's reason text */
+};
+
+static int http_global_ready; /* curl_global_init done (once per process) */
+
+/* http_check_done - collect finished transfers: read their results, remove them from the
+ * multi handle, call done and free. Stops as soon as a done callback closes the client. */
+static void http_check_done(struct http_client *hc);
+
+/* http_on_poll_close - the poll handle is closed: free it; free the client when it was the
+ * last handle of a closing client. */
+static void http_on_poll_close(uv_handle_t *h)
+{
+    struct http_poll *p = h->data;
+    struct http_client *hc = p->hc;
+    free(p);
+    if (--hc->open_handles == 0 && hc->closing)
+        free(hc);
+}
+
+/* http_on_timer_close - as http_on_poll_close, for the timer embedded in the client. */
+static void http_on_timer_close(uv_handle_t *h)
+{
+    struct http_client *hc = h->data;
+    if (--hc->open_handles == 0 && hc->closing)
+        free(hc);
+}
+
+/* http_poll_close - stop watching and leave the open list; the memory goes in the close
+ * callback. */
+static void http_poll_close(struct http_poll *p)
+{
+    struct http_client *hc = p->hc;
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        hc->polls = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    uv_poll_stop(&p->poll);
+    uv_close((uv_handle_t *)&p->poll, http_on_poll_close);
+}
+
+/* http_on_poll - a watched socket is ready (or failed): tell curl, then collect. */
+static void http_on_poll(uv_poll_t *h, int status, int events)
+{
+    struct http_poll *p = h->data;
+    struct http_client *hc = p->hc;
+    int flags = 0;
+    int running = 0;
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    } else {
+        if (events & UV_READABLE)
+            flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE)
+            flags |= CURL_CSELECT_OUT;
+    }
+    /* p may be closed by curl's socket callback during this call: use only fd and hc. */
+    curl_multi_socket_action(hc->multi, p->fd, flags, &running);
+    http_check_done(hc);
+}
+
+/* http_on_timer - curl's timeout expired: let it act, then collect. */
+static void http_on_timer(uv_timer_t *t)
+{
+    struct http_client *hc = t->data;
+    int running = 0;
+    curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    http_check_done(hc);
+}
+
+/* http_socket_cb - CURLMOPT_SOCKETFUNCTION: start, change or stop watching socket s.
+ * socketp is the http_poll assigned to s, NULL the first time. Returns 0, or -1 when no poll
+ * handle could be made (curl then fails the transfer). */
+static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct http_client *hc = userp;
+    struct http_poll *p = socketp;
+    (void)easy;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (p != NULL) {
+            curl_multi_assign(hc->multi, s, NULL);
+            http_poll_close(p);
+        }
+        return 0;
+    }
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            return -1;
+        if (uv_poll_init_socket(hc->loop, &p->poll, s) != 0) {
+            free(p);
+            return -1;
+        }
+        p->fd = s;
+        p->hc = hc;
+        p->poll.data = p;
+        p->next = hc->polls;
+        if (hc->polls != NULL)
+            hc->polls->prev = p;
+        hc->polls = p;
+        hc->open_handles++;
+        if (curl_multi_assign(hc->multi, s, p) != CURLM_OK) {
+            http_poll_close(p);
+            return -1;
+        }
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    if (uv_poll_start(&p->poll, events, http_on_poll) != 0)
+        return -1;
+    return 0;
+}
+
+/* http_timer_cb - CURLMOPT_TIMERFUNCTION: arm the one timer. -1 stops it; 0 fires on the
+ * next loop iteration (curl must not be called back from inside this function). */
+static int http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *hc = userp;
+    (void)multi;
+    if (hc->closing)
+        return 0;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&hc->timer);
+        return 0;
+    }
+    return uv_timer_start(&hc->timer, http_on_timer, (uint64_t)timeout_ms, 0) == 0 ? 0 : -1;
+}
+
+/* http_failure_of - the failure class of a curl result. */
+static enum http_failure http_failure_of(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return HTTP_FAILURE_NONE;
+    case CURLE_OPERATION_TIMEDOUT:
+        return HTTP_FAILURE_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        return HTTP_FAILURE_CONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return HTTP_FAILURE_DNS;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+        return HTTP_FAILURE_TLS;
+    case CURLE_READ_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_SEND_FAIL_REWIND:
+        return HTTP_FAILURE_SEND;
+    default:
+        return HTTP_FAILURE_OTHER;
+    }
+}
+
+/* http_unlink - take req off the running list. */
+static void http_unlink(struct http_request *req)
+{
+    struct http_client *hc = req->hc;
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        hc->requests = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+}
+
+/* http_request_free - release a request that is no longer in the multi handle. */
+static void http_request_free(struct http_request *req)
+{
+    curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req);
+}
+
+static void http_check_done(struct http_client *hc)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while (!hc->closing && (msg = curl_multi_info_read(hc->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        char *priv = NULL;
+        long status = 0;
+        curl_off_t sent = 0;
+        /* Everything is read before the handle leaves the multi: msg dies with it. */
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+        struct http_request *req = (struct http_request *)(void *)priv;
+        curl_multi_remove_handle(hc->multi, easy);
+        http_unlink(req);
+
+        struct http_response resp;
+        memset(&resp, 0, sizeof(resp));
+        resp.failure = http_failure_of(result);
+        resp.status = status > 0 ? status : 0;
+        resp.body_sent = sent > 0 ? (uint64_t)sent : 0;
+        resp.elapsed_ms = uv_now(hc->loop) - req->started_ms;
+        if (result != CURLE_OK)
+            resp.error = req->errbuf[0] != '\0' ? req->errbuf : curl_easy_strerror(result);
+        req->done(req->arg, &resp);
+        http_request_free(req);
+    }
+}
+
+/* http_client_new - the multi handle with libuv callbacks and a bounded connection cache. */
+int http_client_new(uv_loop_t *loop, struct http_client **out)
+{
+    *out = NULL;
+    if (!http_global_ready) {
+        /* Once per process, never undone: other threads may not exist yet, as curl wants. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return SH_ENOMEM;
+        http_global_ready = 1;
+    }
+    struct http_client *hc = calloc(1, sizeof(*hc));
+    if (hc == NULL)
+        return SH_ENOMEM;
+    hc->loop = loop;
+    hc->multi = curl_multi_init();
+    if (hc->multi == NULL) {
+        free(hc);
+        return SH_ENOMEM;
+    }
+    if (curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb) != CURLM_OK ||
+        curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc) != CURLM_OK ||
+        curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb) != CURLM_OK ||
+        curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc) != CURLM_OK ||
+        curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, HTTP_MAX_CONNECTS) != CURLM_OK) {
+        curl_multi_cleanup(hc->multi);
+        free(hc);
+        return SH_ENOMEM;
+    }
+    uv_timer_init(loop, &hc->timer);
+    hc->timer.data = hc;
+    hc->open_handles = 1;
+    *out = hc;
+    return 0;
+}
+
+/* http_client_close - cancel all, drop the connection cache, close the handles; the client
+ * is freed by the last close callback. */
+void http_client_close(struct http_client *hc)
+{
+    if (hc == NULL || hc->closing)
+        return;
+    hc->closing = 1;
+    while (hc->requests != NULL) {
+        struct http_request *req = hc->requests;
+        curl_multi_remove_handle(hc->multi, req->easy);
+        http_unlink(req);
+        http_request_free(req);
+    }
+    /* Closing cached connections may call http_socket_cb with CURL_POLL_REMOVE, which
+     * closes the matching polls; any poll still open after that is closed here. */
+    curl_multi_cleanup(hc->multi);
+    hc->multi = NULL;
+    while (hc->polls != NULL)
+        http_poll_close(hc->polls);
+    uv_timer_stop(&hc->timer);
+    uv_close((uv_handle_t *)&hc->timer, http_on_timer_close);
+}
+
+/* http_read_cb - CURLOPT_READFUNCTION: the next body bytes, from body_read at our offset.
+ * A read error, or a body shorter than announced, aborts the transfer. */
+static size_t http_read_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct http_request *req = userp;
+    size_t want = size * nitems;
+    if (req->offset >= req->body_size || want == 0)
+        return 0;
+    if ((uint64_t)want > req->body_size - req->offset)
+        want = (size_t)(req->body_size - req->offset);
+    size_t got = 0;
+    if (req->body_read(req->body_arg, req->offset, buf, want, &got) != 0 || got == 0 || got > want)
+        return CURL_READFUNC_ABORT;
+    req->offset += got;
+    return got;
+}
+
+/* http_seek_cb - CURLOPT_SEEKFUNCTION: rewind the body when curl re-sends the request
+ * (a reused connection that turned out to be closed). */
+static int http_seek_cb(void *userp, curl_off_t offset, int origin)
+{
+    struct http_request *req = userp;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > req->body_size)
+        return CURL_SEEKFUNC_CANTSEEK;
+    req->offset = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* http_discard_cb - CURLOPT_WRITEFUNCTION: the response body is not needed. */
+static size_t http_discard_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    (void)ptr;
+    (void)userp;
+    return size * nmemb;
+}
+
+/* http_add_header - append one "Name: value" line. curl drops a header whose value is
+ * empty unless it is written "Name;", so such a line is rewritten (an empty
+ * X-Smtphook-Mail-From for the null sender must still arrive). */
+static int http_add_header(struct curl_slist **list, const char *line)
+{
+    const char *colon = strchr(line, ':');
+    const char *v = colon != NULL ? colon + 1 : NULL;
+    while (v != NULL && (*v == ' ' || *v == '\t'))
+        v++;
+    struct curl_slist *l;
+    if (v != NULL && *v == '\0' && colon != line) {
+        size_t n = (size_t)(colon - line);
+        char name[HTTP_HEADER_NAME_MAX + 2];
+        if (n > HTTP_HEADER_NAME_MAX)
+            return SH_EINVAL;
+        memcpy(name, line, n);
+        name[n] = ';';
+        name[n + 1] = '\0';
+        l = curl_slist_append(*list, name);
+    } else {
+        l = curl_slist_append(*list, line);
+    }
+    if (l == NULL)
+        return SH_ENOMEM;
+    *list = l;
+    return 0;
+}
+
+/* http_ms - a millisecond count as curl's long, saturating. */
+static long http_ms(uint64_t ms)
+{
+    return ms > (uint64_t)LONG_MAX ? LONG_MAX : (long)ms;
+}
+
+/* http_setup - every option of one request; 0 or a negative code. */
+static int http_setup(struct http_request *req, const struct http_request_opts *opts)
+{
+    CURL *e = req->easy;
+    int rc = 0;
+    for (size_t i = 0; i < opts->n_headers && rc == 0; i++)
+        rc = http_add_header(&req->headers, opts->headers[i]);
+    if (rc != 0)
+        return rc;
+    /* Appended as is: "Expect:" with no value is curl's way to drop the header. */
+    struct curl_slist *l = curl_slist_append(req->headers, HTTP_NO_EXPECT);
+    if (l == NULL)
+        return SH_ENOMEM;
+    req->headers = l;
+    if (opts->body_size > (uint64_t)INT64_MAX) /* curl_off_t is 64-bit */
+        return SH_EINVAL;
+
+    CURLcode c = CURLE_OK;
+#define HTTP_SET(opt, val)                                                                         \
+    do {                                                                                           \
+        if (c == CURLE_OK)                                                                         \
+            c = curl_easy_setopt(e, opt, val);                                                     \
+    } while (0)
+    HTTP_SET(CURLOPT_URL, opts->url);
+    HTTP_SET(CURLOPT_PROTOCOLS_STR, HTTP_PROTOCOLS);
+    HTTP_SET(CURLOPT_POST, 1L);
+    HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_size);
+    HTTP_SET(CURLOPT_READFUNCTION, http_read_cb);
+    HTTP_SET(CURLOPT_READDATA, req);
+    HTTP_SET(CURLOPT_SEEKFUNCTION, http_seek_cb);
+    HTTP_SET(CURLOPT_SEEKDATA, req);
+    HTTP_SET(CURLOPT_WRITEFUNCTION, http_discard_cb);
+    HTTP_SET(CURLOPT_WRITEDATA, req);
+    HTTP_SET(CURLOPT_HTTPHEADER, req->headers);
+    HTTP_SET(CURLOPT_FOLLOWLOCATION, 0L);
+    HTTP_SET(CURLOPT_MAXREDIRS, 0L);
+    HTTP_SET(CURLOPT_TIMEOUT_MS, http_ms(opts->timeout_ms));
+    HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, http_ms(opts->connect_timeout_ms));
+    HTTP_SET(CURLOPT_NOSIGNAL, 1L);
+    HTTP_SET(CURLOPT_USERAGENT, HTTP_USER_AGENT);
+    HTTP_SET(CURLOPT_PRIVATE, (void *)req);
+    HTTP_SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+#undef HTTP_SET
+    if (c == CURLE_OUT_OF_MEMORY)
+        return SH_ENOMEM;
+    return c == CURLE_OK ? 0 : SH_EINVAL;
+}
+
+/* http_request_start - build the easy handle and hand it to the multi handle; curl's timer
+ * callback then schedules the first step on the loop, so done never runs before this
+ * returns. On failure nothing is left behind and done is never called. */
+int http_request_start(struct http_client *hc, const struct http_request_opts *opts,
+                       http_done_fn done, void *arg, struct http_request **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (hc == NULL || hc->closing || opts == NULL || opts->url == NULL || done == NULL ||
+        (opts->body_size > 0 && opts->body_read == NULL))
+        return SH_EINVAL;
+    struct http_request *req = calloc(1, sizeof(*req));
+    int rc = SH_ENOMEM;
+    if (req == NULL)
+        return SH_ENOMEM;
+    req->hc = hc;
+    req->body_read = opts->body_read;
+    req->body_arg = opts->body_arg;
+    req->body_size = opts->body_size;
+    req->done = done;
+    req->arg = arg;
+    req->easy = curl_easy_init();
+    if (req->easy == NULL)
+        goto fail;
+    if ((rc = http_setup(req, opts)) != 0)
+        goto fail;
+    req->started_ms = uv_now(hc->loop);
+    if (curl_multi_add_handle(hc->multi, req->easy) != CURLM_OK) {
+        rc = SH_ENOMEM;
+        goto fail;
+    }
+    req->next = hc->requests;
+    if (hc->requests != NULL)
+        hc->requests->prev = req;
+    hc->requests = req;
+    if (out != NULL)
+        *out = req;
+    return 0;
+
+fail:
+    if (req->easy != NULL)
+        curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req);
+    return rc;
+}
+
+/* http_request_cancel - take the transfer out of the multi handle and free it; its
+ * connection is closed or kept by curl as it sees fit. done is not called. */
+void http_request_cancel(struct http_request *req)
+{
+    if (req == NULL)
+        return;
+    struct http_client *hc = req->hc;
+    curl_multi_remove_handle(hc->multi, req->easy);
+    http_unlink(req);
+    http_request_free(req);
+}

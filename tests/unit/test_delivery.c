@@ -1,0 +1,805 @@
+/* test_delivery.c - the reply table and fold, then delivery + http_client end to end against
+ * a small HTTP/1.1 server that runs on the same libuv loop on 127.0.0.1. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "smtphook/buf.h"
+#include "smtphook/delivery.h"
+#include "smtphook/error.h"
+#include "smtphook/payload.h"
+
+#define BODY_BYTES   150000u /* the message: past the spool's memory part */
+#define SPOOL_MEMORY 4096u   /* so the body is read back from the temporary file */
+#define WAIT_MS      10000u  /* longest a test waits for anything */
+#define MAX_RESULTS  4u      /* endpoints a test uses at most */
+
+/* ---- delivery_map and delivery_fold ---------------------------------------------------- */
+
+/* map - the reply for one result. */
+static struct delivery_reply map(enum http_failure f, long status, uint64_t sent, uint64_t size)
+{
+    struct http_response r;
+    memset(&r, 0, sizeof(r));
+    r.failure = f;
+    r.status = status;
+    r.body_sent = sent;
+    return delivery_map(&r, size);
+}
+
+/* expect_reply - code and enhanced code as given, and some text. */
+static void expect_reply(struct delivery_reply r, unsigned code, const char *esc)
+{
+    assert_int_equal(r.code, code);
+    assert_string_equal(r.esc, esc);
+    assert_non_null(r.text);
+    assert_true(strlen(r.text) > 0);
+}
+
+static void test_map_table(void **state)
+{
+    (void)state;
+    const struct {
+        enum http_failure failure;
+        long status;
+        uint64_t sent;
+        unsigned code;
+        const char *esc;
+    } rows[] = {
+        /* every endpoint 2xx after receiving the whole body */
+        {HTTP_FAILURE_NONE, 200, 100, 250, "2.0.0"},
+        {HTTP_FAILURE_NONE, 201, 100, 250, "2.0.0"},
+        {HTTP_FAILURE_NONE, 204, 100, 250, "2.0.0"},
+        {HTTP_FAILURE_NONE, 299, 100, 250, "2.0.0"},
+        /* 2xx before the whole body went out */
+        {HTTP_FAILURE_NONE, 200, 99, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 200, 0, 451, "4.4.2"},
+        /* too big */
+        {HTTP_FAILURE_NONE, 413, 0, 552, "5.3.4"},
+        {HTTP_FAILURE_NONE, 413, 100, 552, "5.3.4"},
+        /* configuration problems: retry */
+        {HTTP_FAILURE_NONE, 401, 100, 451, "4.3.5"},
+        {HTTP_FAILURE_NONE, 404, 100, 451, "4.3.5"},
+        /* temporary by nature */
+        {HTTP_FAILURE_NONE, 408, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 429, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 500, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 502, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 503, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 599, 100, 451, "4.3.0"},
+        /* redirects are not followed */
+        {HTTP_FAILURE_NONE, 301, 100, 451, "4.3.5"},
+        {HTTP_FAILURE_NONE, 302, 100, 451, "4.3.5"},
+        {HTTP_FAILURE_NONE, 307, 100, 451, "4.3.5"},
+        {HTTP_FAILURE_NONE, 308, 100, 451, "4.3.5"},
+        /* content rejected */
+        {HTTP_FAILURE_NONE, 400, 100, 550, "5.6.0"},
+        {HTTP_FAILURE_NONE, 415, 100, 550, "5.6.0"},
+        {HTTP_FAILURE_NONE, 422, 100, 550, "5.6.0"},
+        /* any other 4xx: refused */
+        {HTTP_FAILURE_NONE, 402, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 403, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 405, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 409, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 410, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 451, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 499, 100, 550, "5.7.1"},
+        /* 1xx as a final status, or outside every class */
+        {HTTP_FAILURE_NONE, 100, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 199, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 0, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 600, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 999, 100, 451, "4.3.0"},
+        /* no response */
+        {HTTP_FAILURE_TIMEOUT, 0, 0, 451, "4.4.7"},
+        {HTTP_FAILURE_CONNECT, 0, 0, 451, "4.4.1"},
+        {HTTP_FAILURE_DNS, 0, 0, 451, "4.4.3"},
+        {HTTP_FAILURE_TLS, 0, 0, 451, "4.7.5"},
+        {HTTP_FAILURE_SEND, 0, 0, 451, "4.4.2"},
+        {HTTP_FAILURE_OTHER, 0, 0, 451, "4.3.0"},
+        /* a 2xx with a transfer error is not success; a final non-2xx status still counts */
+        {HTTP_FAILURE_TIMEOUT, 200, 100, 451, "4.4.7"},
+        {HTTP_FAILURE_CONNECT, 200, 100, 451, "4.4.1"},
+        {HTTP_FAILURE_CONNECT, 413, 10, 552, "5.3.4"},
+        {HTTP_FAILURE_TIMEOUT, 503, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_SEND, 403, 10, 550, "5.7.1"},
+        {HTTP_FAILURE_TIMEOUT, 100, 0, 451, "4.4.7"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct delivery_reply r = map(rows[i].failure, rows[i].status, rows[i].sent, 100);
+        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
+            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
+                        rows[i].status, r.code, r.esc);
+        expect_reply(r, rows[i].code, rows[i].esc);
+    }
+    /* An empty body is fully sent with 0 bytes. */
+    expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
+}
+
+/* result - a per-endpoint result whose reply is that of (failure, status). */
+static struct delivery_endpoint_result result(const char *name, enum http_failure f, long status)
+{
+    struct delivery_endpoint_result r;
+    memset(&r, 0, sizeof(r));
+    r.endpoint = name;
+    r.failure = f;
+    r.status = status;
+    r.reply = map(f, status, 10, 10);
+    return r;
+}
+
+static void test_fold_order(void **state)
+{
+    (void)state;
+    struct delivery_endpoint_result ok = result("a", HTTP_FAILURE_NONE, 200);
+    struct delivery_endpoint_result ok2 = result("b", HTTP_FAILURE_NONE, 204);
+    struct delivery_endpoint_result temp = result("c", HTTP_FAILURE_CONNECT, 0);
+    struct delivery_endpoint_result temp2 = result("d", HTTP_FAILURE_NONE, 503);
+    struct delivery_endpoint_result big = result("e", HTTP_FAILURE_NONE, 413);
+    struct delivery_endpoint_result refused = result("f", HTTP_FAILURE_NONE, 403);
+
+    struct delivery_endpoint_result one[] = {ok};
+    expect_reply(delivery_fold(one, 1), 250, "2.0.0");
+    struct delivery_endpoint_result all_ok[] = {ok, ok2, ok};
+    expect_reply(delivery_fold(all_ok, 3), 250, "2.0.0");
+    /* temporary beats success, the first temporary one is reported */
+    struct delivery_endpoint_result t[] = {ok, temp, temp2};
+    expect_reply(delivery_fold(t, 3), 451, "4.4.1");
+    struct delivery_endpoint_result t2[] = {temp2, ok, temp};
+    expect_reply(delivery_fold(t2, 3), 451, "4.3.0");
+    /* permanent beats temporary wherever it stands; the first permanent one wins */
+    struct delivery_endpoint_result p[] = {temp, ok, big, refused};
+    expect_reply(delivery_fold(p, 4), 552, "5.3.4");
+    struct delivery_endpoint_result p2[] = {refused, temp, big};
+    expect_reply(delivery_fold(p2, 3), 550, "5.7.1");
+    struct delivery_endpoint_result p3[] = {ok, ok2, temp, temp2, refused};
+    expect_reply(delivery_fold(p3, 5), 550, "5.7.1");
+    /* nothing delivered anywhere is never success */
+    assert_int_equal(delivery_fold(NULL, 0).code, 451);
+}
+
+/* ---- a tiny HTTP/1.1 server on the test's loop -------------------------------------------- */
+
+struct server;
+
+/* One accepted connection. */
+struct sconn {
+    uv_tcp_t tcp;       /* the connection */
+    struct server *srv; /* owner */
+    struct buf in;      /* bytes not yet parsed */
+    int answered;       /* the current request was answered early */
+    struct sconn *next; /* open list */
+    struct sconn *prev; /* open list */
+};
+
+struct server {
+    uv_loop_t *loop;      /* the test's loop */
+    uv_tcp_t listener;    /* 127.0.0.1:port */
+    int port;             /* bound port */
+    int status;           /* status to answer with; 0 = never answer */
+    int early;            /* answer as soon as the head is in, before the body */
+    unsigned connections; /* accepted so far */
+    unsigned requests;    /* complete requests seen */
+    struct buf head;      /* last request line and headers */
+    struct buf body;      /* last request body */
+    struct sconn *conns;  /* open connections */
+};
+
+/* One response on its way out. */
+struct swrite {
+    uv_write_t req; /* libuv write */
+    char text[256]; /* the response */
+};
+
+static void sconn_on_close(uv_handle_t *h)
+{
+    struct sconn *c = h->data;
+    buf_free(&c->in);
+    free(c);
+}
+
+/* sconn_close - unlink and close one connection. */
+static void sconn_close(struct sconn *c)
+{
+    struct server *srv = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->tcp, sconn_on_close);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = b->base != NULL ? suggested : 0;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+/* find - memmem for a NUL-terminated needle. */
+static const char *find(const char *hay, size_t len, const char *needle)
+{
+    return memmem(hay, len, needle, strlen(needle));
+}
+
+/* content_length - the Content-Length value in a request head, -1 without one. */
+static long content_length(const char *head, size_t len)
+{
+    static const char name[] = "\r\ncontent-length:";
+    for (size_t i = 0; i + sizeof(name) - 1 < len; i++) {
+        if (strncasecmp(head + i, name, sizeof(name) - 1) == 0)
+            return strtol(head + i + sizeof(name) - 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* sconn_answer - write the response (keep-alive). */
+static void sconn_answer(struct sconn *c)
+{
+    struct swrite *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    int n = snprintf(w->text, sizeof(w->text),
+                     "HTTP/1.1 %d Test\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
+                     "\r\nok",
+                     c->srv->status);
+    uv_buf_t b = uv_buf_init(w->text, (unsigned)n);
+    w->req.data = w;
+    assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written), 0);
+}
+
+/* sconn_parse - take every complete request out of c->in and answer it, after the body
+ * or (early) right after the head. */
+static void sconn_parse(struct sconn *c)
+{
+    struct server *srv = c->srv;
+    for (;;) {
+        const char *end = find(c->in.data, c->in.len, "\r\n\r\n");
+        if (end == NULL)
+            return;
+        size_t head_len = (size_t)(end - c->in.data) + 4;
+        if (srv->early && srv->status != 0 && !c->answered) {
+            sconn_answer(c);
+            c->answered = 1;
+        }
+        long cl = content_length(c->in.data, head_len);
+        size_t body_len = cl > 0 ? (size_t)cl : 0;
+        if (c->in.len < head_len + body_len)
+            return;
+        buf_reset(&srv->head);
+        buf_reset(&srv->body);
+        assert_int_equal(buf_append(&srv->head, c->in.data, head_len), 0);
+        assert_int_equal(buf_append(&srv->body, c->in.data + head_len, body_len), 0);
+        buf_consume(&c->in, head_len + body_len);
+        srv->requests++;
+        if (srv->status != 0 && !c->answered)
+            sconn_answer(c);
+        c->answered = 0;
+    }
+}
+
+static void sconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct sconn *c = s->data;
+    if (n < 0) {
+        sconn_close(c);
+    } else if (n > 0) {
+        assert_int_equal(buf_append(&c->in, b->base, (size_t)n), 0);
+        sconn_parse(c);
+    }
+    free(b->base);
+}
+
+static void server_on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    assert_int_equal(status, 0);
+    struct sconn *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    assert_int_equal(uv_accept(listener, (uv_stream_t *)&c->tcp), 0);
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->connections++;
+    assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, on_alloc, sconn_on_read), 0);
+}
+
+/* server_start - listen on an ephemeral port of 127.0.0.1. */
+static void server_start(struct server *srv, uv_loop_t *loop, int status)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->status = status;
+    struct sockaddr_in addr;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_tcp_init(loop, &srv->listener), 0);
+    srv->listener.data = srv;
+    assert_int_equal(uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&srv->listener, 16, server_on_connection), 0);
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    assert_int_equal(uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len), 0);
+    srv->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+}
+
+/* server_stop - close the listener and every connection; buffers go now, handles in their
+ * close callbacks. */
+static void server_stop(struct server *srv)
+{
+    if (!uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    while (srv->conns != NULL)
+        sconn_close(srv->conns);
+    buf_free(&srv->head);
+    buf_free(&srv->body);
+}
+
+/* ---- fixture ------------------------------------------------------------------------------ */
+
+struct fixture {
+    uv_loop_t loop;                                   /* everything runs here */
+    struct http_client *hc;                           /* the client under test */
+    struct server srv[2];                             /* endpoints */
+    struct spool *sp;                                 /* the message */
+    char *body;                                       /* its bytes */
+    struct envelope env;                              /* its envelope */
+    char urls[MAX_RESULTS][64];                       /* endpoint URLs */
+    struct config_header headers[1];                  /* an endpoint header */
+    struct config_endpoint endpoints[MAX_RESULTS];    /* endpoints of cfg */
+    struct config cfg;                                /* hand-built configuration */
+    unsigned done_calls;                              /* delivery done callbacks */
+    struct delivery_reply reply;                      /* outcome reply */
+    size_t n_results;                                 /* outcome results */
+    struct delivery_endpoint_result res[MAX_RESULTS]; /* copies of the results */
+    uint64_t elapsed_ms;                              /* outcome elapsed */
+    unsigned want_done;                               /* for cond_done */
+};
+
+static char from[] = "";
+static char rcpt1[] = "bob@example.com";
+static char rcpt2[] = "j\xc3\xb6rg@example.com";
+static char *rcpts[] = {rcpt1, rcpt2};
+static char hname[] = "Authorization";
+static char hvalue[] = "Bearer s3cret";
+static char ep1[] = "first";
+static char ep2[] = "second";
+static char ep3[] = "third";
+static char ep4[] = "fourth";
+static char *ep_names[] = {ep1, ep2, ep3, ep4};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(http_client_new(&f->loop, &f->hc), 0);
+
+    f->body = malloc(BODY_BYTES);
+    assert_non_null(f->body);
+    for (size_t i = 0; i < BODY_BYTES; i++) /* NUL, CR, LF, 8-bit: every byte value */
+        f->body[i] = (char)(unsigned char)((i * 7 + i / 256) % 256);
+    assert_int_equal(spool_new(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", SPOOL_MEMORY, &f->sp),
+                     0);
+    assert_int_equal(spool_append(f->sp, f->body, BODY_BYTES), 0);
+    assert_int_equal(spool_in_file(f->sp), 1);
+
+    strcpy(f->env.id, "testid.1");
+    f->env.received_at_ms = 1767268800123;
+    f->env.client_address = "127.0.0.1";
+    f->env.client_port = 40000;
+    f->env.helo = "client.test";
+    f->env.mail_from = from; /* null sender: an empty header must still arrive */
+    f->env.rcpt_to = rcpts;
+    f->env.n_rcpt = 2;
+    f->env.size = BODY_BYTES;
+    f->env.body = ENVELOPE_BODY_8BITMIME;
+
+    f->headers[0].name = hname;
+    f->headers[0].value = hvalue;
+    for (size_t i = 0; i < MAX_RESULTS; i++) {
+        f->endpoints[i].name = ep_names[i];
+        f->endpoints[i].url = f->urls[i];
+        f->endpoints[i].timeout_ms = 5000;
+        f->endpoints[i].connect_timeout_ms = 2000;
+        f->endpoints[i].headers = f->headers;
+        f->endpoints[i].n_headers = 1;
+    }
+    f->cfg.endpoints = f->endpoints;
+    f->cfg.n_endpoints = 1;
+    f->cfg.limits.transaction_timeout_ms = 5000;
+    *state = f;
+    return 0;
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(unsigned *)arg)++;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    http_client_close(f->hc);
+    for (size_t i = 0; i < 2; i++) {
+        if (f->srv[i].loop != NULL)
+            server_stop(&f->srv[i]);
+    }
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    unsigned handles = 0;
+    uv_walk(&f->loop, count_handle, &handles);
+    assert_int_equal(handles, 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    spool_free(f->sp);
+    free(f->body);
+    free(f);
+    return 0;
+}
+
+/* on_done - keep a copy of the outcome (it is valid only during the call). */
+static void on_done(void *arg, const struct delivery_outcome *o)
+{
+    struct fixture *f = arg;
+    f->done_calls++;
+    f->reply = o->reply;
+    f->n_results = o->n_results;
+    f->elapsed_ms = o->elapsed_ms;
+    for (size_t i = 0; i < o->n_results && i < MAX_RESULTS; i++)
+        f->res[i] = o->results[i];
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* A condition the loop is run until. */
+typedef int (*cond_fn)(const struct fixture *f);
+
+static int cond_done(const struct fixture *f)
+{
+    return f->done_calls >= f->want_done;
+}
+
+static int cond_two_requests(const struct fixture *f)
+{
+    return f->srv[0].requests + f->srv[1].requests >= 2;
+}
+
+static int cond_connected(const struct fixture *f)
+{
+    return f->srv[0].connections > 0;
+}
+
+static int cond_never(const struct fixture *f)
+{
+    (void)f;
+    return 0;
+}
+
+/* run_until - run the loop until cond holds or ms pass (a guard timer wakes the loop);
+ * returns cond. */
+static int run_until(struct fixture *f, cond_fn cond, uint64_t ms)
+{
+    int expired = 0;
+    uv_timer_t guard;
+    uv_timer_init(&f->loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, on_guard, ms, 0);
+    while (!cond(f) && !expired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the guard's close callback */
+    return cond(f);
+}
+
+/* use_server - endpoint i posts to a new server that answers with status (0: never). */
+static void use_server(struct fixture *f, size_t i, int status)
+{
+    server_start(&f->srv[i], &f->loop, status);
+    snprintf(f->urls[i], sizeof(f->urls[i]), "http://127.0.0.1:%d/hook/%zu", f->srv[i].port, i);
+}
+
+/* header_line - the value of header name in the request head, NULL if absent. */
+static char *header_line(const struct buf *head, const char *name, char *dst, size_t dstlen)
+{
+    size_t n = strlen(name);
+    const char *p = head->data;
+    const char *end = head->data + head->len;
+    while (p < end) {
+        const char *eol = find(p, (size_t)(end - p), "\r\n");
+        if (eol == NULL)
+            break;
+        if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (v < eol && *v == ' ')
+                v++;
+            size_t len = (size_t)(eol - v) < dstlen - 1 ? (size_t)(eol - v) : dstlen - 1;
+            memcpy(dst, v, len);
+            dst[len] = '\0';
+            return dst;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+/* check_request - the server got the exact body and the headers. */
+static void check_request(struct fixture *f, const struct server *srv, size_t i)
+{
+    char v[4096], want[64];
+    assert_int_equal(srv->body.len, BODY_BYTES);
+    assert_memory_equal(srv->body.data, f->body, BODY_BYTES);
+    snprintf(want, sizeof(want), "POST /hook/%zu HTTP/1.1\r\n", i);
+    assert_true(srv->head.len > strlen(want));
+    assert_memory_equal(srv->head.data, want, strlen(want));
+    assert_string_equal(header_line(&srv->head, "Content-Type", v, sizeof(v)), "message/rfc822");
+    snprintf(want, sizeof(want), "%u", BODY_BYTES);
+    assert_string_equal(header_line(&srv->head, "Content-Length", v, sizeof(v)), want);
+    assert_string_equal(header_line(&srv->head, "X-Smtphook-Id", v, sizeof(v)), "testid.1");
+    assert_string_equal(header_line(&srv->head, "X-Smtphook-Mail-From", v, sizeof(v)), "");
+    assert_string_equal(header_line(&srv->head, "X-Smtphook-Rcpt-To", v, sizeof(v)),
+                        "bob@example.com, j%C3%B6rg@example.com");
+    assert_string_equal(header_line(&srv->head, "Authorization", v, sizeof(v)), "Bearer s3cret");
+    char *json = NULL;
+    assert_int_equal(payload_envelope_json(&f->env, &json), 0);
+    assert_string_equal(header_line(&srv->head, "X-Smtphook-Envelope", v, sizeof(v)), json);
+    free(json);
+    assert_non_null(header_line(&srv->head, "User-Agent", v, sizeof(v)));
+    assert_memory_equal(v, "smtphook/", 9);
+    assert_null(header_line(&srv->head, "Expect", v, sizeof(v)));
+    assert_null(header_line(&srv->head, "Transfer-Encoding", v, sizeof(v)));
+}
+
+/* deliver - run one delivery to completion. */
+static void deliver(struct fixture *f)
+{
+    unsigned before = f->done_calls;
+    struct delivery *d = NULL;
+    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_non_null(d);
+    assert_int_equal(f->done_calls, before); /* never synchronously */
+    f->want_done = before + 1;
+    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_int_equal(f->done_calls, before + 1);
+}
+
+/* ---- end to end --------------------------------------------------------------------------- */
+
+/* expect_status - one endpoint answering status gives code/esc; the body arrives intact. */
+static void expect_status(void **state, int status, unsigned code, const char *esc)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, status);
+    deliver(f);
+    expect_reply(f->reply, code, esc);
+    assert_int_equal(f->n_results, 1);
+    assert_string_equal(f->res[0].endpoint, "first");
+    assert_int_equal(f->res[0].failure, HTTP_FAILURE_NONE);
+    assert_int_equal(f->res[0].status, status);
+    expect_reply(f->res[0].reply, code, esc);
+    assert_int_equal(f->srv[0].requests, 1);
+    check_request(f, &f->srv[0], 0);
+}
+
+static void test_e2e_200(void **state)
+{
+    struct fixture *f = *state;
+    expect_status(state, 200, 250, "2.0.0");
+    /* A second message reuses the kept-alive connection. */
+    deliver(f);
+    expect_reply(f->reply, 250, "2.0.0");
+    assert_int_equal(f->srv[0].requests, 2);
+    assert_int_equal(f->srv[0].connections, 1);
+    check_request(f, &f->srv[0], 0);
+}
+
+static void test_e2e_500(void **state)
+{
+    expect_status(state, 500, 451, "4.3.0");
+}
+
+static void test_e2e_413(void **state)
+{
+    expect_status(state, 413, 552, "5.3.4");
+}
+
+static void test_e2e_403(void **state)
+{
+    expect_status(state, 403, 550, "5.7.1");
+}
+
+static void test_e2e_redirect_not_followed(void **state)
+{
+    expect_status(state, 302, 451, "4.3.5");
+}
+
+static void test_e2e_413_before_the_body(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 413);
+    f->srv[0].early = 1;
+    deliver(f);
+    expect_reply(f->reply, 552, "5.3.4");
+    assert_int_equal(f->res[0].status, 413);
+    expect_reply(f->res[0].reply, 552, "5.3.4");
+}
+
+static void test_e2e_connection_refused(void **state)
+{
+    struct fixture *f = *state;
+    /* A port that was just free: bind, note it, close. */
+    use_server(f, 0, 200);
+    int port = f->srv[0].port;
+    server_stop(&f->srv[0]);
+    f->srv[0].loop = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    snprintf(f->urls[0], sizeof(f->urls[0]), "http://127.0.0.1:%d/hook/0", port);
+    deliver(f);
+    expect_reply(f->reply, 451, "4.4.1");
+    assert_int_equal(f->res[0].failure, HTTP_FAILURE_CONNECT);
+    assert_int_equal(f->res[0].status, 0);
+}
+
+static void test_e2e_never_answers(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 0);
+    f->cfg.limits.transaction_timeout_ms = 1000; /* below the endpoint's 5000 */
+    deliver(f);
+    expect_reply(f->reply, 451, "4.4.7");
+    assert_int_equal(f->res[0].failure, HTTP_FAILURE_TIMEOUT);
+    assert_true(f->elapsed_ms >= 900 && f->elapsed_ms < 4000);
+    assert_true(f->res[0].elapsed_ms >= 900 && f->res[0].elapsed_ms < 4000);
+    assert_int_equal(f->srv[0].requests, 1); /* it got everything, it just never answered */
+    check_request(f, &f->srv[0], 0);
+}
+
+static void test_e2e_two_endpoints(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 204);
+    use_server(f, 1, 503);
+    f->cfg.n_endpoints = 2;
+    deliver(f);
+    expect_reply(f->reply, 451, "4.3.0");
+    assert_int_equal(f->n_results, 2);
+    assert_string_equal(f->res[0].endpoint, "first");
+    assert_int_equal(f->res[0].status, 204);
+    expect_reply(f->res[0].reply, 250, "2.0.0");
+    assert_string_equal(f->res[1].endpoint, "second");
+    assert_int_equal(f->res[1].status, 503);
+    expect_reply(f->res[1].reply, 451, "4.3.0");
+    check_request(f, &f->srv[0], 0);
+    check_request(f, &f->srv[1], 1);
+
+    /* Now the second one is down too: the temporary reply is the first endpoint's. */
+    f->srv[1].status = 404;
+    f->srv[0].status = 500;
+    deliver(f);
+    expect_reply(f->reply, 451, "4.3.0");
+    expect_reply(f->res[1].reply, 451, "4.3.5");
+}
+
+static void test_cancel_before_completion(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 0);
+    use_server(f, 1, 0);
+    f->cfg.n_endpoints = 2;
+
+    /* Cancelled right away, before the loop ever ran. */
+    struct delivery *d = NULL;
+    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    delivery_cancel(d);
+
+    /* Cancelled while both requests wait for an answer. */
+    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_true(run_until(f, cond_two_requests, WAIT_MS));
+    assert_int_equal(f->srv[0].requests, 1);
+    assert_int_equal(f->srv[1].requests, 1);
+    delivery_cancel(d);
+    delivery_cancel(NULL);
+
+    /* Nothing fires afterwards. */
+    run_until(f, cond_never, 300);
+    assert_int_equal(f->done_calls, 0);
+}
+
+static void test_cancel_mid_body(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 200);
+    struct delivery *d = NULL;
+    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    /* Run until the connection exists, then cancel while the body may still be flowing. */
+    assert_true(run_until(f, cond_connected, WAIT_MS));
+    delivery_cancel(d);
+    run_until(f, cond_never, 200);
+    assert_int_equal(f->done_calls, 0);
+}
+
+/* on_request_done - counts http_client completions directly. */
+static void on_request_done(void *arg, const struct http_response *resp)
+{
+    (void)resp;
+    (*(unsigned *)arg)++;
+}
+
+static int read_body(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
+{
+    return spool_read(arg, offset, dst, len, got);
+}
+
+static void test_client_close_with_requests_running(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 0);
+    const char *hdrs[] = {"X-Test: 1", "X-Empty: "};
+    struct http_request_opts o;
+    memset(&o, 0, sizeof(o));
+    o.url = f->urls[0];
+    o.headers = hdrs;
+    o.n_headers = 2;
+    o.body_size = spool_size(f->sp);
+    o.body_read = read_body;
+    o.body_arg = f->sp;
+    o.timeout_ms = 5000;
+    o.connect_timeout_ms = 1000;
+    unsigned calls = 0;
+    struct http_request *r1 = NULL, *r2 = NULL;
+    assert_int_equal(http_request_start(f->hc, &o, on_request_done, &calls, &r1), 0);
+    assert_int_equal(http_request_start(f->hc, &o, on_request_done, &calls, &r2), 0);
+    assert_non_null(r1);
+    assert_non_null(r2);
+    assert_true(run_until(f, cond_two_requests, WAIT_MS));
+    char v[64];
+    assert_string_equal(header_line(&f->srv[0].head, "X-Empty", v, sizeof(v)), "");
+    assert_string_equal(header_line(&f->srv[0].head, "X-Test", v, sizeof(v)), "1");
+    http_request_cancel(r1);
+    http_client_close(f->hc); /* r2 still running: cancelled, no callback */
+    f->hc = NULL;
+    assert_int_equal(http_request_start(NULL, &o, on_request_done, &calls, NULL), SH_EINVAL);
+    run_until(f, cond_never, 100);
+    assert_int_equal(calls, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map_table),
+        cmocka_unit_test(test_fold_order),
+        cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_413, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_403, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_redirect_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_413_before_the_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_never_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_two_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_before_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_mid_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_close_with_requests_running, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
