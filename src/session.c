@@ -405,20 +405,29 @@ bool session_data(struct session *s, size_t n)
     return !s->too_big;
 }
 
-/* session_data_end - the final dot. */
+/* session_data_end - the final dot: DELIVER, or DISCARD for a message over the limit
+ * (the connection logs it and then calls session_discarded). */
 enum session_action session_data_end(struct session *s, struct buf *out)
 {
-    if (s->too_big) {
-        reply_write(out, REPLY_SIZE_EXCEEDED, NULL);
-        session_reset_transaction(s);
-        if (s->shutting_down) {
-            reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
-            session_set_state(s, SESSION_STATE_CLOSING);
-        }
+    (void)out;
+    if (s->too_big)
         return SESSION_ACTION_DISCARD;
-    }
     session_set_state(s, SESSION_STATE_DELIVERING);
     return SESSION_ACTION_DELIVER;
+}
+
+/* session_discarded - 552 for the message that was too big (RFC 1870 §6.3), end the
+ * transaction. CLOSE when shutting down, else NONE. */
+enum session_action session_discarded(struct session *s, struct buf *out)
+{
+    reply_write(out, REPLY_SIZE_EXCEEDED, NULL);
+    session_reset_transaction(s);
+    if (s->shutting_down) {
+        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
+    return SESSION_ACTION_NONE;
 }
 
 /* session_delivered - the outcome becomes the reply to the final dot; the id goes into the

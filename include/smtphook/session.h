@@ -30,7 +30,7 @@ enum session_action {
     SESSION_ACTION_NONE = 0,   /* keep reading commands */
     SESSION_ACTION_DATA,       /* 354 sent: switch the parser to data mode, open a spool */
     SESSION_ACTION_DELIVER,    /* message complete and within limits: start delivery */
-    SESSION_ACTION_DISCARD,    /* data ended, message rejected: drop the spool */
+    SESSION_ACTION_DISCARD,    /* data ended over the size limit: drop the spool */
     SESSION_ACTION_DROP_INPUT, /* discard input already read behind this command */
     SESSION_ACTION_CLOSE,      /* flush replies, then close */
 };
@@ -72,8 +72,13 @@ enum session_action session_line_too_long(struct session *s, struct buf *out);
  * once the message is over max_message_bytes: keep reading, store nothing). */
 bool session_data(struct session *s, size_t n);
 
-/* session_data_end - the final dot: DELIVER, or DISCARD after writing 552. */
+/* session_data_end - the final dot: DELIVER, or DISCARD when the message went over
+ * max_message_bytes (nothing written yet: log it, then call session_discarded). */
 enum session_action session_data_end(struct session *s, struct buf *out);
+
+/* session_discarded - write 552 5.3.4 for the discarded message and end the transaction.
+ * Returns CLOSE when shutting down, else NONE. */
+enum session_action session_discarded(struct session *s, struct buf *out);
 
 /* session_delivered - the webhook outcome: write it as the reply to the final dot, end the
  * transaction. Returns CLOSE when shutting down, else NONE. */

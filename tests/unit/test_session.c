@@ -85,6 +85,10 @@ static void run_action(struct run *r, enum session_action a, size_t *off, size_t
             r->closed = 1;
         break;
     }
+    case SESSION_ACTION_DISCARD:
+        if (session_discarded(&r->s, &r->out) == SESSION_ACTION_CLOSE)
+            r->closed = 1;
+        break;
     case SESSION_ACTION_DROP_INPUT:
         smtp_parser_reset(&r->p);
         *off = len;
@@ -126,6 +130,28 @@ static void run_feed(struct run *r, const char *data, size_t len)
         }
         run_action(r, a, &off, len);
     }
+}
+
+/* run_feed_str - feed a NUL-terminated string in one piece. */
+static void run_feed_str(struct run *r, const char *s)
+{
+    run_feed(r, s, strlen(s));
+}
+
+/* replies - the replies as a NUL-terminated string (for strstr). */
+static const char *replies(struct run *r)
+{
+    buf_append(&r->out, "", 1);
+    r->out.len--;
+    return r->out.data;
+}
+
+/* posted - the posted transcript as a NUL-terminated string. */
+static const char *posted(struct run *r)
+{
+    buf_append(&r->posted, "", 1);
+    r->posted.len--;
+    return r->posted.data;
 }
 
 /* codes - the reply codes in out, one per final reply line ("NNN "), space-separated. */
@@ -224,7 +250,7 @@ static void test_greeting_and_ehlo(void **state)
     struct config cfg = test_config();
     struct run r;
     run_init(&r, &cfg);
-    run_feed(&r, "EHLO c\r\n", 8);
+    run_feed_str(&r, "EHLO c\r\n");
     static const char want[] = "220 mx.test ESMTP smtphook\r\n"
                                "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"
                                "250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
@@ -276,17 +302,17 @@ static void test_recipient_limit(void **state)
     struct config cfg = test_config();
     struct run r;
     run_init(&r, &cfg);
-    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\n", 27);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
     char line[64];
     for (int i = 0; i < 101; i++) {
         int n = snprintf(line, sizeof(line), "RCPT TO:<u%d@example.com>\r\n", i);
         run_feed(&r, line, (size_t)n);
     }
     assert_int_equal(session_envelope(&r.s)->n_rcpt, 100);
-    assert_non_null(strstr(r.out.data, "452 4.5.3"));
-    run_feed(&r, "DATA\r\nx\r\n.\r\n", 12);
+    assert_non_null(strstr(replies(&r), "452 4.5.3"));
+    run_feed_str(&r, "DATA\r\nx\r\n.\r\n");
     assert_int_equal(r.delivered, 1);
-    assert_non_null(strstr(r.posted.data, "[a@b.c 100]x\r\n"));
+    assert_non_null(strstr(posted(&r), "[a@b.c 100]x\r\n"));
     run_free(&r);
 }
 
@@ -297,19 +323,19 @@ static void test_size_during_data(void **state)
     cfg.limits.max_message_bytes = 1000;
     struct run r;
     run_init(&r, &cfg);
-    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 57);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
     char chunk[100];
     memset(chunk, 'x', sizeof(chunk));
     for (int i = 0; i < 20; i++)
         run_feed(&r, chunk, sizeof(chunk));
-    run_feed(&r, "\r\n.\r\nNOOP\r\n", 11);
+    run_feed_str(&r, "\r\n.\r\nNOOP\r\n");
     char got[256];
     codes(&r.out, got, sizeof(got));
     assert_string_equal(got, "220 250 250 250 354 552 250");
     assert_int_equal(r.delivered, 0);
     assert_non_null(
-        strstr(r.out.data, "552 5.3.4 Message size exceeds fixed limit\r\n250 2.0.0 Ok\r\n"));
-    assert_non_null(strstr(r.out.data, "552 5.3.4"));
+        strstr(replies(&r), "552 5.3.4 Message size exceeds fixed limit\r\n250 2.0.0 Ok\r\n"));
+    assert_non_null(strstr(replies(&r), "552 5.3.4"));
     run_free(&r);
 }
 
@@ -320,12 +346,12 @@ static void test_error_budget(void **state)
     cfg.limits.max_errors = 3;
     struct run r;
     run_init(&r, &cfg);
-    run_feed(&r, "A\r\nB\r\nC\r\nNOOP\r\n", 15);
+    run_feed_str(&r, "A\r\nB\r\nC\r\nNOOP\r\n");
     char got[256];
     codes(&r.out, got, sizeof(got));
     assert_string_equal(got, "220 500 500 500 421");
     assert_true(r.closed);
-    assert_non_null(strstr(r.out.data, "421 4.7.0 mx.test"));
+    assert_non_null(strstr(replies(&r), "421 4.7.0 mx.test"));
     run_free(&r);
 }
 
@@ -362,13 +388,13 @@ static void test_outcome_failure_and_shutdown(void **state)
     struct run r;
     run_init(&r, &cfg);
     r.reply_code = 451;
-    run_feed(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", 57);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
     struct buf out = {0};
     assert_int_equal(session_shutdown(&r.s, &out), SESSION_ACTION_NONE);
     assert_int_equal(out.len, 0);
-    run_feed(&r, "hi\r\n.\r\n", 7);
-    assert_non_null(strstr(r.out.data, "451 4.3.0 Error: endpoint failed (id t1.1)\r\n"));
-    assert_non_null(strstr(r.out.data, "421 4.3.2 mx.test"));
+    run_feed_str(&r, "hi\r\n.\r\n");
+    assert_non_null(strstr(replies(&r), "451 4.3.0 Error: endpoint failed (id t1.1)\r\n"));
+    assert_non_null(strstr(replies(&r), "421 4.3.2 mx.test"));
     assert_true(r.closed);
     buf_free(&out);
     run_free(&r);
@@ -385,8 +411,8 @@ static void test_envelope(void **state)
     struct config cfg = test_config();
     struct run r;
     run_init(&r, &cfg);
-    run_feed(&r, "EHLO c.example\r\nMAIL FROM:<a@b.c> BODY=8BITMIME\r\nRCPT TO:<b@example.com>\r\n",
-             74);
+    run_feed_str(
+        &r, "EHLO c.example\r\nMAIL FROM:<a@b.c> BODY=8BITMIME\r\nRCPT TO:<b@example.com>\r\n");
     const struct envelope *env = session_envelope(&r.s);
     assert_string_equal(env->id, "t1.1");
     assert_string_equal(env->helo, "c.example");
@@ -396,7 +422,7 @@ static void test_envelope(void **state)
     assert_string_equal(env->client_address, "192.0.2.1");
     assert_int_equal(env->client_port, 40000);
     assert_true(env->received_at_ms == 1700000000000);
-    run_feed(&r, "RSET\r\nMAIL FROM:<z@b.c>\r\n", 25);
+    run_feed_str(&r, "RSET\r\nMAIL FROM:<z@b.c>\r\n");
     assert_string_equal(session_envelope(&r.s)->id, "t1.2");
     run_free(&r);
 }

@@ -1,0 +1,133 @@
+/* main.c - command line, configuration and signals; wiring only. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "smtphook/config.h"
+#include "smtphook/log.h"
+#include "smtphook/server.h"
+
+#ifndef SMTPHOOK_VERSION
+#define SMTPHOOK_VERSION "0.0.0"
+#endif
+
+#define MAIN_MAX_LISTEN 16 /* --listen may be given this often */
+
+static const char usage_text[] =
+    "Usage: smtphook [--config FILE] [--listen ADDR:PORT]... [--webhook URL]\n"
+    "                [--hostname NAME] [--check-config]\n"
+    "\n"
+    "Accepts mail over SMTP and POSTs every message to a web application.\n"
+    "\n"
+    "  -c, --config FILE    JSON configuration file (see config.example.json)\n"
+    "  -l, --listen ADDR    listen address, e.g. 127.0.0.1:2525 or [::1]:2525;\n"
+    "                       may repeat; replaces the file's \"listeners\"\n"
+    "  -w, --webhook URL    post every message to URL; replaces the file's \"endpoints\"\n"
+    "  -n, --hostname NAME  name in the banner and EHLO reply\n"
+    "      --check-config   validate the configuration and exit\n"
+    "  -V, --version        print the version and exit\n"
+    "  -h, --help           print this help and exit\n"
+    "\n"
+    "Without --config, mail for any recipient domain is accepted.\n";
+
+struct main_ctx {
+    struct server server; /* the SMTP server */
+    uv_signal_t sigterm;  /* SIGTERM: graceful stop */
+    uv_signal_t sigint;   /* SIGINT: graceful stop */
+};
+
+/* on_signal - stop accepting and let transactions finish; the loop ends by itself. */
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct main_ctx *ctx = sig->data;
+    log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+    uv_close((uv_handle_t *)&ctx->sigint, NULL);
+    server_stop(&ctx->server);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+        {"webhook", required_argument, NULL, 'w'}, {"hostname", required_argument, NULL, 'n'},
+        {"check-config", no_argument, NULL, 'C'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    const char *listen[MAIN_MAX_LISTEN];
+    struct config_overrides ov = {.listen = listen};
+    int check_only = 0;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "c:l:w:n:Vh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            if (ov.n_listen == MAIN_MAX_LISTEN) {
+                fprintf(stderr, "smtphook: --listen: at most %d addresses\n", MAIN_MAX_LISTEN);
+                return 2;
+            }
+            listen[ov.n_listen++] = optarg;
+            break;
+        case 'w':
+            ov.webhook = optarg;
+            break;
+        case 'n':
+            ov.hostname = optarg;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'V':
+            printf("smtphook %s\n", SMTPHOOK_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "smtphook: unexpected argument: %s\n", argv[optind]);
+        fputs(usage_text, stderr);
+        return 2;
+    }
+
+    char err[512];
+    struct config *cfg = NULL;
+    if (config_load(config_path, &ov, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "smtphook: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: configuration ok\n", config_path ? config_path : "command line");
+        config_free(cfg);
+        return 0;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t *loop = uv_default_loop();
+    static struct main_ctx ctx;
+    int rc = server_start(&ctx.server, loop, cfg);
+    if (rc == 0) {
+        uv_signal_init(loop, &ctx.sigterm);
+        uv_signal_init(loop, &ctx.sigint);
+        ctx.sigterm.data = ctx.sigint.data = &ctx;
+        uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
+        uv_signal_start(&ctx.sigint, on_signal, SIGINT);
+        log_info("smtphook %s ready as %s", SMTPHOOK_VERSION, cfg->hostname);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    config_free(cfg);
+    return rc == 0 ? 0 : 1;
+}

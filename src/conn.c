@@ -1,0 +1,488 @@
+/* conn.c - one client connection: the I/O shell around parser and session.
+ *
+ * Owns the socket, the idle timer, the reply queue, the spool of the current message and
+ * the running delivery. Reads land in the server's shared read buffer; only input that
+ * must wait (while a delivery runs) is copied into the connection. Knows nothing of HTTP
+ * or TLS details beyond delivery.h. */
+#include "smtphook/conn.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtphook/error.h"
+#include "smtphook/log.h"
+#include "smtphook/reply.h"
+#include "smtphook/server.h"
+
+#define CONN_HELD_MAX_BYTES  65536  /* input held during a delivery before reading pauses */
+#define CONN_WRITE_MAX_BYTES 262144 /* unsent replies before reading pauses */
+
+struct conn_write {
+    uv_write_t req; /* libuv request; req.data is the conn */
+    size_t len;     /* bytes in data */
+    char data[];    /* copy of the replies */
+};
+
+static void conn_process(struct conn *c, const char *data, size_t len, size_t *consumed);
+static void conn_update_reading(struct conn *c);
+static void conn_read_start(struct conn *c);
+
+/* conn_now_ms - wall-clock time in milliseconds, for envelope timestamps. */
+static int64_t conn_now_ms(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* on_handle_closed - free the connection after its last handle is closed. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    session_free(&c->session);
+    smtp_parser_free(&c->parser);
+    spool_free(c->spool);
+    buf_free(&c->out);
+    buf_free(&c->held);
+    free(c);
+}
+
+/* conn_close - see conn.h. The connection leaves the server's list at once so that the
+ * connection limits count it free, even before libuv has closed its handles. */
+void conn_close(struct conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    log_debug("conn %s %s:%u closed: %s", c->id, c->address, c->port, reason);
+
+    if (c->delivery != NULL) {
+        log_info("txn id=%s cancelled: %s", c->session.env.id, reason);
+        delivery_cancel(c->delivery);
+        c->delivery = NULL;
+    }
+    struct server *srv = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (srv->conns == c)
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (c->counted) {
+        c->counted = false;
+        srv->n_conns--;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    server_conn_gone(srv);
+}
+
+/* on_write - a queued write finished; close when the goodbye has gone out. */
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn_write *w = (struct conn_write *)req;
+    struct conn *c = req->data;
+    c->write_pending -= w->len;
+    free(w);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    if (c->close_after_write && c->write_pending == 0) {
+        conn_close(c, "closed by server");
+        return;
+    }
+    conn_update_reading(c);
+}
+
+/* conn_flush - hand the queued replies to the socket: try_write first, the rest (rare)
+ * in one copied uv_write request. */
+static void conn_flush(struct conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->out.len > 0) {
+        size_t off = 0;
+        if (c->write_pending == 0) {
+            uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (n > 0)
+                off = (size_t)n;
+            else if (n < 0 && n != UV_EAGAIN) {
+                conn_close(c, uv_strerror(n));
+                return;
+            }
+        }
+        if (off < c->out.len) {
+            size_t len = c->out.len - off;
+            struct conn_write *w = malloc(sizeof(*w) + len);
+            if (w == NULL) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            memcpy(w->data, c->out.data + off, len);
+            w->len = len;
+            w->req.data = c;
+            uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+            int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+            if (rc < 0) {
+                free(w);
+                conn_close(c, uv_strerror(rc));
+                return;
+            }
+            c->write_pending += len;
+        }
+        buf_reset(&c->out);
+    }
+    if (c->close_after_write && c->write_pending == 0)
+        conn_close(c, "closed by server");
+}
+
+/* on_timeout - the idle timer fired: 421 and close. */
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->closing || c->delivery != NULL)
+        return;
+    session_timeout(&c->session, &c->out);
+    c->close_after_write = true;
+    conn_flush(c);
+}
+
+/* conn_update_reading - read while nothing stops it: a running delivery with input already
+ * held, too much unsent output, or a pending close. The idle timer runs only while the
+ * connection waits for the client. */
+static void conn_update_reading(struct conn *c)
+{
+    if (c->closing)
+        return;
+    bool want = !c->close_after_write && c->write_pending < CONN_WRITE_MAX_BYTES &&
+                c->held.len < CONN_HELD_MAX_BYTES;
+    if (want && !c->reading) {
+        conn_read_start(c);
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (c->delivery == NULL && !c->close_after_write)
+        uv_timer_start(&c->timer, on_timeout, c->srv->cfg->limits.idle_timeout_ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* transaction_log - the one log line per transaction (sanitized: client text). */
+static void transaction_log(struct conn *c, const struct delivery_outcome *o, unsigned code,
+                            const char *esc)
+{
+    const struct envelope *env = &c->session.env;
+    char from[128], helo[96], eps[512];
+    log_sanitize(from, sizeof(from), env->mail_from, strlen(env->mail_from));
+    log_sanitize(helo, sizeof(helo), env->helo ? env->helo : "", env->helo ? strlen(env->helo) : 0);
+    size_t n = 0;
+    eps[0] = '\0';
+    for (size_t i = 0; o != NULL && i < o->n_results && n < sizeof(eps); i++) {
+        const struct delivery_endpoint_result *r = &o->results[i];
+        int k;
+        if (r->failure == HTTP_FAILURE_NONE)
+            k = snprintf(eps + n, sizeof(eps) - n, "%s%s:%ld:%" PRIu64 "ms", i ? "," : "",
+                         r->endpoint, r->status, r->elapsed_ms);
+        else
+            k = snprintf(eps + n, sizeof(eps) - n, "%s%s:%s:%" PRIu64 "ms", i ? "," : "",
+                         r->endpoint, r->reply.text, r->elapsed_ms);
+        if (k < 0)
+            break;
+        n += (size_t)k;
+    }
+    int64_t duration = conn_now_ms() - c->data_started_ms;
+    log_info("txn id=%s client=%s:%u helo=%s from=<%s> rcpts=%zu size=%" PRIu64
+             " endpoints=%s reply=\"%u %s\" ms=%" PRId64,
+             env->id, c->address, c->port, helo, from, env->n_rcpt, env->size, eps[0] ? eps : "-",
+             code, esc ? esc : "", duration);
+}
+
+/* on_delivered - the webhook outcome arrived: reply, log, then continue with any input
+ * that was held while waiting. */
+static void on_delivered(void *arg, const struct delivery_outcome *o)
+{
+    struct conn *c = arg;
+    c->delivery = NULL;
+    transaction_log(c, o, o->reply.code, o->reply.esc);
+    enum session_action a =
+        session_delivered(&c->session, o->reply.code, o->reply.esc, o->reply.text, &c->out);
+    spool_free(c->spool);
+    c->spool = NULL;
+    if (a == SESSION_ACTION_CLOSE)
+        c->close_after_write = true;
+
+    if (!c->close_after_write && c->held.len > 0) {
+        size_t used = 0;
+        conn_process(c, c->held.data, c->held.len, &used);
+        if (c->closing)
+            return;
+        buf_consume(&c->held, used);
+    }
+    if (c->held.len == 0)
+        buf_free(&c->held);
+    conn_flush(c);
+    conn_update_reading(c);
+}
+
+/* local_failure - the message cannot be handed on for a local reason (spool or memory):
+ * 451 so that the sender retries. */
+static void local_failure(struct conn *c, const char *why)
+{
+    static const char esc[] = "4.3.0";
+    log_error("txn id=%s local failure: %s", c->session.env.id, why);
+    transaction_log(c, NULL, 451, esc);
+    if (session_delivered(&c->session, 451, esc, "local problem, try again later", &c->out) ==
+        SESSION_ACTION_CLOSE)
+        c->close_after_write = true;
+    spool_free(c->spool);
+    c->spool = NULL;
+}
+
+/* conn_action - carry out what the session asked for. Returns false when processing of
+ * the current input must stop. */
+static bool conn_action(struct conn *c, enum session_action a)
+{
+    switch (a) {
+    case SESSION_ACTION_NONE:
+        return true;
+    case SESSION_ACTION_DATA:
+        smtp_parser_begin_data(&c->parser);
+        c->spool_error = 0;
+        c->data_started_ms = conn_now_ms();
+        c->spool_error =
+            spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
+        return true;
+    case SESSION_ACTION_DELIVER:
+        if (c->spool_error != 0) {
+            local_failure(c, sh_strerror(c->spool_error));
+            return true;
+        }
+        if (delivery_start(c->srv->http, c->srv->cfg, &c->session.env, c->spool, on_delivered, c,
+                           &c->delivery) != 0) {
+            c->delivery = NULL;
+            local_failure(c, "cannot start delivery");
+            return true;
+        }
+        return false;
+    case SESSION_ACTION_DISCARD:
+        transaction_log(c, NULL, reply_code(REPLY_SIZE_EXCEEDED), "5.3.4");
+        spool_free(c->spool);
+        c->spool = NULL;
+        if (session_discarded(&c->session, &c->out) == SESSION_ACTION_CLOSE) {
+            c->close_after_write = true;
+            return false;
+        }
+        return true;
+    case SESSION_ACTION_DROP_INPUT:
+        smtp_parser_reset(&c->parser);
+        return false;
+    case SESSION_ACTION_CLOSE:
+    default:
+        c->close_after_write = true;
+        return false;
+    }
+}
+
+/* conn_process - run bytes through parser and session until they are used up, a delivery
+ * starts or the connection is to close. *consumed tells how far it got. */
+static void conn_process(struct conn *c, const char *data, size_t len, size_t *consumed)
+{
+    size_t off = 0;
+    while (off < len && !c->closing && !c->close_after_write && c->delivery == NULL) {
+        struct smtp_event ev;
+        long n = smtp_parser_feed(&c->parser, data + off, len - off, &ev);
+        if (n < 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        off += (size_t)n;
+        enum session_action a = SESSION_ACTION_NONE;
+        switch (ev.type) {
+        case SMTP_EVENT_NONE:
+            break;
+        case SMTP_EVENT_LINE:
+            a = session_line(&c->session, ev.ptr, ev.len, conn_now_ms(), &c->out);
+            break;
+        case SMTP_EVENT_LINE_TOO_LONG:
+            a = session_line_too_long(&c->session, &c->out);
+            break;
+        case SMTP_EVENT_DATA:
+            if (session_data(&c->session, ev.len) && c->spool_error == 0 && c->spool != NULL)
+                c->spool_error = spool_append(c->spool, ev.ptr, ev.len);
+            break;
+        case SMTP_EVENT_DATA_END:
+            a = session_data_end(&c->session, &c->out);
+            break;
+        }
+        if (!conn_action(c, a)) {
+            if (a == SESSION_ACTION_DROP_INPUT)
+                off = len;
+            break;
+        }
+    }
+    *consumed = off;
+}
+
+/* on_alloc - every read uses the server's one read buffer: reads are handled to the end
+ * before the next one, so idle connections reserve no buffer. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    *b = uv_buf_init(c->srv->read_buffer, sizeof(c->srv->read_buffer));
+}
+
+/* on_read - new bytes: process them, or hold them while a delivery runs. */
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = stream->data;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "client closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    size_t len = (size_t)nread;
+    if (c->close_after_write)
+        return; /* a goodbye is on its way: nothing more is read (RFC 5321 §4.1.1.10) */
+
+    if (c->delivery != NULL || c->held.len > 0) {
+        if (buf_append(&c->held, b->base, len) != 0)
+            conn_close(c, "out of memory");
+        else
+            conn_update_reading(c);
+        return;
+    }
+    size_t used = 0;
+    conn_process(c, b->base, len, &used);
+    if (c->closing)
+        return;
+    if (used < len && c->delivery != NULL &&
+        buf_append(&c->held, b->base + used, len - used) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    conn_flush(c);
+    conn_update_reading(c);
+}
+
+/* conn_read_start - start reading (used by conn_update_reading). */
+static void conn_read_start(struct conn *c)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        conn_close(c, uv_strerror(rc));
+        return;
+    }
+    c->reading = true;
+}
+
+/* peer_name - the peer's address as text and its port. */
+static int peer_name(uv_tcp_t *tcp, char *addr, size_t addrlen, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    int rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        return rc;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+        /* An IPv4 client on a dual-stack socket is shown as IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            struct sockaddr_in sin;
+            memset(&sin, 0, sizeof(sin));
+            sin.sin_family = AF_INET;
+            memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+            sin.sin_port = sin6->sin6_port;
+            *port = ntohs(sin6->sin6_port);
+            return uv_ip4_name(&sin, addr, addrlen);
+        }
+        *port = ntohs(sin6->sin6_port);
+        return uv_ip6_name(sin6, addr, addrlen);
+    }
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+    *port = ntohs(sin->sin_port);
+    return uv_ip4_name(sin, addr, addrlen);
+}
+
+/* conn_accept - see conn.h. */
+void conn_accept(struct server *srv, uv_stream_t *listener)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_error("accept: out of memory");
+        return;
+    }
+    c->srv = srv;
+    if (uv_tcp_init(srv->loop, &c->tcp) != 0 || uv_timer_init(srv->loop, &c->timer) != 0) {
+        log_error("accept: cannot initialise handles");
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    smtp_parser_init(&c->parser, srv->cfg->limits.max_command_line_bytes);
+    snprintf(c->id, sizeof(c->id), "%s%" PRIx64, srv->id_seed, srv->next_conn++);
+    session_init(&c->session, srv->cfg, "", 0, c->id);
+
+    /* Linked before anything can fail, so conn_close always finds it in the list. */
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = peer_name(&c->tcp, c->address, sizeof(c->address), &c->port);
+    if (rc != 0) {
+        log_warn("accept: %s", uv_strerror(rc));
+        conn_close(c, "accept failed");
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    session_init(&c->session, srv->cfg, c->address, c->port, c->id);
+
+    const struct config_limits *lim = &srv->cfg->limits;
+    if (srv->stopping) {
+        reply_write(&c->out, REPLY_SHUTDOWN, srv->cfg->hostname);
+        c->close_after_write = true;
+    } else if (srv->n_conns >= lim->max_connections ||
+               server_conn_count_from(srv, c->address) >= lim->max_connections_per_client) {
+        log_warn("conn %s:%u refused: too many connections", c->address, c->port);
+        reply_write(&c->out, REPLY_TOO_MANY_CONNECTIONS, srv->cfg->hostname);
+        c->close_after_write = true;
+    } else {
+        c->counted = true;
+        srv->n_conns++;
+        log_debug("conn %s %s:%u accepted", c->id, c->address, c->port);
+        session_greeting(&c->session, &c->out);
+    }
+    conn_flush(c);
+    if (!c->closing)
+        conn_update_reading(c);
+}
+
+/* conn_shutdown - see conn.h. */
+void conn_shutdown(struct conn *c)
+{
+    if (c->closing)
+        return;
+    if (session_shutdown(&c->session, &c->out) == SESSION_ACTION_CLOSE)
+        c->close_after_write = true;
+    conn_flush(c);
+    conn_update_reading(c);
+}

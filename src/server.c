@@ -1,0 +1,175 @@
+/* server.c - listeners, the connection set and graceful shutdown (see server.h). */
+#include "smtphook/server.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smtphook/conn.h"
+#include "smtphook/log.h"
+
+#define SERVER_BACKLOG 511 /* listen(2) backlog, as nginx and Redis use */
+
+/* on_listener_closed - count closed listener handles; free the array after the last. */
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+    if (--srv->n_listeners_open == 0) {
+        free(srv->listeners);
+        srv->listeners = NULL;
+        srv->n_listeners = 0;
+    }
+}
+
+/* close_listeners - stop accepting. */
+static void close_listeners(struct server *srv)
+{
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        uv_handle_t *h = (uv_handle_t *)&srv->listeners[i];
+        if (!uv_is_closing(h))
+            uv_close(h, on_listener_closed);
+    }
+}
+
+/* on_connection - a listener has a connection to accept. */
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    conn_accept(srv, listener);
+}
+
+/* server_start - bind every listener; on failure close what was opened. */
+int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+
+    unsigned char rnd[2] = {0, 0};
+    uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+    snprintf(srv->id_seed, sizeof(srv->id_seed), "%08" PRIx32 "%02x%02x", (uint32_t)time(NULL),
+             rnd[0], rnd[1]);
+
+    int rc = http_client_new(loop, &srv->http);
+    if (rc != 0) {
+        log_error("http client: cannot start");
+        return UV_ENOMEM;
+    }
+    uv_timer_init(loop, &srv->shutdown_timer);
+    srv->shutdown_timer.data = srv;
+
+    srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
+    if (srv->listeners == NULL) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        uv_tcp_t *tcp = &srv->listeners[i];
+        rc = uv_tcp_init_ex(loop, tcp, l->addr.ss_family);
+        if (rc != 0)
+            goto fail_listener;
+        tcp->data = srv;
+        srv->n_listeners++;
+        srv->n_listeners_open++;
+        /* [::] binds IPv6 only, so that 0.0.0.0 on the same port can be listed too. */
+        unsigned flags = l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+        rc = uv_tcp_bind(tcp, (const struct sockaddr *)&l->addr, flags);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)tcp, SERVER_BACKLOG, on_connection);
+        if (rc != 0)
+            goto fail_listener;
+        log_info("listening on %s", l->address);
+    }
+    return 0;
+
+fail_listener:
+    log_error("listen on %s: %s",
+              cfg->listeners[srv->n_listeners ? srv->n_listeners - 1 : 0].address, uv_strerror(rc));
+fail:
+    srv->closed = true;
+    if (srv->n_listeners_open > 0)
+        close_listeners(srv);
+    else {
+        free(srv->listeners);
+        srv->listeners = NULL;
+    }
+    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    http_client_close(srv->http);
+    srv->http = NULL;
+    return rc;
+}
+
+/* server_finish - every connection is gone: close the remaining server handles so that
+ * uv_run returns. */
+static void server_finish(struct server *srv)
+{
+    if (srv->closed)
+        return;
+    srv->closed = true;
+    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    http_client_close(srv->http);
+    srv->http = NULL;
+    log_info("stopped");
+}
+
+/* on_shutdown_timeout - transactions had their time: close what is left. */
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    log_warn("shutdown timeout: closing %u connection(s)", srv->n_conns);
+    struct conn *c = srv->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_close(c, "shutdown timeout");
+        c = next;
+    }
+    server_finish(srv);
+}
+
+/* server_stop - see server.h. */
+void server_stop(struct server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    log_info("stopping: %u connection(s) open", srv->n_conns);
+    close_listeners(srv);
+    struct conn *c = srv->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_shutdown(c);
+        c = next;
+    }
+    if (srv->conns == NULL) {
+        server_finish(srv);
+        return;
+    }
+    uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, srv->cfg->limits.shutdown_timeout_ms,
+                   0);
+}
+
+/* server_conn_count_from - counted connections from this address (linear: the list is
+ * bounded by max_connections). */
+unsigned server_conn_count_from(const struct server *srv, const char *address)
+{
+    unsigned n = 0;
+    for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->counted && strcmp(c->address, address) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* server_conn_gone - the last connection of a stopping server ends it. */
+void server_conn_gone(struct server *srv)
+{
+    if (srv->stopping && srv->conns == NULL)
+        server_finish(srv);
+}
