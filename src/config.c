@@ -640,6 +640,9 @@ static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
     rc = config_ints(c, obj, config_endpoint_rules, CONFIG_NROWS(config_endpoint_rules), e);
     if (rc != 0)
         return rc;
+    /* The default connect timeout shrinks to fit a short timeout_ms; a given one must. */
+    if (json_object_get(obj, "connect_timeout_ms") == NULL && e->connect_timeout_ms > e->timeout_ms)
+        e->connect_timeout_ms = e->timeout_ms;
     if (e->connect_timeout_ms > e->timeout_ms) {
         config_push(c, "connect_timeout_ms");
         return config_fail(c, "must not be greater than timeout_ms (%" PRIu64 ")", e->timeout_ms);

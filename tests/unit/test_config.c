@@ -289,6 +289,17 @@ static void test_connect_exceeds_total(void **state)
              "endpoints.app.connect_timeout_ms", NULL);
 }
 
+/* A short timeout_ms without connect_timeout_ms shrinks the default connect timeout. */
+static void test_connect_default_fits_total(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{"
+                                 "\"url\":\"http://h/\",\"timeout_ms\":500}}}");
+    assert_int_equal(cfg->endpoints[0].timeout_ms, 500);
+    assert_int_equal(cfg->endpoints[0].connect_timeout_ms, 500);
+    config_free(cfg);
+}
+
 /* ---- types and unknown keys -------------------------------------------------------------- */
 
 static void test_wrong_types(void **state)
@@ -892,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_int_ranges),
         cmocka_unit_test(test_exact_message),
         cmocka_unit_test(test_connect_exceeds_total),
+        cmocka_unit_test(test_connect_default_fits_total),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
