@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian 12 packages smtphook needs.
+#
+#   docker/install-deps.sh          build and run: compiler, CMake, libuv, libcurl, OpenSSL, jansson
+#   docker/install-deps.sh --test   also what the test suites use: cmocka, Python, swaks,
+#                                   Postfix (for smtp-source), openssl, curl
+#
+# As root it installs whatever is missing with apt-get; otherwise it prints the exact
+# apt-get command to run and fails if something is missing.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
+            libjansson-dev ca-certificates python3)
+test_pkgs=(libcmocka-dev swaks postfix openssl curl)
+
+pkgs=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+    pkgs+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "smtphook needs these Debian packages: ${missing[*]}" >&2
+    echo "install them with:  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is installed only for its smtp-source test client: leave it unconfigured so
+# no mail system starts on this machine.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
