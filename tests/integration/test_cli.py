@@ -1,0 +1,278 @@
+"""test_cli.py - the command line (--version, --help, --check-config, quick start) and the
+process lifecycle (configuration errors, SIGTERM)."""
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+
+from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
+                     dot_stuff, free_port, make_config, run_binary)
+
+MSG = b"Subject: cli\r\n\r\nbody\r\n"
+
+
+class Cli(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="smtphook-itest-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def write_config(self, cfg, name="config.json"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            if isinstance(cfg, str):
+                f.write(cfg)
+            else:
+                json.dump(cfg, f)
+        return path
+
+    def check(self, cfg, env=None):
+        return run_binary(["--config", self.write_config(cfg), "--check-config"], env=env)
+
+    def good(self):
+        return make_config(free_port(), "http://127.0.0.1:9/inbound")
+
+    def assertRejected(self, p, *words):
+        self.assertNotEqual(p.returncode, 0, "accepted: " + p.stdout + p.stderr)
+        out = p.stdout + p.stderr
+        for w in words:
+            self.assertIn(w, out, "error does not name %r: %s" % (w, out))
+
+    def test_version(self):
+        p = run_binary(["--version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout.strip(), r"^smtphook \d+\.\d+\.\d+")
+
+    def test_help(self):
+        p = run_binary(["--help"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for opt in ("--config", "--listen", "--webhook", "--check-config", "--version"):
+            self.assertIn(opt, p.stdout)
+
+    def test_unknown_option_fails(self):
+        p = run_binary(["--frobnicate"])
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_check_config_example(self):
+        example = os.path.join(SOURCE_DIR, "config.example.json")
+        p = run_binary(["--config", example, "--check-config"],
+                       env={"SMTPHOOK_APP_TOKEN": "example-token"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex((p.stdout + p.stderr).lower(), r"\bok\b")
+
+    def test_check_config_example_without_token_names_it(self):
+        example = os.path.join(SOURCE_DIR, "config.example.json")
+        p = run_binary(["--config", example, "--check-config"], unset=["SMTPHOOK_APP_TOKEN"])
+        self.assertRejected(p, "SMTPHOOK_APP_TOKEN")
+
+    def test_check_config_good(self):
+        p = self.check(self.good(), env={"TOKEN": "t"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_unknown_top_level_key(self):
+        cfg = self.good()
+        cfg["bogus_setting"] = 1
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "bogus_setting")
+
+    def test_unknown_nested_key(self):
+        cfg = self.good()
+        cfg["limits"]["max_recipeints"] = 100
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "max_recipeints")
+
+    def test_unknown_endpoint_key(self):
+        cfg = self.good()
+        cfg["endpoints"]["app"]["timeout"] = 5
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "timeout")
+
+    def test_unset_variable_named(self):
+        cfg = self.good()
+        cfg["endpoints"]["app"]["headers"] = {"Authorization": "Bearer ${ITEST_SURELY_UNSET}"}
+        self.assertRejected(run_binary(["--config", self.write_config(cfg), "--check-config"],
+                                       env={"TOKEN": "t"}, unset=["ITEST_SURELY_UNSET"]),
+                            "ITEST_SURELY_UNSET")
+
+    def test_values_below_minimum_rejected_naming_the_key(self):
+        for key, bad in (("max_recipients", 99), ("max_message_bytes", 65535),
+                         ("max_command_line_bytes", 511), ("idle_timeout_ms", 999),
+                         ("transaction_timeout_ms", 999)):
+            with self.subTest(key=key):
+                cfg = self.good()
+                cfg["limits"][key] = bad
+                self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), key)
+
+    def test_minimum_values_accepted(self):
+        cfg = self.good()
+        cfg["limits"].update({"max_recipients": 100, "max_message_bytes": 65536,
+                              "max_command_line_bytes": 512, "idle_timeout_ms": 1000,
+                              "transaction_timeout_ms": 1000})
+        cfg["endpoints"]["app"].update({"timeout_ms": 100, "connect_timeout_ms": 100})
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_endpoint_timeout_below_minimum_rejected(self):
+        cfg = self.good()
+        cfg["endpoints"]["app"]["timeout_ms"] = 99
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "timeout_ms")
+
+    def test_wrong_type_rejected(self):
+        cfg = self.good()
+        cfg["limits"]["max_errors"] = "20"
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "max_errors")
+
+    def test_invalid_json_rejected(self):
+        path = self.write_config('{"hostname": "x",')
+        p = run_binary(["--config", path, "--check-config"])
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_missing_file_rejected(self):
+        p = run_binary(["--config", os.path.join(self.dir, "nope.json"), "--check-config"])
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_bad_config_does_not_start(self):
+        cfg = self.good()
+        cfg["bogus_setting"] = 1
+        p = run_binary(["--config", self.write_config(cfg)], env={"TOKEN": "t"}, timeout=10)
+        self.assertRejected(p, "bogus_setting")
+
+
+class QuickStart(SmtphookTestCase):
+    def test_listen_webhook_accepts_any_domain(self):
+        rcv = self.start_receiver()
+        port = free_port()
+        self.start_smtphook(config=False, port=port,
+                            args=["--listen", "127.0.0.1:%d" % port, "--webhook",
+                                  rcv.url("/hook"), "--hostname", "quick.test"])
+        c = self.connect()
+        self.assertRegex(c.banner.text, r"^quick\.test ESMTP")
+        self.ehlo(c)
+        r = self.transaction(c, "someone@anywhere.test", ["rcpt@any-domain.example"], MSG)
+        self.assertReply(r, 250, "2.0.0")
+        req = rcv.wait_for(1)[0]
+        self.assertEqual(req.path, "/hook")
+        self.assertEqual(req.envelope()["rcpt_to"], ["rcpt@any-domain.example"])
+        self.assertEqual(req.body, MSG)
+
+    def test_wildcard_domain_in_file(self):
+        rcv = self.start_receiver()
+        self.start_smtphook(rcv, domains=["*"])
+        r = self.send_mail(rcpts=("x@whatever.example",))
+        self.assertReply(r, 250)
+
+    def test_flags_override_file(self):
+        rcv = self.start_receiver()
+        port = free_port()
+        cfg = make_config(free_port(), "http://127.0.0.1:9/never")
+        self.start_smtphook(config=cfg, port=port,
+                            args=["--listen", "127.0.0.1:%d" % port, "--webhook", rcv.url()])
+        self.assertReply(self.send_mail(), 250)
+        self.assertEqual(len(rcv.wait_for(1)), 1)
+
+
+class Sigterm(SmtphookTestCase):
+    def test_idle_connection_exits_zero(self):
+        rcv = self.start_receiver()
+        sh = self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        t0 = time.monotonic()
+        sh.signal(signal.SIGTERM)
+        rc = sh.wait(10)
+        self.assertIsNotNone(rc, "did not exit within 10 s with an idle connection open")
+        self.assertEqual(rc, 0, sh.log())
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertReply(c.read_reply(timeout=2), 421, "4.3.2")
+        self.assertTrue(c.wait_closed(2))
+
+    def test_running_delivery_finishes_then_exit_zero(self):
+        rcv = self.start_receiver(delay=2.0)
+        sh = self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(dot_stuff(MSG))
+        rcv.wait_for(1, timeout=5)
+        sh.signal(signal.SIGTERM)
+        r = c.read_reply(timeout=10)
+        self.assertReply(r, 250, "2.0.0")
+        rc = sh.wait(10)
+        self.assertEqual(rc, 0, sh.log())
+
+    def test_no_new_connections_after_sigterm(self):
+        rcv = self.start_receiver(delay=2.0)
+        sh = self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(dot_stuff(MSG))
+        rcv.wait_for(1, timeout=5)
+        sh.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        try:
+            c2 = SMTPClient(sh.port, timeout=2)
+        except (OSError, Closed, ProtocolError):
+            c2 = None  # refused or closed at once: both fine
+        if c2 is not None:
+            self.addCleanup(c2.close)
+            self.assertNotEqual(c2.banner.code, 220, "new session accepted while stopping")
+        self.assertReply(c.read_reply(timeout=10), 250)
+        self.assertEqual(sh.wait(10), 0, sh.log())
+
+    def test_transaction_in_data_finishes_after_sigterm(self):
+        rcv = self.start_receiver()
+        sh = self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"Subject: half\r\n\r\nfirst half\r\n")
+        time.sleep(0.2)
+        sh.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        c.send(b"second half\r\n.\r\n")
+        self.assertReply(c.read_reply(timeout=10), 250, "2.0.0")
+        self.assertEqual(rcv.wait_for(1)[0].body,
+                         b"Subject: half\r\n\r\nfirst half\r\nsecond half\r\n")
+        self.assertEqual(sh.wait(10), 0, sh.log())
+
+    def test_shutdown_timeout_bounds_the_wait(self):
+        rcv = self.start_receiver(delay=30)
+        sh = self.start_smtphook(rcv, limits={"shutdown_timeout_ms": 1000,
+                                              "transaction_timeout_ms": 60000},
+                                 endpoints={"app": {"url": rcv.url(), "timeout_ms": 60000}})
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(dot_stuff(MSG))
+        rcv.wait_for(1, timeout=5)
+        t0 = time.monotonic()
+        sh.signal(signal.SIGTERM)
+        rc = sh.wait(10)
+        self.assertIsNotNone(rc, "still running 10 s after SIGTERM with shutdown_timeout_ms 1000")
+        self.assertEqual(rc, 0, sh.log())
+        self.assertLess(time.monotonic() - t0, 5)
+        try:
+            r = c.read_reply(timeout=1)
+        except Closed:
+            r = None
+        if r is not None:  # never a 250 for a message the app did not confirm
+            self.assertEqual(r.code // 100, 4, str(r))
+
+    def test_sigint_exits_zero(self):
+        rcv = self.start_receiver()
+        sh = self.start_smtphook(rcv)
+        sh.signal(signal.SIGINT)
+        self.assertEqual(sh.wait(10), 0, sh.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
