@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""bench.py - figures for smtphook's performance budget (prints, never asserts).
+
+  python3 tests/bench/bench.py [--binary build/smtphook] [--idle 1000] [--messages 2000]
+
+Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
+  - memory per idle connection (RSS growth with N connections that said nothing);
+  - throughput and CPU per message with Postfix's smtp-source (20 sessions);
+  - peak RSS after a 5 KB message and after a 50 MB message (memory must not grow with
+    message size: the body is streamed to a spool that moves to a temp file).
+"""
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import harness  # noqa: E402
+
+
+
+def proc_status(pid, field):
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def start(binary, receiver, limits):
+    harness.BINARY = binary
+    port = harness.free_port()
+    cfg = harness.make_config(port, receiver.url(), limits=limits)
+    sh = harness.Smtphook(cfg)
+    sh.start()
+    return sh
+
+
+def bench_idle(binary, receiver, n):
+    sh = start(binary, receiver, {"max_connections": n + 10, "max_connections_per_client": n + 10})
+    try:
+        pid = sh.proc.pid
+        time.sleep(0.2)
+        before = proc_status(pid, "VmRSS")
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection((harness.HOST, sh.port))
+            s.recv(512)  # the banner: the connection is fully set up
+            socks.append(s)
+        time.sleep(0.2)
+        after = proc_status(pid, "VmRSS")
+        for s in socks:
+            s.close()
+        print("idle connections: %d, RSS %d KiB -> %d KiB, %.2f KiB per connection"
+              % (n, before, after, (after - before) / n))
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+
+
+def bench_throughput(binary, receiver, messages):
+    sh = start(binary, receiver, {})
+    try:
+        pid = sh.proc.pid
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        subprocess.run(["/usr/sbin/smtp-source", "-s", "20", "-m", str(messages), "-f",
+                        "sender@example.org", "-t", "rcpt@example.com",
+                        "%s:%d" % (harness.HOST, sh.port)], check=True)
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(pid) - cpu0
+        print("throughput: %d messages over 20 sessions in %.2f s = %.0f msg/s; "
+              "smtphook CPU %.3f s = %.0f us per message; peak RSS %d KiB"
+              % (messages, wall, messages / wall, cpu, cpu * 1e6 / messages,
+                 proc_status(pid, "VmHWM")))
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+
+
+def send(port, body):
+    c = harness.SMTPClient(port, timeout=120)
+    try:
+        c.cmd("EHLO bench")
+        c.cmd("MAIL FROM:<a@example.org>")
+        c.cmd("RCPT TO:<b@example.com>")
+        c.cmd("DATA")
+        c.send(harness.dot_stuff(body))
+        r = c.read_reply(120)
+        c.cmd("QUIT")
+        return r
+    finally:
+        c.close()
+
+
+def bench_size(binary, receiver):
+    sh = start(binary, receiver, {"max_message_bytes": 60000000})
+    try:
+        pid = sh.proc.pid
+        small = b"Subject: small\r\n\r\n" + b"x" * 78 * 64 + b"\r\n"
+        send(sh.port, small)
+        hwm_small = proc_status(pid, "VmHWM")
+        line = b"y" * 998 + b"\r\n"
+        big = b"Subject: big\r\n\r\n" + line * (50 * 1000 * 1000 // len(line))
+        t0 = time.monotonic()
+        r = send(sh.port, big)
+        wall = time.monotonic() - t0
+        hwm_big = proc_status(pid, "VmHWM")
+        print("message size: peak RSS %d KiB after 5 KB, %d KiB after %d MB (%s in %.2f s)"
+              % (hwm_small, hwm_big, len(big) // 1000000, r.code, wall))
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", default=os.path.join(HERE, "..", "..", "build", "smtphook"))
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--messages", type=int, default=2000)
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, args.idle + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    idle = min(args.idle, want - 256)
+
+    receiver = harness.Receiver().start()
+    receiver.keep_bodies = False
+    try:
+        bench_idle(os.path.abspath(args.binary), receiver, idle)
+        bench_throughput(os.path.abspath(args.binary), receiver, args.messages)
+        bench_size(os.path.abspath(args.binary), receiver)
+    finally:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()
