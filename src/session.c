@@ -15,6 +15,8 @@
 #include "smtphook/smtp_cmd.h"
 
 #define SESSION_HELO_MAX 255 /* longest HELO/EHLO argument kept */
+#define SESSION_RCPT_OVERSHOOT_MAX                                                                 \
+    1000 /* 452s for surplus recipients before they count as errors */
 
 /* Argument rules of the command table. */
 enum session_arg_rule {
@@ -270,8 +272,16 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
     size_t domain_len = path.at < path.len ? path.len - path.at - 1 : 0;
     if (!config_domain_accepted(s->cfg, domain, domain_len))
         return session_error(s, REPLY_RELAY_DENIED, NULL, out);
-    if (s->env.n_rcpt >= s->cfg->limits.max_recipients)
+    if (s->env.n_rcpt >= s->cfg->limits.max_recipients) {
+        /* A sender with more recipients than we take is no abuser: it sends the rest in
+         * another transaction. Like Postfix's smtpd_recipient_overshoot_limit, only a
+         * large overshoot is charged to the error budget. */
+        if (s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX) {
+            reply_write(out, REPLY_TOO_MANY_RCPTS, NULL);
+            return SESSION_ACTION_NONE;
+        }
         return session_error(s, REPLY_TOO_MANY_RCPTS, NULL, out);
+    }
 
     char **list = realloc(s->env.rcpt_to, (s->env.n_rcpt + 1) * sizeof(*list));
     if (list == NULL)

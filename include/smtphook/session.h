@@ -43,6 +43,7 @@ struct session {
     struct envelope env;      /* current transaction */
     bool too_big;             /* DATA exceeded max_message_bytes */
     unsigned errors;          /* error replies so far (error budget) */
+    unsigned rcpt_overshoot;  /* recipients refused with 452 for the recipient limit */
     unsigned transactions;    /* transactions started, for ids */
     bool shutting_down;       /* server stops: close after the current transaction */
     char id_prefix[32];       /* unique per connection; ids are "<prefix>.<n>" */
