@@ -15,13 +15,17 @@ int buf_append(struct buf *b, const void *data, size_t len)
     if (b->cap - b->len < len) {
         size_t cap = b->cap ? b->cap : 128;
         while (cap - b->len < len) {
-            if (cap > SIZE_MAX / 2)
+            if (cap > SIZE_MAX / 2) {
+                b->failed = true;
                 return SH_ENOMEM;
+            }
             cap *= 2;
         }
         char *p = realloc(b->data, cap);
-        if (p == NULL)
+        if (p == NULL) {
+            b->failed = true;
             return SH_ENOMEM;
+        }
         b->data = p;
         b->cap = cap;
     }
@@ -60,4 +64,5 @@ void buf_free(struct buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->failed = false;
 }

@@ -22,8 +22,8 @@ unsigned reply_code(enum reply_id id)
     return reply_table[id].code;
 }
 
-/* write_line - "<code><sep>[<esc> ]" then text with "{}" replaced, then CRLF. Allocation
- * failures leave the buffer short; the connection detects that when it has no reply. */
+/* write_line - "<code><sep>[<esc> ]" then text with "{}" replaced, then CRLF. An
+ * allocation failure sets out->failed; the connection then closes instead of sending. */
 static void write_line(struct buf *out, unsigned code, char sep, const char *esc, const char *text,
                        const char *arg)
 {

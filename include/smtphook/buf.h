@@ -2,15 +2,18 @@
 #ifndef SMTPHOOK_BUF_H
 #define SMTPHOOK_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
-    char *data; /* NULL until the first append */
-    size_t len; /* bytes in use */
-    size_t cap; /* bytes allocated */
+    char *data;  /* NULL until the first append */
+    size_t len;  /* bytes in use */
+    size_t cap;  /* bytes allocated */
+    bool failed; /* an append failed: contents are incomplete (cleared by buf_free) */
 };
 
-/* buf_append - append len bytes; 0 or SH_ENOMEM (the buffer is unchanged then). */
+/* buf_append - append len bytes; 0 or SH_ENOMEM (the buffer is unchanged then, and
+ * failed is set so that callers that append many pieces can check once). */
 int buf_append(struct buf *b, const void *data, size_t len);
 
 /* buf_append_str - append a NUL-terminated string. */
