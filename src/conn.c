@@ -18,6 +18,7 @@
 
 #define CONN_HELD_MAX_BYTES  65536  /* input held during a delivery before reading pauses */
 #define CONN_WRITE_MAX_BYTES 262144 /* unsent replies before reading pauses */
+#define CONN_OUT_KEEP_BYTES  4096   /* reply buffer kept between reads; larger ones are freed */
 
 struct conn_write {
     uv_write_t req; /* libuv request; req.data is the conn */
@@ -28,6 +29,7 @@ struct conn_write {
 static void conn_process(struct conn *c, const char *data, size_t len, size_t *consumed);
 static void conn_update_reading(struct conn *c);
 static void conn_read_start(struct conn *c);
+static void conn_resume(struct conn *c);
 
 /* conn_now_ms - wall-clock time in milliseconds, for envelope timestamps. */
 static int64_t conn_now_ms(void)
@@ -100,7 +102,7 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c, "closed by server");
         return;
     }
-    conn_update_reading(c);
+    conn_resume(c);
 }
 
 /* conn_flush - hand the queued replies to the socket: try_write first, the rest (rare)
@@ -109,6 +111,10 @@ static void conn_flush(struct conn *c)
 {
     if (c->closing)
         return;
+    if (c->out.failed) {
+        conn_close(c, "out of memory for replies");
+        return;
+    }
     if (c->out.len > 0) {
         size_t off = 0;
         if (c->write_pending == 0) {
@@ -140,26 +146,40 @@ static void conn_flush(struct conn *c)
             }
             c->write_pending += len;
         }
-        buf_reset(&c->out);
+        /* A burst of pipelined commands can leave a large buffer behind: idle
+         * connections should hold none. */
+        if (c->out.cap > CONN_OUT_KEEP_BYTES)
+            buf_free(&c->out);
+        else
+            buf_reset(&c->out);
     }
     if (c->close_after_write && c->write_pending == 0)
         conn_close(c, "closed by server");
 }
 
-/* on_timeout - the idle timer fired: 421 and close. */
+/* on_timeout - the timer fired. A client that does not read what we sent (replies or the
+ * goodbye) is dropped; one that sends nothing gets 421 4.4.2 and is closed. */
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (c->closing || c->delivery != NULL)
+    if (c->closing)
+        return;
+    if (c->close_after_write || c->write_pending > 0) {
+        log_info("conn %s %s:%u dropped: write timeout (the client does not read)", c->id,
+                 c->address, c->port);
+        conn_close(c, "write timeout");
+        return;
+    }
+    if (c->delivery != NULL)
         return;
     session_timeout(&c->session, &c->out);
     c->close_after_write = true;
     conn_flush(c);
 }
 
-/* conn_update_reading - read while nothing stops it: a running delivery with input already
- * held, too much unsent output, or a pending close. The idle timer runs only while the
- * connection waits for the client. */
+/* conn_update_reading - read while nothing stops it: too much input held, too much unsent
+ * output, or a pending close. The timer runs whenever the connection waits for the client,
+ * to read from it or to write to it; it stops only while we wait for the webhook. */
 static void conn_update_reading(struct conn *c)
 {
     if (c->closing)
@@ -172,7 +192,9 @@ static void conn_update_reading(struct conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    if (c->delivery == NULL && !c->close_after_write)
+    if (c->closing)
+        return; /* conn_read_start failed */
+    if (c->delivery == NULL || c->close_after_write || c->write_pending > 0)
         uv_timer_start(&c->timer, on_timeout, c->srv->cfg->limits.idle_timeout_ms, 0);
     else
         uv_timer_stop(&c->timer);
@@ -208,6 +230,28 @@ static void transaction_log(struct conn *c, const struct delivery_outcome *o, un
              code, esc ? esc : "", duration);
 }
 
+/* conn_resume - handle held input as far as possible (no delivery running, replies not
+ * piling up), send the replies and decide about reading. Called after every event that can
+ * unblock a connection: a read, a finished write, a delivery outcome. */
+static void conn_resume(struct conn *c)
+{
+    while (!c->closing && !c->close_after_write && c->delivery == NULL && c->held.len > 0 &&
+           c->write_pending < CONN_WRITE_MAX_BYTES) {
+        size_t used = 0;
+        conn_process(c, c->held.data, c->held.len, &used);
+        if (c->closing)
+            return;
+        buf_consume(&c->held, c->close_after_write ? c->held.len : used);
+        conn_flush(c);
+    }
+    if (c->closing)
+        return;
+    if (c->held.len == 0)
+        buf_free(&c->held);
+    conn_flush(c);
+    conn_update_reading(c);
+}
+
 /* on_delivered - the webhook outcome arrived: reply, log, then continue with any input
  * that was held while waiting. */
 static void on_delivered(void *arg, const struct delivery_outcome *o)
@@ -221,18 +265,7 @@ static void on_delivered(void *arg, const struct delivery_outcome *o)
     c->spool = NULL;
     if (a == SESSION_ACTION_CLOSE)
         c->close_after_write = true;
-
-    if (!c->close_after_write && c->held.len > 0) {
-        size_t used = 0;
-        conn_process(c, c->held.data, c->held.len, &used);
-        if (c->closing)
-            return;
-        buf_consume(&c->held, used);
-    }
-    if (c->held.len == 0)
-        buf_free(&c->held);
-    conn_flush(c);
-    conn_update_reading(c);
+    conn_resume(c);
 }
 
 /* local_failure - the message cannot be handed on for a local reason (spool or memory):
@@ -295,11 +328,13 @@ static bool conn_action(struct conn *c, enum session_action a)
 }
 
 /* conn_process - run bytes through parser and session until they are used up, a delivery
- * starts or the connection is to close. *consumed tells how far it got. */
+ * starts, the connection is to close, or replies pile up (a client that pipelines without
+ * reading). *consumed tells how far it got. */
 static void conn_process(struct conn *c, const char *data, size_t len, size_t *consumed)
 {
     size_t off = 0;
-    while (off < len && !c->closing && !c->close_after_write && c->delivery == NULL) {
+    while (off < len && !c->closing && !c->close_after_write && c->delivery == NULL &&
+           c->out.len + c->write_pending < CONN_WRITE_MAX_BYTES) {
         struct smtp_event ev;
         long n = smtp_parser_feed(&c->parser, data + off, len - off, &ev);
         if (n < 0) {
@@ -359,24 +394,21 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     if (c->close_after_write)
         return; /* a goodbye is on its way: nothing more is read (RFC 5321 §4.1.1.10) */
 
-    if (c->delivery != NULL || c->held.len > 0) {
-        if (buf_append(&c->held, b->base, len) != 0)
-            conn_close(c, "out of memory");
-        else
-            conn_update_reading(c);
-        return;
-    }
+    /* Fast path: nothing is waiting, so the bytes are handled straight from the shared
+     * read buffer; only what cannot be handled now is copied. */
     size_t used = 0;
-    conn_process(c, b->base, len, &used);
-    if (c->closing)
-        return;
-    if (used < len && c->delivery != NULL &&
-        buf_append(&c->held, b->base + used, len - used) != 0) {
+    if (c->delivery == NULL && c->held.len == 0) {
+        conn_process(c, b->base, len, &used);
+        if (c->closing)
+            return;
+        if (c->close_after_write)
+            used = len;
+    }
+    if (used < len && buf_append(&c->held, b->base + used, len - used) != 0) {
         conn_close(c, "out of memory");
         return;
     }
-    conn_flush(c);
-    conn_update_reading(c);
+    conn_resume(c);
 }
 
 /* conn_read_start - start reading (used by conn_update_reading). */
@@ -419,19 +451,15 @@ static int peer_name(uv_tcp_t *tcp, char *addr, size_t addrlen, uint16_t *port)
 }
 
 /* conn_accept - see conn.h. */
-void conn_accept(struct server *srv, uv_stream_t *listener)
+int conn_accept(struct server *srv, uv_stream_t *listener)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        log_error("accept: out of memory");
-        return;
-    }
+    if (c == NULL)
+        return SH_ENOMEM;
     c->srv = srv;
-    if (uv_tcp_init(srv->loop, &c->tcp) != 0 || uv_timer_init(srv->loop, &c->timer) != 0) {
-        log_error("accept: cannot initialise handles");
-        free(c);
-        return;
-    }
+    /* Neither can fail: a tcp handle without a socket and a timer only fill in fields. */
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
@@ -451,7 +479,7 @@ void conn_accept(struct server *srv, uv_stream_t *listener)
     if (rc != 0) {
         log_warn("accept: %s", uv_strerror(rc));
         conn_close(c, "accept failed");
-        return;
+        return 0;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     session_init(&c->session, srv->cfg, c->address, c->port, c->id);
@@ -474,6 +502,25 @@ void conn_accept(struct server *srv, uv_stream_t *listener)
     conn_flush(c);
     if (!c->closing)
         conn_update_reading(c);
+    return 0;
+}
+
+/* conn_abort - see conn.h. Best effort: whatever the socket does not take at once is lost
+ * with the close, which is what a bounded shutdown means. */
+void conn_abort(struct conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    if (c->write_pending == 0 && !c->close_after_write) {
+        struct buf out = {0};
+        reply_write(&out, REPLY_SHUTDOWN, c->srv->cfg->hostname);
+        if (!out.failed) {
+            uv_buf_t b = uv_buf_init(out.data, (unsigned)out.len);
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+        buf_free(&out);
+    }
+    conn_close(c, reason);
 }
 
 /* conn_shutdown - see conn.h. */

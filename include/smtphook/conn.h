@@ -45,11 +45,16 @@ struct conn {
 };
 
 /* conn_accept - accept one connection from listener and start its session, or answer 421
- * when a connection limit is reached. Errors are logged; nothing is returned. */
-void conn_accept(struct server *srv, uv_stream_t *listener);
+ * when a connection limit is reached. Returns SH_ENOMEM when nothing could be allocated
+ * and the connection is still waiting in the listener; 0 otherwise (errors are logged). */
+int conn_accept(struct server *srv, uv_stream_t *listener);
 
 /* conn_shutdown - the server stops: tell the session (idle ones get 421 and close). */
 void conn_shutdown(struct conn *c);
+
+/* conn_abort - the shutdown bound passed: send 421 4.3.2 if the socket takes it at once,
+ * then close. */
+void conn_abort(struct conn *c, const char *reason);
 
 /* conn_close - close now: cancel the delivery, close the handles, free when they are closed.
  * reason is logged. Safe to call more than once. */

@@ -266,6 +266,63 @@ class ConnectionLimits(SmtphookTestCase):
         self.check_third_refused({"max_connections_per_client": 2})
 
 
+class ClientNotReading(SmtphookTestCase):
+    """A client that pipelines commands and never reads the replies must not hold its
+    connection (and a connection slot) forever: once the replies stop draining for the
+    idle timeout, the server drops it."""
+
+    def test_pipelining_without_reading_is_dropped(self):
+        rcv = self.start_receiver()
+        self.start_smtphook(rcv, limits={"idle_timeout_ms": 1000,
+                                         "max_connections_per_client": 1})
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.sh.port))
+        s.setblocking(False)
+        burst = b"NOOP\r\n" * 8192
+        sent, deadline = 0, time.monotonic() + 10
+        # Send until the server stops reading (its reply queue is full), bounded.
+        while sent < 64 * len(burst) and time.monotonic() < deadline:
+            try:
+                sent += s.send(burst)
+            except BlockingIOError:
+                _, w, _ = select.select([], [s], [], 1.0)
+                if not w:
+                    break
+        # The slot comes back once the server gave up on this client.
+        deadline = time.monotonic() + 10
+        while True:
+            c = SMTPClient(self.sh.port)
+            code = c.banner.code
+            c.close()
+            if code == 220 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(code, 220, "the non-reading client still holds its slot")
+        self.assertIn("write timeout", self.sh.log())
+
+    def test_goodbye_not_read_still_frees_the_slot(self):
+        rcv = self.start_receiver()
+        self.start_smtphook(rcv, limits={"idle_timeout_ms": 1000, "max_errors": 1,
+                                         "max_connections_per_client": 1})
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.sh.port))
+        # Fill our receive window with replies, then trigger the 421 goodbye.
+        s.sendall(b"NOOP\r\n" * 20000 + b"BOGUS\r\n")
+        deadline = time.monotonic() + 10
+        while True:
+            c = SMTPClient(self.sh.port)
+            code = c.banner.code
+            c.close()
+            if code == 220 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(code, 220, "the connection that never read its 421 kept its slot")
+
+
 class SlotRelease(SmtphookTestCase):
     def test_slots_released_however_a_connection_ends(self):
         # 30 connections that end in every way: QUIT, close, RST mid-DATA, RST while a
