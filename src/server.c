@@ -2,12 +2,14 @@
 #include "smtphook/server.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "smtphook/conn.h"
+#include "smtphook/error.h"
 #include "smtphook/log.h"
 
 #define SERVER_BACKLOG 511 /* listen(2) backlog, as nginx and Redis use */
@@ -33,7 +35,16 @@ static void close_listeners(struct server *srv)
     }
 }
 
-/* on_connection - a listener has a connection to accept. */
+/* on_spare_closed - the spare handle can take the next dropped connection. */
+static void on_spare_closed(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+    srv->spare_busy = false;
+}
+
+/* on_connection - a listener has a connection to accept. When no connection can be
+ * allocated it is still accepted (into the spare handle) and closed at once: libuv stops
+ * watching a listener whose pending connection is never accepted. */
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct server *srv = listener->data;
@@ -41,7 +52,29 @@ static void on_connection(uv_stream_t *listener, int status)
         log_warn("accept: %s", uv_strerror(status));
         return;
     }
-    conn_accept(srv, listener);
+    if (conn_accept(srv, listener) != SH_ENOMEM)
+        return;
+    log_error("accept: out of memory, connection dropped");
+    if (srv->spare_busy)
+        return;
+    uv_tcp_init(srv->loop, &srv->spare);
+    srv->spare.data = srv;
+    srv->spare_busy = true;
+    uv_accept(listener, (uv_stream_t *)&srv->spare);
+    uv_close((uv_handle_t *)&srv->spare, on_spare_closed);
+}
+
+/* on_signal - SIGTERM/SIGINT: stop gracefully; a repeat changes nothing. */
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (srv->stopping) {
+        log_info("received %s: already stopping", name);
+        return;
+    }
+    log_info("received %s", name);
+    server_stop(srv);
 }
 
 /* server_start - bind every listener; on failure close what was opened. */
@@ -87,6 +120,11 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
             goto fail_listener;
         log_info("listening on %s", l->address);
     }
+    uv_signal_init(loop, &srv->sigterm);
+    uv_signal_init(loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
     return 0;
 
 fail_listener:
@@ -114,6 +152,8 @@ static void server_finish(struct server *srv)
         return;
     srv->closed = true;
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
     http_client_close(srv->http);
     srv->http = NULL;
     log_info("stopped");
@@ -127,7 +167,7 @@ static void on_shutdown_timeout(uv_timer_t *t)
     struct conn *c = srv->conns;
     while (c != NULL) {
         struct conn *next = c->next;
-        conn_close(c, "shutdown timeout");
+        conn_abort(c, "shutdown timeout");
         c = next;
     }
     server_finish(srv);

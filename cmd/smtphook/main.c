@@ -33,22 +33,6 @@ static const char usage_text[] =
     "\n"
     "Without --config, mail for any recipient domain is accepted.\n";
 
-struct main_ctx {
-    struct server server; /* the SMTP server */
-    uv_signal_t sigterm;  /* SIGTERM: graceful stop */
-    uv_signal_t sigint;   /* SIGINT: graceful stop */
-};
-
-/* on_signal - stop accepting and let transactions finish; the loop ends by itself. */
-static void on_signal(uv_signal_t *sig, int signum)
-{
-    struct main_ctx *ctx = sig->data;
-    log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    uv_close((uv_handle_t *)&ctx->sigterm, NULL);
-    uv_close((uv_handle_t *)&ctx->sigint, NULL);
-    server_stop(&ctx->server);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -116,16 +100,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();
-    static struct main_ctx ctx;
-    int rc = server_start(&ctx.server, loop, cfg);
-    if (rc == 0) {
-        uv_signal_init(loop, &ctx.sigterm);
-        uv_signal_init(loop, &ctx.sigint);
-        ctx.sigterm.data = ctx.sigint.data = &ctx;
-        uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
-        uv_signal_start(&ctx.sigint, on_signal, SIGINT);
+    static struct server server; /* large (its read buffer): not on the stack */
+    int rc = server_start(&server, loop, cfg);
+    if (rc == 0)
         log_info("smtphook %s ready as %s", SMTPHOOK_VERSION, cfg->hostname);
-    }
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     config_free(cfg);

@@ -27,6 +27,10 @@ struct server {
     size_t n_listeners;        /* entries in listeners */
     size_t n_listeners_open;   /* listener handles not yet closed */
     uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
+    uv_signal_t sigterm;       /* SIGTERM: graceful stop */
+    uv_signal_t sigint;        /* SIGINT: graceful stop */
+    uv_tcp_t spare;            /* accepts and drops a connection when out of memory */
+    bool spare_busy;           /* spare is closing */
     struct conn *conns;        /* accepted connections, a doubly linked list */
     unsigned n_conns;          /* connections counted against the limits */
     uint64_t next_conn;        /* sequence number for connection ids */
@@ -36,8 +40,9 @@ struct server {
     char read_buffer[SERVER_READ_BUFFER_BYTES]; /* see SERVER_READ_BUFFER_BYTES */
 };
 
-/* server_start - bind and listen on every configured address. 0, or a negative libuv error
- * after logging which address failed (everything opened so far is closed again). */
+/* server_start - bind and listen on every configured address and handle SIGTERM and SIGINT
+ * (graceful stop; a repeated signal is logged, not fatal). 0, or a negative libuv error after
+ * logging which address failed (everything opened so far is closed again). */
 int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg);
 
 /* server_stop - stop accepting, close idle sessions, let transactions finish. Idempotent. */
