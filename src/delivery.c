@@ -80,6 +80,8 @@ static struct delivery_reply delivery_map_status(long status, uint64_t body_sent
             return delivery_not_found;
         case 408: /* Request Timeout */
         case 429: /* Too Many Requests */
+        case 431: /* Request Header Fields Too Large: the endpoint's header limit is below
+                   * what this envelope needs; raising it fixes the message, so defer */
             return delivery_temp_failed;
         case 400: /* Bad Request */
         case 415: /* Unsupported Media Type */

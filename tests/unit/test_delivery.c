@@ -71,6 +71,7 @@ static void test_map_table(void **state)
         /* temporary by nature */
         {HTTP_FAILURE_NONE, 408, 100, 451, "4.3.0"},
         {HTTP_FAILURE_NONE, 429, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 431, 100, 451, "4.3.0"},
         {HTTP_FAILURE_NONE, 500, 100, 451, "4.3.0"},
         {HTTP_FAILURE_NONE, 502, 100, 451, "4.3.0"},
         {HTTP_FAILURE_NONE, 503, 100, 451, "4.3.0"},
