@@ -6,6 +6,7 @@
 #include "smtphook/smtp_cmd.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -336,6 +337,11 @@ static bool ipv6_literal(const unsigned char *s, size_t len)
     unsigned char addr[16];
     if (len == 0 || len >= sizeof(text))
         return false;
+    /* Only hex digits, ':' and '.' (IPv4 tail): inet_pton would stop at a NUL and leave
+     * the bytes after it unchecked. */
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit(s[i]) && s[i] != ':' && s[i] != '.')
+            return false;
     memcpy(text, s, len);
     text[len] = '\0';
     return inet_pton(AF_INET6, text, addr) == 1;

@@ -255,6 +255,8 @@ static const struct path_case mail_cases[] = {
     {S("FROM:<a@[]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
     {S("FROM:<a@[IPv6:]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
     {S("FROM:<a@[IPv6:1::2::3]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
+    {S("FROM:<a@[IPv6:::\0]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
+    {S("FROM:<a@[IPv6:::\0\x01\xff]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
     {S("FROM:<a@[IPv6:fe80::1%eth0]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
     {S("FROM:<a@[IPv6:1.2.3.4]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
     {S("FROM:<a@[IPv6:g::1]>"), E, SMTP_SYNTAX_BAD_PATH, NULL, 0, false},
