@@ -892,6 +892,17 @@ fail:
     return rc;
 }
 
+/* config_syntax_error - jansson's parse error as a one-line message (its text can quote
+ * raw bytes of the file, so it is sanitized). Returns SH_ECONFIG. */
+static int config_syntax_error(const char *what, const json_error_t *je, char *err, size_t errlen)
+{
+    char text[JSON_ERROR_TEXT_LENGTH];
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s: line %d, column %d: %s", what, je->line, je->column,
+                 config_quote(text, sizeof(text), je->text));
+    return SH_ECONFIG;
+}
+
 /* config_load_string - parse JSON text; json == NULL means "no file" like config_load(NULL). */
 int config_load_string(const char *json, const char *what, const struct config_overrides *ov,
                        struct config **out, char *err, size_t errlen)
@@ -906,11 +917,8 @@ int config_load_string(const char *json, const char *what, const struct config_o
 
     json_error_t je;
     json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "%s: line %d, column %d: %s", what, je.line, je.column, je.text);
-        return SH_ECONFIG;
-    }
+    if (root == NULL)
+        return config_syntax_error(what, &je, err, errlen);
     int rc = config_build(root, what, ov, out, err, errlen);
     json_decref(root);
     return rc;
@@ -942,11 +950,8 @@ int config_load(const char *path, const struct config_overrides *ov, struct conf
     json_error_t je;
     json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &je);
     fclose(fp);
-    if (root == NULL) {
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "%s: line %d, column %d: %s", path, je.line, je.column, je.text);
-        return SH_ECONFIG;
-    }
+    if (root == NULL)
+        return config_syntax_error(path, &je, err, errlen);
     int rc = config_build(root, path, ov, out, err, errlen);
     json_decref(root);
     return rc;
