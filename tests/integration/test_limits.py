@@ -266,6 +266,18 @@ class ConnectionLimits(SmtphookTestCase):
         self.check_third_refused({"max_connections_per_client": 2})
 
 
+def banner_when_slot_frees(port, timeout=10.0):
+    """Connect until the banner is 220 (a slot is free) or timeout; the last banner code."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = SMTPClient(port)
+        code = c.banner.code
+        c.close()
+        if code == 220 or time.monotonic() > deadline:
+            return code
+        time.sleep(0.2)
+
+
 class ClientNotReading(SmtphookTestCase):
     """A client that pipelines commands and never reads the replies must not hold its
     connection (and a connection slot) forever: once the replies stop draining for the
@@ -291,14 +303,7 @@ class ClientNotReading(SmtphookTestCase):
                 if not w:
                     break
         # The slot comes back once the server gave up on this client.
-        deadline = time.monotonic() + 10
-        while True:
-            c = SMTPClient(self.sh.port)
-            code = c.banner.code
-            c.close()
-            if code == 220 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        code = banner_when_slot_frees(self.sh.port)
         self.assertEqual(code, 220, "the non-reading client still holds its slot")
         self.assertIn("write timeout", self.sh.log())
 
@@ -312,14 +317,7 @@ class ClientNotReading(SmtphookTestCase):
         s.connect(("127.0.0.1", self.sh.port))
         # Fill our receive window with replies, then trigger the 421 goodbye.
         s.sendall(b"NOOP\r\n" * 20000 + b"BOGUS\r\n")
-        deadline = time.monotonic() + 10
-        while True:
-            c = SMTPClient(self.sh.port)
-            code = c.banner.code
-            c.close()
-            if code == 220 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        code = banner_when_slot_frees(self.sh.port)
         self.assertEqual(code, 220, "the connection that never read its 421 kept its slot")
 
 
