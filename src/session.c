@@ -149,6 +149,17 @@ static enum session_action session_error(struct session *s, enum reply_id id, co
     return SESSION_ACTION_NONE;
 }
 
+/* session_close_if_stopping - the server is stopping and no transaction is open: say 421
+ * 4.3.2 and close. Otherwise nothing. */
+static enum session_action session_close_if_stopping(struct session *s, struct buf *out)
+{
+    if (!s->shutting_down || s->state == SESSION_STATE_CLOSING)
+        return SESSION_ACTION_NONE;
+    reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
+}
+
 /* do_helo - HELO/EHLO: remember the name, reset the transaction (RFC 5321 §4.1.4), and for
  * EHLO list the extensions. */
 static enum session_action do_helo(struct session *s, const struct smtp_command *cmd,
@@ -388,12 +399,8 @@ enum session_action session_line(struct session *s, const char *line, size_t len
         a = row->handler(s, &cmd, now_ms, out);
 
     /* Shutting down: once no transaction is open, say so and close. */
-    if (s->shutting_down && a == SESSION_ACTION_NONE && !session_in_transaction(s) &&
-        s->state != SESSION_STATE_CLOSING) {
-        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
-        session_set_state(s, SESSION_STATE_CLOSING);
-        return SESSION_ACTION_CLOSE;
-    }
+    if (a == SESSION_ACTION_NONE && !session_in_transaction(s))
+        return session_close_if_stopping(s, out);
     return a;
 }
 
@@ -432,12 +439,7 @@ enum session_action session_discarded(struct session *s, struct buf *out)
 {
     reply_write(out, REPLY_SIZE_EXCEEDED, NULL);
     session_reset_transaction(s);
-    if (s->shutting_down) {
-        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
-        session_set_state(s, SESSION_STATE_CLOSING);
-        return SESSION_ACTION_CLOSE;
-    }
-    return SESSION_ACTION_NONE;
+    return session_close_if_stopping(s, out);
 }
 
 /* session_delivered - the outcome becomes the reply to the final dot; the id goes into the
@@ -452,12 +454,7 @@ enum session_action session_delivered(struct session *s, unsigned code, const ch
         snprintf(line, sizeof(line), "Error: %s (id %s)", text, s->env.id);
     reply_write_custom(out, code, esc, line, 1);
     session_reset_transaction(s);
-    if (s->shutting_down) {
-        reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
-        session_set_state(s, SESSION_STATE_CLOSING);
-        return SESSION_ACTION_CLOSE;
-    }
-    return SESSION_ACTION_NONE;
+    return session_close_if_stopping(s, out);
 }
 
 /* session_timeout - idle too long (RFC 5321 §4.5.3.2.7). */
@@ -472,11 +469,9 @@ enum session_action session_timeout(struct session *s, struct buf *out)
 enum session_action session_shutdown(struct session *s, struct buf *out)
 {
     s->shutting_down = true;
-    if (session_in_transaction(s) || s->state == SESSION_STATE_CLOSING)
+    if (session_in_transaction(s))
         return SESSION_ACTION_NONE;
-    reply_write(out, REPLY_SHUTDOWN, s->cfg->hostname);
-    session_set_state(s, SESSION_STATE_CLOSING);
-    return SESSION_ACTION_CLOSE;
+    return session_close_if_stopping(s, out);
 }
 
 /* session_envelope - the current transaction. */
