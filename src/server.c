@@ -29,22 +29,32 @@ static void on_listener_closed(uv_handle_t *h)
 static void close_listeners(struct server *srv)
 {
     for (size_t i = 0; i < srv->n_listeners; i++) {
-        uv_handle_t *h = (uv_handle_t *)&srv->listeners[i];
+        uv_handle_t *h = (uv_handle_t *)&srv->listeners[i].tcp;
         if (!uv_is_closing(h))
             uv_close(h, on_listener_closed);
     }
 }
 
-/* on_spare_closed - the spare handle can take the next dropped connection. */
+static void on_connection(uv_stream_t *listener, int status);
+
+/* on_spare_closed - the spare handle is free again: accept what waited for it. */
 static void on_spare_closed(uv_handle_t *h)
 {
     struct server *srv = h->data;
     srv->spare_busy = false;
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        struct server_listener *l = &srv->listeners[i];
+        if (l->accept_pending && !uv_is_closing((uv_handle_t *)&l->tcp)) {
+            l->accept_pending = false;
+            on_connection((uv_stream_t *)&l->tcp, 0);
+        }
+    }
 }
 
-/* on_connection - a listener has a connection to accept. When no connection can be
- * allocated it is still accepted (into the spare handle) and closed at once: libuv stops
- * watching a listener whose pending connection is never accepted. */
+/* on_connection - a listener has a connection to accept. libuv stops watching a listener
+ * until its pending connection is accepted, so one that cannot be allocated is still
+ * accepted, into the spare handle, and closed at once; while the spare is busy the
+ * listener waits for it (on_spare_closed). */
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct server *srv = listener->data;
@@ -55,8 +65,10 @@ static void on_connection(uv_stream_t *listener, int status)
     if (conn_accept(srv, listener) != SH_ENOMEM)
         return;
     log_error("accept: out of memory, connection dropped");
-    if (srv->spare_busy)
+    if (srv->spare_busy) {
+        ((struct server_listener *)listener)->accept_pending = true;
         return;
+    }
     uv_tcp_init(srv->loop, &srv->spare);
     srv->spare.data = srv;
     srv->spare_busy = true;
@@ -104,7 +116,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
-        uv_tcp_t *tcp = &srv->listeners[i];
+        uv_tcp_t *tcp = &srv->listeners[i].tcp;
         rc = uv_tcp_init_ex(loop, tcp, l->addr.ss_family);
         if (rc != 0)
             goto fail_listener;

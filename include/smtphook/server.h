@@ -19,24 +19,30 @@
 
 struct conn;
 
+/* One listening socket. */
+struct server_listener {
+    uv_tcp_t tcp;        /* first: the handle is used as the listener itself */
+    bool accept_pending; /* a connection waits that could not be accepted yet (no memory) */
+};
+
 struct server {
-    uv_loop_t *loop;           /* the loop everything runs on */
-    const struct config *cfg;  /* configuration (not owned) */
-    struct http_client *http;  /* webhook client, shared by all connections */
-    uv_tcp_t *listeners;       /* one per config listener */
-    size_t n_listeners;        /* entries in listeners */
-    size_t n_listeners_open;   /* listener handles not yet closed */
-    uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
-    uv_signal_t sigterm;       /* SIGTERM: graceful stop */
-    uv_signal_t sigint;        /* SIGINT: graceful stop */
-    uv_tcp_t spare;            /* accepts and drops a connection when out of memory */
-    bool spare_busy;           /* spare is closing */
-    struct conn *conns;        /* accepted connections, a doubly linked list */
-    unsigned n_conns;          /* connections counted against the limits */
-    uint64_t next_conn;        /* sequence number for connection ids */
-    char id_seed[16];          /* start time + randomness: ids unique across runs */
-    bool stopping;             /* server_stop was called */
-    bool closed;               /* every server handle is closed or closing */
+    uv_loop_t *loop;                   /* the loop everything runs on */
+    const struct config *cfg;          /* configuration (not owned) */
+    struct http_client *http;          /* webhook client, shared by all connections */
+    struct server_listener *listeners; /* one per config listener */
+    size_t n_listeners;                /* entries in listeners */
+    size_t n_listeners_open;           /* listener handles not yet closed */
+    uv_timer_t shutdown_timer;         /* bounds the graceful shutdown */
+    uv_signal_t sigterm;               /* SIGTERM: graceful stop */
+    uv_signal_t sigint;                /* SIGINT: graceful stop */
+    uv_tcp_t spare;                    /* accepts and drops a connection when out of memory */
+    bool spare_busy;                   /* spare is closing */
+    struct conn *conns;                /* accepted connections, a doubly linked list */
+    unsigned n_conns;                  /* connections counted against the limits */
+    uint64_t next_conn;                /* sequence number for connection ids */
+    char id_seed[16];                  /* start time + randomness: ids unique across runs */
+    bool stopping;                     /* server_stop was called */
+    bool closed;                       /* every server handle is closed or closing */
     char read_buffer[SERVER_READ_BUFFER_BYTES]; /* see SERVER_READ_BUFFER_BYTES */
 };
 
