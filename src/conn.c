@@ -175,6 +175,7 @@ static void on_timeout(uv_timer_t *t)
     session_timeout(&c->session, &c->out);
     c->close_after_write = true;
     conn_flush(c);
+    conn_update_reading(c); /* re-arms the timer: a 421 nobody reads is a write timeout */
 }
 
 /* conn_update_reading - read while nothing stops it: too much input held, too much unsent
@@ -184,8 +185,10 @@ static void conn_update_reading(struct conn *c)
 {
     if (c->closing)
         return;
-    bool want = !c->close_after_write && c->write_pending < CONN_WRITE_MAX_BYTES &&
-                c->held.len < CONN_HELD_MAX_BYTES;
+    /* While a goodbye is queued, input is still read (and thrown away): unread input at
+     * close makes the kernel send a reset that can destroy the goodbye in flight. */
+    bool want = !c->read_eof && (c->close_after_write || (c->write_pending < CONN_WRITE_MAX_BYTES &&
+                                                          c->held.len < CONN_HELD_MAX_BYTES));
     if (want && !c->reading) {
         conn_read_start(c);
     } else if (!want && c->reading) {
@@ -385,6 +388,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     if (c->closing)
         return;
     if (nread < 0) {
+        /* A client may half-close after its QUIT: let the goodbye go out first. */
+        if (nread == UV_EOF && c->close_after_write && c->write_pending > 0) {
+            c->read_eof = true;
+            conn_update_reading(c);
+            return;
+        }
         conn_close(c, nread == UV_EOF ? "client closed the connection" : uv_strerror((int)nread));
         return;
     }

@@ -35,6 +35,7 @@ struct conn {
     struct delivery *delivery; /* running delivery, NULL otherwise */
     size_t write_pending;      /* bytes in uv_write requests not yet completed */
     bool reading;              /* uv_read_start is in effect */
+    bool read_eof;             /* the client half-closed while a goodbye was being written */
     bool counted;              /* counted in server->n_conns */
     bool close_after_write;    /* close once write_pending reaches 0 */
     bool closing;              /* conn_close has run */
