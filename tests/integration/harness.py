@@ -674,6 +674,11 @@ class SmtphookTestCase(unittest.TestCase):
                     reply_timeout=None):
         """MAIL, RCPT..., DATA, body (dot-stuffed unless raw_data gives the exact bytes to
         send after 354, terminator included); returns the reply to the final dot."""
+        self.send_message(c, mail_from, rcpts, body, mail_params, raw_data)
+        return c.read_reply(reply_timeout)
+
+    def send_message(self, c, mail_from, rcpts, body, mail_params="", raw_data=None):
+        """Like transaction, without waiting for the reply to the final dot."""
         r = c.cmd("MAIL FROM:<%s>%s" % (mail_from, (" " + mail_params) if mail_params else ""))
         self.assertReply(r, 250, msg="MAIL: %s" % r)
         for rcpt in rcpts:
@@ -682,7 +687,6 @@ class SmtphookTestCase(unittest.TestCase):
         r = c.cmd("DATA")
         self.assertReply(r, 354, msg="DATA: %s" % r)
         c.send(raw_data if raw_data is not None else dot_stuff(body))
-        return c.read_reply(reply_timeout)
 
     def send_mail(self, body=b"Subject: test\r\n\r\nhello\r\n", mail_from="sender@example.org",
                   rcpts=("rcpt@example.com",), mail_params="", sh=None, quit=True, **kw):

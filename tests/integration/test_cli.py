@@ -10,7 +10,7 @@ import time
 import unittest
 
 from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
-                     dot_stuff, free_port, make_config, run_binary)
+                     free_port, make_config, run_binary)
 
 MSG = b"Subject: cli\r\n\r\nbody\r\n"
 
@@ -191,10 +191,7 @@ class Sigterm(SmtphookTestCase):
         sh = self.start_smtphook(rcv)
         c = self.connect()
         self.ehlo(c)
-        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(dot_stuff(MSG))
+        self.send_message(c, "a@example.org", ["b@example.com"], MSG)
         rcv.wait_for(1, timeout=5)
         sh.signal(signal.SIGTERM)
         r = c.read_reply(timeout=10)
@@ -207,10 +204,7 @@ class Sigterm(SmtphookTestCase):
         sh = self.start_smtphook(rcv)
         c = self.connect()
         self.ehlo(c)
-        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(dot_stuff(MSG))
+        self.send_message(c, "a@example.org", ["b@example.com"], MSG)
         rcv.wait_for(1, timeout=5)
         sh.signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -249,10 +243,7 @@ class Sigterm(SmtphookTestCase):
                                  endpoints={"app": {"url": rcv.url(), "timeout_ms": 60000}})
         c = self.connect()
         self.ehlo(c)
-        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(dot_stuff(MSG))
+        self.send_message(c, "a@example.org", ["b@example.com"], MSG)
         rcv.wait_for(1, timeout=5)
         t0 = time.monotonic()
         sh.signal(signal.SIGTERM)
