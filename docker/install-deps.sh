@@ -3,7 +3,9 @@
 #
 #   docker/install-deps.sh          build and run: compiler, CMake, libuv, libcurl, OpenSSL, jansson
 #   docker/install-deps.sh --test   also what the test suites use: cmocka, Python, swaks,
-#                                   Postfix (for smtp-source), openssl, curl
+#                                   Postfix (smtp-source, and the relay in the TLS tests),
+#                                   openssl, curl, python3-cryptography (test certificates),
+#                                   Net::SSLeay (swaks --tls)
 #
 # As root it installs whatever is missing with apt-get; otherwise it prints the exact
 # apt-get command to run and fails if something is missing.
@@ -11,7 +13,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libjansson-dev ca-certificates python3)
-test_pkgs=(libcmocka-dev swaks postfix openssl curl)
+test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -362,6 +362,8 @@ static void conn_process(struct conn *c, const char *data, size_t len, size_t *c
         case SMTP_EVENT_DATA_END:
             a = session_data_end(&c->session, &c->out);
             break;
+        case SMTP_EVENT_CHUNK_END: /* BDAT is not wired yet: never in chunk mode */
+            break;
         }
         if (!conn_action(c, a)) {
             if (a == SESSION_ACTION_DROP_INPUT)

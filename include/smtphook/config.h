@@ -26,6 +26,15 @@
 #define CONFIG_DEF_ENDPOINT_CONNECT_MS        10000u
 #define CONFIG_DEF_SPOOL_MEMORY_BYTES         1048576u
 #define CONFIG_DEF_SPOOL_DIRECTORY            "/tmp"
+#define CONFIG_DEF_TLS_MIN_VERSION            "TLSv1.2"
+#define CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS   30000u
+/* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
+ * and groups keep OpenSSL's defaults unless configured. */
+#define CONFIG_DEF_TLS_CIPHERS                                                                     \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
 struct config_header {
     char *name;  /* header field name, an HTTP token */
@@ -39,12 +48,24 @@ struct config_endpoint {
     uint64_t connect_timeout_ms;   /* TCP + TLS connect */
     struct config_header *headers; /* extra request headers */
     size_t n_headers;              /* entries in headers */
+    char *ca_file;                 /* https: trust only these CAs (PEM); NULL: system CAs */
+    char *client_cert;             /* https: client certificate (PEM) for mutual TLS, or NULL */
+    char *client_key;              /* https: its private key (PEM), or NULL */
+};
+
+/* How a listener offers TLS. */
+enum config_tls_mode {
+    CONFIG_TLS_NONE = 0, /* plaintext only; STARTTLS answers 454 */
+    CONFIG_TLS_STARTTLS, /* plaintext, STARTTLS offered (RFC 3207) */
+    CONFIG_TLS_IMPLICIT, /* TLS from the first byte (RFC 8314, port 465 style) */
 };
 
 struct config_listener {
     char *address;                /* as written: "127.0.0.1:2525", "[::1]:25" */
     struct sockaddr_storage addr; /* parsed address */
     socklen_t addrlen;            /* length of addr */
+    enum config_tls_mode tls;     /* default STARTTLS when certificates exist, else NONE */
+    bool require_tls;             /* MAIL before TLS gets 530 5.7.0 */
 };
 
 struct config_limits {
@@ -64,6 +85,23 @@ struct config_spool {
     char *directory;       /* where temp files are created (and unlinked at once) */
 };
 
+struct config_certificate {
+    char *cert; /* PEM file: certificate, then its chain */
+    char *key;  /* PEM file: the private key */
+};
+
+/* Inbound TLS. Checked further (files, cipher strings) when the TLS context is built. */
+struct config_tls {
+    struct config_certificate *certificates; /* chosen by SNI; the first is the default */
+    size_t n_certificates;                   /* entries in certificates, 0: no TLS */
+    char *min_version;                       /* "TLSv1.2" or "TLSv1.3" */
+    char *ciphers;                           /* TLS 1.2 cipher list, OpenSSL syntax */
+    char *ciphersuites;                      /* TLS 1.3 suites, NULL: OpenSSL's default */
+    char *groups;                            /* key exchange groups, NULL: OpenSSL's default */
+    bool request_client_cert;                /* ask clients for a certificate (not verified) */
+    uint64_t handshake_timeout_ms;           /* a handshake must finish within this */
+};
+
 struct config {
     char *hostname;                    /* banner and EHLO name */
     struct config_listener *listeners; /* where to accept SMTP */
@@ -75,6 +113,7 @@ struct config {
     size_t n_endpoints;                /* entries in endpoints (>= 1) */
     struct config_limits limits;       /* protocol and resource limits */
     struct config_spool spool;         /* message body storage */
+    struct config_tls tls;             /* inbound TLS */
     int log_level;                     /* enum log_level */
 };
 
@@ -84,6 +123,8 @@ struct config_overrides {
     size_t n_listen;           /* entries in listen */
     const char *webhook;       /* --webhook URL: replaces "endpoints" with one "default" */
     const char *hostname;      /* --hostname */
+    const char *tls_cert;      /* --tls-cert: replaces "tls.certificates" with one entry */
+    const char *tls_key;       /* --tls-key: its key (both or neither) */
 };
 
 /* config_load - build a config from an optional JSON file (path may be NULL) and the

@@ -13,9 +13,20 @@
 #define ENVELOPE_ID_MAX 48 /* bytes of an id, without the NUL */
 
 enum envelope_body {
-    ENVELOPE_BODY_NONE = 0, /* no BODY= parameter */
-    ENVELOPE_BODY_7BIT,     /* BODY=7BIT */
-    ENVELOPE_BODY_8BITMIME, /* BODY=8BITMIME */
+    ENVELOPE_BODY_NONE = 0,   /* no BODY= parameter */
+    ENVELOPE_BODY_7BIT,       /* BODY=7BIT */
+    ENVELOPE_BODY_8BITMIME,   /* BODY=8BITMIME */
+    ENVELOPE_BODY_BINARYMIME, /* BODY=BINARYMIME (RFC 3030 §3), only with BDAT */
+};
+
+/* The TLS facts of a session; every pointer NULL while it is plaintext. The strings are
+ * owned by the connection's TLS state, printable ASCII. */
+struct envelope_tls {
+    const char *version;      /* "TLSv1.3", "TLSv1.2" */
+    const char *cipher;       /* "TLS_AES_256_GCM_SHA384" */
+    const char *sni;          /* server name the client asked for, NULL if none */
+    const char *peer_subject; /* client certificate subject (RFC 2253), NULL if none */
+    const char *peer_sha256;  /* its SHA-256 fingerprint, lower-case hex, NULL if none */
 };
 
 struct envelope {
@@ -32,9 +43,11 @@ struct envelope {
     uint64_t declared_size;       /* MAIL SIZE= value, 0 if none */
     enum envelope_body body;      /* BODY= parameter */
     bool smtputf8;                /* SMTPUTF8 parameter given */
+    bool chunked;                 /* the body came in BDAT chunks (RFC 3030) */
+    struct envelope_tls tls;      /* TLS facts; tls.version NULL when plaintext */
 };
 
-/* envelope_body_name - "7BIT", "8BITMIME" or NULL for ENVELOPE_BODY_NONE. */
+/* envelope_body_name - "7BIT", "8BITMIME", "BINARYMIME" or NULL for ENVELOPE_BODY_NONE. */
 const char *envelope_body_name(enum envelope_body body);
 
 #endif

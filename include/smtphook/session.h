@@ -20,7 +20,8 @@ enum session_state {
     SESSION_STATE_READY,        /* HELO done, no transaction */
     SESSION_STATE_MAIL,         /* MAIL accepted, no recipient yet */
     SESSION_STATE_RCPT,         /* at least one recipient accepted */
-    SESSION_STATE_DATA,         /* reading the message */
+    SESSION_STATE_DATA,         /* reading the message (DATA) */
+    SESSION_STATE_CHUNK,        /* reading a BDAT chunk (stored or discarded) */
     SESSION_STATE_DELIVERING,   /* message read, waiting for the webhook outcome */
     SESSION_STATE_CLOSING,      /* QUIT, 421 or shutdown: nothing more is read */
 };
@@ -33,6 +34,13 @@ enum session_action {
     SESSION_ACTION_DISCARD,    /* data ended over the size limit: drop the spool */
     SESSION_ACTION_DROP_INPUT, /* discard input already read behind this command */
     SESSION_ACTION_CLOSE,      /* flush replies, then close */
+    SESSION_ACTION_STARTTLS,   /* 220 written: send it, discard all input behind the command
+                                  (RFC 3207 §4.2), start the handshake, then call
+                                  session_tls_started */
+    SESSION_ACTION_CHUNK,      /* BDAT: read session_chunk_size() bytes raw as message data
+                                  (feed them to session_data), then call session_chunk_end;
+                                  size 0: call session_chunk_end at once. Open a spool first
+                                  when none is open and session_in_transaction() */
 };
 
 struct session {
@@ -46,6 +54,12 @@ struct session {
     unsigned rcpt_overshoot;  /* recipients refused with 452 for the recipient limit */
     unsigned transactions;    /* transactions started, for ids */
     bool shutting_down;       /* server stops: close after the current transaction */
+    bool tls_offered;         /* STARTTLS may be used on this listener */
+    bool tls_required;        /* MAIL needs TLS first (530 5.7.0) */
+    struct envelope_tls tls;  /* TLS facts once a handshake is done (strings not owned) */
+    uint64_t chunk_size;      /* bytes of the BDAT chunk being read */
+    bool chunk_last;          /* that chunk is the LAST one */
+    bool chunk_discard;       /* that chunk is read and thrown away (no transaction) */
     char id_prefix[32];       /* unique per connection; ids are "<prefix>.<n>" */
     char client_address[64];  /* peer IP as text */
     uint16_t client_port;     /* peer port */
@@ -55,6 +69,23 @@ struct session {
  * Nothing is allocated until commands arrive. */
 void session_init(struct session *s, const struct config *cfg, const char *client_address,
                   uint16_t client_port, const char *id_prefix);
+
+/* session_set_tls_policy - the listener's TLS rules: STARTTLS offered, TLS required for MAIL.
+ * Call before the greeting. */
+void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls);
+
+/* session_tls_started - a handshake finished (after STARTTLS, or before the greeting on an
+ * implicit TLS listener): record the facts (pointers kept, not copied) and forget HELO, MAIL
+ * and RCPT (RFC 3207 §4.2). STARTTLS is not offered again. */
+void session_tls_started(struct session *s, const struct envelope_tls *tls);
+
+/* session_chunk_size - bytes of the BDAT chunk announced by the last CHUNK action. */
+uint64_t session_chunk_size(const struct session *s);
+
+/* session_chunk_end - the chunk's bytes were all read: 250 for a middle chunk, DELIVER after
+ * LAST, DISCARD when the message went over max_message_bytes (then session_discarded), the
+ * deferred error reply for a discarded chunk (RFC 3030 §2). */
+enum session_action session_chunk_end(struct session *s, struct buf *out);
 
 /* session_free - release the envelope and HELO name. */
 void session_free(struct session *s);

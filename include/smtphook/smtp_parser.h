@@ -16,10 +16,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum smtp_parser_mode {
     SMTP_PARSER_COMMAND = 0,
     SMTP_PARSER_DATA,
+    SMTP_PARSER_CHUNK, /* BDAT: a counted number of raw bytes, no unstuffing (RFC 3030) */
 };
 
 enum smtp_event_type {
@@ -28,6 +30,7 @@ enum smtp_event_type {
     SMTP_EVENT_LINE_TOO_LONG, /* an over-long command line ended; it was skipped */
     SMTP_EVENT_DATA,          /* message bytes (ptr, len), already unstuffed */
     SMTP_EVENT_DATA_END,      /* the final CRLF.CRLF was seen */
+    SMTP_EVENT_CHUNK_END,     /* the last byte of a BDAT chunk was delivered as DATA */
 };
 
 struct smtp_event {
@@ -43,6 +46,7 @@ struct smtp_parser {
     size_t partial_len;         /* bytes in partial */
     bool skipping;              /* inside an over-long line: drop to LF */
     unsigned data_state;        /* position in the end-of-data automaton */
+    uint64_t chunk_left;        /* CHUNK mode: bytes still to come */
 };
 
 /* smtp_parser_init - command mode, no allocation. max_line_bytes >= 3. */
@@ -53,6 +57,10 @@ void smtp_parser_free(struct smtp_parser *p);
 
 /* smtp_parser_begin_data - switch to data mode: the next byte starts the message. */
 void smtp_parser_begin_data(struct smtp_parser *p);
+
+/* smtp_parser_begin_chunk - switch to chunk mode: the next size (> 0) bytes are message data,
+ * passed on as they are; after them SMTP_EVENT_CHUNK_END and command mode again. */
+void smtp_parser_begin_chunk(struct smtp_parser *p, uint64_t size);
 
 /* smtp_parser_reset - forget any unfinished line and return to command mode (STARTTLS). */
 void smtp_parser_reset(struct smtp_parser *p);
