@@ -2,8 +2,9 @@
  *
  * Owns the socket, the idle timer, the reply queue, the spool of the current message and
  * the running delivery. Reads land in the server's shared read buffer; only input that
- * must wait (while a delivery runs) is copied into the connection. Knows nothing of HTTP
- * or TLS details beyond delivery.h. */
+ * must wait (while a delivery runs) is copied into the connection. With TLS the read buffer
+ * is decrypted into (tls has copied the ciphertext by then) and replies are encrypted on
+ * their way out. Knows nothing of HTTP beyond delivery.h, nor of OpenSSL beyond tls.h. */
 #include "smtphook/conn.h"
 
 #include <inttypes.h>
@@ -49,6 +50,8 @@ static void on_handle_closed(uv_handle_t *h)
     session_free(&c->session);
     smtp_parser_free(&c->parser);
     spool_free(c->spool);
+    tls_conn_free(c->tls);
+    buf_free(&c->wire);
     buf_free(&c->out);
     buf_free(&c->held);
     free(c);
@@ -105,20 +108,58 @@ static void on_write(uv_write_t *req, int status)
     conn_resume(c);
 }
 
-/* conn_flush - hand the queued replies to the socket: try_write first, the rest (rare)
+/* conn_keep - empty a sent buffer; a burst of pipelined replies can leave a large one
+ * behind, and idle connections should hold none. */
+static void conn_keep(struct buf *b)
+{
+    if (b->cap > CONN_OUT_KEEP_BYTES)
+        buf_free(b);
+    else
+        buf_reset(b);
+}
+
+/* conn_encode - the bytes to put on the wire: the replies themselves, or with TLS the
+ * ciphertext they become (plus handshake records and, once a goodbye is queued, our
+ * close_notify). NULL after closing the connection on failure. */
+static struct buf *conn_encode(struct conn *c)
+{
+    if (c->out.failed) {
+        conn_close(c, "out of memory for replies");
+        return NULL;
+    }
+    if (c->tls == NULL)
+        return &c->out;
+    if (c->out.len > 0) {
+        if (tls_conn_write(c->tls, c->out.data, c->out.len) != 0) {
+            conn_close(c, tls_conn_error(c->tls));
+            return NULL;
+        }
+        conn_keep(&c->out);
+    }
+    if (c->close_after_write && !c->tls_close_sent && tls_conn_established(c->tls)) {
+        tls_conn_shutdown(c->tls);
+        c->tls_close_sent = true;
+    }
+    if (tls_conn_take(c->tls, &c->wire) != 0 || c->wire.failed) {
+        conn_close(c, "out of memory for TLS records");
+        return NULL;
+    }
+    return &c->wire;
+}
+
+/* conn_flush - hand the queued bytes to the socket: try_write first, the rest (rare)
  * in one copied uv_write request. */
 static void conn_flush(struct conn *c)
 {
     if (c->closing)
         return;
-    if (c->out.failed) {
-        conn_close(c, "out of memory for replies");
+    struct buf *send = conn_encode(c);
+    if (send == NULL)
         return;
-    }
-    if (c->out.len > 0) {
+    if (send->len > 0) {
         size_t off = 0;
         if (c->write_pending == 0) {
-            uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+            uv_buf_t b = uv_buf_init(send->data, (unsigned)send->len);
             int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
             if (n > 0)
                 off = (size_t)n;
@@ -127,14 +168,14 @@ static void conn_flush(struct conn *c)
                 return;
             }
         }
-        if (off < c->out.len) {
-            size_t len = c->out.len - off;
+        if (off < send->len) {
+            size_t len = send->len - off;
             struct conn_write *w = malloc(sizeof(*w) + len);
             if (w == NULL) {
                 conn_close(c, "out of memory");
                 return;
             }
-            memcpy(w->data, c->out.data + off, len);
+            memcpy(w->data, send->data + off, len);
             w->len = len;
             w->req.data = c;
             uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
@@ -146,15 +187,16 @@ static void conn_flush(struct conn *c)
             }
             c->write_pending += len;
         }
-        /* A burst of pipelined commands can leave a large buffer behind: idle
-         * connections should hold none. */
-        if (c->out.cap > CONN_OUT_KEEP_BYTES)
-            buf_free(&c->out);
-        else
-            buf_reset(&c->out);
+        conn_keep(send);
     }
     if (c->close_after_write && c->write_pending == 0)
         conn_close(c, "closed by server");
+}
+
+/* conn_handshaking - a TLS handshake is under way (no goodbye queued). */
+static bool conn_handshaking(const struct conn *c)
+{
+    return c->tls != NULL && !tls_conn_established(c->tls) && !c->close_after_write;
 }
 
 /* on_timeout - the timer fired. A client that does not read what we sent (replies or the
@@ -164,6 +206,12 @@ static void on_timeout(uv_timer_t *t)
     struct conn *c = t->data;
     if (c->closing)
         return;
+    if (conn_handshaking(c)) {
+        log_info("conn %s %s:%u dropped: TLS handshake not done within %" PRIu64 " ms", c->id,
+                 c->address, c->port, c->srv->cfg->tls.handshake_timeout_ms);
+        conn_close(c, "TLS handshake timeout");
+        return;
+    }
     if (c->close_after_write || c->write_pending > 0) {
         log_info("conn %s %s:%u dropped: write timeout (the client does not read)", c->id,
                  c->address, c->port);
@@ -197,7 +245,12 @@ static void conn_update_reading(struct conn *c)
     }
     if (c->closing)
         return; /* conn_read_start failed */
-    if (c->delivery == NULL || c->close_after_write || c->write_pending > 0)
+    if (conn_handshaking(c)) {
+        /* One deadline for the whole handshake: a client dribbling bytes does not extend it. */
+        uint64_t now = uv_now(c->srv->loop);
+        uint64_t left = c->handshake_deadline > now ? c->handshake_deadline - now : 0;
+        uv_timer_start(&c->timer, on_timeout, left, 0);
+    } else if (c->delivery == NULL || c->close_after_write || c->write_pending > 0)
         uv_timer_start(&c->timer, on_timeout, c->srv->cfg->limits.idle_timeout_ms, 0);
     else
         uv_timer_stop(&c->timer);
@@ -285,6 +338,29 @@ static void local_failure(struct conn *c, const char *why)
     c->spool = NULL;
 }
 
+/* conn_tls_start - begin the server side of a handshake; the deadline starts now. */
+static int conn_tls_start(struct conn *c)
+{
+    int rc = tls_conn_new(c->srv->tls, &c->tls);
+    if (rc != 0)
+        return rc;
+    c->handshake_deadline = uv_now(c->srv->loop) + c->srv->cfg->tls.handshake_timeout_ms;
+    return 0;
+}
+
+/* conn_tls_ready - the handshake finished: the session starts over with the TLS facts
+ * (RFC 3207 §4.2); an implicit TLS listener greets only now. */
+static void conn_tls_ready(struct conn *c)
+{
+    const struct envelope_tls *info = tls_conn_info(c->tls);
+    log_info("conn %s %s:%u TLS %s %s sni=%s client_cert=%s", c->id, c->address, c->port,
+             info->version, info->cipher, info->sni ? info->sni : "-",
+             info->peer_subject ? info->peer_subject : "-");
+    session_tls_started(&c->session, info);
+    if (c->implicit_tls)
+        session_greeting(&c->session, &c->out);
+}
+
 /* conn_action - carry out what the session asked for. Returns false when processing of
  * the current input must stop. */
 static bool conn_action(struct conn *c, enum session_action a)
@@ -322,6 +398,14 @@ static bool conn_action(struct conn *c, enum session_action a)
         return true;
     case SESSION_ACTION_DROP_INPUT:
         smtp_parser_reset(&c->parser);
+        return false;
+    case SESSION_ACTION_STARTTLS:
+        /* The 220 goes out in plaintext; whatever the client sent behind STARTTLS is thrown
+         * away with the rest of this input (RFC 3207 §4.2, CVE-2011-0411). */
+        conn_flush(c);
+        smtp_parser_reset(&c->parser);
+        if (!c->closing && conn_tls_start(c) != 0)
+            conn_close(c, "cannot start TLS: out of memory");
         return false;
     case SESSION_ACTION_CLOSE:
     default:
@@ -366,7 +450,7 @@ static void conn_process(struct conn *c, const char *data, size_t len, size_t *c
             break;
         }
         if (!conn_action(c, a)) {
-            if (a == SESSION_ACTION_DROP_INPUT)
+            if (a == SESSION_ACTION_DROP_INPUT || a == SESSION_ACTION_STARTTLS)
                 off = len;
             break;
         }
@@ -383,20 +467,85 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     *b = uv_buf_init(c->srv->read_buffer, sizeof(c->srv->read_buffer));
 }
 
+/* conn_peer_closed - the client ended its side (EOF, or close_notify under TLS): nothing
+ * after it is read. A client may half-close after its QUIT: let the goodbye go out first. */
+static void conn_peer_closed(struct conn *c, const char *reason)
+{
+    if (c->close_after_write && c->write_pending > 0) {
+        c->read_eof = true;
+        conn_update_reading(c);
+        return;
+    }
+    conn_close(c, reason);
+}
+
+/* conn_input - plaintext from the client: handled at once when nothing is waiting
+ * (straight from the caller's buffer), otherwise, and for what cannot be handled now,
+ * copied into held. */
+static void conn_input(struct conn *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    if (c->delivery == NULL && c->held.len == 0) {
+        conn_process(c, data, len, &used);
+        if (c->closing)
+            return;
+        if (c->close_after_write)
+            used = len;
+    }
+    if (used < len && buf_append(&c->held, data + used, len - used) != 0)
+        conn_close(c, "out of memory");
+}
+
+/* conn_tls_input - ciphertext from the client: feed it to tls, then decrypt into the
+ * shared read buffer (tls holds its own copy) and handle the plaintext piece by piece. */
+static void conn_tls_input(struct conn *c, const char *data, size_t len)
+{
+    if (tls_conn_feed(c->tls, data, len) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    for (;;) {
+        bool was_established = tls_conn_established(c->tls);
+        size_t n = 0;
+        enum tls_read_status st =
+            tls_conn_read(c->tls, c->srv->read_buffer, sizeof(c->srv->read_buffer), &n);
+        if (!was_established && tls_conn_established(c->tls))
+            conn_tls_ready(c);
+        if (st == TLS_READ_AGAIN)
+            break;
+        if (st == TLS_READ_DATA) {
+            if (!c->close_after_write)
+                conn_input(c, c->srv->read_buffer, n);
+            if (c->closing)
+                return;
+            continue;
+        }
+        if (st == TLS_READ_CLOSED) {
+            /* Whatever follows a close_notify, plaintext included, is never processed. */
+            conn_peer_closed(c, "client sent TLS close_notify");
+            return;
+        }
+        log_info("conn %s %s:%u TLS failed: %s", c->id, c->address, c->port,
+                 tls_conn_error(c->tls));
+        /* Send the alert tls queued, then close; input meanwhile is thrown away. */
+        c->close_after_write = true;
+        break;
+    }
+    conn_resume(c);
+}
+
 /* on_read - new bytes: process them, or hold them while a delivery runs. */
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = stream->data;
     if (c->closing)
         return;
+    if (nread == UV_EOF) {
+        conn_peer_closed(c, "client closed the connection");
+        return;
+    }
     if (nread < 0) {
-        /* A client may half-close after its QUIT: let the goodbye go out first. */
-        if (nread == UV_EOF && c->close_after_write && c->write_pending > 0) {
-            c->read_eof = true;
-            conn_update_reading(c);
-            return;
-        }
-        conn_close(c, nread == UV_EOF ? "client closed the connection" : uv_strerror((int)nread));
+        conn_close(c, uv_strerror((int)nread));
         return;
     }
     if (nread == 0)
@@ -404,21 +553,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     size_t len = (size_t)nread;
     if (c->close_after_write)
         return; /* a goodbye is on its way: nothing more is read (RFC 5321 §4.1.1.10) */
-
-    /* Fast path: nothing is waiting, so the bytes are handled straight from the shared
-     * read buffer; only what cannot be handled now is copied. */
-    size_t used = 0;
-    if (c->delivery == NULL && c->held.len == 0) {
-        conn_process(c, b->base, len, &used);
-        if (c->closing)
-            return;
-        if (c->close_after_write)
-            used = len;
-    }
-    if (used < len && buf_append(&c->held, b->base + used, len - used) != 0) {
-        conn_close(c, "out of memory");
+    if (c->tls != NULL) {
+        conn_tls_input(c, b->base, len);
         return;
     }
+    conn_input(c, b->base, len);
+    if (c->closing)
+        return;
     conn_resume(c);
 }
 
@@ -464,6 +605,7 @@ static int peer_name(uv_tcp_t *tcp, char *addr, size_t addrlen, uint16_t *port)
 /* conn_accept - see conn.h. */
 int conn_accept(struct server *srv, uv_stream_t *listener)
 {
+    const struct config_listener *lcfg = ((const struct server_listener *)listener)->cfg;
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return SH_ENOMEM;
@@ -494,21 +636,33 @@ int conn_accept(struct server *srv, uv_stream_t *listener)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     session_init(&c->session, srv->cfg, c->address, c->port, c->id);
+    session_set_tls_policy(&c->session, lcfg->tls == CONFIG_TLS_STARTTLS && srv->tls != NULL,
+                           lcfg->require_tls);
+    c->implicit_tls = lcfg->tls == CONFIG_TLS_IMPLICIT;
 
+    /* A refusal on an implicit TLS listener is a plain close: a TLS client cannot read a
+     * plaintext 421. */
     const struct config_limits *lim = &srv->cfg->limits;
     if (srv->stopping) {
-        reply_write(&c->out, REPLY_SHUTDOWN, srv->cfg->hostname);
+        if (!c->implicit_tls)
+            reply_write(&c->out, REPLY_SHUTDOWN, srv->cfg->hostname);
         c->close_after_write = true;
     } else if (srv->n_conns >= lim->max_connections ||
                server_conn_count_from(srv, c->address) >= lim->max_connections_per_client) {
         log_warn("conn %s:%u refused: too many connections", c->address, c->port);
-        reply_write(&c->out, REPLY_TOO_MANY_CONNECTIONS, srv->cfg->hostname);
+        if (!c->implicit_tls)
+            reply_write(&c->out, REPLY_TOO_MANY_CONNECTIONS, srv->cfg->hostname);
         c->close_after_write = true;
     } else {
         c->counted = true;
         srv->n_conns++;
         log_debug("conn %s %s:%u accepted", c->id, c->address, c->port);
-        session_greeting(&c->session, &c->out);
+        if (!c->implicit_tls) {
+            session_greeting(&c->session, &c->out);
+        } else if (srv->tls == NULL || conn_tls_start(c) != 0) {
+            conn_close(c, "cannot start TLS");
+            return 0;
+        }
     }
     conn_flush(c);
     if (!c->closing)
@@ -522,14 +676,16 @@ void conn_abort(struct conn *c, const char *reason)
 {
     if (c->closing)
         return;
-    if (c->write_pending == 0 && !c->close_after_write) {
-        struct buf out = {0};
-        reply_write(&out, REPLY_SHUTDOWN, c->srv->cfg->hostname);
-        if (!out.failed) {
-            uv_buf_t b = uv_buf_init(out.data, (unsigned)out.len);
+    if (c->write_pending == 0 && !c->close_after_write && !conn_handshaking(c)) {
+        reply_write(&c->out, REPLY_SHUTDOWN, c->srv->cfg->hostname);
+        c->close_after_write = true; /* with TLS, the 421 is followed by close_notify */
+        struct buf *send = conn_encode(c);
+        if (send == NULL)
+            return; /* conn_encode closed it */
+        if (send->len > 0) {
+            uv_buf_t b = uv_buf_init(send->data, (unsigned)send->len);
             uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         }
-        buf_free(&out);
     }
     conn_close(c, reason);
 }
@@ -539,6 +695,10 @@ void conn_shutdown(struct conn *c)
 {
     if (c->closing)
         return;
+    if (conn_handshaking(c)) {
+        conn_close(c, "server stopping during the TLS handshake");
+        return;
+    }
     if (session_shutdown(&c->session, &c->out) == SESSION_ACTION_CLOSE)
         c->close_after_write = true;
     conn_flush(c);

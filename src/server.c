@@ -89,6 +89,24 @@ static void on_signal(uv_signal_t *sig, int signum)
     server_stop(srv);
 }
 
+/* on_sighup - load the certificates again for new handshakes; open connections keep theirs,
+ * and a broken file keeps the old certificates in use. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct server *srv = sig->data;
+    if (srv->tls == NULL) {
+        log_info("received SIGHUP: no TLS certificates configured, nothing to reload");
+        return;
+    }
+    char err[512];
+    if (tls_server_reload(srv->tls, &srv->cfg->tls, err, sizeof(err)) != 0) {
+        log_error("received SIGHUP: certificates not reloaded, the old ones stay in use: %s", err);
+        return;
+    }
+    log_info("received SIGHUP: %zu certificate(s) reloaded", srv->cfg->tls.n_certificates);
+}
+
 /* server_start - bind every listener; on failure close what was opened. */
 int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
 {
@@ -101,9 +119,18 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     snprintf(srv->id_seed, sizeof(srv->id_seed), "%08" PRIx32 "%02x%02x", (uint32_t)time(NULL),
              rnd[0], rnd[1]);
 
+    if (cfg->tls.n_certificates > 0) {
+        char err[512];
+        if (tls_server_new(&cfg->tls, &srv->tls, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            return UV_EINVAL;
+        }
+    }
     int rc = http_client_new(loop, &srv->http);
     if (rc != 0) {
         log_error("http client: cannot start");
+        tls_server_free(srv->tls);
+        srv->tls = NULL;
         return UV_ENOMEM;
     }
     uv_timer_init(loop, &srv->shutdown_timer);
@@ -117,6 +144,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         uv_tcp_t *tcp = &srv->listeners[i].tcp;
+        srv->listeners[i].cfg = l;
         rc = uv_tcp_init_ex(loop, tcp, l->addr.ss_family);
         if (rc != 0)
             goto fail_listener;
@@ -137,6 +165,9 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->sigterm.data = srv->sigint.data = srv;
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_init(loop, &srv->sighup);
+    srv->sighup.data = srv;
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     return 0;
 
 fail_listener:
@@ -153,6 +184,8 @@ fail:
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
     http_client_close(srv->http);
     srv->http = NULL;
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
     return rc;
 }
 
@@ -166,8 +199,12 @@ static void server_finish(struct server *srv)
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
     http_client_close(srv->http);
     srv->http = NULL;
+    /* Connections still closing hold their own references to the TLS context. */
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
     log_info("stopped");
 }
 

@@ -120,6 +120,24 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
     s->client_port = client_port;
 }
 
+/* session_set_tls_policy - see session.h. */
+void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls)
+{
+    s->tls_offered = offer_starttls;
+    s->tls_required = require_tls;
+}
+
+/* session_tls_started - see session.h: the client starts over (RFC 3207 §4.2). */
+void session_tls_started(struct session *s, const struct envelope_tls *tls)
+{
+    s->tls = *tls;
+    envelope_clear(&s->env);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = false;
+    session_set_state(s, SESSION_STATE_GREETING);
+}
+
 /* session_free - release the envelope and HELO name. */
 void session_free(struct session *s)
 {

@@ -14,6 +14,7 @@
 
 #include "smtphook/config.h"
 #include "smtphook/http_client.h"
+#include "smtphook/tls.h"
 
 #define SERVER_READ_BUFFER_BYTES 65536 /* one buffer for all reads, not one per connection */
 
@@ -21,7 +22,8 @@ struct conn;
 
 /* One listening socket. */
 struct server_listener {
-    uv_tcp_t tcp;        /* first: the handle is used as the listener itself */
+    uv_tcp_t tcp;                      /* first: the handle is used as the listener itself */
+    const struct config_listener *cfg; /* address and TLS mode */
     bool accept_pending; /* a connection waits that could not be accepted yet (no memory) */
 };
 
@@ -29,12 +31,14 @@ struct server {
     uv_loop_t *loop;                   /* the loop everything runs on */
     const struct config *cfg;          /* configuration (not owned) */
     struct http_client *http;          /* webhook client, shared by all connections */
+    struct tls_server *tls;            /* inbound TLS, NULL without certificates */
     struct server_listener *listeners; /* one per config listener */
     size_t n_listeners;                /* entries in listeners */
     size_t n_listeners_open;           /* listener handles not yet closed */
     uv_timer_t shutdown_timer;         /* bounds the graceful shutdown */
     uv_signal_t sigterm;               /* SIGTERM: graceful stop */
     uv_signal_t sigint;                /* SIGINT: graceful stop */
+    uv_signal_t sighup;                /* SIGHUP: reload the TLS certificates */
     uv_tcp_t spare;                    /* accepts and drops a connection when out of memory */
     bool spare_busy;                   /* spare is closing */
     struct conn *conns;                /* accepted connections, a doubly linked list */
@@ -46,9 +50,10 @@ struct server {
     char read_buffer[SERVER_READ_BUFFER_BYTES]; /* see SERVER_READ_BUFFER_BYTES */
 };
 
-/* server_start - bind and listen on every configured address and handle SIGTERM and SIGINT
- * (graceful stop; a repeated signal is logged, not fatal). 0, or a negative libuv error after
- * logging which address failed (everything opened so far is closed again). */
+/* server_start - load the TLS certificates, bind and listen on every configured address and
+ * handle SIGTERM and SIGINT (graceful stop; a repeated signal is logged, not fatal) and SIGHUP
+ * (certificate reload). 0, or a negative libuv error after logging what failed (everything
+ * opened so far is closed again). */
 int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg);
 
 /* server_stop - stop accepting, close idle sessions, let transactions finish. Idempotent. */
