@@ -3,7 +3,9 @@
  * One of the two modules that include jansson (with payload.c). Must not include libuv, curl
  * or OpenSSL. Its only I/O is reading the file and stat()ing the spool directory.
  * Policy is data: every integer key is a row of a rule table (key, field, min, max, default),
- * enforced by one function, so a limit's range lives in exactly one place. */
+ * enforced by one function, so a limit's range lives in exactly one place.
+ * TLS files and cipher strings are only checked to be non-empty strings here: tls.c opens and
+ * parses them when it builds the TLS context (it is the one module that includes OpenSSL). */
 #include "smtphook/config.h"
 
 #include <arpa/inet.h>
@@ -34,6 +36,11 @@
 #define CONFIG_TIMEOUT_MAX  590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
 #define CONFIG_DEFAULT_NAME "default"     /* endpoint name given to --webhook */
 #define CONFIG_RESERVED_PFX "X-Smtphook-" /* header prefix the HTTP client owns */
+
+/* TLS handshake deadline: a handshake takes a few round trips; RFC 5321 §4.5.3.2.7 gives a
+ * client 5 minutes for any step, so longer would only keep dead connections around. */
+#define CONFIG_HANDSHAKE_MIN 1000u
+#define CONFIG_HANDSHAKE_MAX 300000u
 
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "unsigned limits are stored as uint32_t");
 
@@ -83,15 +90,37 @@ static const struct config_int_rule config_endpoint_rules[] = {
      CONFIG_TIMEOUT_MAX, CONFIG_DEF_ENDPOINT_CONNECT_MS},
 };
 
+/* Integers of "tls". */
+static const struct config_int_rule config_tls_rules[] = {
+    {CONFIG_FIELD(struct config_tls, handshake_timeout_ms), CONFIG_HANDSHAKE_MIN,
+     CONFIG_HANDSHAKE_MAX, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS},
+};
+
 #define CONFIG_NROWS(t) (sizeof(t) / sizeof((t)[0]))
 
 /* Allowed keys besides the integer rules, NULL-terminated. */
-static const char *const config_top_keys[] = {"hostname",  "log_level", "listeners", "domains",
-                                              "endpoints", "limits",    "spool",     NULL};
-static const char *const config_listener_keys[] = {"address", NULL};
-static const char *const config_endpoint_keys[] = {"url", "headers", NULL};
+static const char *const config_top_keys[] = {
+    "hostname", "log_level", "listeners", "domains", "endpoints", "limits", "spool", "tls", NULL};
+static const char *const config_listener_keys[] = {"address", "tls", "require_tls", NULL};
+static const char *const config_endpoint_keys[] = {"url",         "headers",    "ca_file",
+                                                   "client_cert", "client_key", NULL};
 static const char *const config_spool_keys[] = {"directory", NULL};
+static const char *const config_tls_keys[] = {
+    "certificates", "min_version",         "ciphers", "ciphersuites",
+    "groups",       "request_client_cert", NULL};
+static const char *const config_certificate_keys[] = {"cert", "key", NULL};
 static const char *const config_no_keys[] = {NULL};
+
+/* Listener "tls" values, indexed by enum config_tls_mode. */
+static const char *const config_tls_modes[] = {
+    [CONFIG_TLS_NONE] = "none",
+    [CONFIG_TLS_STARTTLS] = "starttls",
+    [CONFIG_TLS_IMPLICIT] = "implicit",
+};
+
+/* "tls.min_version" values: what OpenSSL calls the protocol versions. TLS 1.0 and 1.1 are
+ * not offered (RFC 8996 deprecates them). */
+static const char *const config_tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
 /* Request headers the HTTP client sets itself (RFC 9110 §8.6, §7.2, §10.1.1, §7.6.1;
  * RFC 9112 §6.1); a configured value would corrupt the request. */
@@ -105,6 +134,8 @@ struct config_ctx {
     size_t errlen;              /* size of err */
     char path[CONFIG_PATH_MAX]; /* key path, e.g. "listeners[1].address" */
     size_t pathlen;             /* bytes used in path */
+    bool *tls_given;            /* per file listener: "tls" was written (else the default) */
+    size_t n_tls_given;         /* entries in tls_given; 0 once --listen replaced them */
 };
 
 /* config_fail - write "<what>: <path>: <message>" to the error buffer; returns SH_ECONFIG. */
@@ -255,6 +286,35 @@ static int config_string(struct config_ctx *c, const json_t *v, char **out)
     if (!json_is_string(v))
         return config_fail(c, "must be a string");
     return config_expand(c, json_string_value(v), out);
+}
+
+/* config_bool - the boolean v at the current path into *out. */
+static int config_bool(struct config_ctx *c, const json_t *v, bool *out)
+{
+    if (!json_is_boolean(v))
+        return config_fail(c, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* config_opt_string - if obj has key: a non-empty string (expanded) that replaces *out (the
+ * old value is freed). Absent: *out is left alone. */
+static int config_opt_string(struct config_ctx *c, const json_t *obj, const char *key, char **out)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (v == NULL)
+        return 0;
+    size_t saved = config_push(c, key);
+    char *s = NULL;
+    int rc = config_string(c, v, &s);
+    if (rc != 0)
+        return rc;
+    free(*out);
+    *out = s; /* owned by the caller's struct from here on, also on the error below */
+    if (s[0] == '\0')
+        return config_fail(c, "must not be empty (leave the key out for the default)");
+    config_pop(c, saved);
+    return 0;
 }
 
 /* config_check_keys - every key of obj is in names or in the rule table; else an error
@@ -464,11 +524,56 @@ static void config_free_endpoints(struct config_endpoint *e, size_t n)
             free(e[i].headers[j].value);
         }
         free(e[i].headers);
+        free(e[i].ca_file);
+        free(e[i].client_cert);
+        free(e[i].client_key);
     }
     free(e);
 }
 
-/* config_listeners - "listeners": an array of {"address": ...} objects. */
+/* config_free_certificates - release an array of n certificate/key pairs. */
+static void config_free_certificates(struct config_certificate *certs, size_t n)
+{
+    for (size_t i = 0; i < n && certs; i++) {
+        free(certs[i].cert);
+        free(certs[i].key);
+    }
+    free(certs);
+}
+
+/* config_listener_tls - a listener's "tls" and "require_tls" keys (both optional). Whether
+ * the mode fits the certificates is checked in config_finish, after the overrides. */
+static int config_listener_tls(struct config_ctx *c, const json_t *item, size_t i,
+                               struct config_listener *l)
+{
+    const json_t *v = json_object_get(item, "tls");
+    int rc = 0;
+    if (v != NULL) {
+        size_t saved = config_push(c, "tls");
+        char *mode = NULL;
+        if ((rc = config_string(c, v, &mode)) != 0)
+            return rc;
+        size_t m = 0;
+        while (m < CONFIG_NROWS(config_tls_modes) && strcmp(mode, config_tls_modes[m]) != 0)
+            m++;
+        free(mode);
+        if (m == CONFIG_NROWS(config_tls_modes))
+            return config_fail(c, "must be \"none\", \"starttls\" or \"implicit\"");
+        l->tls = (enum config_tls_mode)m;
+        c->tls_given[i] = true;
+        config_pop(c, saved);
+    }
+    if ((v = json_object_get(item, "require_tls")) != NULL) {
+        size_t saved = config_push(c, "require_tls");
+        if ((rc = config_bool(c, v, &l->require_tls)) != 0)
+            return rc;
+        config_pop(c, saved);
+    }
+    return 0;
+}
+
+/* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}
+ * objects. */
 static int config_listeners(struct config_ctx *c, json_t *arr, struct config *cfg)
 {
     size_t saved = config_push(c, "listeners");
@@ -481,6 +586,10 @@ static int config_listeners(struct config_ctx *c, json_t *arr, struct config *cf
     if (cfg->listeners == NULL)
         return config_nomem(c);
     cfg->n_listeners = n;
+    c->tls_given = calloc(n, sizeof(*c->tls_given));
+    if (c->tls_given == NULL)
+        return config_nomem(c);
+    c->n_tls_given = n;
     for (size_t i = 0; i < n; i++) {
         json_t *item = json_array_get(arr, i);
         size_t at = config_push_index(c, i);
@@ -489,7 +598,7 @@ static int config_listeners(struct config_ctx *c, json_t *arr, struct config *cf
         int rc = config_check_keys(c, item, config_listener_keys, NULL, 0);
         if (rc != 0)
             return rc;
-        config_push(c, "address");
+        size_t key = config_push(c, "address");
         json_t *v = json_object_get(item, "address");
         if (v == NULL)
             return config_fail(c, "is required");
@@ -499,6 +608,9 @@ static int config_listeners(struct config_ctx *c, json_t *arr, struct config *cf
             rc = config_listener_set(c, &cfg->listeners[i], text);
         free(text);
         if (rc != 0)
+            return rc;
+        config_pop(c, key);
+        if ((rc = config_listener_tls(c, item, i, &cfg->listeners[i])) != 0)
             return rc;
         config_pop(c, at);
     }
@@ -608,6 +720,31 @@ static int config_headers(struct config_ctx *c, json_t *obj, struct config_endpo
     return 0;
 }
 
+/* config_endpoint_tls - an endpoint's "ca_file", "client_cert" and "client_key": https only,
+ * the certificate and its key together. The files are opened by curl at the first request. */
+static int config_endpoint_tls(struct config_ctx *c, const json_t *obj, struct config_endpoint *e)
+{
+    int rc;
+    if ((rc = config_opt_string(c, obj, "ca_file", &e->ca_file)) != 0 ||
+        (rc = config_opt_string(c, obj, "client_cert", &e->client_cert)) != 0 ||
+        (rc = config_opt_string(c, obj, "client_key", &e->client_key)) != 0)
+        return rc;
+    if ((e->client_cert == NULL) != (e->client_key == NULL)) {
+        bool cert = e->client_cert != NULL;
+        config_push(c, cert ? "client_key" : "client_cert");
+        return config_fail(c, "is required with %s (give both or neither)",
+                           cert ? "client_cert" : "client_key");
+    }
+    const char *key = e->ca_file != NULL       ? "ca_file"
+                      : e->client_cert != NULL ? "client_cert"
+                                               : NULL;
+    if (key != NULL && strncasecmp(e->url, "https://", 8) != 0) {
+        config_push(c, key);
+        return config_fail(c, "applies to https:// URLs only");
+    }
+    return 0;
+}
+
 /* config_endpoint - one endpoint object, named by its key in "endpoints". */
 static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
                            struct config_endpoint *e)
@@ -647,6 +784,8 @@ static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
         config_push(c, "connect_timeout_ms");
         return config_fail(c, "must not be greater than timeout_ms (%" PRIu64 ")", e->timeout_ms);
     }
+    if ((rc = config_endpoint_tls(c, obj, e)) != 0)
+        return rc;
 
     json_t *headers = json_object_get(obj, "headers");
     if (headers != NULL) {
@@ -678,6 +817,82 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, struct config *cf
     {
         int rc = config_endpoint(c, key, v, &cfg->endpoints[i++]);
         if (rc != 0)
+            return rc;
+    }
+    config_pop(c, saved);
+    return 0;
+}
+
+/* config_certificates - "tls.certificates": [{"cert": FILE, "key": FILE}, ...]. */
+static int config_certificates(struct config_ctx *c, const json_t *arr, struct config_tls *t)
+{
+    size_t saved = config_push(c, "certificates");
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of objects like {\"cert\": \"fullchain.pem\", "
+                              "\"key\": \"privkey.pem\"}");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one {\"cert\": ..., \"key\": ...} pair (or "
+                              "leave it out: no TLS)");
+    t->certificates = calloc(n, sizeof(*t->certificates));
+    if (t->certificates == NULL)
+        return config_nomem(c);
+    t->n_certificates = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        size_t at = config_push_index(c, i);
+        if (!json_is_object(item))
+            return config_fail(c, "must be an object like {\"cert\": \"fullchain.pem\", "
+                                  "\"key\": \"privkey.pem\"}");
+        int rc = config_check_keys(c, item, config_certificate_keys, NULL, 0);
+        if (rc != 0)
+            return rc;
+        for (size_t k = 0; config_certificate_keys[k] != NULL; k++) {
+            if (json_object_get(item, config_certificate_keys[k]) == NULL) {
+                config_push(c, config_certificate_keys[k]);
+                return config_fail(c, "is required");
+            }
+        }
+        if ((rc = config_opt_string(c, item, "cert", &t->certificates[i].cert)) != 0 ||
+            (rc = config_opt_string(c, item, "key", &t->certificates[i].key)) != 0)
+            return rc;
+        config_pop(c, at);
+    }
+    config_pop(c, saved);
+    return 0;
+}
+
+/* config_tls - the "tls" section (optional) into cfg->tls, which holds the defaults. */
+static int config_tls(struct config_ctx *c, json_t *root, struct config_tls *t)
+{
+    json_t *v;
+    int rc = config_section(c, root, "tls", config_tls_keys, config_tls_rules,
+                            CONFIG_NROWS(config_tls_rules), &v);
+    if (rc != 0 || v == NULL)
+        return rc;
+    size_t saved = config_push(c, "tls");
+    if ((rc = config_ints(c, v, config_tls_rules, CONFIG_NROWS(config_tls_rules), t)) != 0)
+        return rc;
+    json_t *certs = json_object_get(v, "certificates");
+    if (certs != NULL && (rc = config_certificates(c, certs, t)) != 0)
+        return rc;
+    if ((rc = config_opt_string(c, v, "min_version", &t->min_version)) != 0)
+        return rc;
+    size_t k = 0;
+    while (config_tls_versions[k] != NULL && strcmp(t->min_version, config_tls_versions[k]) != 0)
+        k++;
+    if (config_tls_versions[k] == NULL) {
+        config_push(c, "min_version");
+        return config_fail(c, "must be \"TLSv1.2\" or \"TLSv1.3\"");
+    }
+    if ((rc = config_opt_string(c, v, "ciphers", &t->ciphers)) != 0 ||
+        (rc = config_opt_string(c, v, "ciphersuites", &t->ciphersuites)) != 0 ||
+        (rc = config_opt_string(c, v, "groups", &t->groups)) != 0)
+        return rc;
+    json_t *b = json_object_get(v, "request_client_cert");
+    if (b != NULL) {
+        config_push(c, "request_client_cert");
+        if ((rc = config_bool(c, b, &t->request_client_cert)) != 0)
             return rc;
     }
     config_pop(c, saved);
@@ -749,6 +964,39 @@ static int config_root(struct config_ctx *c, json_t *root, struct config *cfg)
         cfg->spool.directory = d;
     }
     config_pop(c, saved);
+    return config_tls(c, root, &cfg->tls);
+}
+
+/* config_overrides_tls - --tls-cert and --tls-key, both or neither: one certificate that
+ * replaces "tls.certificates" (the other tls settings stay). */
+static int config_overrides_tls(struct config_ctx *c, const struct config_overrides *ov,
+                                struct config_tls *t)
+{
+    if (ov->tls_cert == NULL && ov->tls_key == NULL)
+        return 0;
+    if (ov->tls_key == NULL) {
+        config_set_path(c, NULL, "--tls-cert");
+        return config_fail(c, "needs --tls-key as well (give both or neither)");
+    }
+    if (ov->tls_cert == NULL) {
+        config_set_path(c, NULL, "--tls-key");
+        return config_fail(c, "needs --tls-cert as well (give both or neither)");
+    }
+    config_set_path(c, NULL, ov->tls_cert[0] == '\0' ? "--tls-cert" : "--tls-key");
+    if (ov->tls_cert[0] == '\0' || ov->tls_key[0] == '\0')
+        return config_fail(c, "must not be empty");
+    struct config_certificate *cert = calloc(1, sizeof(*cert));
+    if (cert == NULL)
+        return config_nomem(c);
+    cert->cert = strdup(ov->tls_cert);
+    cert->key = strdup(ov->tls_key);
+    if (cert->cert == NULL || cert->key == NULL) {
+        config_free_certificates(cert, 1);
+        return config_nomem(c);
+    }
+    config_free_certificates(t->certificates, t->n_certificates);
+    t->certificates = cert;
+    t->n_certificates = 1;
     return 0;
 }
 
@@ -784,6 +1032,9 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         config_free_listeners(cfg->listeners, cfg->n_listeners);
         cfg->listeners = l;
         cfg->n_listeners = ov->n_listen;
+        free(c->tls_given); /* every --listen listener gets the default TLS mode */
+        c->tls_given = NULL;
+        c->n_tls_given = 0;
     }
     if (ov->webhook != NULL) {
         config_set_path(c, NULL, "--webhook");
@@ -804,11 +1055,40 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         cfg->endpoints = e;
         cfg->n_endpoints = 1;
     }
+    return config_overrides_tls(c, ov, &cfg->tls);
+}
+
+/* config_finish_tls - each listener's TLS mode once the certificates are known (file or
+ * --tls-cert): the default is "starttls" with certificates, else "none"; a mode that needs
+ * TLS needs certificates, and require_tls needs a mode that offers TLS. */
+static int config_finish_tls(struct config_ctx *c, const char *what, struct config *cfg)
+{
+    bool certs = cfg->tls.n_certificates > 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct config_listener *l = &cfg->listeners[i];
+        bool given = i < c->n_tls_given && c->tls_given[i];
+        if (!given)
+            l->tls = certs ? CONFIG_TLS_STARTTLS : CONFIG_TLS_NONE;
+        const char *key = NULL;
+        if (l->tls != CONFIG_TLS_NONE && !certs)
+            key = "tls";
+        else if (l->require_tls && l->tls == CONFIG_TLS_NONE)
+            key = "require_tls";
+        if (key == NULL)
+            continue;
+        config_set_path(c, what, "listeners");
+        config_push_index(c, i);
+        config_push(c, key);
+        if (l->require_tls && l->tls == CONFIG_TLS_NONE && given)
+            return config_fail(c, "cannot be true with tls \"none\"");
+        return config_fail(c, "%s needs tls.certificates (or --tls-cert and --tls-key)",
+                           l->tls == CONFIG_TLS_NONE ? "requiring TLS" : config_tls_modes[l->tls]);
+    }
     return 0;
 }
 
 /* config_finish - what must hold after the file and the overrides: a host name, at least one
- * listener and endpoint, an existing spool directory. */
+ * listener and endpoint, an existing spool directory, TLS modes that fit the certificates. */
 static int config_finish(struct config_ctx *c, const char *what, struct config *cfg)
 {
     config_set_path(c, NULL, "");
@@ -850,7 +1130,7 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
         return config_fail(c, "\"%s\": %s", q, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return config_fail(c, "\"%s\" is not a directory", q);
-    return 0;
+    return config_finish_tls(c, what, cfg);
 }
 
 /* config_build - the config from a parsed file (root, NULL for none) and the overrides. */
@@ -866,8 +1146,11 @@ static int config_build(json_t *root, const char *what, const struct config_over
     cfg->log_level = LOG_LEVEL_INFO;
     config_ints(&c, NULL, config_limit_rules, CONFIG_NROWS(config_limit_rules), &cfg->limits);
     config_ints(&c, NULL, config_spool_rules, CONFIG_NROWS(config_spool_rules), &cfg->spool);
+    config_ints(&c, NULL, config_tls_rules, CONFIG_NROWS(config_tls_rules), &cfg->tls);
     cfg->spool.directory = strdup(CONFIG_DEF_SPOOL_DIRECTORY);
-    if (cfg->spool.directory == NULL) {
+    cfg->tls.min_version = strdup(CONFIG_DEF_TLS_MIN_VERSION);
+    cfg->tls.ciphers = strdup(CONFIG_DEF_TLS_CIPHERS);
+    if (cfg->spool.directory == NULL || cfg->tls.min_version == NULL || cfg->tls.ciphers == NULL) {
         rc = config_nomem(&c);
         goto fail;
     }
@@ -884,10 +1167,12 @@ static int config_build(json_t *root, const char *what, const struct config_over
         goto fail;
     if ((rc = config_finish(&c, what, cfg)) != 0)
         goto fail;
+    free(c.tls_given);
     *out = cfg;
     return 0;
 
 fail:
+    free(c.tls_given);
     config_free(cfg);
     return rc;
 }
@@ -1063,5 +1348,10 @@ void config_free(struct config *cfg)
     free(cfg->domains);
     config_free_endpoints(cfg->endpoints, cfg->n_endpoints);
     free(cfg->spool.directory);
+    config_free_certificates(cfg->tls.certificates, cfg->tls.n_certificates);
+    free(cfg->tls.min_version);
+    free(cfg->tls.ciphers);
+    free(cfg->tls.ciphersuites);
+    free(cfg->tls.groups);
     free(cfg);
 }

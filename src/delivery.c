@@ -16,9 +16,11 @@
 #include <uv.h>
 
 #include "smtphook/error.h"
+#include "smtphook/log.h"
 #include "smtphook/payload.h"
 
-#define DELIVERY_NS_PER_MS 1000000u
+#define DELIVERY_NS_PER_MS  1000000u
+#define DELIVERY_REASON_MAX 256u /* longest curl reason kept in the log */
 
 /* Replies (RFC 5321 §4.2.2 basic codes, RFC 3463 enhanced codes). */
 static const struct delivery_reply delivery_ok = {250, "2.0.0", "delivered"};
@@ -50,6 +52,7 @@ struct delivery_slot {
 };
 
 struct delivery {
+    char id[ENVELOPE_ID_MAX + 1];             /* transaction id, for the log */
     const struct spool *sp;                   /* the body, read by every request */
     delivery_done_fn done;                    /* called once when all have finished */
     void *arg;                                /* passed to done */
@@ -176,6 +179,13 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     r->status = resp->status;
     r->elapsed_ms = resp->elapsed_ms;
     r->reply = delivery_map(resp, d->body_size);
+    if (resp->failure != HTTP_FAILURE_NONE && resp->error != NULL) {
+        /* The reply says what kind of failure; curl's reason says what to fix (which
+         * certificate check failed, which file could not be read). */
+        char why[DELIVERY_REASON_MAX];
+        log_warn("endpoint %s failed for id=%s: %s", r->endpoint, d->id,
+                 log_sanitize(why, sizeof(why), resp->error, strlen(resp->error)));
+    }
     if (--d->pending > 0)
         return;
 
@@ -238,6 +248,9 @@ static int delivery_start_one(struct http_client *hc, const struct config *cfg, 
     opts.body_arg = d;
     opts.timeout_ms = delivery_min(ep->timeout_ms, cfg->limits.transaction_timeout_ms);
     opts.connect_timeout_ms = delivery_min(ep->connect_timeout_ms, opts.timeout_ms);
+    opts.ca_file = ep->ca_file;
+    opts.client_cert = ep->client_cert;
+    opts.client_key = ep->client_key;
     rc = http_request_start(hc, &opts, delivery_on_response, &d->slots[i], &d->slots[i].req);
     if (rc == 0)
         d->pending++;
@@ -267,6 +280,7 @@ int delivery_start(struct http_client *hc, const struct config *cfg, const struc
     struct delivery *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return SH_ENOMEM;
+    snprintf(d->id, sizeof(d->id), "%s", env->id);
     d->sp = sp;
     d->done = done;
     d->arg = arg;

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@
 #define HTTP_PROTOCOLS       "http,https" /* never file://, ftp:// ... */
 #define HTTP_NO_EXPECT       "Expect:"    /* no 100-continue round trip (RFC 9110 §10.1.1) */
 #define HTTP_HEADER_NAME_MAX 256u         /* longest header name rewritten for an empty value */
+#define HTTP_PEM             "PEM"        /* file format of the client certificate and key */
+#define HTTP_REASON_MAX      (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
 
 struct http_client {
     uv_loop_t *loop;               /* the loop every handle lives on */
@@ -62,6 +65,7 @@ struct http_request {
     struct http_request *prev;    /* running list */
     struct http_request *next;    /* running list */
     char errbuf[CURL_ERROR_SIZE]; /* curl's reason text */
+    char reason[HTTP_REASON_MAX]; /* what http_response.error points to */
 };
 
 static int http_global_ready; /* curl_global_init done (once per process) */
@@ -284,8 +288,14 @@ static void http_check_done(struct http_client *hc)
         resp.status = status > 0 ? status : 0;
         resp.body_sent = sent > 0 ? (uint64_t)sent : 0;
         resp.elapsed_ms = uv_now(hc->loop) - req->started_ms;
-        if (result != CURLE_OK)
-            resp.error = req->errbuf[0] != '\0' ? req->errbuf : curl_easy_strerror(result);
+        /* curl keeps the first message of a transfer, which may be a side remark made before
+         * the error that ended it ("getpeername() failed" when the peer reset the connection
+         * after refusing our certificate): the result's own text comes first. */
+        if (result != CURLE_OK) {
+            snprintf(req->reason, sizeof(req->reason), "%s%s%s", curl_easy_strerror(result),
+                     req->errbuf[0] != '\0' ? ": " : "", req->errbuf);
+            resp.error = req->reason;
+        }
         req->done(req->arg, &resp);
         http_request_free(req);
     }
@@ -462,6 +472,24 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_PRIVATE, (void *)req);
     HTTP_SET(CURLOPT_ERRORBUFFER, req->errbuf);
     HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* https: verify the certificate chain and that it names the host (RFC 9110 §4.3.4),
+     * TLS 1.2 or later (RFC 8996). These are curl's defaults, set anyway so that no build
+     * default or later change can weaken them; a failure is a TLS failure, never a retry
+     * without verification. */
+    HTTP_SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    HTTP_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    HTTP_SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (opts->ca_file != NULL) {
+        /* Only these CAs: no CA directory next to the file (Debian's curl has one built in). */
+        HTTP_SET(CURLOPT_CAINFO, opts->ca_file);
+        HTTP_SET(CURLOPT_CAPATH, (char *)NULL);
+    }
+    if (opts->client_cert != NULL) {
+        HTTP_SET(CURLOPT_SSLCERT, opts->client_cert);
+        HTTP_SET(CURLOPT_SSLCERTTYPE, HTTP_PEM);
+        HTTP_SET(CURLOPT_SSLKEY, opts->client_key);
+        HTTP_SET(CURLOPT_SSLKEYTYPE, HTTP_PEM);
+    }
 #undef HTTP_SET
     if (c == CURLE_OUT_OF_MEMORY)
         return SH_ENOMEM;

@@ -18,7 +18,7 @@
 
 static const char usage_text[] =
     "Usage: smtphook [--config FILE] [--listen ADDR:PORT]... [--webhook URL]\n"
-    "                [--hostname NAME] [--check-config]\n"
+    "                [--hostname NAME] [--tls-cert FILE --tls-key FILE] [--check-config]\n"
     "\n"
     "Accepts mail over SMTP and POSTs every message to a web application.\n"
     "\n"
@@ -27,6 +27,9 @@ static const char usage_text[] =
     "                       may repeat; replaces the file's \"listeners\"\n"
     "  -w, --webhook URL    post every message to URL; replaces the file's \"endpoints\"\n"
     "  -n, --hostname NAME  name in the banner and EHLO reply\n"
+    "      --tls-cert FILE  PEM certificate (then its chain) for STARTTLS; replaces the\n"
+    "                       file's \"tls.certificates\"; needs --tls-key\n"
+    "      --tls-key FILE   PEM private key of --tls-cert\n"
     "      --check-config   validate the configuration and exit\n"
     "  -V, --version        print the version and exit\n"
     "  -h, --help           print this help and exit\n"
@@ -39,7 +42,8 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
         {"webhook", required_argument, NULL, 'w'}, {"hostname", required_argument, NULL, 'n'},
         {"check-config", no_argument, NULL, 'C'},  {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
     const char *listen[MAIN_MAX_LISTEN];
@@ -64,6 +68,12 @@ int main(int argc, char **argv)
             break;
         case 'n':
             ov.hostname = optarg;
+            break;
+        case 'T':
+            ov.tls_cert = optarg;
+            break;
+        case 'K':
+            ov.tls_key = optarg;
             break;
         case 'C':
             check_only = 1;

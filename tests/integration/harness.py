@@ -1,6 +1,6 @@
 """harness.py - shared pieces of the integration tests (Python standard library only).
 
-A recording HTTP receiver (the web app), the smtphook process under test, a raw SMTP client
+A recording HTTP(S) receiver (the web app), the smtphook process under test, a raw SMTP client
 that works at the byte level, and a TestCase base class that wires them together and cleans
 up after every test. Everything talks over 127.0.0.1.
 
@@ -34,6 +34,7 @@ READY_TIMEOUT = 10.0  # seconds for smtphook to accept connections
 STOP_TIMEOUT = 15.0  # seconds for smtphook to exit after SIGTERM
 REPLY_TIMEOUT = 10.0  # default wait for one SMTP reply
 KEEP_BODY_MAX = 2 * 1024 * 1024  # receiver keeps bodies up to this size; larger: hash only
+HANDSHAKE_TIMEOUT = 10.0  # seconds the HTTPS receiver waits for a TLS handshake
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                    "runtime error:")
 
@@ -57,7 +58,8 @@ def down_url(path="/inbound"):
 class Request:
     """One request the receiver saw."""
 
-    def __init__(self, method, path, headers, body, length, sha256, arrived, client_port):
+    def __init__(self, method, path, headers, body, length, sha256, arrived, client_port,
+                 client_cert=None):
         self.method = method  # "POST"
         self.path = path  # request target, e.g. "/inbound"
         self.headers = headers  # http.client.HTTPMessage (case-insensitive .get)
@@ -66,6 +68,15 @@ class Request:
         self.sha256 = sha256  # hex digest of the body read
         self.arrived = arrived  # time.monotonic() when the request line arrived
         self.client_port = client_port  # smtphook's TCP source port (connection reuse)
+        # HTTPS: the client certificate smtphook presented, as ssl.getpeercert() gives it
+        # (None without one, or over plain HTTP)
+        self.client_cert = client_cert
+
+    def client_subject(self):
+        """The client certificate's subject as {"commonName": ..., ...}, or None."""
+        if not self.client_cert:
+            return None
+        return {k: v for rdn in self.client_cert.get("subject", ()) for k, v in rdn}
 
     def header(self, name):
         return self.headers.get(name)
@@ -88,6 +99,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def setup(self):
+        # HTTPS: the handshake runs here, in the connection's own thread, so a client that
+        # never completes it holds up nobody else. A failed handshake raises: handle_error
+        # keeps the exception in receiver.errors and no request is recorded.
+        self.client_cert = None
+        ctx = self.server.receiver.ssl_context
+        if ctx is not None:
+            self.request.settimeout(HANDSHAKE_TIMEOUT)
+            self.request = ctx.wrap_socket(self.request, server_side=True)
+            self.request.settimeout(None)
+            self.client_cert = self.request.getpeercert()
         super().setup()
         self.server.receiver._track(self.connection, True)
 
@@ -98,6 +119,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
         finally:
             self.server.receiver._track(self.connection, False)
+            if self.server.receiver.ssl_context is not None:
+                # the server closes the plain socket it accepted, which wrap_socket detached
+                try:
+                    self.request.close()
+                except OSError:
+                    pass
 
     def do_POST(self):
         self._handle()
@@ -168,12 +195,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # Answer before reading the body, then drop the connection (the rest of the body
             # is never read: the sender must notice the body did not get through).
             rcv._record(Request(self.command, self.path, self.headers, None, 0, "", arrived,
-                                port))
+                                port, self.client_cert))
             self._respond(b["status"], close=True)
             return
         body, length, digest = self._read_body()
         rcv._record(Request(self.command, self.path, self.headers, body, length, digest,
-                            arrived, port))
+                            arrived, port, self.client_cert))
         if b["mode"] == "close":
             self.close_connection = True
             try:
@@ -210,9 +237,11 @@ class Receiver:
     status: the HTTP status to answer; delay: seconds to wait before answering;
     redirect: Location for 3xx; mode: "normal", "close" (read the request, close without an
     answer), "early" (answer before reading the body, then close) or "drop" (answer, then
-    close without announcing it)."""
+    close without announcing it). ssl_context: an ssl.SSLContext (server side) to serve
+    HTTPS with; None (the default) serves plain HTTP."""
 
-    def __init__(self, status=200, delay=0.0, redirect=None, mode="normal"):
+    def __init__(self, status=200, delay=0.0, redirect=None, mode="normal", ssl_context=None):
+        self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._requests = []
@@ -250,8 +279,9 @@ class Receiver:
         self._thread.join(5)
         self._server = None
 
-    def url(self, path="/inbound"):
-        return "http://%s:%d%s" % (HOST, self.port, path)
+    def url(self, path="/inbound", host=HOST):
+        scheme = "https" if self.ssl_context is not None else "http"
+        return "%s://%s:%d%s" % (scheme, host, self.port, path)
 
     def set(self, **kw):
         """Change behaviour: status=, delay=, redirect=, mode=."""

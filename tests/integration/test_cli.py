@@ -9,6 +9,7 @@ import tempfile
 import time
 import unittest
 
+from certs import CA
 from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
                      free_port, make_config, run_binary)
 
@@ -49,7 +50,8 @@ class Cli(unittest.TestCase):
     def test_help(self):
         p = run_binary(["--help"])
         self.assertEqual(p.returncode, 0, p.stderr)
-        for opt in ("--config", "--listen", "--webhook", "--check-config", "--version"):
+        for opt in ("--config", "--listen", "--webhook", "--check-config", "--version",
+                    "--tls-cert", "--tls-key"):
             self.assertIn(opt, p.stdout)
 
     def test_unknown_option_fails(self):
@@ -130,6 +132,59 @@ class Cli(unittest.TestCase):
     def test_missing_file_rejected(self):
         p = run_binary(["--config", os.path.join(self.dir, "nope.json"), "--check-config"])
         self.assertNotEqual(p.returncode, 0)
+
+    def quick_args(self):
+        return ["--listen", "127.0.0.1:%d" % free_port(), "--webhook", "http://127.0.0.1:9/in",
+                "--check-config"]
+
+    def test_tls_cert_without_key_is_an_error(self):
+        p = run_binary(self.quick_args() + ["--tls-cert", os.path.join(self.dir, "c.pem")])
+        self.assertRejected(p, "--tls-cert", "--tls-key")
+        self.assertNotIn("ok", p.stdout)
+
+    def test_tls_key_without_cert_is_an_error(self):
+        p = run_binary(self.quick_args() + ["--tls-key", os.path.join(self.dir, "c.key")])
+        self.assertRejected(p, "--tls-key", "--tls-cert")
+
+    def test_check_config_accepts_tls(self):
+        # Real files, so the check holds also when --check-config loads the certificates.
+        ca = CA(self.dir)
+        cert, key = ca.issue("mx", names=("mx.test",))
+        client_cert, client_key = ca.issue("client", names=("smtphook.test",), client=True)
+        cfg = self.good()
+        cfg["tls"] = {"certificates": [{"cert": cert, "key": key}], "min_version": "TLSv1.3",
+                      "ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256",
+                      "ciphersuites": "TLS_AES_128_GCM_SHA256", "groups": "X25519:P-256",
+                      "request_client_cert": True, "handshake_timeout_ms": 10000}
+        cfg["listeners"] = [
+            {"address": "127.0.0.1:%d" % free_port()},
+            {"address": "127.0.0.1:%d" % free_port(), "tls": "starttls", "require_tls": True},
+            {"address": "127.0.0.1:%d" % free_port(), "tls": "implicit"},
+            {"address": "127.0.0.1:%d" % free_port(), "tls": "none"}]
+        cfg["endpoints"]["app"].update({"url": "https://127.0.0.1:9/inbound",
+                                        "ca_file": ca.ca_file, "client_cert": client_cert,
+                                        "client_key": client_key})
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"\bok\b")
+
+        # The same certificate from the command line, with --listen.
+        p = run_binary(self.quick_args() + ["--tls-cert", cert, "--tls-key", key])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_tls_errors_name_the_key(self):
+        cfg = self.good()
+        cfg["listeners"][0]["tls"] = "starttls"
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "listeners[0].tls",
+                            "tls.certificates")
+        cfg = self.good()
+        cfg["tls"] = {"certificates": [{"cert": "c.pem", "key": "k.pem"}],
+                      "min_version": "TLSv1.1"}
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "tls.min_version")
+        cfg = self.good()
+        cfg["endpoints"]["app"]["ca_file"] = "ca.pem"  # the URL is http://
+        self.assertRejected(self.check(cfg, env={"TOKEN": "t"}), "endpoints.app.ca_file",
+                            "https://")
 
     def test_bad_config_does_not_start(self):
         cfg = self.good()

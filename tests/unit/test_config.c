@@ -1,5 +1,5 @@
 /* test_config.c - unit tests of config.c: schema, ranges, ${NAME} expansion, overrides,
- * addresses, domains, headers and the messages that name the offending key.
+ * addresses, domains, headers, TLS settings and the messages that name the offending key.
  *
  * Must not include jansson: it feeds JSON text through the public interface only. */
 #include <stdarg.h>
@@ -113,6 +113,22 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->endpoints[0].timeout_ms, CONFIG_DEF_ENDPOINT_TIMEOUT_MS);
     assert_int_equal(cfg->endpoints[0].connect_timeout_ms, CONFIG_DEF_ENDPOINT_CONNECT_MS);
     assert_int_equal(cfg->endpoints[0].n_headers, 0);
+    assert_null(cfg->endpoints[0].ca_file);
+    assert_null(cfg->endpoints[0].client_cert);
+    assert_null(cfg->endpoints[0].client_key);
+
+    /* No "tls": no certificates, so every listener is plaintext; the settings have their
+     * defaults for when --tls-cert brings a certificate. */
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_NONE);
+    assert_false(cfg->listeners[0].require_tls);
+    assert_int_equal(cfg->tls.n_certificates, 0);
+    assert_null(cfg->tls.certificates);
+    assert_string_equal(cfg->tls.min_version, CONFIG_DEF_TLS_MIN_VERSION);
+    assert_string_equal(cfg->tls.ciphers, CONFIG_DEF_TLS_CIPHERS);
+    assert_null(cfg->tls.ciphersuites);
+    assert_null(cfg->tls.groups);
+    assert_false(cfg->tls.request_client_cert);
+    assert_int_equal(cfg->tls.handshake_timeout_ms, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS);
     config_free(cfg);
     config_free(NULL);
 }
@@ -175,6 +191,7 @@ static const struct int_case int_cases[] = {
     {"spool", "memory_bytes", 0, 1073741824, CONFIG_DEF_SPOOL_MEMORY_BYTES},
     {"endpoints.app", "timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_TIMEOUT_MS},
     {"endpoints.app", "connect_timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_CONNECT_MS},
+    {"tls", "handshake_timeout_ms", 1000, 300000, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS},
 };
 
 /* int_value - the loaded value of a case's key. */
@@ -206,6 +223,8 @@ static uint64_t int_value(const struct config *cfg, const struct int_case *c)
         return cfg->endpoints[0].timeout_ms;
     if (strcmp(k, "connect_timeout_ms") == 0)
         return cfg->endpoints[0].connect_timeout_ms;
+    if (strcmp(k, "handshake_timeout_ms") == 0)
+        return cfg->tls.handshake_timeout_ms;
     fail_msg("no such key %s", k);
     return 0;
 }
@@ -348,8 +367,14 @@ static void test_unknown_keys(void **state)
     load_err(with_key(j, sizeof(j), "\"spool\":{\"dir\":\"/tmp\"}"), "spool.dir: unknown key",
              NULL);
     load_err("{\"listeners\":[{\"address\":\"127.0.0.1:25\"},{\"address\":\"127.0.0.1:26\","
-             "\"tls\":true}]," DOMAIN_KEY "," EP_KEY "}",
-             "listeners[1].tls: unknown key", NULL);
+             "\"starttls\":true}]," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[1].starttls: unknown key", NULL);
+    load_err(with_key(j, sizeof(j), "\"tls\":{\"min_verison\":\"TLSv1.3\"}"),
+             "config.json: tls.min_verison: unknown key", NULL);
+    load_err(
+        with_key(j, sizeof(j),
+                 "\"tls\":{\"certificates\":[{\"cert\":\"c\",\"key\":\"k\",\"chain\":\"x\"}]}"),
+        "tls.certificates[0].chain: unknown key", NULL);
     load_err("{" LISTEN_KEY "," DOMAIN_KEY
              ",\"endpoints\":{\"app\":{\"url\":\"http://h/\",\"timeout\":5}}}",
              "endpoints.app.timeout: unknown key", NULL);
@@ -667,9 +692,14 @@ static void test_example_file(void **state)
         print_message("%s\n", err);
     assert_int_equal(rc, 0);
     assert_string_equal(cfg->hostname, "mx.example.com");
-    assert_int_equal(cfg->n_listeners, 2);
+    assert_int_equal(cfg->n_listeners, 3);
     assert_string_equal(cfg->listeners[0].address, "0.0.0.0:25");
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    assert_false(cfg->listeners[0].require_tls);
     assert_string_equal(cfg->listeners[1].address, "[::]:25");
+    assert_int_equal(cfg->listeners[1].tls, CONFIG_TLS_STARTTLS);
+    assert_string_equal(cfg->listeners[2].address, "0.0.0.0:465");
+    assert_int_equal(cfg->listeners[2].tls, CONFIG_TLS_IMPLICIT);
     assert_int_equal(cfg->n_domains, 2);
     assert_true(config_domain_accepted(cfg, "example.org", 11));
     assert_int_equal(cfg->n_endpoints, 1);
@@ -680,6 +710,13 @@ static void test_example_file(void **state)
     assert_int_equal(cfg->limits.transaction_timeout_ms, CONFIG_DEF_TRANSACTION_TIMEOUT_MS);
     assert_int_equal(cfg->limits.shutdown_timeout_ms, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS);
     assert_int_equal(cfg->spool.memory_bytes, CONFIG_DEF_SPOOL_MEMORY_BYTES);
+    assert_int_equal(cfg->tls.n_certificates, 1);
+    assert_string_equal(cfg->tls.certificates[0].cert, "/certs/fullchain.pem");
+    assert_string_equal(cfg->tls.certificates[0].key, "/certs/privkey.pem");
+    assert_string_equal(cfg->tls.min_version, CONFIG_DEF_TLS_MIN_VERSION);
+    assert_string_equal(cfg->tls.ciphers, CONFIG_DEF_TLS_CIPHERS);
+    assert_false(cfg->tls.request_client_cert);
+    assert_int_equal(cfg->tls.handshake_timeout_ms, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS);
     config_free(cfg);
     unsetenv("SMTPHOOK_APP_TOKEN");
 }
@@ -895,6 +932,353 @@ static void test_headers(void **state)
     config_free(cfg);
 }
 
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+/* One certificate pair, for configs that need certificates. */
+#define CERT_PAIR "{\"cert\":\"/certs/a.pem\",\"key\":\"/certs/a.key\"}"
+#define TLS_KEY   "\"tls\":{\"certificates\":[" CERT_PAIR "]}"
+
+/* listeners_json - a config whose listeners array is [<listeners>], plus ",<extra>" if given. */
+static const char *listeners_json(char *buf, size_t len, const char *listeners, const char *extra)
+{
+    snprintf(buf, len, "{\"listeners\":[%s]," DOMAIN_KEY "," EP_KEY "%s%s}", listeners,
+             extra ? "," : "", extra ? extra : "");
+    return buf;
+}
+
+static void test_tls_section(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    setenv("CFG_TEST_CERTDIR", "/etc/smtphook", 1);
+    struct config *cfg = load_ok(with_key(
+        j, sizeof(j),
+        "\"tls\":{\"certificates\":[{\"cert\":\"${CFG_TEST_CERTDIR}/rsa.pem\","
+        "\"key\":\"${CFG_TEST_CERTDIR}/rsa.key\"},{\"cert\":\"ec.pem\",\"key\":\"ec.key\"}],"
+        "\"min_version\":\"TLSv1.3\",\"ciphers\":\"ECDHE-RSA-AES128-GCM-SHA256\","
+        "\"ciphersuites\":\"TLS_AES_128_GCM_SHA256\",\"groups\":\"X25519:P-256\","
+        "\"request_client_cert\":true,\"handshake_timeout_ms\":5000}"));
+    assert_int_equal(cfg->tls.n_certificates, 2);
+    assert_string_equal(cfg->tls.certificates[0].cert, "/etc/smtphook/rsa.pem"); /* expanded */
+    assert_string_equal(cfg->tls.certificates[0].key, "/etc/smtphook/rsa.key");
+    assert_string_equal(cfg->tls.certificates[1].cert, "ec.pem"); /* file order is kept */
+    assert_string_equal(cfg->tls.certificates[1].key, "ec.key");
+    assert_string_equal(cfg->tls.min_version, "TLSv1.3");
+    assert_string_equal(cfg->tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+    assert_string_equal(cfg->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+    assert_string_equal(cfg->tls.groups, "X25519:P-256");
+    assert_true(cfg->tls.request_client_cert);
+    assert_int_equal(cfg->tls.handshake_timeout_ms, 5000);
+    /* Certificates make STARTTLS the listeners' default. */
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    assert_false(cfg->listeners[0].require_tls);
+    config_free(cfg);
+
+    /* Each key alone; the others keep their defaults. */
+    cfg = load_ok(with_key(j, sizeof(j), "\"tls\":{\"min_version\":\"TLSv1.2\"}"));
+    assert_string_equal(cfg->tls.min_version, "TLSv1.2");
+    assert_int_equal(cfg->tls.n_certificates, 0);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_NONE);
+    assert_string_equal(cfg->tls.ciphers, CONFIG_DEF_TLS_CIPHERS);
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j), "\"tls\":{\"request_client_cert\":false}"));
+    assert_false(cfg->tls.request_client_cert);
+    assert_string_equal(cfg->tls.min_version, CONFIG_DEF_TLS_MIN_VERSION);
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j), "\"tls\":{}"));
+    assert_int_equal(cfg->tls.handshake_timeout_ms, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS);
+    assert_null(cfg->tls.ciphersuites);
+    config_free(cfg);
+}
+
+static void test_tls_errors(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const struct {
+        const char *tls;     /* value of "tls" */
+        const char *path;    /* expected in the message */
+        const char *problem; /* expected in the message */
+    } bad[] = {
+        {"[]", "config.json: tls", "must be an object"},
+        {"{\"certificates\":" CERT_PAIR "}", "tls.certificates", "must be an array"},
+        {"{\"certificates\":[]}", "tls.certificates", "at least one"},
+        {"{\"certificates\":[\"a.pem\"]}", "tls.certificates[0]", "must be an object"},
+        {"{\"certificates\":[" CERT_PAIR ",{\"cert\":\"b.pem\"}]}", "tls.certificates[1].key",
+         "is required"},
+        {"{\"certificates\":[{\"key\":\"b.key\"}]}", "tls.certificates[0].cert", "is required"},
+        {"{\"certificates\":[{\"cert\":\"\",\"key\":\"b.key\"}]}", "tls.certificates[0].cert",
+         "must not be empty"},
+        {"{\"certificates\":[{\"cert\":\"b.pem\",\"key\":\"\"}]}", "tls.certificates[0].key",
+         "must not be empty"},
+        {"{\"certificates\":[{\"cert\":1,\"key\":\"b.key\"}]}", "tls.certificates[0].cert",
+         "must be a string"},
+        {"{\"certificates\":[{\"cert\":\"${CFG_TEST_UNSET}\",\"key\":\"k\"}]}",
+         "tls.certificates[0].cert", "CFG_TEST_UNSET is not set"},
+        {"{\"min_version\":\"TLSv1.1\"}", "tls.min_version", "must be \"TLSv1.2\" or \"TLSv1.3\""},
+        {"{\"min_version\":\"tlsv1.3\"}", "tls.min_version", "must be \"TLSv1.2\" or"},
+        {"{\"min_version\":\"1.2\"}", "tls.min_version", "must be \"TLSv1.2\" or"},
+        {"{\"min_version\":1.2}", "tls.min_version", "must be a string"},
+        {"{\"min_version\":\"\"}", "tls.min_version", "must not be empty"},
+        {"{\"ciphers\":\"\"}", "tls.ciphers", "must not be empty"},
+        {"{\"ciphers\":[\"AES\"]}", "tls.ciphers", "must be a string"},
+        {"{\"ciphersuites\":\"\"}", "tls.ciphersuites", "must not be empty"},
+        {"{\"ciphersuites\":null}", "tls.ciphersuites", "must be a string"},
+        {"{\"groups\":\"\"}", "tls.groups", "must not be empty"},
+        {"{\"groups\":5}", "tls.groups", "must be a string"},
+        {"{\"request_client_cert\":\"yes\"}", "tls.request_client_cert", "must be true or false"},
+        {"{\"request_client_cert\":1}", "tls.request_client_cert", "must be true or false"},
+        {"{\"handshake_timeout_ms\":999}", "tls.handshake_timeout_ms", "from 1000 to 300000"},
+        {"{\"certificate\":[]}", "tls.certificate", "unknown key"},
+    };
+    unsetenv("CFG_TEST_UNSET");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char extra[512];
+        snprintf(extra, sizeof(extra), "\"tls\":%s", bad[i].tls);
+        load_err(with_key(j, sizeof(j), extra), bad[i].path, bad[i].problem);
+    }
+}
+
+static void test_listener_tls(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    /* Every mode, with certificates; require_tls where TLS is offered. */
+    struct config *cfg = load_ok(
+        listeners_json(j, sizeof(j),
+                       "{\"address\":\"127.0.0.1:25\",\"tls\":\"none\"},"
+                       "{\"address\":\"127.0.0.1:587\",\"tls\":\"starttls\",\"require_tls\":true},"
+                       "{\"address\":\"127.0.0.1:465\",\"tls\":\"implicit\"},"
+                       "{\"address\":\"127.0.0.1:2465\",\"tls\":\"implicit\",\"require_tls\":true},"
+                       "{\"address\":\"127.0.0.1:2525\",\"require_tls\":false},"
+                       "{\"address\":\"127.0.0.1:2526\",\"require_tls\":true}",
+                       TLS_KEY));
+    assert_int_equal(cfg->n_listeners, 6);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_NONE);
+    assert_false(cfg->listeners[0].require_tls);
+    assert_int_equal(cfg->listeners[1].tls, CONFIG_TLS_STARTTLS);
+    assert_true(cfg->listeners[1].require_tls);
+    assert_int_equal(cfg->listeners[2].tls, CONFIG_TLS_IMPLICIT);
+    assert_false(cfg->listeners[2].require_tls);
+    assert_int_equal(cfg->listeners[3].tls, CONFIG_TLS_IMPLICIT); /* trivially true */
+    assert_true(cfg->listeners[3].require_tls);
+    assert_int_equal(cfg->listeners[4].tls, CONFIG_TLS_STARTTLS); /* the default */
+    assert_false(cfg->listeners[4].require_tls);
+    assert_int_equal(cfg->listeners[5].tls, CONFIG_TLS_STARTTLS);
+    assert_true(cfg->listeners[5].require_tls);
+    config_free(cfg);
+
+    /* Without certificates "none" is the default and may be written. */
+    cfg = load_ok(listeners_json(j, sizeof(j),
+                                 "{\"address\":\"127.0.0.1:25\",\"tls\":\"none\","
+                                 "\"require_tls\":false},{\"address\":\"127.0.0.1:26\"}",
+                                 "\"tls\":{\"min_version\":\"TLSv1.3\"}"));
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_NONE);
+    assert_int_equal(cfg->listeners[1].tls, CONFIG_TLS_NONE);
+    config_free(cfg);
+
+    /* TLS modes need certificates. */
+    char err[ERR_MAX];
+    cfg = (struct config *)1;
+    assert_int_equal(config_load_string(listeners_json(j, sizeof(j),
+                                                       "{\"address\":\"127.0.0.1:25\","
+                                                       "\"tls\":\"starttls\"}",
+                                                       NULL),
+                                        "config.json", NULL, &cfg, err, sizeof(err)),
+                     SH_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err, "config.json: listeners[0].tls: starttls needs tls.certificates (or "
+                             "--tls-cert and --tls-key)");
+    load_err(listeners_json(j, sizeof(j),
+                            "{\"address\":\"127.0.0.1:25\"},"
+                            "{\"address\":\"127.0.0.1:465\",\"tls\":\"implicit\"}",
+                            "\"tls\":{\"request_client_cert\":true}"),
+             "config.json: listeners[1].tls: implicit needs tls.certificates", NULL);
+    /* require_tls needs a mode that offers TLS. */
+    load_err(listeners_json(j, sizeof(j),
+                            "{\"address\":\"127.0.0.1:25\",\"tls\":\"none\",\"require_tls\":true}",
+                            TLS_KEY),
+             "config.json: listeners[0].require_tls: cannot be true with tls \"none\"", NULL);
+    load_err(
+        listeners_json(j, sizeof(j), "{\"address\":\"127.0.0.1:25\",\"require_tls\":true}", NULL),
+        "config.json: listeners[0].require_tls: requiring TLS needs tls.certificates", NULL);
+
+    /* Values. */
+    const struct {
+        const char *listener; /* the listener object */
+        const char *path;     /* expected in the message */
+        const char *problem;  /* expected in the message */
+    } bad[] = {
+        {"{\"address\":\"127.0.0.1:25\",\"tls\":\"STARTTLS\"}", "listeners[0].tls",
+         "must be \"none\", \"starttls\" or \"implicit\""},
+        {"{\"address\":\"127.0.0.1:25\",\"tls\":\"tls\"}", "listeners[0].tls", "must be \"none\""},
+        {"{\"address\":\"127.0.0.1:25\",\"tls\":\"\"}", "listeners[0].tls", "must be \"none\""},
+        {"{\"address\":\"127.0.0.1:25\",\"tls\":true}", "listeners[0].tls", "must be a string"},
+        {"{\"address\":\"127.0.0.1:25\",\"require_tls\":\"true\"}", "listeners[0].require_tls",
+         "must be true or false"},
+        {"{\"address\":\"127.0.0.1:25\",\"require_tls\":null}", "listeners[0].require_tls",
+         "must be true or false"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err(listeners_json(j, sizeof(j), bad[i].listener, TLS_KEY), bad[i].path,
+                 bad[i].problem);
+}
+
+static void test_endpoint_tls(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    setenv("CFG_TEST_CERTDIR", "/etc/smtphook", 1);
+    struct config *cfg =
+        load_ok(ep_json(j, sizeof(j),
+                        "\"url\":\"HTTPS://app.example/in\",\"ca_file\":\"/etc/ssl/app-ca.pem\","
+                        "\"client_cert\":\"${CFG_TEST_CERTDIR}/client.pem\","
+                        "\"client_key\":\"${CFG_TEST_CERTDIR}/client.key\""));
+    assert_string_equal(cfg->endpoints[0].ca_file, "/etc/ssl/app-ca.pem");
+    assert_string_equal(cfg->endpoints[0].client_cert, "/etc/smtphook/client.pem");
+    assert_string_equal(cfg->endpoints[0].client_key, "/etc/smtphook/client.key");
+    config_free(cfg);
+
+    /* Each one alone (the certificate with its key). */
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"https://h/\",\"ca_file\":\"ca.pem\""));
+    assert_string_equal(cfg->endpoints[0].ca_file, "ca.pem");
+    assert_null(cfg->endpoints[0].client_cert);
+    assert_null(cfg->endpoints[0].client_key);
+    config_free(cfg);
+    cfg = load_ok(ep_json(
+        j, sizeof(j), "\"url\":\"https://h/\",\"client_cert\":\"c.pem\",\"client_key\":\"c.key\""));
+    assert_null(cfg->endpoints[0].ca_file);
+    assert_string_equal(cfg->endpoints[0].client_cert, "c.pem");
+    config_free(cfg);
+
+    const struct {
+        const char *body;    /* the endpoint object's keys */
+        const char *path;    /* expected in the message */
+        const char *problem; /* expected in the message */
+    } bad[] = {
+        {"\"url\":\"https://h/\",\"client_cert\":\"c.pem\"", "endpoints.app.client_key",
+         "is required with client_cert"},
+        {"\"url\":\"https://h/\",\"client_key\":\"c.key\"", "endpoints.app.client_cert",
+         "is required with client_key"},
+        {"\"url\":\"http://h/\",\"ca_file\":\"ca.pem\"", "endpoints.app.ca_file",
+         "applies to https:// URLs only"},
+        {"\"url\":\"http://h/\",\"client_cert\":\"c.pem\",\"client_key\":\"c.key\"",
+         "endpoints.app.client_cert", "applies to https:// URLs only"},
+        {"\"url\":\"https://h/\",\"ca_file\":\"\"", "endpoints.app.ca_file", "must not be empty"},
+        {"\"url\":\"https://h/\",\"ca_file\":[\"a.pem\"]", "endpoints.app.ca_file",
+         "must be a string"},
+        {"\"url\":\"https://h/\",\"client_cert\":\"\",\"client_key\":\"k\"",
+         "endpoints.app.client_cert", "must not be empty"},
+        {"\"url\":\"https://h/\",\"client_cert\":\"c\",\"client_key\":false",
+         "endpoints.app.client_key", "must be a string"},
+        {"\"url\":\"https://h/\",\"capath\":\"/etc/ssl/certs\"", "endpoints.app.capath",
+         "unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err(ep_json(j, sizeof(j), bad[i].body), bad[i].path, bad[i].problem);
+
+    /* --webhook replaces such an endpoint with a plain one. */
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x"};
+    char err[ERR_MAX];
+    assert_int_equal(load(ep_json(j, sizeof(j), "\"url\":\"https://h/\",\"ca_file\":\"ca.pem\""),
+                          &ov, &cfg, err),
+                     0);
+    assert_null(cfg->endpoints[0].ca_file);
+    config_free(cfg);
+}
+
+static void test_override_tls(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], err[ERR_MAX];
+    struct config *cfg = NULL;
+
+    /* Both or neither, never empty. */
+    struct config_overrides cert_only = {.tls_cert = "/certs/a.pem"};
+    load_err_ov("{" BASE "}", &cert_only, "--tls-cert: needs --tls-key", NULL);
+    struct config_overrides key_only = {.tls_key = "/certs/a.key"};
+    load_err_ov("{" BASE "}", &key_only, "--tls-key: needs --tls-cert", NULL);
+    struct config_overrides empty_cert = {.tls_cert = "", .tls_key = "k"};
+    load_err_ov("{" BASE "}", &empty_cert, "--tls-cert: must not be empty", NULL);
+    struct config_overrides empty_key = {.tls_cert = "c", .tls_key = ""};
+    load_err_ov("{" BASE "}", &empty_key, "--tls-key: must not be empty", NULL);
+    assert_int_equal(config_load(NULL, &cert_only, &cfg, err, sizeof(err)), SH_ECONFIG);
+    assert_string_equal(err, "--tls-cert: needs --tls-key as well (give both or neither)");
+
+    /* They replace the file's certificates; the other settings stay. */
+    struct config_overrides ov = {.tls_cert = "/cli/cert.pem", .tls_key = "/cli/key.pem"};
+    assert_int_equal(load(with_key(j, sizeof(j),
+                                   "\"tls\":{\"certificates\":[" CERT_PAIR "," CERT_PAIR "],"
+                                   "\"min_version\":\"TLSv1.3\"}"),
+                          &ov, &cfg, err),
+                     0);
+    assert_int_equal(cfg->tls.n_certificates, 1);
+    assert_string_equal(cfg->tls.certificates[0].cert, "/cli/cert.pem");
+    assert_string_equal(cfg->tls.certificates[0].key, "/cli/key.pem");
+    assert_string_equal(cfg->tls.min_version, "TLSv1.3");
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    config_free(cfg);
+
+    /* A file without certificates: its listeners default to starttls, a written mode stays,
+     * and a mode that needs certificates is satisfied by the flags. */
+    assert_int_equal(load(listeners_json(j, sizeof(j),
+                                         "{\"address\":\"127.0.0.1:25\"},"
+                                         "{\"address\":\"127.0.0.1:26\",\"tls\":\"none\"},"
+                                         "{\"address\":\"127.0.0.1:465\",\"tls\":\"implicit\","
+                                         "\"require_tls\":true}",
+                                         NULL),
+                          &ov, &cfg, err),
+                     0);
+    assert_int_equal(cfg->tls.n_certificates, 1);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    assert_int_equal(cfg->listeners[1].tls, CONFIG_TLS_NONE);
+    assert_int_equal(cfg->listeners[2].tls, CONFIG_TLS_IMPLICIT);
+    assert_true(cfg->listeners[2].require_tls);
+    config_free(cfg);
+
+    /* --listen listeners get the default mode, whatever the file's listeners said. */
+    const char *listen[] = {"127.0.0.1:2525", "[::1]:2525"};
+    struct config_overrides ovl = {
+        .listen = listen, .n_listen = 2, .tls_cert = "/cli/cert.pem", .tls_key = "/cli/key.pem"};
+    assert_int_equal(
+        load(listeners_json(j, sizeof(j), "{\"address\":\"127.0.0.1:25\",\"tls\":\"none\"}", NULL),
+             &ovl, &cfg, err),
+        0);
+    assert_int_equal(cfg->n_listeners, 2);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    assert_int_equal(cfg->listeners[1].tls, CONFIG_TLS_STARTTLS);
+    assert_false(cfg->listeners[0].require_tls);
+    config_free(cfg);
+    /* --listen drops what the file said about its listeners: the default mode (the file has
+     * certificates here) and no require_tls. */
+    struct config_overrides plain = {.listen = listen, .n_listen = 1};
+    assert_int_equal(load(listeners_json(j, sizeof(j),
+                                         "{\"address\":\"127.0.0.1:25\",\"tls\":\"implicit\","
+                                         "\"require_tls\":true}",
+                                         TLS_KEY),
+                          &plain, &cfg, err),
+                     0);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS); /* the file has certificates */
+    assert_false(cfg->listeners[0].require_tls);
+    config_free(cfg);
+
+    /* The quick start with a certificate: STARTTLS on the --listen address. */
+    struct config_overrides quick = {.listen = listen,
+                                     .n_listen = 1,
+                                     .webhook = "http://h:1/",
+                                     .tls_cert = "/cli/cert.pem",
+                                     .tls_key = "/cli/key.pem"};
+    assert_int_equal(config_load(NULL, &quick, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
+    assert_int_equal(cfg->tls.n_certificates, 1);
+    assert_string_equal(cfg->tls.min_version, CONFIG_DEF_TLS_MIN_VERSION);
+    config_free(cfg);
+    quick.tls_cert = quick.tls_key = NULL;
+    assert_int_equal(config_load(NULL, &quick, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_NONE);
+    config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +1305,11 @@ int main(void)
         cmocka_unit_test(test_domains),
         cmocka_unit_test(test_endpoint_urls_and_names),
         cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_tls_section),
+        cmocka_unit_test(test_tls_errors),
+        cmocka_unit_test(test_listener_tls),
+        cmocka_unit_test(test_endpoint_tls),
+        cmocka_unit_test(test_override_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -701,6 +701,45 @@ static void test_e2e_two_endpoints(void **state)
     expect_reply(f->res[1].reply, 451, "4.3.5");
 }
 
+/* use_https - endpoint 0 posts over https:// to a plain server, which never sees a request:
+ * the TLS set-up fails on our side first (files are read before the ClientHello). */
+static void use_https(struct fixture *f)
+{
+    use_server(f, 0, 200);
+    snprintf(f->urls[0], sizeof(f->urls[0]), "https://127.0.0.1:%d/hook/0", f->srv[0].port);
+}
+
+/* expect_tls_failure - a temporary 451 4.7.5 and nothing posted. */
+static void expect_tls_failure(struct fixture *f)
+{
+    deliver(f);
+    expect_reply(f->reply, 451, "4.7.5");
+    assert_int_equal(f->res[0].failure, HTTP_FAILURE_TLS);
+    assert_int_equal(f->res[0].status, 0);
+    expect_reply(f->res[0].reply, 451, "4.7.5");
+    assert_int_equal(f->srv[0].requests, 0);
+}
+
+static void test_e2e_https_unreadable_ca_file(void **state)
+{
+    struct fixture *f = *state;
+    static char ca[] = "/nonexistent/smtphook-test-ca.pem";
+    use_https(f);
+    f->endpoints[0].ca_file = ca;
+    expect_tls_failure(f);
+}
+
+static void test_e2e_https_unreadable_client_cert(void **state)
+{
+    struct fixture *f = *state;
+    static char cert[] = "/nonexistent/smtphook-test-client.pem";
+    static char key[] = "/nonexistent/smtphook-test-client.key";
+    use_https(f);
+    f->endpoints[0].client_cert = cert;
+    f->endpoints[0].client_key = key;
+    expect_tls_failure(f);
+}
+
 static void test_cancel_before_completion(void **state)
 {
     struct fixture *f = *state;
@@ -798,6 +837,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_e2e_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_never_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_two_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_https_unreadable_ca_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_https_unreadable_client_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_close_with_requests_running, setup, teardown),
