@@ -9,6 +9,7 @@
 #include "smtphook/config.h"
 #include "smtphook/log.h"
 #include "smtphook/server.h"
+#include "smtphook/tls.h"
 
 #ifndef SMTPHOOK_VERSION
 #define SMTPHOOK_VERSION "0.0.0"
@@ -102,6 +103,14 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* The certificates are checked exactly as a start would check them. */
+        struct tls_server *tls = NULL;
+        if (cfg->tls.n_certificates > 0 && tls_server_new(&cfg->tls, &tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "smtphook: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
+        tls_server_free(tls);
         printf("%s: configuration ok\n", config_path ? config_path : "command line");
         config_free(cfg);
         return 0;

@@ -58,12 +58,35 @@ class Cli(unittest.TestCase):
         p = run_binary(["--frobnicate"])
         self.assertNotEqual(p.returncode, 0)
 
+    def example_with_certificates(self):
+        """config.example.json with its /certs/ paths pointing at real test certificates
+        (--check-config loads them, as a start would)."""
+        d = tempfile.mkdtemp(prefix="smtphook-example-")
+        self.addCleanup(shutil.rmtree, d, True)
+        cert, key = CA(d).issue("mx", names=("mx.example.com",))
+        with open(os.path.join(SOURCE_DIR, "config.example.json"), encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("/certs/fullchain.pem", text)
+        text = text.replace("/certs/fullchain.pem", cert).replace("/certs/privkey.pem", key)
+        path = os.path.join(d, "config.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path, cert
+
     def test_check_config_example(self):
-        example = os.path.join(SOURCE_DIR, "config.example.json")
-        p = run_binary(["--config", example, "--check-config"],
+        path, _ = self.example_with_certificates()
+        p = run_binary(["--config", path, "--check-config"],
                        env={"SMTPHOOK_APP_TOKEN": "example-token"})
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertRegex((p.stdout + p.stderr).lower(), r"\bok\b")
+
+    def test_check_config_loads_the_certificates(self):
+        path, cert = self.example_with_certificates()
+        os.unlink(cert)
+        p = run_binary(["--config", path, "--check-config"],
+                       env={"SMTPHOOK_APP_TOKEN": "example-token"})
+        self.assertRejected(p, "tls.certificates[0].cert")
+        self.assertIn(cert, p.stderr)
 
     def test_check_config_example_without_token_names_it(self):
         example = os.path.join(SOURCE_DIR, "config.example.json")
