@@ -70,6 +70,8 @@ void conn_close(struct conn *c, const char *reason)
         log_info("txn id=%s cancelled: %s", c->session.env.id, reason);
         delivery_cancel(c->delivery);
         c->delivery = NULL;
+    } else if (session_in_transaction(&c->session)) {
+        log_info("txn id=%s abandoned: %s", c->session.env.id, reason);
     }
     struct server *srv = c->srv;
     if (c->prev != NULL)

@@ -29,6 +29,7 @@
 #define TLS_SUBJECT_MAX        1024       /* longest client certificate subject kept */
 #define TLS_TAKE_CHUNK         16384      /* ciphertext moved per BIO_read */
 #define TLS_ERROR_MAX          160        /* bytes of an error text */
+#define TLS_BIO_KEEP_BYTES     4096       /* an empty memory BIO bigger than this is replaced */
 
 /* One certificate with its chain and key. */
 struct tls_cert {
@@ -348,6 +349,39 @@ void tls_server_free(struct tls_server *ts)
     free(ts);
 }
 
+/* tls_bio_new - an empty memory BIO; an empty read means "wait for more", not EOF. */
+static BIO *tls_bio_new(void)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL)
+        BIO_set_mem_eof_return(bio, -1);
+    return bio;
+}
+
+/* tls_bio_trim - a memory BIO keeps the largest buffer it ever needed (a handshake's
+ * certificate chain, a burst of records); an idle connection should not. Replace an
+ * emptied BIO that grew large by a fresh one. Best effort: on failure the old one stays. */
+static void tls_bio_trim(struct tls_conn *t, bool read_side)
+{
+    BIO *bio = read_side ? t->rbio : t->wbio;
+    BUF_MEM *mem = NULL;
+    if (BIO_ctrl_pending(bio) > 0 || BIO_get_mem_ptr(bio, &mem) != 1 || mem == NULL ||
+        mem->max <= TLS_BIO_KEEP_BYTES)
+        return;
+    BIO *fresh = tls_bio_new();
+    if (fresh == NULL) {
+        ERR_clear_error();
+        return;
+    }
+    if (read_side) {
+        SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+        t->rbio = fresh;
+    } else {
+        SSL_set0_wbio(t->ssl, fresh);
+        t->wbio = fresh;
+    }
+}
+
 /* tls_conn_new - see tls.h. */
 int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
 {
@@ -356,8 +390,8 @@ int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
     if (t == NULL)
         return SH_ENOMEM;
     t->ssl = SSL_new(ts->ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = tls_bio_new();
+    t->wbio = tls_bio_new();
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
@@ -366,8 +400,6 @@ int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
         ERR_clear_error();
         return SH_ENOMEM;
     }
-    /* An empty read BIO means "wait for more", not end of file. */
-    BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
     *out = t;
@@ -477,6 +509,7 @@ enum tls_read_status tls_conn_read(struct tls_conn *t, char *buf, size_t cap, si
     switch (SSL_get_error(t->ssl, r)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
+        tls_bio_trim(t, true);
         return TLS_READ_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return TLS_READ_CLOSED;
@@ -526,6 +559,7 @@ int tls_conn_take(struct tls_conn *t, struct buf *out)
         if (buf_append(out, chunk, (size_t)n) != 0)
             return SH_ENOMEM;
     }
+    tls_bio_trim(t, false);
     return 0;
 }
 

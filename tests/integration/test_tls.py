@@ -301,7 +301,7 @@ class STARTTLSRules(TLSTestCase):
         r = self.ehlo(c, "after-tls.test")
         self.assertNotIn("STARTTLS", [ln[4:].upper() for ln in r.lines])
         self.assertReply(c.cmd("STARTTLS"), 503, "5.5.1")
-        self.mail_over(c)
+        self.assertReply(self.transaction(c, "a@example.org", ["b@example.com"], BODY), 250)
         env = self.rcv.wait_for(1)[0].envelope()
         self.assertEqual(env["client"]["helo"], "after-tls.test")
 
@@ -376,7 +376,8 @@ class STARTTLSRules(TLSTestCase):
         c.tls = None
         self.assertTrue(c.wait_closed(10), "the connection must be closed")
         self.assertNoRequests(self.rcv)
-        self.assertTrue(self.sh.wait_log("close_notify"))
+        self.assertTrue(self.sh.wait_log(r"txn id=\S+ abandoned: client sent TLS close_notify"))
+        self.assertNotIn("evil", self.sh.log())
 
     def test_stalled_handshake_is_closed(self):
         self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
