@@ -427,11 +427,11 @@ static void tls_fill_info(struct tls_conn *t)
     X509 *peer = SSL_get1_peer_certificate(t->ssl);
     if (peer == NULL)
         return;
-    /* RFC 2253 form escapes control and non-ASCII bytes, so the text is printable ASCII. */
+    /* RFC 2253 form escapes control bytes and, with ESC_MSB, each byte of a non-ASCII
+     * character as \XX (RFC 2253 §2.4), so the text is printable ASCII. */
     BIO *mem = BIO_new(BIO_s_mem());
     if (mem != NULL &&
-        X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0,
-                           XN_FLAG_RFC2253 & ~(unsigned long)ASN1_STRFLGS_ESC_MSB) >= 0) {
+        X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0) {
         char *p = NULL;
         long n = BIO_get_mem_data(mem, &p);
         if (n > 0)
