@@ -46,9 +46,11 @@ struct tls_certs {
 struct tls_server {
     SSL_CTX *ctx;            /* shared settings, session cache, ticket keys */
     struct tls_certs *certs; /* current certificates (replaced by a reload) */
+    unsigned refs;           /* the owner plus one per tls_conn (tls_choose_cert needs us) */
 };
 
 struct tls_conn {
+    struct tls_server *ts;             /* a reference: the certificate callback's argument */
     SSL *ssl;                          /* owns the two BIOs */
     BIO *rbio;                         /* ciphertext from the client */
     BIO *wbio;                         /* ciphertext to the client */
@@ -315,6 +317,7 @@ int tls_server_new(const struct config_tls *cfg, struct tls_server **out, char *
         snprintf(err, errlen, "tls: out of memory");
         return SH_ENOMEM;
     }
+    ts->refs = 1;
     int rc = tls_certs_load(cfg, &ts->certs, err, errlen);
     if (rc == 0)
         rc = tls_ctx_new(cfg, ts, err, errlen);
@@ -338,14 +341,22 @@ int tls_server_reload(struct tls_server *ts, const struct config_tls *cfg, char 
     return 0;
 }
 
-/* tls_server_free - see tls.h. Open SSL objects hold references to the context. */
-void tls_server_free(struct tls_server *ts)
+/* tls_server_unref - drop one reference; the last one frees the shared state. */
+static void tls_server_unref(struct tls_server *ts)
 {
-    if (ts == NULL)
+    if (ts == NULL || --ts->refs > 0)
         return;
     SSL_CTX_free(ts->ctx);
     tls_certs_free(ts->certs);
     free(ts);
+}
+
+/* tls_server_free - see tls.h. A connection whose ClientHello has not arrived yet still
+ * needs the certificates (tls_choose_cert gets ts as its argument), so each tls_conn holds
+ * a reference and the last one out frees. */
+void tls_server_free(struct tls_server *ts)
+{
+    tls_server_unref(ts);
 }
 
 /* tls_conn_new - see tls.h. */
@@ -370,6 +381,8 @@ int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
+    t->ts = ts;
+    ts->refs++;
     *out = t;
     return 0;
 }
@@ -380,6 +393,7 @@ void tls_conn_free(struct tls_conn *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    tls_server_unref(t->ts);
     free(t);
 }
 
