@@ -47,9 +47,11 @@ struct tls_certs {
 struct tls_server {
     SSL_CTX *ctx;            /* shared settings, session cache, ticket keys */
     struct tls_certs *certs; /* current certificates (replaced by a reload) */
+    unsigned refs;           /* the owner plus one per tls_conn (tls_choose_cert needs us) */
 };
 
 struct tls_conn {
+    struct tls_server *ts;             /* a reference: the certificate callback's argument */
     SSL *ssl;                          /* owns the two BIOs */
     BIO *rbio;                         /* ciphertext from the client */
     BIO *wbio;                         /* ciphertext to the client */
@@ -316,6 +318,7 @@ int tls_server_new(const struct config_tls *cfg, struct tls_server **out, char *
         snprintf(err, errlen, "tls: out of memory");
         return SH_ENOMEM;
     }
+    ts->refs = 1;
     int rc = tls_certs_load(cfg, &ts->certs, err, errlen);
     if (rc == 0)
         rc = tls_ctx_new(cfg, ts, err, errlen);
@@ -339,14 +342,22 @@ int tls_server_reload(struct tls_server *ts, const struct config_tls *cfg, char 
     return 0;
 }
 
-/* tls_server_free - see tls.h. Open SSL objects hold references to the context. */
-void tls_server_free(struct tls_server *ts)
+/* tls_server_unref - drop one reference; the last one frees the shared state. */
+static void tls_server_unref(struct tls_server *ts)
 {
-    if (ts == NULL)
+    if (ts == NULL || --ts->refs > 0)
         return;
     SSL_CTX_free(ts->ctx);
     tls_certs_free(ts->certs);
     free(ts);
+}
+
+/* tls_server_free - see tls.h. A connection whose ClientHello has not arrived yet still
+ * needs the certificates (tls_choose_cert gets ts as its argument), so each tls_conn holds
+ * a reference and the last one out frees. */
+void tls_server_free(struct tls_server *ts)
+{
+    tls_server_unref(ts);
 }
 
 /* tls_bio_new - an empty memory BIO; an empty read means "wait for more", not EOF. */
@@ -402,6 +413,8 @@ int tls_conn_new(struct tls_server *ts, struct tls_conn **out)
     }
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
+    t->ts = ts;
+    ts->refs++;
     *out = t;
     return 0;
 }
@@ -412,6 +425,7 @@ void tls_conn_free(struct tls_conn *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    tls_server_unref(t->ts);
     free(t);
 }
 
@@ -459,11 +473,11 @@ static void tls_fill_info(struct tls_conn *t)
     X509 *peer = SSL_get1_peer_certificate(t->ssl);
     if (peer == NULL)
         return;
-    /* RFC 2253 form escapes control and non-ASCII bytes, so the text is printable ASCII. */
+    /* RFC 2253 form escapes control bytes and, with ESC_MSB, each byte of a non-ASCII
+     * character as \XX (RFC 2253 §2.4), so the text is printable ASCII. */
     BIO *mem = BIO_new(BIO_s_mem());
     if (mem != NULL &&
-        X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0,
-                           XN_FLAG_RFC2253 & ~(unsigned long)ASN1_STRFLGS_ESC_MSB) >= 0) {
+        X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0) {
         char *p = NULL;
         long n = BIO_get_mem_data(mem, &p);
         if (n > 0)
