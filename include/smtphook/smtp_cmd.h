@@ -1,6 +1,6 @@
 /* smtp_cmd.h - command line syntax: verb, paths and parameters (RFC 5321 §4.1, RFC 1869,
- * RFC 6152 8BITMIME, RFC 1870 SIZE, RFC 6531 SMTPUTF8, RFC 3030 BDAT and BINARYMIME). Pure: checks
- * and splits, never replies; the session turns results into replies. */
+ * RFC 6152 8BITMIME, RFC 1870 SIZE, RFC 6531 SMTPUTF8, RFC 3030 BDAT and BINARYMIME).
+ * Pure: checks and splits, never replies; the session turns results into replies. */
 #ifndef SMTPHOOK_SMTP_CMD_H
 #define SMTPHOOK_SMTP_CMD_H
 
