@@ -31,6 +31,7 @@ static void conn_process(struct conn *c, const char *data, size_t len, size_t *c
 static void conn_update_reading(struct conn *c);
 static void conn_read_start(struct conn *c);
 static void conn_resume(struct conn *c);
+static bool chunk_end_due(const struct conn *c);
 
 /* conn_now_ms - wall-clock time in milliseconds, for envelope timestamps. */
 static int64_t conn_now_ms(void)
@@ -293,10 +294,10 @@ static void transaction_log(struct conn *c, const struct delivery_outcome *o, un
  * unblock a connection: a read, a finished write, a delivery outcome. */
 static void conn_resume(struct conn *c)
 {
-    while (!c->closing && !c->close_after_write && c->delivery == NULL && c->held.len > 0 &&
-           c->write_pending < CONN_WRITE_MAX_BYTES) {
+    while (!c->closing && !c->close_after_write && c->delivery == NULL &&
+           (c->held.len > 0 || chunk_end_due(c)) && c->write_pending < CONN_WRITE_MAX_BYTES) {
         size_t used = 0;
-        conn_process(c, c->held.data, c->held.len, &used);
+        conn_process(c, c->held.len > 0 ? c->held.data : "", c->held.len, &used);
         if (c->closing)
             return;
         buf_consume(&c->held, c->close_after_write ? c->held.len : used);
@@ -363,6 +364,24 @@ static void conn_tls_ready(struct conn *c)
         session_greeting(&c->session, &c->out);
 }
 
+/* chunk_end_due - the last byte of a BDAT chunk was read: the parser reports the end on
+ * the next feed, even when the input is used up. */
+static bool chunk_end_due(const struct conn *c)
+{
+    return c->parser.mode == SMTP_PARSER_CHUNK && c->parser.chunk_left == 0;
+}
+
+/* drop_stale_spool - a transaction that ended without a delivery (RSET, EHLO, 552, a
+ * refused chunk) leaves no spool behind, and the next one starts without an old error. */
+static void drop_stale_spool(struct conn *c)
+{
+    if (session_in_transaction(&c->session))
+        return;
+    spool_free(c->spool);
+    c->spool = NULL;
+    c->spool_error = 0;
+}
+
 /* conn_action - carry out what the session asked for. Returns false when processing of
  * the current input must stop. */
 static bool conn_action(struct conn *c, enum session_action a)
@@ -376,6 +395,19 @@ static bool conn_action(struct conn *c, enum session_action a)
         c->data_started_ms = conn_now_ms();
         c->spool_error =
             spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
+        return true;
+    case SESSION_ACTION_CHUNK:
+        /* The first chunk of a transaction opens its spool; a chunk read without a
+         * transaction goes nowhere. A failed spool_new stays in spool_error until the
+         * transaction ends, so no later chunk can start a message without its beginning. */
+        if (c->spool == NULL && c->spool_error == 0 && session_in_transaction(&c->session)) {
+            c->data_started_ms = conn_now_ms();
+            c->spool_error =
+                spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
+        }
+        if (session_chunk_size(&c->session) == 0)
+            return conn_action(c, session_chunk_end(&c->session, &c->out));
+        smtp_parser_begin_chunk(&c->parser, session_chunk_size(&c->session));
         return true;
     case SESSION_ACTION_DELIVER:
         if (c->spool_error != 0) {
@@ -422,8 +454,8 @@ static bool conn_action(struct conn *c, enum session_action a)
 static void conn_process(struct conn *c, const char *data, size_t len, size_t *consumed)
 {
     size_t off = 0;
-    while (off < len && !c->closing && !c->close_after_write && c->delivery == NULL &&
-           c->out.len + c->write_pending < CONN_WRITE_MAX_BYTES) {
+    while ((off < len || chunk_end_due(c)) && !c->closing && !c->close_after_write &&
+           c->delivery == NULL && c->out.len + c->write_pending < CONN_WRITE_MAX_BYTES) {
         struct smtp_event ev;
         long n = smtp_parser_feed(&c->parser, data + off, len - off, &ev);
         if (n < 0) {
@@ -448,10 +480,13 @@ static void conn_process(struct conn *c, const char *data, size_t len, size_t *c
         case SMTP_EVENT_DATA_END:
             a = session_data_end(&c->session, &c->out);
             break;
-        case SMTP_EVENT_CHUNK_END: /* BDAT is not wired yet: never in chunk mode */
+        case SMTP_EVENT_CHUNK_END:
+            a = session_chunk_end(&c->session, &c->out);
             break;
         }
-        if (!conn_action(c, a)) {
+        bool go_on = conn_action(c, a);
+        drop_stale_spool(c);
+        if (!go_on) {
             if (a == SESSION_ACTION_DROP_INPUT || a == SESSION_ACTION_STARTTLS)
                 off = len;
             break;

@@ -11,6 +11,8 @@ const char *envelope_body_name(enum envelope_body body)
         return "7BIT";
     case ENVELOPE_BODY_8BITMIME:
         return "8BITMIME";
+    case ENVELOPE_BODY_BINARYMIME:
+        return "BINARYMIME";
     case ENVELOPE_BODY_NONE:
     default:
         return NULL;

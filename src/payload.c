@@ -84,6 +84,27 @@ static json_t *payload_child(json_t *parent, const char *key, json_t *child, int
     return child;
 }
 
+/* payload_tls - the "tls" member: null for a plaintext session, else version, cipher, SNI
+ * name and client certificate (null when none was presented). 0 or *err. */
+static int payload_tls(json_t *root, const struct envelope_tls *tls, int *err)
+{
+    json_t *obj, *cert;
+    if (tls->version == NULL)
+        return payload_set(root, "tls", json_null(), err);
+    if ((obj = payload_child(root, "tls", json_object(), err)) == NULL ||
+        payload_set(obj, "version", payload_string(tls->version, 0, err), err) ||
+        payload_set(obj, "cipher", payload_string(tls->cipher, 1, err), err) ||
+        payload_set(obj, "sni", payload_string(tls->sni, 1, err), err))
+        return *err;
+    if (tls->peer_subject == NULL && tls->peer_sha256 == NULL)
+        return payload_set(obj, "client_certificate", json_null(), err);
+    if ((cert = payload_child(obj, "client_certificate", json_object(), err)) == NULL ||
+        payload_set(cert, "subject", payload_string(tls->peer_subject, 1, err), err) ||
+        payload_set(cert, "sha256", payload_string(tls->peer_sha256, 1, err), err))
+        return *err;
+    return 0;
+}
+
 /* payload_build - the envelope as a jansson object, keys in the documented order. Every
  * child is attached to root as soon as it exists, so one decref cleans up. */
 static json_t *payload_build(const struct envelope *env, int *err)
@@ -107,8 +128,7 @@ static json_t *payload_build(const struct envelope *env, int *err)
         payload_set(client, "helo", payload_string(env->helo, 1, err), err))
         goto fail;
 
-    /* No TLS yet: the key is there so that web apps can rely on it. */
-    if (payload_set(root, "tls", json_null(), err) ||
+    if (payload_tls(root, &env->tls, err) != 0 ||
         payload_set(root, "mail_from", payload_string(env->mail_from, 0, err), err))
         goto fail;
 
@@ -127,7 +147,8 @@ static json_t *payload_build(const struct envelope *env, int *err)
     if (payload_set(root, "size", json_integer((json_int_t)env->size), err) ||
         (params = payload_child(root, "params", json_object(), err)) == NULL ||
         payload_set(params, "body", body != NULL ? json_string(body) : json_null(), err) ||
-        payload_set(params, "smtputf8", json_boolean(env->smtputf8), err))
+        payload_set(params, "smtputf8", json_boolean(env->smtputf8), err) ||
+        payload_set(root, "chunked", json_boolean(env->chunked), err))
         goto fail;
     return root;
 

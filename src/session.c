@@ -2,7 +2,9 @@
  *
  * Pure: must not include libuv, OpenSSL or curl. Commands are a table: each row names the
  * verb, the argument rule and the state rule, enforced once in session_line(); the handler
- * only does the verb's own work. Every state change goes through session_set_state(). */
+ * only does the verb's own work. Every state change goes through session_set_state().
+ * STARTTLS (RFC 3207) only decides and answers; the handshake is the connection's. BDAT
+ * (RFC 3030) chunks are counted here like DATA; their bytes never reach session_line(). */
 #include "smtphook/session.h"
 
 #include <inttypes.h>
@@ -46,6 +48,10 @@ static enum session_action do_data(struct session *, const struct smtp_command *
                                    struct buf *);
 static enum session_action do_rset(struct session *, const struct smtp_command *, int64_t,
                                    struct buf *);
+static enum session_action do_starttls(struct session *, const struct smtp_command *, int64_t,
+                                       struct buf *);
+static enum session_action do_bdat(struct session *, const struct smtp_command *, int64_t,
+                                   struct buf *);
 static enum session_action do_simple(struct session *, const struct smtp_command *, int64_t,
                                      struct buf *);
 
@@ -61,14 +67,20 @@ static const struct session_command session_commands[] = {
     {SMTP_VERB_VRFY, ARG_NEEDED, REPLY_SYNTAX_VRFY, 0, do_simple},
     {SMTP_VERB_EXPN, ARG_ANY, REPLY_NOT_IMPLEMENTED, 0, do_simple},
     {SMTP_VERB_HELP, ARG_ANY, REPLY_HELP, 0, do_simple},
-    {SMTP_VERB_STARTTLS, ARG_NONE, REPLY_SYNTAX_STARTTLS, 0, do_simple},
-    {SMTP_VERB_BDAT, ARG_ANY, REPLY_NOT_IMPLEMENTED, 0, do_simple},
+    /* STARTTLS and BDAT check HELO themselves: STARTTLS answers "not available" first, and
+     * a BDAT's chunk must be read (and thrown away) whatever the state. */
+    {SMTP_VERB_STARTTLS, ARG_NONE, REPLY_SYNTAX_STARTTLS, 0, do_starttls},
+    {SMTP_VERB_BDAT, ARG_ANY, REPLY_SYNTAX_BDAT, 0, do_bdat},
 };
 
 static const char *const session_state_names[] = {
-    [SESSION_STATE_GREETING] = "GREETING", [SESSION_STATE_READY] = "READY",
-    [SESSION_STATE_MAIL] = "MAIL",         [SESSION_STATE_RCPT] = "RCPT",
-    [SESSION_STATE_DATA] = "DATA",         [SESSION_STATE_DELIVERING] = "DELIVERING",
+    [SESSION_STATE_GREETING] = "GREETING",
+    [SESSION_STATE_READY] = "READY",
+    [SESSION_STATE_MAIL] = "MAIL",
+    [SESSION_STATE_RCPT] = "RCPT",
+    [SESSION_STATE_DATA] = "DATA",
+    [SESSION_STATE_CHUNK] = "CHUNK",
+    [SESSION_STATE_DELIVERING] = "DELIVERING",
     [SESSION_STATE_CLOSING] = "CLOSING",
 };
 
@@ -99,11 +111,15 @@ static void envelope_clear(struct envelope *env)
     memset(env, 0, sizeof(*env));
 }
 
-/* session_reset_transaction - forget MAIL and RCPT (RSET, HELO, end of DATA). */
+/* session_reset_transaction - forget MAIL and RCPT (RSET, HELO, end of DATA or of the
+ * last chunk). */
 static void session_reset_transaction(struct session *s)
 {
     envelope_clear(&s->env);
     s->too_big = false;
+    s->chunk_size = 0;
+    s->chunk_last = false;
+    s->chunk_discard = false;
     if (s->state != SESSION_STATE_GREETING && s->state != SESSION_STATE_CLOSING)
         session_set_state(s, SESSION_STATE_READY);
 }
@@ -120,22 +136,25 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
     s->client_port = client_port;
 }
 
-/* session_set_tls_policy - see session.h. */
+/* session_set_tls_policy - what the listener offers (RFC 3207) and whether MAIL needs TLS. */
 void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls)
 {
     s->tls_offered = offer_starttls;
     s->tls_required = require_tls;
 }
 
-/* session_tls_started - see session.h: the client starts over (RFC 3207 §4.2). */
+/* session_tls_started - RFC 3207 §4.2: after the handshake the server discards what it
+ * knew from the client (HELO name, transaction), so the client starts again with EHLO.
+ * The strings stay owned by the connection's TLS state. */
 void session_tls_started(struct session *s, const struct envelope_tls *tls)
 {
     s->tls = *tls;
-    envelope_clear(&s->env);
     free(s->helo);
     s->helo = NULL;
     s->esmtp = false;
-    session_set_state(s, SESSION_STATE_GREETING);
+    session_reset_transaction(s);
+    if (s->state != SESSION_STATE_CLOSING)
+        session_set_state(s, SESSION_STATE_GREETING);
 }
 
 /* session_free - release the envelope and HELO name. */
@@ -211,7 +230,12 @@ static enum session_action do_helo(struct session *s, const struct smtp_command 
     reply_write_custom(out, 250, NULL, "PIPELINING", 0);
     reply_write_custom(out, 250, NULL, size, 0);
     reply_write_custom(out, 250, NULL, "8BITMIME", 0);
+    reply_write_custom(out, 250, NULL, "BINARYMIME", 0);
+    reply_write_custom(out, 250, NULL, "CHUNKING", 0);
     reply_write_custom(out, 250, NULL, "SMTPUTF8", 0);
+    /* Not once TLS is up: a second STARTTLS is an error (RFC 3207 §4.2). */
+    if (s->tls_offered && s->tls.version == NULL)
+        reply_write_custom(out, 250, NULL, "STARTTLS", 0);
     reply_write_custom(out, 250, NULL, "ENHANCEDSTATUSCODES", 1);
     return SESSION_ACTION_NONE;
 }
@@ -251,6 +275,8 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
 {
     if (s->state != SESSION_STATE_READY)
         return session_error(s, REPLY_NESTED_MAIL, NULL, out);
+    if (s->tls_required && s->tls.version == NULL) /* RFC 3207 §4 */
+        return session_error(s, REPLY_TLS_REQUIRED, NULL, out);
 
     struct smtp_path path;
     struct smtp_mail_params params;
@@ -277,6 +303,7 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
     env->declared_size = params.has_size ? params.size : 0;
     env->body = params.body;
     env->smtputf8 = params.smtputf8;
+    env->tls = s->tls;
     session_set_state(s, SESSION_STATE_MAIL);
     reply_write(out, REPLY_MAIL_OK, NULL);
     return SESSION_ACTION_NONE;
@@ -327,7 +354,8 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
 
 /* do_data - 354 and switch to data mode. A refused DATA also drops whatever the client
  * sent behind it in the same read: those bytes are message text, not commands (a client
- * must wait for 354, RFC 2920 §3.1). */
+ * must wait for 354, RFC 2920 §3.1). DATA cannot follow BDAT in one transaction, nor carry
+ * a BINARYMIME body (RFC 3030 §2, §3): 503, and the client must RSET. */
 static enum session_action do_data(struct session *s, const struct smtp_command *cmd,
                                    int64_t now_ms, struct buf *out)
 {
@@ -338,6 +366,10 @@ static enum session_action do_data(struct session *s, const struct smtp_command 
         a = session_error(s, REPLY_NEED_MAIL, NULL, out);
     else if (s->state == SESSION_STATE_MAIL)
         a = session_error(s, REPLY_NEED_RCPT, NULL, out);
+    else if (s->env.chunked)
+        a = session_error(s, REPLY_DATA_AFTER_BDAT, NULL, out);
+    else if (s->env.body == ENVELOPE_BODY_BINARYMIME)
+        a = session_error(s, REPLY_BINARYMIME_DATA, NULL, out);
     else {
         s->env.size = 0;
         s->too_big = false;
@@ -359,7 +391,62 @@ static enum session_action do_rset(struct session *s, const struct smtp_command 
     return SESSION_ACTION_NONE;
 }
 
-/* do_simple - commands that only answer: NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS, BDAT. */
+/* do_starttls - RFC 3207 §4: 220 and the STARTTLS action when the listener offers TLS, it
+ * is not active yet, HELO/EHLO came first and no transaction is open. The connection
+ * discards what the client pipelined behind it (§4.2) and calls session_tls_started once
+ * the handshake is done. */
+static enum session_action do_starttls(struct session *s, const struct smtp_command *cmd,
+                                       int64_t now_ms, struct buf *out)
+{
+    (void)cmd;
+    (void)now_ms;
+    if (s->tls.version != NULL) /* RFC 3207 leaves 503 or 554 open */
+        return session_error(s, REPLY_TLS_ACTIVE, NULL, out);
+    if (!s->tls_offered)
+        return session_error(s, REPLY_TLS_UNAVAILABLE, NULL, out);
+    if (s->state == SESSION_STATE_GREETING)
+        return session_error(s, REPLY_NEED_HELO, NULL, out);
+    if (session_in_transaction(s))
+        return session_error(s, REPLY_TXN_IN_PROGRESS, NULL, out);
+    reply_write(out, REPLY_STARTTLS_GO, NULL);
+    return SESSION_ACTION_STARTTLS;
+}
+
+/* do_bdat - one chunk (RFC 3030 §2). A BDAT with a size is always followed by that many
+ * bytes, so a valid BDAT always reads its chunk: into the message when a transaction with a
+ * recipient is open, else into nothing, with the error as the reply after the chunk - its
+ * bytes are never taken as commands. A BDAT whose size cannot be read gets 501 and drops
+ * the rest of the read like a refused DATA: nobody knows where its chunk ends. */
+static enum session_action do_bdat(struct session *s, const struct smtp_command *cmd,
+                                   int64_t now_ms, struct buf *out)
+{
+    (void)now_ms;
+    uint64_t size;
+    bool last;
+    if (!smtp_cmd_bdat(cmd->arg, cmd->arg_len, &size, &last)) {
+        enum session_action a = session_error(s, REPLY_SYNTAX_BDAT, NULL, out);
+        return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
+    }
+    s->chunk_size = size;
+    s->chunk_last = last;
+    s->chunk_discard = s->state != SESSION_STATE_RCPT;
+    if (!s->chunk_discard) {
+        if (!s->env.chunked) { /* the first chunk of the message */
+            s->env.chunked = true;
+            s->env.size = 0;
+            s->too_big = false;
+        }
+        /* A chunk that cannot fit is read and thrown away at once (RFC 1870 §6.3 as for
+         * DATA): nothing of it is stored. */
+        uint64_t max = s->cfg->limits.max_message_bytes;
+        if (s->env.size > max || size > max - s->env.size)
+            s->too_big = true;
+    }
+    session_set_state(s, SESSION_STATE_CHUNK);
+    return SESSION_ACTION_CHUNK;
+}
+
+/* do_simple - commands that only answer: NOOP, QUIT, VRFY, EXPN, HELP. */
 static enum session_action do_simple(struct session *s, const struct smtp_command *cmd,
                                      int64_t now_ms, struct buf *out)
 {
@@ -378,8 +465,6 @@ static enum session_action do_simple(struct session *s, const struct smtp_comman
     case SMTP_VERB_HELP:
         reply_write(out, REPLY_HELP, NULL);
         return SESSION_ACTION_NONE;
-    case SMTP_VERB_STARTTLS: /* not offered on this listener (RFC 3207 §4) */
-        return session_error(s, REPLY_TLS_UNAVAILABLE, NULL, out);
     default:
         return session_error(s, REPLY_NOT_IMPLEMENTED, NULL, out);
     }
@@ -400,7 +485,7 @@ enum session_action session_line(struct session *s, const char *line, size_t len
                                  struct buf *out)
 {
     if (s->state == SESSION_STATE_CLOSING || s->state == SESSION_STATE_DATA ||
-        s->state == SESSION_STATE_DELIVERING)
+        s->state == SESSION_STATE_CHUNK || s->state == SESSION_STATE_DELIVERING)
         return SESSION_ACTION_NONE;
 
     struct smtp_command cmd;
@@ -431,9 +516,12 @@ enum session_action session_line_too_long(struct session *s, struct buf *out)
 }
 
 /* session_data - count message bytes; past the limit keep reading, store nothing
- * (RFC 1870 §6.3: the size is enforced after the data has been received). */
+ * (RFC 1870 §6.3: the size is enforced after the data has been received). The bytes of a
+ * chunk without a transaction are neither counted nor stored. */
 bool session_data(struct session *s, size_t n)
 {
+    if (s->state == SESSION_STATE_CHUNK && s->chunk_discard)
+        return false;
     s->env.size += n;
     if (s->env.size > s->cfg->limits.max_message_bytes)
         s->too_big = true;
@@ -449,6 +537,54 @@ enum session_action session_data_end(struct session *s, struct buf *out)
         return SESSION_ACTION_DISCARD;
     session_set_state(s, SESSION_STATE_DELIVERING);
     return SESSION_ACTION_DELIVER;
+}
+
+/* session_chunk_size - the size of the chunk the last CHUNK action announced. */
+uint64_t session_chunk_size(const struct session *s)
+{
+    return s->chunk_size;
+}
+
+/* chunk_refused - the end of a chunk read without a transaction: the error that BDAT
+ * deserved, now, in its place among the replies (RFC 3030 §2). A transaction whose
+ * recipients all failed ends here, so chunks pipelined behind fail too (RFC 3030 §2: the
+ * client sends no more after an error, the server discards those already sent). */
+static enum session_action chunk_refused(struct session *s, struct buf *out)
+{
+    enum reply_id id;
+    s->chunk_discard = false;
+    if (s->helo == NULL) {
+        session_set_state(s, SESSION_STATE_GREETING);
+        id = REPLY_NEED_HELO;
+    } else if (s->env.mail_from != NULL) {
+        session_reset_transaction(s);
+        id = REPLY_BDAT_NEED_RCPT;
+    } else {
+        session_set_state(s, SESSION_STATE_READY);
+        id = REPLY_NEED_MAIL;
+    }
+    enum session_action a = session_error(s, id, NULL, out);
+    return a == SESSION_ACTION_NONE ? session_close_if_stopping(s, out) : a;
+}
+
+/* session_chunk_end - see session.h. */
+enum session_action session_chunk_end(struct session *s, struct buf *out)
+{
+    if (s->state != SESSION_STATE_CHUNK) /* closed (timeout, shutdown) while reading */
+        return SESSION_ACTION_NONE;
+    if (s->chunk_discard)
+        return chunk_refused(s, out);
+    if (s->too_big)
+        return SESSION_ACTION_DISCARD;
+    if (s->chunk_last) {
+        session_set_state(s, SESSION_STATE_DELIVERING);
+        return SESSION_ACTION_DELIVER;
+    }
+    char n[24];
+    snprintf(n, sizeof(n), "%" PRIu64, s->chunk_size);
+    session_set_state(s, SESSION_STATE_RCPT);
+    reply_write(out, REPLY_CHUNK_OK, n);
+    return SESSION_ACTION_NONE;
 }
 
 /* session_discarded - 552 for the message that was too big (RFC 1870 §6.3), end the
@@ -498,9 +634,11 @@ const struct envelope *session_envelope(const struct session *s)
     return &s->env;
 }
 
-/* session_in_transaction - between MAIL and the reply to the final dot. */
+/* session_in_transaction - between MAIL and the reply to the final dot or last chunk; a
+ * chunk read without a transaction is none. */
 bool session_in_transaction(const struct session *s)
 {
     return s->state == SESSION_STATE_MAIL || s->state == SESSION_STATE_RCPT ||
-           s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_DELIVERING;
+           s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_DELIVERING ||
+           (s->state == SESSION_STATE_CHUNK && !s->chunk_discard);
 }

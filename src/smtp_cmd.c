@@ -1,5 +1,6 @@
-/* smtp_cmd.c - command line syntax: verbs, MAIL/RCPT paths and ESMTP parameters (RFC 5321
- * §4.1, RFC 1869, RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8).
+/* smtp_cmd.c - command line syntax: verbs, MAIL/RCPT paths, ESMTP parameters and BDAT's
+ * arguments (RFC 5321 §4.1, RFC 1869, RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8,
+ * RFC 3030 CHUNKING and BINARYMIME).
  *
  * Pure: it checks and splits text the caller owns and fills fixed-size results. No
  * allocation, no I/O, no replies; must not include libuv, curl or jansson. */
@@ -589,13 +590,17 @@ static enum smtp_syntax param_size(const struct param *p, struct smtp_mail_param
     return SMTP_SYNTAX_OK;
 }
 
-/* param_body - BODY=7BIT / BODY=8BITMIME (RFC 6152 §2); BINARYMIME is not offered. */
+/* param_body - BODY=7BIT / BODY=8BITMIME (RFC 6152 §2) / BODY=BINARYMIME (RFC 3030 §3).
+ * BINARYMIME is accepted because CHUNKING is always offered; that such a message then
+ * comes by BDAT, not DATA, is the session's rule. */
 static enum smtp_syntax param_body(const struct param *p, struct smtp_mail_params *out)
 {
     if (p->has_val && equal_ci(p->val, p->val_len, "7BIT"))
         out->body = ENVELOPE_BODY_7BIT;
     else if (p->has_val && equal_ci(p->val, p->val_len, "8BITMIME"))
         out->body = ENVELOPE_BODY_8BITMIME;
+    else if (p->has_val && equal_ci(p->val, p->val_len, "BINARYMIME"))
+        out->body = ENVELOPE_BODY_BINARYMIME;
     else
         return SMTP_SYNTAX_BAD_BODY;
     return SMTP_SYNTAX_OK;
@@ -769,4 +774,34 @@ enum smtp_syntax smtp_cmd_rcpt(const char *arg, size_t len, bool esmtp, bool utf
 
     path_store(path, arg, &sp);
     return SMTP_SYNTAX_OK;
+}
+
+/* smtp_cmd_bdat - chunk-size [SP end-marker] with chunk-size 1*DIGIT and end-marker "LAST"
+ * (RFC 3030 §2, any case). Extra spaces between the two are tolerated like elsewhere. A
+ * size that does not fit in 64 bits is refused: nobody can say how many bytes follow. */
+bool smtp_cmd_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
+{
+    *size = 0;
+    *last = false;
+    len = trim_trailing(arg, len);
+    size_t i = 0;
+    uint64_t value = 0;
+    while (i < len && is_digit((unsigned char)arg[i])) {
+        unsigned d = (unsigned)(arg[i] - '0');
+        if (value > (UINT64_MAX - d) / 10)
+            return false;
+        value = value * 10 + d;
+        i++;
+    }
+    if (i == 0)
+        return false;
+    size_t digits_end = i;
+    while (i < len && arg[i] == ' ')
+        i++;
+    bool marker = i < len;
+    if (marker && (i == digits_end || !equal_ci(arg + i, len - i, "LAST")))
+        return false;
+    *size = value;
+    *last = marker;
+    return true;
 }

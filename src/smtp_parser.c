@@ -2,7 +2,8 @@
  *
  * Pure: no I/O, no libuv. The end-of-data automaton works on single bytes so that any
  * chunking gives the same result; runs of ordinary content are handed out as slices of
- * the caller's buffer, so message lines are never copied or buffered. */
+ * the caller's buffer, so message lines are never copied or buffered. BDAT chunks
+ * (RFC 3030) are counted bytes, handed out untouched. */
 #include "smtphook/smtp_parser.h"
 
 #include <stdlib.h>
@@ -47,6 +48,17 @@ void smtp_parser_begin_data(struct smtp_parser *p)
     p->data_state = DATA_BOL;
 }
 
+/* smtp_parser_begin_chunk - the next size bytes are a BDAT chunk (RFC 3030 §2). A chunk
+ * of 0 bytes has nothing to read: the caller ends it at once, the parser stays in command
+ * mode. */
+void smtp_parser_begin_chunk(struct smtp_parser *p, uint64_t size)
+{
+    if (size == 0)
+        return;
+    p->mode = SMTP_PARSER_CHUNK;
+    p->chunk_left = size;
+}
+
 /* smtp_parser_reset - drop unfinished input; back to command mode. */
 void smtp_parser_reset(struct smtp_parser *p)
 {
@@ -54,6 +66,7 @@ void smtp_parser_reset(struct smtp_parser *p)
     p->skipping = false;
     p->mode = SMTP_PARSER_COMMAND;
     p->data_state = DATA_BOL;
+    p->chunk_left = 0;
 }
 
 /* smtp_parser_pending - an unfinished command line (or skipped long line) is held. */
@@ -202,8 +215,27 @@ static long feed_data(struct smtp_parser *p, const char *buf, size_t len, struct
     return data_run(ev, buf, start, len);
 }
 
+/* feed_chunk - BDAT chunk bytes (RFC 3030 §2): exactly chunk_left octets, whatever they
+ * are (CR, LF, NUL, dots: no line logic, no unstuffing). Once they are all handed out, the
+ * next call (even with no input) reports CHUNK_END, consuming nothing, and the bytes after
+ * the chunk are commands again. */
+static long feed_chunk(struct smtp_parser *p, const char *buf, size_t len, struct smtp_event *ev)
+{
+    if (p->chunk_left == 0) {
+        p->mode = SMTP_PARSER_COMMAND;
+        ev->type = SMTP_EVENT_CHUNK_END;
+        return 0;
+    }
+    if (len == 0)
+        return 0;
+    size_t take = p->chunk_left < (uint64_t)len ? (size_t)p->chunk_left : len;
+    p->chunk_left -= take;
+    return data_run(ev, buf, 0, take);
+}
+
 /* smtp_parser_feed - see smtp_parser.h. A returned event may consume zero bytes (a
- * withheld CR being released); the caller handles the event and calls again. */
+ * withheld CR being released, the end of a chunk); the caller handles the event and calls
+ * again. */
 long smtp_parser_feed(struct smtp_parser *p, const char *buf, size_t len, struct smtp_event *ev)
 {
     ev->type = SMTP_EVENT_NONE;
@@ -215,6 +247,8 @@ long smtp_parser_feed(struct smtp_parser *p, const char *buf, size_t len, struct
         free(p->partial);
         p->partial = NULL;
     }
+    if (p->mode == SMTP_PARSER_CHUNK)
+        return feed_chunk(p, buf, len, ev);
     if (len == 0)
         return 0;
     if (p->mode == SMTP_PARSER_DATA)

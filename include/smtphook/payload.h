@@ -25,7 +25,8 @@
 
 /* payload_envelope_json - the envelope as one compact, ASCII-only JSON object:
  * {"id","received_at" (RFC 3339 UTC, milliseconds),"client":{"address","port","helo"},
- *  "tls":null,"mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"}}.
+ *  "tls":null or {"version","cipher","sni","client_certificate":null or {"subject","sha256"}},
+ *  "mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"},"chunked"}.
  * *out is malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM/SH_EINVAL. */
 int payload_envelope_json(const struct envelope *env, char **out);
 

@@ -1,8 +1,8 @@
 /* reply.h - every SMTP reply smtphook sends, as data: {code, enhanced code, text}.
  *
  * Pure. Enhanced status codes follow RFC 3463 and are sent on every reply except the
- * greeting, the EHLO/HELO lines and 354, as Postfix does. A "{}" in the text is replaced
- * by one argument (the hostname, an id, a size). */
+ * greeting, the EHLO/HELO lines and 354, as Postfix does (the 220 to STARTTLS has one).
+ * A "{}" in the text is replaced by one argument (the hostname, an id, a size). */
 #ifndef SMTPHOOK_REPLY_H
 #define SMTPHOOK_REPLY_H
 
@@ -17,7 +17,7 @@
     X(DATA_GO, 354, NULL, "End data with <CR><LF>.<CR><LF>")                                       \
     X(QUIT, 221, "2.0.0", "Bye")                                                                   \
     X(VRFY, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery")        \
-    X(HELP, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")           \
+    X(HELP, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP")      \
     X(UNKNOWN, 500, "5.5.2", "Error: command not recognized")                                      \
     X(LINE_TOO_LONG, 500, "5.5.2", "Error: line too long")                                         \
     X(NOT_IMPLEMENTED, 502, "5.5.1", "Error: command not implemented")                             \
@@ -25,6 +25,14 @@
     X(NESTED_MAIL, 503, "5.5.1", "Error: nested MAIL command")                                     \
     X(NEED_MAIL, 503, "5.5.1", "Error: need MAIL command")                                         \
     X(NEED_RCPT, 554, "5.5.1", "Error: no valid recipients")                                       \
+    X(BDAT_NEED_RCPT, 503, "5.5.1", "Error: no valid recipients")                                  \
+    X(DATA_AFTER_BDAT, 503, "5.5.1", "Error: DATA after BDAT in the same transaction")             \
+    X(BINARYMIME_DATA, 503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT")                       \
+    X(TXN_IN_PROGRESS, 503, "5.5.1", "Error: MAIL transaction in progress")                        \
+    X(TLS_ACTIVE, 503, "5.5.1", "Error: TLS already active")                                       \
+    X(TLS_REQUIRED, 530, "5.7.0", "Must issue a STARTTLS command first")                           \
+    X(STARTTLS_GO, 220, "2.0.0", "Ready to start TLS")                                             \
+    X(CHUNK_OK, 250, "2.0.0", "{} octets received")                                                \
     X(SYNTAX_HELO, 501, "5.5.4", "Syntax: EHLO hostname")                                          \
     X(SYNTAX_MAIL, 501, "5.5.4", "Syntax: MAIL FROM:<address>")                                    \
     X(SYNTAX_RCPT, 501, "5.5.4", "Syntax: RCPT TO:<address>")                                      \
@@ -33,6 +41,7 @@
     X(SYNTAX_QUIT, 501, "5.5.4", "Syntax: QUIT")                                                   \
     X(SYNTAX_VRFY, 501, "5.5.4", "Syntax: VRFY address")                                           \
     X(SYNTAX_STARTTLS, 501, "5.5.4", "Syntax: STARTTLS")                                           \
+    X(SYNTAX_BDAT, 501, "5.5.4", "Syntax: BDAT size [LAST]")                                       \
     X(BAD_SENDER, 501, "5.1.7", "Bad sender address syntax")                                       \
     X(BAD_RCPT, 501, "5.1.3", "Bad recipient address syntax")                                      \
     X(SENDER_TOO_LONG, 501, "5.1.7", "Sender address too long")                                    \

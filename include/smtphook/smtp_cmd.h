@@ -1,6 +1,6 @@
 /* smtp_cmd.h - command line syntax: verb, paths and parameters (RFC 5321 §4.1, RFC 1869,
- * RFC 6152 8BITMIME, RFC 1870 SIZE, RFC 6531 SMTPUTF8). Pure: checks and splits, never
- * replies; the session turns results into replies. */
+ * RFC 6152 8BITMIME, RFC 1870 SIZE, RFC 6531 SMTPUTF8, RFC 3030 BDAT and BINARYMIME).
+ * Pure: checks and splits, never replies; the session turns results into replies. */
 #ifndef SMTPHOOK_SMTP_CMD_H
 #define SMTPHOOK_SMTP_CMD_H
 
@@ -48,7 +48,7 @@ enum smtp_syntax {
     SMTP_SYNTAX_BAD_PARAM,       /* malformed keyword=value, or a duplicate */
     SMTP_SYNTAX_UNKNOWN_PARAM,   /* a parameter we do not support */
     SMTP_SYNTAX_BAD_SIZE,        /* SIZE= not a decimal number */
-    SMTP_SYNTAX_BAD_BODY,        /* BODY= neither 7BIT nor 8BITMIME */
+    SMTP_SYNTAX_BAD_BODY,        /* BODY= not 7BIT, 8BITMIME or BINARYMIME */
     SMTP_SYNTAX_PARAM_NOT_ESMTP, /* parameters after HELO (not EHLO) */
 };
 
@@ -82,6 +82,10 @@ enum smtp_syntax smtp_cmd_mail(const char *arg, size_t len, bool esmtp, struct s
  * "<postmaster>" without a domain is accepted (§4.5.1). utf8 allows non-ASCII mailboxes. */
 enum smtp_syntax smtp_cmd_rcpt(const char *arg, size_t len, bool esmtp, bool utf8,
                                struct smtp_path *path);
+
+/* smtp_cmd_bdat - parse the argument of BDAT ("<size>" or "<size> LAST"). false for
+ * anything else, including a size over UINT64_MAX; *size and *last are 0/false then. */
+bool smtp_cmd_bdat(const char *arg, size_t len, uint64_t *size, bool *last);
 
 /* smtp_cmd_valid_utf8 - is s valid UTF-8 without control characters? */
 bool smtp_cmd_valid_utf8(const char *s, size_t len);

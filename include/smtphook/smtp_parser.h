@@ -10,7 +10,13 @@
  * Data mode (RFC 5321 §4.1.1.4, §4.5.2): the message ends exactly at CRLF "." CRLF; the
  * CRLF before the dot belongs to the message. A dot at the start of a line (after CRLF)
  * is removed. Every other sequence (LF.LF, CR.CR, LF.CRLF, CRLF.LF, ...) is content: this
- * closes SMTP smuggling. The parser switches itself back to command mode after DATA_END. */
+ * closes SMTP smuggling. The parser switches itself back to command mode after DATA_END.
+ *
+ * Chunk mode (RFC 3030 BDAT): exactly chunk_left bytes come out as DATA, untouched (no
+ * line logic, no unstuffing). After the last of them, the next feed - even with len 0 -
+ * gives SMTP_EVENT_CHUNK_END without consuming anything and returns to command mode; a
+ * caller that has used up its input calls once more while mode is SMTP_PARSER_CHUNK and
+ * chunk_left is 0. */
 #ifndef SMTPHOOK_SMTP_PARSER_H
 #define SMTPHOOK_SMTP_PARSER_H
 

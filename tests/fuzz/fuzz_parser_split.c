@@ -4,11 +4,12 @@
  * Input layout: h[0] picks the line limit (MIN_LINE + h[0]), h[1] a third chunk size
  * (1 + h[1] % SPLIT_MOD); the rest is the client's bytes. They are fed whole, one byte at a
  * time and in chunks of the third size; after a line that reads "DATA" (any case) the parser
- * is switched to data mode, as the session would do. A transcript records lines,
- * too-long markers, message bytes (adjacent runs merged), data ends and a pending line at
- * the end. Invariants (abort on violation): the transcripts are identical; an event never
- * claims more bytes than it was given, NONE consumes everything, lines hold no LF and fit
- * the limit, DATA is never empty, DATA_END leaves data mode.
+ * is switched to data mode, after "BDAT <n>..." to chunk mode, as the session would do. A
+ * transcript records lines, too-long markers, message bytes (adjacent runs merged), data ends,
+ * chunk ends and a pending line at the end. Invariants (abort on violation): the transcripts are
+ * identical; an event never claims more bytes than it was given, NONE consumes everything, lines
+ * hold no LF and fit the limit, DATA is never empty, DATA_END leaves data mode, a chunk gives
+ * exactly its size in DATA and CHUNK_END consumes nothing and leaves chunk mode.
  *
  * Must not include libuv, curl or jansson. */
 #include <stdbool.h>
@@ -26,11 +27,12 @@
 
 /* Transcript record tags. */
 enum tag {
-    TAG_LINE = 'L',     /* a command line: tag, length, bytes */
-    TAG_TOO_LONG = 'T', /* SMTP_EVENT_LINE_TOO_LONG */
-    TAG_DATA = 'D',     /* message bytes: tag, length, bytes (merged with the next DATA) */
-    TAG_END = 'E',      /* SMTP_EVENT_DATA_END */
-    TAG_PENDING = 'P',  /* the input ended inside a command line */
+    TAG_LINE = 'L',      /* a command line: tag, length, bytes */
+    TAG_TOO_LONG = 'T',  /* SMTP_EVENT_LINE_TOO_LONG */
+    TAG_DATA = 'D',      /* message bytes: tag, length, bytes (merged with the next DATA) */
+    TAG_END = 'E',       /* SMTP_EVENT_DATA_END */
+    TAG_PENDING = 'P',   /* the input ended inside a command line */
+    TAG_CHUNK_END = 'C', /* SMTP_EVENT_CHUNK_END */
 };
 
 /* A transcript under construction. */
@@ -68,16 +70,36 @@ static bool is_data_command(const char *s, size_t n)
            (s[3] | 0x20) == 'a';
 }
 
+/* bdat_size - "BDAT " (any case) then digits: the chunk size a session would announce
+ * (saturating; the fuzzer's sizes are small or never reached anyway). */
+static bool bdat_size(const char *s, size_t n, uint64_t *size)
+{
+    static const char verb[] = "bdat ";
+    if (n < sizeof(verb) || s[sizeof(verb) - 1] < '0' || s[sizeof(verb) - 1] > '9')
+        return false;
+    for (size_t i = 0; i < sizeof(verb) - 1; i++)
+        if ((s[i] | 0x20) != verb[i])
+            return false;
+    *size = 0;
+    for (size_t i = sizeof(verb) - 1; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        *size = *size > UINT64_MAX / 10 - 9 ? UINT64_MAX : *size * 10 + (uint64_t)(s[i] - '0');
+    return true;
+}
+
 /* feed_chunk - one read, from a private copy freed afterwards (ASan catches a parser that
- * keeps pointers into an old read), every event recorded and checked. */
+ * keeps pointers into an old read), every event recorded and checked. A chunk's end is
+ * collected even when the read is used up. */
 static void feed_chunk(struct smtp_parser *p, const uint8_t *data, size_t len, struct transcript *t)
 {
     char *copy = malloc(len ? len : 1);
     FUZZ_CHECK(copy != NULL);
     memcpy(copy, data, len);
     size_t off = 0;
-    while (off < len) {
+    uint64_t size;
+    while (off < len || (p->mode == SMTP_PARSER_CHUNK && p->chunk_left == 0)) {
         struct smtp_event ev;
+        uint64_t chunk_left = p->chunk_left;
+        bool chunk_mode = p->mode == SMTP_PARSER_CHUNK;
         long n = smtp_parser_feed(p, copy + off, len - off, &ev);
         FUZZ_CHECK(n >= 0 && (size_t)n <= len - off);
         switch (ev.type) {
@@ -86,16 +108,27 @@ static void feed_chunk(struct smtp_parser *p, const uint8_t *data, size_t len, s
             break;
         case SMTP_EVENT_LINE:
             FUZZ_CHECK(ev.len < p->max_line_bytes && memchr(ev.ptr, '\n', ev.len) == NULL);
+            FUZZ_CHECK(!chunk_mode);
             tr_add(t, TAG_LINE, ev.ptr, ev.len);
             if (is_data_command(ev.ptr, ev.len))
                 smtp_parser_begin_data(p);
+            else if (bdat_size(ev.ptr, ev.len, &size))
+                smtp_parser_begin_chunk(p, size);
             break;
         case SMTP_EVENT_LINE_TOO_LONG:
             tr_add(t, TAG_TOO_LONG, NULL, 0);
             break;
         case SMTP_EVENT_DATA:
-            FUZZ_CHECK(ev.len > 0 && p->mode == SMTP_PARSER_DATA);
+            FUZZ_CHECK(ev.len > 0);
+            FUZZ_CHECK(p->mode == SMTP_PARSER_DATA ||
+                       (chunk_mode && (size_t)n == ev.len && ev.ptr == copy + off &&
+                        p->chunk_left == chunk_left - ev.len));
             tr_add(t, TAG_DATA, ev.ptr, ev.len);
+            break;
+        case SMTP_EVENT_CHUNK_END:
+            FUZZ_CHECK(chunk_mode && chunk_left == 0 && n == 0);
+            FUZZ_CHECK(p->mode == SMTP_PARSER_COMMAND);
+            tr_add(t, TAG_CHUNK_END, NULL, 0);
             break;
         case SMTP_EVENT_DATA_END:
             FUZZ_CHECK(p->mode == SMTP_PARSER_COMMAND);

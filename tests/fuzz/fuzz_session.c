@@ -7,12 +7,17 @@
  *   h[4]     '1'..'9': the server shuts down before that chunk; 'a'..'i': the idle timer
  *            fires before chunk 1..9 (the connection then reads nothing more); else neither
  *   h[5]     's': max_message_bytes is SMALL_MESSAGE_BYTES, so the 552 path is reached by
- *            short inputs; anything else: MESSAGE_BYTES
+ *            short inputs; 't': STARTTLS offered; 'u': offered and required for MAIL; 'v':
+ *            'u' with the small limit; anything else: MESSAGE_BYTES, no TLS
+ * BDAT chunks are read as conn.c reads them; an accepted STARTTLS drops the rest of the read
+ * and "completes" the handshake at once (session_tls_started).
  * Invariants (abort on violation): every reply is well-formed (code, separator, printable
  * UTF-8 text, CRLF, multi-line replies closed by "NNN "), carries an enhanced status code
  * where the design says so, and every command gets exactly one reply (two when the second is
- * the 421 that closes); a delivered envelope is valid UTF-8 without controls, within the
- * limits, for an accepted domain; the counted size equals the bytes stored; nothing is
+ * the 421 that closes; a BDAT's reply comes after its chunk, 503 when it had no transaction);
+ * a delivered envelope is valid UTF-8 without controls, within the limits, for an accepted
+ * domain, with TLS when TLS is required, chunked exactly when BDAT carried it; the counted
+ * size equals the bytes stored; EHLO offers STARTTLS exactly when it may be used; nothing is
  * written after CLOSE. Leaks are left to LeakSanitizer.
  *
  * Must not include libuv, curl or jansson: it drives the pure modules only. */
@@ -41,6 +46,7 @@
 #define N_OUTCOMES          4                      /* webhook outcomes one header byte describes */
 
 static char fuzz_host[] = "mx.test";
+static const struct envelope_tls fuzz_tls = {"TLSv1.3", "TLS_AES_128_GCM_SHA256", NULL, NULL, NULL};
 static char fuzz_domain[] = "example.com";
 static char *fuzz_domains[] = {fuzz_domain};
 
@@ -67,6 +73,9 @@ struct drive {
     struct buf body;      /* bytes stored for the current message */
     unsigned deliveries;  /* DELIVER actions so far */
     uint8_t outcome_bits; /* h[3] */
+    bool storing;         /* a message is being stored (conn.c has a spool open) */
+    bool chunked;         /* that message came by BDAT */
+    bool chunk_refused;   /* the chunk being read has no transaction: 503 after it */
     bool closed;          /* CLOSE was returned */
     bool timed_out;       /* the idle timer fired: nothing more is read */
 };
@@ -180,6 +189,10 @@ static void check_envelope(const struct drive *d, const struct envelope *env)
     FUZZ_CHECK(env->declared_size <= d->cfg.limits.max_message_bytes);
     FUZZ_CHECK(env->size <= d->cfg.limits.max_message_bytes);
     FUZZ_CHECK(env->size == d->body.len);
+    FUZZ_CHECK(d->storing && env->chunked == d->chunked);
+    FUZZ_CHECK(env->body != ENVELOPE_BODY_BINARYMIME || env->chunked);
+    FUZZ_CHECK(env->tls.version == d->s.tls.version);
+    FUZZ_CHECK(!d->s.tls_required || env->tls.version != NULL);
 }
 
 /* deliver - SESSION_ACTION_DELIVER: check the envelope, answer with the next outcome. The
@@ -202,79 +215,119 @@ static enum session_action deliver(struct drive *d)
     return a;
 }
 
-/* after_close - conn.c reads nothing after CLOSE; if it did, the session must stay silent. */
-static void after_close(struct drive *d, const struct smtp_event *ev)
+/* after_close - conn.c reads nothing after CLOSE; if it did, the session must stay silent.
+ * Only a chunk can still be open (a shutdown while a refused chunk is read). */
+static void after_close(struct drive *d, const struct smtp_event *ev, bool chunk_mode)
 {
     size_t before = d->out.len;
     enum session_action a = SESSION_ACTION_NONE;
-    FUZZ_CHECK(ev->type != SMTP_EVENT_DATA && ev->type != SMTP_EVENT_DATA_END);
+    FUZZ_CHECK(ev->type != SMTP_EVENT_DATA_END);
+    FUZZ_CHECK(ev->type != SMTP_EVENT_DATA || chunk_mode);
     if (ev->type == SMTP_EVENT_LINE)
         a = session_line(&d->s, ev->ptr, ev->len, NOW_MS, &d->out);
     else if (ev->type == SMTP_EVENT_LINE_TOO_LONG)
         a = session_line_too_long(&d->s, &d->out);
+    else if (ev->type == SMTP_EVENT_CHUNK_END)
+        a = session_chunk_end(&d->s, &d->out);
     FUZZ_CHECK(a == SESSION_ACTION_NONE);
     FUZZ_CHECK(d->out.len == before);
 }
 
-/* plain_250_allowed - HELO and EHLO answer with 250 lines that carry no enhanced code. */
-static bool plain_250_allowed(const struct smtp_event *ev)
+/* line_verb - the verb of a LINE event, UNKNOWN for other events. */
+static enum smtp_verb line_verb(const struct smtp_event *ev)
 {
     if (ev->type != SMTP_EVENT_LINE)
-        return false;
+        return SMTP_VERB_UNKNOWN;
     struct smtp_command cmd;
     smtp_cmd_parse(ev->ptr, ev->len, &cmd);
-    return cmd.verb == SMTP_VERB_HELO || cmd.verb == SMTP_VERB_EHLO;
+    return cmd.verb;
 }
 
-/* handle_event - one parser event and the action it leads to, as conn_process and
- * conn_action do it. Returns true when the rest of the chunk is to be dropped. */
-static bool handle_event(struct drive *d, const struct smtp_event *ev)
+/* check_ehlo - an EHLO that succeeded lists STARTTLS exactly when the listener offers it
+ * and TLS is not active yet (RFC 3207 §4.2), and always CHUNKING and BINARYMIME. */
+static void check_ehlo(const struct drive *d, size_t from)
 {
-    size_t before = d->out.len;
-    bool expect_reply = true;
-    bool plain_250 = plain_250_allowed(ev); /* now: DROP_INPUT may free the line */
-    enum session_action a = SESSION_ACTION_NONE;
-    bool drop = false;
+    const char *r = d->out.data + from;
+    size_t n = d->out.len - from;
+    if (n < REPLY_MIN_LINE || memcmp(r, "250-", REPLY_MIN_LINE) != 0)
+        return;
+    bool starttls = memmem(r, n, "\r\n250-STARTTLS\r\n", 16) != NULL;
+    FUZZ_CHECK(starttls == (d->s.tls_offered && d->s.tls.version == NULL));
+    FUZZ_CHECK(memmem(r, n, "\r\n250-CHUNKING\r\n", 16) != NULL);
+    FUZZ_CHECK(memmem(r, n, "\r\n250-BINARYMIME\r\n", 18) != NULL);
+}
 
-    switch (ev->type) {
-    case SMTP_EVENT_LINE:
-        FUZZ_CHECK(ev->len < d->cfg.limits.max_command_line_bytes);
-        FUZZ_CHECK(memchr(ev->ptr, '\n', ev->len) == NULL);
-        a = session_line(&d->s, ev->ptr, ev->len, NOW_MS, &d->out);
-        break;
-    case SMTP_EVENT_LINE_TOO_LONG:
-        a = session_line_too_long(&d->s, &d->out);
-        break;
-    case SMTP_EVENT_DATA:
-        FUZZ_CHECK(ev->len > 0 && d->s.state == SESSION_STATE_DATA);
-        if (session_data(&d->s, ev->len))
-            FUZZ_CHECK(buf_append(&d->body, ev->ptr, ev->len) == 0);
-        expect_reply = false;
-        break;
-    case SMTP_EVENT_DATA_END:
-        FUZZ_CHECK(d->s.state == SESSION_STATE_DATA);
-        a = session_data_end(&d->s, &d->out);
-        FUZZ_CHECK(a == SESSION_ACTION_DELIVER || a == SESSION_ACTION_DISCARD);
-        break;
-    case SMTP_EVENT_NONE:
-    default:
-        expect_reply = false;
-        break;
+/* chunk_end_due - the chunk's last byte was read: the next feed gives CHUNK_END. */
+static bool chunk_end_due(const struct smtp_parser *p)
+{
+    return p->mode == SMTP_PARSER_CHUNK && p->chunk_left == 0;
+}
+
+static bool apply_action(struct drive *d, const struct smtp_event *ev, enum session_action a);
+
+/* begin_chunk - SESSION_ACTION_CHUNK as conn.c carries it out: the first chunk of a
+ * transaction starts the stored message; a chunk of 0 bytes ends at once. Returns true
+ * when the rest of the read is to be dropped. */
+static bool begin_chunk(struct drive *d, const struct smtp_event *ev)
+{
+    FUZZ_CHECK(ev->type == SMTP_EVENT_LINE && d->s.state == SESSION_STATE_CHUNK);
+    FUZZ_CHECK(session_in_transaction(&d->s) == !d->s.chunk_discard);
+    d->chunk_refused = d->s.chunk_discard;
+    if (!d->storing && session_in_transaction(&d->s)) {
+        buf_reset(&d->body);
+        d->storing = true;
+        d->chunked = true;
     }
+    FUZZ_CHECK(d->chunk_refused || d->chunked);
+    if (session_chunk_size(&d->s) > 0) {
+        smtp_parser_begin_chunk(&d->p, session_chunk_size(&d->s));
+        return false;
+    }
+    enum session_action a = session_chunk_end(&d->s, &d->out);
+    return apply_action(d, ev, a);
+}
 
+/* starttls - the 220 went out: conn.c drops the rest of the read (RFC 3207 §4.2) and does
+ * the handshake, here one that succeeds at once. */
+static void starttls(struct drive *d)
+{
+    FUZZ_CHECK(d->s.tls_offered && d->s.tls.version == NULL);
+    FUZZ_CHECK(!session_in_transaction(&d->s) && d->s.state != SESSION_STATE_GREETING);
+    smtp_parser_reset(&d->p);
+    session_tls_started(&d->s, &fuzz_tls);
+    FUZZ_CHECK(d->s.state == SESSION_STATE_GREETING && d->s.helo == NULL);
+    FUZZ_CHECK(d->s.tls.version == fuzz_tls.version);
+}
+
+/* apply_action - carry out one action as conn_action does. Returns true when the rest of
+ * the read is to be dropped. */
+static bool apply_action(struct drive *d, const struct smtp_event *ev, enum session_action a)
+{
+    bool drop = false;
     switch (a) {
     case SESSION_ACTION_NONE:
         break;
     case SESSION_ACTION_DATA:
         FUZZ_CHECK(ev->type == SMTP_EVENT_LINE && d->s.state == SESSION_STATE_DATA);
+        FUZZ_CHECK(!d->s.env.chunked && d->s.env.body != ENVELOPE_BODY_BINARYMIME);
         smtp_parser_begin_data(&d->p);
         buf_reset(&d->body);
+        d->storing = true;
+        d->chunked = false;
+        break;
+    case SESSION_ACTION_CHUNK:
+        drop = begin_chunk(d, ev);
+        break;
+    case SESSION_ACTION_STARTTLS:
+        FUZZ_CHECK(ev->type == SMTP_EVENT_LINE);
+        starttls(d);
+        drop = true;
         break;
     case SESSION_ACTION_DELIVER:
         d->closed = deliver(d) == SESSION_ACTION_CLOSE;
         break;
     case SESSION_ACTION_DISCARD:
-        FUZZ_CHECK(d->s.env.size > d->cfg.limits.max_message_bytes);
+        FUZZ_CHECK(d->s.too_big && d->s.env.size > d->cfg.limits.max_message_bytes);
         FUZZ_CHECK(d->body.len <= d->cfg.limits.max_message_bytes);
         d->closed = session_discarded(&d->s, &d->out) == SESSION_ACTION_CLOSE;
         break;
@@ -289,9 +342,76 @@ static bool handle_event(struct drive *d, const struct smtp_event *ev)
     default:
         FUZZ_FAIL("unknown action");
     }
+    if (!session_in_transaction(&d->s))
+        d->storing = false;
+    return drop;
+}
+
+/* handle_event - one parser event and the action it leads to, as conn_process and
+ * conn_action do it. Returns true when the rest of the chunk is to be dropped. */
+static bool handle_event(struct drive *d, const struct smtp_event *ev)
+{
+    size_t before = d->out.len;
+    bool expect_reply = true;
+    enum smtp_verb verb = line_verb(ev); /* now: DROP_INPUT may free the line */
+    bool plain_250 = verb == SMTP_VERB_HELO || verb == SMTP_VERB_EHLO;
+    bool refused_chunk = false; /* a chunk without a transaction ends here */
+    enum session_action a = SESSION_ACTION_NONE;
+
+    switch (ev->type) {
+    case SMTP_EVENT_LINE:
+        FUZZ_CHECK(ev->len < d->cfg.limits.max_command_line_bytes);
+        FUZZ_CHECK(memchr(ev->ptr, '\n', ev->len) == NULL);
+        a = session_line(&d->s, ev->ptr, ev->len, NOW_MS, &d->out);
+        break;
+    case SMTP_EVENT_LINE_TOO_LONG:
+        a = session_line_too_long(&d->s, &d->out);
+        break;
+    case SMTP_EVENT_DATA:
+        FUZZ_CHECK(ev->len > 0);
+        FUZZ_CHECK(d->s.state == SESSION_STATE_DATA || d->s.state == SESSION_STATE_CHUNK);
+        if (session_data(&d->s, ev->len)) {
+            FUZZ_CHECK(d->storing && !d->s.too_big);
+            FUZZ_CHECK(buf_append(&d->body, ev->ptr, ev->len) == 0);
+        }
+        expect_reply = false;
+        break;
+    case SMTP_EVENT_DATA_END:
+        FUZZ_CHECK(d->s.state == SESSION_STATE_DATA);
+        a = session_data_end(&d->s, &d->out);
+        FUZZ_CHECK(a == SESSION_ACTION_DELIVER || a == SESSION_ACTION_DISCARD);
+        break;
+    case SMTP_EVENT_CHUNK_END:
+        FUZZ_CHECK(d->s.state == SESSION_STATE_CHUNK);
+        refused_chunk = d->chunk_refused;
+        a = session_chunk_end(&d->s, &d->out);
+        FUZZ_CHECK(a == SESSION_ACTION_NONE || a == SESSION_ACTION_DELIVER ||
+                   a == SESSION_ACTION_DISCARD || a == SESSION_ACTION_CLOSE);
+        FUZZ_CHECK(!refused_chunk || a == SESSION_ACTION_NONE || a == SESSION_ACTION_CLOSE);
+        break;
+    case SMTP_EVENT_NONE:
+    default:
+        expect_reply = false;
+        break;
+    }
+
+    if (a == SESSION_ACTION_CHUNK && session_chunk_size(&d->s) == 0)
+        refused_chunk = d->s.chunk_discard;
+    bool drop = apply_action(d, ev, a);
+    /* A BDAT is answered after its chunk. */
+    if (a == SESSION_ACTION_CHUNK && d->p.mode == SMTP_PARSER_CHUNK)
+        expect_reply = false;
 
     unsigned last = 0;
     unsigned finals = check_replies(&d->out, before, d->out.len, plain_250, &last);
+    if (verb == SMTP_VERB_EHLO)
+        check_ehlo(d, before);
+    if (refused_chunk) {
+        FUZZ_CHECK(d->out.len - before >= 4 && memcmp(d->out.data + before, "503 ", 4) == 0);
+        FUZZ_CHECK(d->s.state != SESSION_STATE_CHUNK && !session_in_transaction(&d->s));
+    }
+    if (a == SESSION_ACTION_STARTTLS)
+        FUZZ_CHECK(finals == 1 && last == 220);
     if (!expect_reply) {
         FUZZ_CHECK(finals == 0 && d->out.len == before);
     } else {
@@ -314,14 +434,16 @@ static void feed_chunk(struct drive *d, const uint8_t *data, size_t len)
     FUZZ_CHECK(copy != NULL);
     memcpy(copy, data, len);
     size_t off = 0;
-    while (off < len) {
+    while (off < len || (!d->closed && chunk_end_due(&d->p))) {
         struct smtp_event ev;
+        bool chunk_mode = d->p.mode == SMTP_PARSER_CHUNK;
         long n = smtp_parser_feed(&d->p, copy + off, len - off, &ev);
         FUZZ_CHECK(n >= 0 && (size_t)n <= len - off);
         FUZZ_CHECK(ev.type != SMTP_EVENT_NONE || (size_t)n == len - off);
+        FUZZ_CHECK(ev.type != SMTP_EVENT_LINE || !chunk_mode); /* chunks are never commands */
         off += (size_t)n;
         if (d->closed)
-            after_close(d, &ev);
+            after_close(d, &ev, chunk_mode);
         else if (handle_event(d, &ev))
             off = len;
     }
@@ -374,13 +496,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d.cfg.n_domains = 1;
     d.cfg.limits.max_command_line_bytes = COMMAND_LINE_BYTES;
     d.cfg.limits.max_recipients = MAX_RECIPIENTS;
-    d.cfg.limits.max_message_bytes = h[5] == 's' ? SMALL_MESSAGE_BYTES : MESSAGE_BYTES;
+    bool small = h[5] == 's' || h[5] == 'v';
+    d.cfg.limits.max_message_bytes = small ? SMALL_MESSAGE_BYTES : MESSAGE_BYTES;
     d.cfg.limits.max_errors = MAX_ERRORS;
     d.outcome_bits = h[3];
     unsigned shutdown_at = h[4] >= '1' && h[4] <= '9' ? (unsigned)(h[4] - '0') : 0;
     unsigned timeout_at = h[4] >= 'a' && h[4] <= 'i' ? (unsigned)(h[4] - 'a' + 1) : 0;
 
     session_init(&d.s, &d.cfg, "192.0.2.1", 40000, "fuzz");
+    session_set_tls_policy(&d.s, h[5] == 't' || h[5] == 'u' || h[5] == 'v',
+                           h[5] == 'u' || h[5] == 'v');
     smtp_parser_init(&d.p, d.cfg.limits.max_command_line_bytes);
     session_greeting(&d.s, &d.out);
     unsigned last = 0;

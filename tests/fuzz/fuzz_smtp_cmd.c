@@ -1,12 +1,13 @@
 /* fuzz_smtp_cmd.c - fuzz target: one command line through smtp_cmd_parse, then its argument
- * (and the raw line) through smtp_cmd_mail and smtp_cmd_rcpt.
+ * (and the raw line) through smtp_cmd_mail, smtp_cmd_rcpt and smtp_cmd_bdat.
  *
  * Input layout: h[0] bit 0 = the client said EHLO (esmtp), bit 1 = the transaction has
  * SMTPUTF8 (utf8 for RCPT); the rest is the command line without CRLF.
  * Invariants (abort on violation): the verb and argument lie inside the line; an accepted
  * path is NUL-terminated, len == strlen, len <= SMTP_PATH_MAX, at <= len, the RFC 5321
  * §4.5.3.1 limits hold, the mailbox is valid UTF-8 without controls, non-ASCII only with
- * SMTPUTF8, and the bytes come from the argument; a refused path is left empty.
+ * SMTPUTF8, and the bytes come from the argument; a refused path is left empty; an
+ * accepted BDAT argument is digits whose value is the size, then nothing or " LAST".
  *
  * Must not include libuv, curl or jansson. */
 #include <stdbool.h>
@@ -70,7 +71,7 @@ static void check_mail(const char *arg, size_t len, bool esmtp)
     }
     FUZZ_CHECK(esmtp || (!params.has_size && !params.smtputf8 && params.body == 0));
     FUZZ_CHECK(params.body == ENVELOPE_BODY_NONE || params.body == ENVELOPE_BODY_7BIT ||
-               params.body == ENVELOPE_BODY_8BITMIME);
+               params.body == ENVELOPE_BODY_8BITMIME || params.body == ENVELOPE_BODY_BINARYMIME);
     check_path(&path, arg, len, true, params.smtputf8);
 }
 
@@ -84,6 +85,37 @@ static void check_rcpt(const char *arg, size_t len, bool esmtp, bool utf8)
         return;
     }
     check_path(&path, arg, len, false, utf8);
+}
+
+/* check_bdat - smtp_cmd_bdat on arg[0, len): accepted means 1*DIGIT with that value (no
+ * overflow), then only spaces, tabs and at most one "LAST" after a space. */
+static void check_bdat(const char *arg, size_t len)
+{
+    uint64_t size = 1;
+    bool last = true;
+    if (!smtp_cmd_bdat(arg, len, &size, &last)) {
+        FUZZ_CHECK(size == 0 && !last);
+        return;
+    }
+    size_t i = 0;
+    uint64_t value = 0;
+    while (i < len && arg[i] >= '0' && arg[i] <= '9') {
+        uint64_t d = (uint64_t)(arg[i] - '0');
+        FUZZ_CHECK(value <= (UINT64_MAX - d) / 10);
+        value = value * 10 + d;
+        i++;
+    }
+    FUZZ_CHECK(i > 0 && value == size);
+    size_t end = len;
+    while (end > i && (arg[end - 1] == ' ' || arg[end - 1] == '\t'))
+        end--;
+    if (!last) {
+        FUZZ_CHECK(end == i);
+        return;
+    }
+    FUZZ_CHECK(end >= i + 5 && arg[i] == ' ' && strncasecmp(arg + end - 4, "LAST", 4) == 0);
+    for (size_t k = i; k < end - 4; k++)
+        FUZZ_CHECK(arg[k] == ' ');
 }
 
 /* LLVMFuzzerTestOneInput - one command line. The line is copied to an allocation of its
@@ -115,6 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_rcpt(cmd.arg, cmd.arg_len, esmtp, utf8);
     check_mail(line, len, esmtp);
     check_rcpt(line, len, esmtp, utf8);
+    check_bdat(cmd.arg, cmd.arg_len);
+    check_bdat(line, len);
     free(line);
     return 0;
 }

@@ -68,10 +68,11 @@ class PostFormat(SmtphookTestCase):
         _, req = self.one()
         env = req.envelope()
         self.assertEqual(set(env), {"id", "received_at", "client", "tls", "mail_from",
-                                    "rcpt_to", "size", "params"})
+                                    "rcpt_to", "size", "params", "chunked"})
         self.assertEqual(set(env["client"]), {"address", "port", "helo"})
         self.assertEqual(set(env["params"]), {"body", "smtputf8"})
         self.assertIsNone(env["tls"])
+        self.assertIs(env["chunked"], False)
 
     def test_envelope_is_compact_ascii_json(self):
         _, req = self.one()

@@ -62,8 +62,9 @@ static void test_json_fields(void **state)
 
     /* Keys in the documented order, compact (no spaces after ':' or ','). */
     assert_non_null(strstr(text, "{\"id\":\"66a1b2c3d4e5.0001.1\",\"received_at\":"));
-    const char *order[] = {"\"id\"",        "\"received_at\"", "\"client\"", "\"tls\"",
-                           "\"mail_from\"", "\"rcpt_to\"",     "\"size\"",   "\"params\""};
+    const char *order[] = {"\"id\"",   "\"received_at\"", "\"client\"",
+                           "\"tls\"",  "\"mail_from\"",   "\"rcpt_to\"",
+                           "\"size\"", "\"params\"",      "\"chunked\""};
     const char *prev = text;
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         const char *at = strstr(text, order[i]);
@@ -73,7 +74,7 @@ static void test_json_fields(void **state)
     }
     assert_null(strstr(text, ": "));
     assert_null(strstr(text, ", "));
-    assert_int_equal(json_object_size(root), 8);
+    assert_int_equal(json_object_size(root), 9);
 
     assert_string_equal(json_string_value(json_object_get(root, "id")), "66a1b2c3d4e5.0001.1");
     assert_string_equal(json_string_value(json_object_get(root, "received_at")),
@@ -96,7 +97,88 @@ static void test_json_fields(void **state)
     assert_int_equal(json_object_size(params), 2);
     assert_string_equal(json_string_value(json_object_get(params, "body")), "8BITMIME");
     assert_true(json_is_false(json_object_get(params, "smtputf8")));
+    assert_true(json_is_false(json_object_get(root, "chunked")));
+    assert_non_null(strstr(text, ",\"tls\":null,"));
 
+    json_decref(root);
+    free(text);
+}
+
+/* An encrypted session: the "tls" object, with and without SNI and client certificate. */
+static void test_json_tls(void **state)
+{
+    (void)state;
+    struct envelope env = sample();
+    env.tls.version = "TLSv1.3";
+    env.tls.cipher = "TLS_AES_256_GCM_SHA384";
+    env.tls.sni = "mx.example.test";
+    char *text = NULL;
+    json_t *root = parse(&env, &text);
+    assert_non_null(strstr(text, ",\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":"
+                                 "\"TLS_AES_256_GCM_SHA384\",\"sni\":\"mx.example.test\","
+                                 "\"client_certificate\":null},\"mail_from\":"));
+    json_t *tls = json_object_get(root, "tls");
+    assert_int_equal(json_object_size(tls), 4);
+    json_decref(root);
+    free(text);
+
+    env.tls.sni = NULL;
+    env.tls.peer_subject = "CN=printer,O=Acme";
+    env.tls.peer_sha256 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    root = parse(&env, &text);
+    tls = json_object_get(root, "tls");
+    assert_string_equal(json_string_value(json_object_get(tls, "version")), "TLSv1.3");
+    assert_string_equal(json_string_value(json_object_get(tls, "cipher")),
+                        "TLS_AES_256_GCM_SHA384");
+    assert_non_null(json_object_get(tls, "sni"));
+    assert_true(json_is_null(json_object_get(tls, "sni")));
+    json_t *cert = json_object_get(tls, "client_certificate");
+    assert_true(json_is_object(cert));
+    assert_int_equal(json_object_size(cert), 2);
+    assert_string_equal(json_string_value(json_object_get(cert, "subject")), "CN=printer,O=Acme");
+    assert_string_equal(json_string_value(json_object_get(cert, "sha256")), env.tls.peer_sha256);
+    assert_non_null(strstr(text, "\"client_certificate\":{\"subject\":\"CN=printer,O=Acme\","
+                                 "\"sha256\":\"0f1e"));
+    json_decref(root);
+    free(text);
+
+    /* A certificate without a readable subject still shows its fingerprint. */
+    env.tls.peer_subject = NULL;
+    root = parse(&env, &text);
+    cert = json_object_get(json_object_get(root, "tls"), "client_certificate");
+    assert_true(json_is_null(json_object_get(cert, "subject")));
+    assert_string_equal(json_string_value(json_object_get(cert, "sha256")), env.tls.peer_sha256);
+    json_decref(root);
+    free(text);
+
+    /* No version: plaintext, whatever else is set. */
+    env.tls.version = NULL;
+    root = parse(&env, &text);
+    assert_true(json_is_null(json_object_get(root, "tls")));
+    json_decref(root);
+    free(text);
+
+    /* A subject that is not UTF-8 (the TLS layer promises ASCII) fails like any other. */
+    env.tls.version = "TLSv1.2";
+    env.tls.peer_subject = "CN=\xff";
+    assert_int_equal(payload_envelope_json(&env, &text), SH_EINVAL);
+    assert_null(text);
+}
+
+/* BDAT: "chunked" true and BODY=BINARYMIME. */
+static void test_json_chunked_binarymime(void **state)
+{
+    (void)state;
+    struct envelope env = sample();
+    env.chunked = true;
+    env.body = ENVELOPE_BODY_BINARYMIME;
+    char *text = NULL;
+    json_t *root = parse(&env, &text);
+    assert_true(json_is_true(json_object_get(root, "chunked")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "params"), "body")),
+                        "BINARYMIME");
+    assert_non_null(strstr(text, "\"params\":{\"body\":\"BINARYMIME\",\"smtputf8\":false},"
+                                 "\"chunked\":true}"));
     json_decref(root);
     free(text);
 }
@@ -116,8 +198,10 @@ static void test_json_times_and_params(void **state)
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
         struct envelope env = sample();
         env.received_at_ms = times[i].ms;
-        env.body = i % 3 == 0 ? ENVELOPE_BODY_NONE
-                              : (i % 3 == 1 ? ENVELOPE_BODY_7BIT : ENVELOPE_BODY_8BITMIME);
+        static const enum envelope_body bodies[] = {ENVELOPE_BODY_NONE, ENVELOPE_BODY_7BIT,
+                                                    ENVELOPE_BODY_8BITMIME,
+                                                    ENVELOPE_BODY_BINARYMIME};
+        env.body = bodies[i % 4];
         env.smtputf8 = i % 2 == 1;
         char *text = NULL;
         json_t *root = parse(&env, &text);
@@ -311,6 +395,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_fields),
+        cmocka_unit_test(test_json_tls),
+        cmocka_unit_test(test_json_chunked_binarymime),
         cmocka_unit_test(test_json_times_and_params),
         cmocka_unit_test(test_json_utf8_escaped_and_round_trips),
         cmocka_unit_test(test_json_null_sender_no_helo),

@@ -1,5 +1,6 @@
 /* test_session.c - the SMTP state machine, driven by byte strings through the parser the
- * way conn.c drives it, with the webhook outcome answered synchronously. */
+ * way conn.c drives it, with the webhook outcome answered synchronously: commands, DATA,
+ * BDAT chunks (RFC 3030) and the STARTTLS rules (RFC 3207). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +43,10 @@ struct run {
     struct buf body;     /* bytes of the current message */
     struct buf posted;   /* "<id-free marker>|<body>" per delivery */
     unsigned delivered;  /* deliveries started */
+    unsigned discarded;  /* DISCARD actions */
+    unsigned starttls;   /* STARTTLS actions */
     unsigned reply_code; /* outcome to answer with */
+    int spool_open;      /* a message is being stored (conn.c's spool) */
     int closed;          /* CLOSE seen */
 };
 
@@ -71,6 +75,22 @@ static void run_action(struct run *r, enum session_action a, size_t *off, size_t
     case SESSION_ACTION_DATA:
         smtp_parser_begin_data(&r->p);
         buf_reset(&r->body);
+        r->spool_open = 1;
+        break;
+    case SESSION_ACTION_CHUNK:
+        if (!r->spool_open && session_in_transaction(&r->s)) {
+            buf_reset(&r->body);
+            r->spool_open = 1;
+        }
+        if (session_chunk_size(&r->s) == 0)
+            run_action(r, session_chunk_end(&r->s, &r->out), off, len);
+        else
+            smtp_parser_begin_chunk(&r->p, session_chunk_size(&r->s));
+        break;
+    case SESSION_ACTION_STARTTLS: /* the rest of the input is discarded (RFC 3207 §4.2) */
+        r->starttls++;
+        smtp_parser_reset(&r->p);
+        *off = len;
         break;
     case SESSION_ACTION_DELIVER: {
         const struct envelope *env = session_envelope(&r->s);
@@ -86,6 +106,7 @@ static void run_action(struct run *r, enum session_action a, size_t *off, size_t
         break;
     }
     case SESSION_ACTION_DISCARD:
+        r->discarded++;
         if (session_discarded(&r->s, &r->out) == SESSION_ACTION_CLOSE)
             r->closed = 1;
         break;
@@ -101,11 +122,17 @@ static void run_action(struct run *r, enum session_action a, size_t *off, size_t
     }
 }
 
+/* chunk_end_due - the chunk's last byte was read: the next feed gives CHUNK_END. */
+static int chunk_end_due(const struct smtp_parser *p)
+{
+    return p->mode == SMTP_PARSER_CHUNK && p->chunk_left == 0;
+}
+
 /* run_feed - one chunk of input. */
 static void run_feed(struct run *r, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && !r->closed) {
+    while ((off < len || chunk_end_due(&r->p)) && !r->closed) {
         struct smtp_event ev;
         long n = smtp_parser_feed(&r->p, data + off, len - off, &ev);
         assert_true(n >= 0);
@@ -125,10 +152,15 @@ static void run_feed(struct run *r, const char *data, size_t len)
         case SMTP_EVENT_DATA_END:
             a = session_data_end(&r->s, &r->out);
             break;
+        case SMTP_EVENT_CHUNK_END:
+            a = session_chunk_end(&r->s, &r->out);
+            break;
         default:
             break;
         }
         run_action(r, a, &off, len);
+        if (!session_in_transaction(&r->s))
+            r->spool_open = 0;
     }
 }
 
@@ -212,22 +244,19 @@ static void test_full_session(void **state)
     run_free(&r);
 }
 
-/* The same session split at every byte boundary, and fed byte by byte, gives the same
- * replies and the same posted bytes. */
-static void test_every_split(void **state)
+/* check_every_split - the script split at every byte boundary, and fed byte by byte,
+ * gives the same replies and the same posted bytes as fed whole. */
+static void check_every_split(const struct config *cfg, const char *script, size_t len)
 {
-    (void)state;
-    struct config cfg = test_config();
-    size_t len = strlen(full_session);
     struct run ref;
-    run_init(&ref, &cfg);
-    run_feed(&ref, full_session, len);
+    run_init(&ref, cfg);
+    run_feed(&ref, script, len);
 
     for (size_t cut = 0; cut <= len; cut++) {
         struct run r;
-        run_init(&r, &cfg);
-        run_feed(&r, full_session, cut);
-        run_feed(&r, full_session + cut, len - cut);
+        run_init(&r, cfg);
+        run_feed(&r, script, cut);
+        run_feed(&r, script + cut, len - cut);
         assert_int_equal(r.out.len, ref.out.len);
         assert_memory_equal(r.out.data, ref.out.data, ref.out.len);
         assert_int_equal(r.posted.len, ref.posted.len);
@@ -235,13 +264,22 @@ static void test_every_split(void **state)
         run_free(&r);
     }
     struct run r;
-    run_init(&r, &cfg);
+    run_init(&r, cfg);
     for (size_t i = 0; i < len; i++)
-        run_feed(&r, full_session + i, 1);
+        run_feed(&r, script + i, 1);
     assert_int_equal(r.out.len, ref.out.len);
     assert_memory_equal(r.out.data, ref.out.data, ref.out.len);
+    assert_int_equal(r.posted.len, ref.posted.len);
+    assert_memory_equal(r.posted.data, ref.posted.data, ref.posted.len);
     run_free(&r);
     run_free(&ref);
+}
+
+static void test_every_split(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    check_every_split(&cfg, full_session, strlen(full_session));
 }
 
 static void test_greeting_and_ehlo(void **state)
@@ -253,7 +291,8 @@ static void test_greeting_and_ehlo(void **state)
     run_feed_str(&r, "EHLO c\r\n");
     static const char want[] = "220 mx.test ESMTP smtphook\r\n"
                                "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"
-                               "250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
+                               "250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n"
+                               "250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
     assert_int_equal(r.out.len, sizeof(want) - 1);
     assert_memory_equal(r.out.data, want, sizeof(want) - 1);
     run_free(&r);
@@ -429,6 +468,427 @@ static void test_envelope(void **state)
     run_free(&r);
 }
 
+/* ---- BDAT (RFC 3030) ---------------------------------------------------------------- */
+
+/* expect_run - run input (len bytes) whole; compare codes and, if want_posted is not NULL,
+ * the posted transcript. */
+static void expect_run(const struct config *cfg, const char *input, size_t len, const char *want,
+                       const char *want_posted, size_t posted_len)
+{
+    struct run r;
+    run_init(&r, cfg);
+    run_feed(&r, input, len);
+    char got[1024];
+    codes(&r.out, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("input:\n%.*s\nwant %s\ngot  %s\nreplies:\n%.*s", (int)len, input, want, got,
+                 (int)r.out.len, r.out.data);
+    if (want_posted != NULL) {
+        assert_int_equal(r.posted.len, posted_len);
+        if (posted_len > 0)
+            assert_memory_equal(r.posted.data, want_posted, posted_len);
+    }
+    run_free(&r);
+}
+
+#define S(x) x, sizeof(x) - 1
+
+/* Chunks are stored as they are: CRLF.CRLF, a leading dot, bare CR/LF and NUL are
+ * content; the message is the chunks in order; each middle chunk is answered. */
+static const char chunk_session[] = "EHLO c\r\n"
+                                    "MAIL FROM:<a@b.c> BODY=BINARYMIME\r\n"
+                                    "RCPT TO:<b@example.com>\r\n"
+                                    "BDAT 9\r\n"
+                                    ".x\r\n.\r\n\0\r"
+                                    "BDAT 0\r\n"
+                                    "BDAT 4 LAST\r\n"
+                                    "\n..\n"
+                                    "NOOP\r\n"
+                                    "QUIT\r\n";
+
+static void test_bdat_session(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_run(&cfg, S(chunk_session), "220 250 250 250 250 250 250 250 221",
+               S("[a@b.c 1].x\r\n.\r\n\0\r\n..\n"));
+
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, S("EHLO c\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nRCPT TO:<b@example.com>\r\n"
+                   "BDAT 3\r\nabc"));
+    assert_int_equal(r.s.state, SESSION_STATE_RCPT);
+    assert_true(session_envelope(&r.s)->chunked);
+    assert_non_null(strstr(replies(&r), "\r\n250 2.0.0 3 octets received\r\n"));
+    run_feed(&r, S("BDAT 2 LAST\r\nde"));
+    assert_int_equal(r.delivered, 1);
+    assert_non_null(strstr(posted(&r), "]abcde"));
+    assert_non_null(strstr(replies(&r), "250 2.0.0 Ok: delivered as t1.1\r\n"));
+    assert_int_equal(r.s.state, SESSION_STATE_READY);
+    assert_false(session_envelope(&r.s)->chunked);
+    run_free(&r);
+}
+
+/* What conn.c sees at the deliver: the size is the total of the chunks, chunked is set,
+ * the BODY= value kept. */
+static void test_bdat_envelope(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, S("EHLO c\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nRCPT TO:<b@example.com>\r\n"
+                   "BDAT 3\r\nabcBDAT 4 LAST\r\n"));
+    assert_int_equal(r.s.state, SESSION_STATE_CHUNK);
+    assert_true(session_in_transaction(&r.s));
+    assert_true(session_chunk_size(&r.s) == 4);
+    struct buf out = {0};
+    assert_true(session_data(&r.s, 4));
+    assert_int_equal(session_chunk_end(&r.s, &out), SESSION_ACTION_DELIVER);
+    assert_int_equal(out.len, 0); /* the webhook outcome is the reply */
+    const struct envelope *env = session_envelope(&r.s);
+    assert_true(env->size == 7);
+    assert_true(env->chunked);
+    assert_int_equal(env->body, ENVELOPE_BODY_BINARYMIME);
+    assert_int_equal(session_delivered(&r.s, 554, "5.6.0", "refused", &out), SESSION_ACTION_NONE);
+    buf_append(&out, "", 1);
+    assert_string_equal(out.data, "554 5.6.0 Error: refused (id t1.1)\r\n");
+    buf_free(&out);
+    run_free(&r);
+
+    /* DATA keeps chunked false. */
+    run_init(&r, &cfg);
+    run_feed(&r, S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"));
+    assert_false(session_envelope(&r.s)->chunked);
+    run_free(&r);
+}
+
+static void test_bdat_every_split(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    check_every_split(&cfg, S(chunk_session));
+    /* Refused chunks and a 552 too, byte by byte. */
+    cfg.limits.max_message_bytes = 5;
+    static const char refused[] = "BDAT 4\r\nRSET"
+                                  "EHLO c\r\n"
+                                  "BDAT 6\r\nNOOP\r\n"
+                                  "MAIL FROM:<a@b.c>\r\n"
+                                  "RCPT TO:<b@example.com>\r\n"
+                                  "BDAT 3\r\nabc"
+                                  "BDAT 3 LAST\r\ndef"
+                                  "BDAT 2 LAST\r\n\r\n"
+                                  "QUIT\r\n";
+    expect_run(&cfg, S(refused), "220 503 250 503 250 250 250 552 503 221", S(""));
+    check_every_split(&cfg, S(refused));
+}
+
+/* A chunk without a transaction is read and thrown away, never executed, and its BDAT is
+ * answered with 503 after it. */
+static void test_bdat_without_transaction(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    static const char cmds[] = "RSET\r\nMAIL FROM:<x@y>\r\nRCPT TO:<b@example.com>\r\n"
+                               "DATA\r\nhi\r\n.\r\nQUIT\r\n";
+    char in[512];
+    /* No MAIL. */
+    int n = snprintf(in, sizeof(in), "EHLO c\r\nBDAT %zu LAST\r\n%sNOOP\r\n", strlen(cmds), cmds);
+    expect_run(&cfg, in, (size_t)n, "220 250 503 250", S(""));
+    /* MAIL refused. */
+    n = snprintf(in, sizeof(in), "EHLO c\r\nMAIL FROM:<bad\r\nBDAT %zu\r\n%sNOOP\r\n", strlen(cmds),
+                 cmds);
+    expect_run(&cfg, in, (size_t)n, "220 250 501 503 250", S(""));
+    /* Every RCPT refused: 503, the transaction ends, pipelined chunks behind fail too. */
+    n = snprintf(in, sizeof(in),
+                 "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@x.org>\r\nBDAT %zu\r\n%s"
+                 "BDAT 3 LAST\r\nabcNOOP\r\n",
+                 strlen(cmds), cmds);
+    expect_run(&cfg, in, (size_t)n, "220 250 250 550 503 503 250", S(""));
+    /* Before HELO. */
+    n = snprintf(in, sizeof(in), "BDAT %zu LAST\r\n%sNOOP\r\n", strlen(cmds), cmds);
+    expect_run(&cfg, in, (size_t)n, "220 503 250", S(""));
+
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed(&r, S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nBDAT 4 LAST\r\nQUIT"));
+    assert_int_equal(r.s.state, SESSION_STATE_READY);
+    assert_null(session_envelope(&r.s)->mail_from);
+    assert_false(session_in_transaction(&r.s));
+    assert_int_equal(r.s.errors, 1);
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: no valid recipients\r\n"));
+    run_free(&r);
+
+    run_init(&r, &cfg);
+    run_feed(&r, S("EHLO c\r\nBDAT 4\r\n"));
+    assert_int_equal(r.s.state, SESSION_STATE_CHUNK);
+    assert_false(session_in_transaction(&r.s)); /* conn.c opens no spool */
+    assert_false(session_data(&r.s, 4));
+    assert_true(session_envelope(&r.s)->size == 0);
+    run_feed(&r, S("RSET"));
+    assert_int_equal(r.s.state, SESSION_STATE_READY);
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: need MAIL command\r\n"));
+    run_free(&r);
+
+    /* Refused chunks spend the error budget. */
+    cfg.limits.max_errors = 2;
+    expect_codes(&cfg, "EHLO c\r\nBDAT 1\r\nxBDAT 1\r\nxNOOP\r\n", "220 250 503 503 421");
+}
+
+static void test_bdat_syntax(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    /* 501, and what was sent behind it is dropped: nobody knows where its chunk ends. */
+    expect_codes(&cfg, "EHLO c\r\nBDAT\r\nNOOP\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO c\r\nBDAT x\r\nNOOP\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO c\r\nBDAT 5 LATER\r\nNOOP\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO c\r\nBDAT -1\r\nNOOP\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO c\r\nBDAT 18446744073709551616 LAST\r\nNOOP\r\n", "220 250 501");
+    expect_codes(&cfg, "EHLO c\r\nBDAT 1 last\r\nxNOOP\r\n", "220 250 503 250");
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nBDAT 1 2\r\nNOOP\r\n");
+    assert_non_null(strstr(replies(&r), "501 5.5.4 Syntax: BDAT size [LAST]\r\n"));
+    assert_int_equal(r.s.state, SESSION_STATE_READY);
+    run_feed_str(&r, "NOOP\r\n");
+    assert_non_null(strstr(replies(&r), "\r\n250 2.0.0 Ok\r\n"));
+    run_free(&r);
+}
+
+/* RFC 3030 §2, §3: no DATA after BDAT, no DATA for BINARYMIME. */
+static void test_bdat_and_data_do_not_mix(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    expect_codes(&cfg,
+                 "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 1\r\nx"
+                 "DATA\r\nbody\r\n.\r\n",
+                 "220 250 250 250 250 503");
+    expect_codes(&cfg,
+                 "EHLO c\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nRCPT TO:<b@example.com>\r\n"
+                 "DATA\r\nbody\r\n.\r\n",
+                 "220 250 250 250 503");
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nRCPT TO:<b@example.com>\r\n"
+                     "DATA\r\n");
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: BODY=BINARYMIME requires BDAT\r\n"));
+    run_feed_str(&r, "BDAT 2 LAST\r\nhi");
+    assert_int_equal(r.delivered, 1);
+    run_feed_str(&r, "MAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 2\r\nhiDATA\r\n");
+    assert_non_null(
+        strstr(replies(&r), "503 5.5.1 Error: DATA after BDAT in the same transaction\r\n"));
+    run_feed_str(&r, "RSET\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nok\r\n.\r\n");
+    assert_int_equal(r.delivered, 2);
+    assert_non_null(strstr(posted(&r), "]ok\r\n"));
+    run_free(&r);
+}
+
+static void test_bdat_size_limit(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.limits.max_message_bytes = 10;
+    /* The total goes over: the chunk is read to its end, 552, nothing posted; the chunks
+     * pipelined behind find no transaction. */
+    expect_run(&cfg,
+               S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT 6\r\nabcdefBDAT 6\r\nghijklBDAT 1 LAST\r\nmNOOP\r\n"),
+               "220 250 250 250 250 552 503 250", S(""));
+    /* Declared alone over the limit: read all the same. */
+    expect_run(&cfg,
+               S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT 12 LAST\r\nNOOP\r\nQUIT\r\nNOOP\r\n"),
+               "220 250 250 250 552 250", S(""));
+    /* Exactly the limit is fine. */
+    expect_run(&cfg,
+               S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT 4\r\nabcdBDAT 6 LAST\r\nefghij"),
+               "220 250 250 250 250 250", S("[a@b.c 1]abcdefghij"));
+
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 20\r\n");
+    assert_true(r.s.too_big);
+    assert_true(session_in_transaction(&r.s));
+    assert_false(session_data(&r.s, 20)); /* nothing is stored */
+    struct buf out = {0};
+    assert_int_equal(session_chunk_end(&r.s, &out), SESSION_ACTION_DISCARD);
+    assert_int_equal(out.len, 0); /* conn.c logs, then session_discarded answers */
+    assert_int_equal(session_discarded(&r.s, &out), SESSION_ACTION_NONE);
+    buf_append(&out, "", 1);
+    assert_string_equal(out.data, "552 5.3.4 Message size exceeds fixed limit\r\n");
+    assert_false(session_in_transaction(&r.s));
+    buf_free(&out);
+    run_free(&r);
+
+    /* A chunk size near 2^64 cannot wrap the total. */
+    expect_codes(&cfg,
+                 "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 5\r\nabcde"
+                 "BDAT 18446744073709551615\r\n",
+                 "220 250 250 250 250");
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 5\r\nabcde"
+                     "BDAT 18446744073709551611\r\n");
+    assert_true(r.s.too_big);
+    run_free(&r);
+}
+
+/* RSET, EHLO and HELO end a chunked transaction; the shutdown waits for it. */
+static void test_bdat_reset_and_shutdown(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    static const char *const enders[] = {"RSET\r\n", "EHLO c\r\n", "HELO c\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        char in[256];
+        int n = snprintf(in, sizeof(in),
+                         "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                         "BDAT 3\r\nabc%sBDAT 3 LAST\r\ndef",
+                         enders[i]);
+        expect_run(&cfg, in, (size_t)n, "220 250 250 250 250 250 503", S(""));
+    }
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 3\r\nabc");
+    assert_int_equal(session_shutdown(&r.s, &r.out), SESSION_ACTION_NONE);
+    run_feed_str(&r, "BDAT 1 LAST\r\nd");
+    assert_int_equal(r.delivered, 1);
+    assert_true(r.closed);
+    assert_non_null(strstr(replies(&r), "421 4.3.2 mx.test"));
+    run_free(&r);
+
+    /* A webhook failure after LAST is the reply to it. */
+    run_init(&r, &cfg);
+    r.reply_code = 451;
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 1 LAST\r\nx");
+    assert_non_null(strstr(replies(&r), "451 4.3.0 Error: endpoint failed (id t1.1)\r\n"));
+    run_free(&r);
+}
+
+/* ---- STARTTLS (RFC 3207) ------------------------------------------------------------ */
+
+static const struct envelope_tls tls13 = {"TLSv1.3", "TLS_AES_256_GCM_SHA384", "mx.example.test",
+                                          NULL, NULL};
+
+static void test_starttls_not_offered(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    session_set_tls_policy(&r.s, false, false);
+    run_feed_str(&r, "EHLO c\r\nSTARTTLS\r\n");
+    assert_null(strstr(replies(&r), "STARTTLS"));
+    assert_non_null(strstr(replies(&r), "454 4.7.0 TLS not available\r\n"));
+    assert_int_equal(r.starttls, 0);
+    assert_int_equal(r.s.errors, 1);
+    run_free(&r);
+}
+
+static void test_starttls_rules(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    session_set_tls_policy(&r.s, true, false);
+    run_feed_str(&r, "STARTTLS\r\n");
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: send HELO/EHLO first\r\n"));
+    run_feed_str(&r, "EHLO c\r\n");
+    assert_non_null(strstr(replies(&r), "250-STARTTLS\r\n"));
+    run_feed_str(&r, "STARTTLS now\r\n");
+    assert_non_null(strstr(replies(&r), "501 5.5.4 Syntax: STARTTLS\r\n"));
+    run_feed_str(&r, "MAIL FROM:<a@b.c>\r\nSTARTTLS\r\nRSET\r\n");
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: MAIL transaction in progress\r\n"));
+    assert_int_equal(r.starttls, 0);
+    assert_int_equal(r.s.errors, 3);
+
+    /* Accepted: 220, and what was pipelined behind it is never executed. */
+    buf_reset(&r.out);
+    run_feed_str(&r, "STARTTLS\r\nMAIL FROM:<evil@x.y>\r\n");
+    assert_int_equal(r.starttls, 1);
+    assert_string_equal(replies(&r), "220 2.0.0 Ready to start TLS\r\n");
+
+    /* The handshake is done: everything learned before is forgotten (RFC 3207 §4.2). */
+    session_tls_started(&r.s, &tls13);
+    assert_int_equal(r.s.state, SESSION_STATE_GREETING);
+    assert_null(r.s.helo);
+    buf_reset(&r.out);
+    run_feed_str(&r, "MAIL FROM:<a@b.c>\r\n");
+    assert_string_equal(replies(&r), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    buf_reset(&r.out);
+    run_feed_str(&r, "EHLO c2\r\nSTARTTLS\r\n");
+    assert_null(strstr(replies(&r), "STARTTLS"));
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: TLS already active\r\n"));
+    run_feed_str(&r, "MAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n");
+    const struct envelope *env = session_envelope(&r.s);
+    assert_ptr_equal(env->tls.version, tls13.version);
+    assert_ptr_equal(env->tls.cipher, tls13.cipher);
+    assert_ptr_equal(env->tls.sni, tls13.sni);
+    assert_null(env->tls.peer_subject);
+    assert_string_equal(env->helo, "c2");
+    run_feed_str(&r, "BDAT 2 LAST\r\nhi");
+    assert_int_equal(r.delivered, 1);
+    assert_int_equal(r.starttls, 1);
+    run_free(&r);
+
+    /* Without TLS, the envelope says so. */
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\n");
+    assert_null(session_envelope(&r.s)->tls.version);
+    run_free(&r);
+}
+
+/* The handshake ends an open transaction too (the connection only starts one after 220,
+ * but session_tls_started does not rely on it). */
+static void test_starttls_forgets_transaction(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n");
+    session_tls_started(&r.s, &tls13);
+    assert_false(session_in_transaction(&r.s));
+    assert_null(session_envelope(&r.s)->mail_from);
+    assert_int_equal(r.s.env.n_rcpt, 0);
+    buf_reset(&r.out);
+    run_feed_str(&r, "EHLO c\r\nRCPT TO:<b@example.com>\r\n");
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: need MAIL command\r\n"));
+    run_free(&r);
+}
+
+static void test_require_tls(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    struct run r;
+    run_init(&r, &cfg);
+    session_set_tls_policy(&r.s, true, true);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 1 LAST\r\nx");
+    assert_non_null(strstr(replies(&r), "530 5.7.0 Must issue a STARTTLS command first\r\n"));
+    assert_int_equal(r.s.errors, 3); /* 530, then 503 for RCPT and for the BDAT */
+    assert_int_equal(r.delivered, 0);
+    run_feed_str(&r, "STARTTLS\r\n");
+    assert_int_equal(r.starttls, 1);
+    session_tls_started(&r.s, &tls13);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 1 LAST\r\nx");
+    assert_int_equal(r.delivered, 1);
+    run_free(&r);
+
+    /* Implicit TLS: the handshake comes before the greeting; STARTTLS is never offered. */
+    run_init(&r, &cfg);
+    session_set_tls_policy(&r.s, false, true);
+    session_tls_started(&r.s, &tls13);
+    run_feed_str(&r, "EHLO c\r\nSTARTTLS\r\nMAIL FROM:<a@b.c>\r\n");
+    assert_null(strstr(replies(&r), "250-STARTTLS"));
+    assert_non_null(strstr(replies(&r), "503 5.5.1 Error: TLS already active\r\n"));
+    assert_non_null(strstr(replies(&r), "250 2.1.0 Ok\r\n"));
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +904,18 @@ int main(void)
         cmocka_unit_test(test_refused_data_drops_input),
         cmocka_unit_test(test_outcome_failure_and_shutdown),
         cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_bdat_session),
+        cmocka_unit_test(test_bdat_envelope),
+        cmocka_unit_test(test_bdat_every_split),
+        cmocka_unit_test(test_bdat_without_transaction),
+        cmocka_unit_test(test_bdat_syntax),
+        cmocka_unit_test(test_bdat_and_data_do_not_mix),
+        cmocka_unit_test(test_bdat_size_limit),
+        cmocka_unit_test(test_bdat_reset_and_shutdown),
+        cmocka_unit_test(test_starttls_not_offered),
+        cmocka_unit_test(test_starttls_rules),
+        cmocka_unit_test(test_starttls_forgets_transaction),
+        cmocka_unit_test(test_require_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

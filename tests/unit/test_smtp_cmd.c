@@ -383,6 +383,7 @@ struct param_case {
 #define NONE ENVELOPE_BODY_NONE
 #define B7   ENVELOPE_BODY_7BIT
 #define B8   ENVELOPE_BODY_8BITMIME
+#define BB   ENVELOPE_BODY_BINARYMIME
 
 static const struct param_case param_cases[] = {
     {S("FROM:<a@b>"), E, SMTP_SYNTAX_OK, false, 0, NONE, false},
@@ -409,7 +410,9 @@ static const struct param_case param_cases[] = {
     {S("FROM:<a@b> BODY=8BITMIME"), E, SMTP_SYNTAX_OK, false, 0, B8, false},
     {S("FROM:<a@b> body=8bitmime"), E, SMTP_SYNTAX_OK, false, 0, B8, false},
     {S("FROM:<a@b> BODY=7bit"), E, SMTP_SYNTAX_OK, false, 0, B7, false},
-    {S("FROM:<a@b> BODY=BINARYMIME"), E, SMTP_SYNTAX_BAD_BODY, false, 0, NONE, false},
+    {S("FROM:<a@b> BODY=BINARYMIME"), E, SMTP_SYNTAX_OK, false, 0, BB, false},
+    {S("FROM:<a@b> body=binarymime SIZE=9"), E, SMTP_SYNTAX_OK, true, 9, BB, false},
+    {S("FROM:<a@b> BODY=BINARY"), E, SMTP_SYNTAX_BAD_BODY, false, 0, NONE, false},
     {S("FROM:<a@b> BODY=8BIT"), E, SMTP_SYNTAX_BAD_BODY, false, 0, NONE, false},
     {S("FROM:<a@b> BODY="), E, SMTP_SYNTAX_BAD_BODY, false, 0, NONE, false},
     {S("FROM:<a@b> BODY"), E, SMTP_SYNTAX_BAD_BODY, false, 0, NONE, false},
@@ -722,6 +725,73 @@ static void test_valid_utf8(void **state)
     assert_false(smtp_cmd_valid_utf8("\xc3\xb6", 1));
 }
 
+/* ---- BDAT (RFC 3030 §2) ------------------------------------------------------------------ */
+
+struct bdat_case {
+    const char *arg; /* argument of BDAT */
+    size_t len;      /* its length */
+    bool ok;         /* accepted */
+    uint64_t size;   /* chunk size when accepted */
+    bool last;       /* LAST given */
+};
+
+static const struct bdat_case bdat_cases[] = {
+    {S("0"), true, 0, false},
+    {S("0 LAST"), true, 0, true},
+    {S("1000"), true, 1000, false},
+    {S("1000 LAST"), true, 1000, true},
+    {S("42 last"), true, 42, true},
+    {S("42 LaSt"), true, 42, true},
+    {S("42   LAST  "), true, 42, true},
+    {S("42 \t"), true, 42, false},
+    {S("007"), true, 7, false},
+    {S("18446744073709551615"), true, UINT64_MAX, false},
+    {S("18446744073709551615 LAST"), true, UINT64_MAX, true},
+    {S("18446744073709551616"), false, 0, false},
+    {S("99999999999999999999999 LAST"), false, 0, false},
+    {S(""), false, 0, false},
+    {S("LAST"), false, 0, false},
+    {S("-1"), false, 0, false},
+    {S("+1"), false, 0, false},
+    {S("1.5"), false, 0, false},
+    {S("12a"), false, 0, false},
+    {S("0x10"), false, 0, false},
+    {S("12LAST"), false, 0, false},
+    {S("12\tLAST"), false, 0, false},
+    {S("12 LAS"), false, 0, false},
+    {S("12 LASTX"), false, 0, false},
+    {S("12 LAST LAST"), false, 0, false},
+    {S("12 FIRST"), false, 0, false},
+    {S("12 LAST\0"), false, 0, false},
+    {S("1\0 LAST"), false, 0, false},
+};
+
+static void test_bdat(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N(bdat_cases); i++) {
+        const struct bdat_case *c = &bdat_cases[i];
+        uint64_t size = 99;
+        bool last = true;
+        bool ok = smtp_cmd_bdat(c->arg, c->len, &size, &last);
+        if (ok != c->ok || size != c->size || last != c->last)
+            show("arg", c->arg, c->len);
+        assert_int_equal(ok, c->ok);
+        assert_true(size == c->size);
+        assert_int_equal(last, c->last);
+    }
+    /* Through smtp_cmd_parse, as the session sees it. */
+    static const char line[] = "bdat  512   last ";
+    struct smtp_command cmd;
+    smtp_cmd_parse(line, sizeof(line) - 1, &cmd);
+    assert_int_equal(cmd.verb, SMTP_VERB_BDAT);
+    uint64_t size;
+    bool last;
+    assert_true(smtp_cmd_bdat(cmd.arg, cmd.arg_len, &size, &last));
+    assert_true(size == 512);
+    assert_true(last);
+}
+
 /* ---- whole command lines ----------------------------------------------------------------- */
 
 /* A line goes through smtp_cmd_parse first, as the session does it. */
@@ -757,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_mail_paths), cmocka_unit_test(test_mail_params),
         cmocka_unit_test(test_lengths),    cmocka_unit_test(test_rcpt),
         cmocka_unit_test(test_valid_utf8), cmocka_unit_test(test_through_parse),
+        cmocka_unit_test(test_bdat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_smtp_parser.c - unit tests of smtp_parser.c: command lines (CRLF and bare LF),
  * over-long lines, DATA end detection exactly at CRLF "." CRLF (RFC 5321 §4.1.1.4), dot
- * unstuffing (§4.5.2), SMTP smuggling sequences that must stay content, pipelining, and
- * that every chunking of the input gives the same transcript. */
+ * unstuffing (§4.5.2), SMTP smuggling sequences that must stay content, pipelining, BDAT
+ * chunks passed on raw (RFC 3030), and that every chunking of the input gives the same
+ * transcript. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtphook/smtp_parser.h"
 
@@ -28,11 +30,12 @@
  * decimal length and the bytes. Adjacent DATA events are merged, so any chunking of the
  * same input must give the same transcript. */
 enum tag {
-    TAG_LINE = 'L',     /* a command line */
-    TAG_TOO_LONG = 'T', /* SMTP_EVENT_LINE_TOO_LONG */
-    TAG_DATA = 'D',     /* message bytes (merged) */
-    TAG_END = 'E',      /* SMTP_EVENT_DATA_END */
-    TAG_PENDING = 'P',  /* input ended with an unfinished command line held */
+    TAG_LINE = 'L',      /* a command line */
+    TAG_TOO_LONG = 'T',  /* SMTP_EVENT_LINE_TOO_LONG */
+    TAG_DATA = 'D',      /* message bytes (merged) */
+    TAG_END = 'E',       /* SMTP_EVENT_DATA_END */
+    TAG_PENDING = 'P',   /* input ended with an unfinished command line held */
+    TAG_CHUNK_END = 'C', /* SMTP_EVENT_CHUNK_END */
 };
 
 struct transcript {
@@ -150,6 +153,10 @@ struct want {
     {                                                                                              \
         TAG_END, NULL, 0                                                                           \
     }
+#define CHUNK_END                                                                                  \
+    {                                                                                              \
+        TAG_CHUNK_END, NULL, 0                                                                     \
+    }
 #define PENDING                                                                                    \
     {                                                                                              \
         TAG_PENDING, NULL, 0                                                                       \
@@ -175,16 +182,36 @@ static bool is_data_command(const char *s, size_t n)
            (s[3] | 0x20) == 'a';
 }
 
+/* bdat_size - the chunk size of a line "BDAT <size>[ LAST]" (any case), as a session would
+ * accept it; false for other lines. */
+static bool bdat_size(const char *s, size_t n, uint64_t *size)
+{
+    if (n < 6 || strncasecmp(s, "BDAT ", 5) != 0 || s[5] < '0' || s[5] > '9')
+        return false;
+    *size = 0;
+    for (size_t i = 5; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        *size = *size * 10 + (uint64_t)(s[i] - '0');
+    return true;
+}
+
+/* chunk_end_due - the chunk's last byte was handed out: one more feed gives CHUNK_END. */
+static bool chunk_end_due(const struct smtp_parser *p)
+{
+    return p->mode == SMTP_PARSER_CHUNK && p->chunk_left == 0;
+}
+
 /* feed_chunk - feed one chunk to the end, recording each event. The chunk is fed from a
  * private heap copy freed afterwards, so ASan catches a parser that keeps pointers into
- * the caller's buffer across feeds. */
+ * the caller's buffer across feeds. After a BDAT line the parser is switched to chunk
+ * mode, as the connection would do. */
 static void feed_chunk(struct smtp_parser *p, const char *chunk, size_t n, struct transcript *t)
 {
     char *copy = malloc(n ? n : 1);
     assert_non_null(copy);
     memcpy(copy, chunk, n);
     size_t off = 0;
-    while (off < n) {
+    uint64_t size;
+    while (off < n || chunk_end_due(p)) {
         struct smtp_event ev;
         long got = smtp_parser_feed(p, copy + off, n - off, &ev);
         assert_true(got >= 0);
@@ -198,6 +225,8 @@ static void feed_chunk(struct smtp_parser *p, const char *chunk, size_t n, struc
             tr_add(t, TAG_LINE, ev.ptr, ev.len);
             if (is_data_command(ev.ptr, ev.len))
                 smtp_parser_begin_data(p);
+            else if (bdat_size(ev.ptr, ev.len, &size))
+                smtp_parser_begin_chunk(p, size);
             break;
         case SMTP_EVENT_LINE_TOO_LONG:
             tr_add(t, TAG_TOO_LONG, NULL, 0);
@@ -208,6 +237,11 @@ static void feed_chunk(struct smtp_parser *p, const char *chunk, size_t n, struc
             break;
         case SMTP_EVENT_DATA_END:
             tr_add(t, TAG_END, NULL, 0);
+            assert_int_equal(p->mode, SMTP_PARSER_COMMAND);
+            break;
+        case SMTP_EVENT_CHUNK_END:
+            assert_int_equal(got, 0);
+            tr_add(t, TAG_CHUNK_END, NULL, 0);
             assert_int_equal(p->mode, SMTP_PARSER_COMMAND);
             break;
         default:
@@ -697,15 +731,155 @@ static void test_long_data_line(void **state)
     free(in);
 }
 
+/* ---- chunk mode (RFC 3030) ------------------------------------------------------------ */
+
+static void test_chunk_raw(void **state)
+{
+    (void)state;
+    /* A chunk is counted octets: CRLF.CRLF, a line-start dot, bare CR and LF and NUL are
+     * content, passed on untouched; the bytes after it are commands again. */
+    static const char in[] = "EHLO x\r\n"
+                             "BDAT 12\r\n"
+                             ".\r\n\0\rA\n.\r\n\r\n"
+                             "BDAT 3 LAST\r\n"
+                             "..\r"
+                             "NOOP\r\n";
+    static const struct want w[] = {
+        LINE("EHLO x"), LINE("BDAT 12"),     DATA(".\r\n\0\rA\n.\r\n\r\n"),
+        CHUNK_END,      LINE("BDAT 3 LAST"), DATA("..\r"),
+        CHUNK_END,      LINE("NOOP"),        STOP,
+    };
+    check_chunkings(MAX_LINE, S(in), w);
+
+    /* Command text inside a chunk is data; DATA inside it does not start data mode. */
+    static const char in2[] = "BDAT 21\r\nDATA\r\nRSET\r\n.\r\nQUIT\r\nQUIT\r\n";
+    static const struct want w2[] = {
+        LINE("BDAT 21"), DATA("DATA\r\nRSET\r\n.\r\nQUIT\r\n"), CHUNK_END, LINE("QUIT"), STOP,
+    };
+    check_chunkings(MAX_LINE, S(in2), w2);
+
+    /* Input that ends inside a chunk leaves it open; at its last byte, the end. */
+    static const struct want w3[] = {LINE("BDAT 4"), DATA("ab"), STOP};
+    check_chunkings(MAX_LINE, S("BDAT 4\r\nab"), w3);
+    static const struct want w4[] = {LINE("BDAT 4"), DATA("ab\r\n"), CHUNK_END, STOP};
+    check_chunkings(MAX_LINE, S("BDAT 4\r\nab\r\n"), w4);
+    /* A chunk ending in the middle of a command line. */
+    static const struct want w5[] = {LINE("BDAT 1"), DATA("N"), CHUNK_END, PENDING, STOP};
+    check_chunkings(MAX_LINE, S("BDAT 1\r\nNNO"), w5);
+}
+
+/* A chunk far longer than the line limit, without any LF: no line logic applies. */
+static void test_chunk_longer_than_line_limit(void **state)
+{
+    (void)state;
+    size_t body = 3 * MAX_LINE;
+    char head[32];
+    int hn = snprintf(head, sizeof(head), "BDAT %zu LAST\r\n", body);
+    size_t len = (size_t)hn + body + 6;
+    char *in = malloc(len);
+    assert_non_null(in);
+    memcpy(in, head, (size_t)hn);
+    memset(in + hn, 'x', body);
+    memcpy(in + (size_t)hn + body, "QUIT\r\n", 6);
+
+    struct transcript want;
+    tr_init(&want);
+    tr_add(&want, TAG_LINE, head, (size_t)hn - 2);
+    tr_add(&want, TAG_DATA, in + hn, body);
+    tr_add(&want, TAG_CHUNK_END, NULL, 0);
+    tr_add(&want, TAG_LINE, "QUIT", 4);
+    const size_t chunks[] = {len, 100, 7, 1};
+    for (size_t i = 0; i < N(chunks); i++)
+        feed_big(in, len, chunks[i], &want);
+    tr_free(&want);
+    free(in);
+}
+
+/* By hand: the chunk is one slice of the input, the end consumes nothing, and pipelined
+ * commands follow in the same buffer. */
+static void test_chunk_then_pipelined_commands(void **state)
+{
+    (void)state;
+    static const char in[] = "BDAT 5\r\nA\r\n.\nRSET\r\nMAIL FROM:<a@b>\r\n";
+    struct smtp_parser p;
+    struct smtp_event ev;
+    smtp_parser_init(&p, MAX_LINE);
+    const char *b = in;
+    size_t len = sizeof(in) - 1;
+    long n = smtp_parser_feed(&p, b, len, &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_LINE);
+    assert_int_equal(n, 8);
+    smtp_parser_begin_chunk(&p, 5);
+    b += n, len -= (size_t)n;
+    n = smtp_parser_feed(&p, b, len, &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_DATA);
+    assert_ptr_equal(ev.ptr, b);
+    assert_int_equal(ev.len, 5);
+    assert_int_equal(n, 5);
+    assert_int_equal(p.mode, SMTP_PARSER_CHUNK);
+    assert_true(p.chunk_left == 0);
+    b += n, len -= (size_t)n;
+    n = smtp_parser_feed(&p, b, len, &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_CHUNK_END);
+    assert_int_equal(n, 0);
+    assert_int_equal(p.mode, SMTP_PARSER_COMMAND);
+    n = smtp_parser_feed(&p, b, len, &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_LINE);
+    assert_memory_equal(ev.ptr, "RSET", 4);
+    b += n, len -= (size_t)n;
+    n = smtp_parser_feed(&p, b, len, &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_LINE);
+    assert_int_equal(ev.len, 15);
+    assert_int_equal((size_t)n, len);
+
+    /* The end of a chunk that used up the input comes from a call with nothing left. */
+    smtp_parser_begin_chunk(&p, 2);
+    n = smtp_parser_feed(&p, "xy", 2, &ev);
+    assert_int_equal(n, 2);
+    assert_int_equal(ev.type, SMTP_EVENT_DATA);
+    n = smtp_parser_feed(&p, NULL, 0, &ev);
+    assert_int_equal(n, 0);
+    assert_int_equal(ev.type, SMTP_EVENT_CHUNK_END);
+    n = smtp_parser_feed(&p, NULL, 0, &ev);
+    assert_int_equal(n, 0);
+    assert_int_equal(ev.type, SMTP_EVENT_NONE);
+
+    /* A chunk of 0 bytes leaves command mode alone (the caller ends it at once). */
+    smtp_parser_begin_chunk(&p, 0);
+    assert_int_equal(p.mode, SMTP_PARSER_COMMAND);
+    n = smtp_parser_feed(&p, S("NOOP\r\n"), &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_LINE);
+
+    /* Reset inside a chunk (STARTTLS, a dropped input): command mode, nothing left. */
+    smtp_parser_begin_chunk(&p, UINT64_MAX);
+    n = smtp_parser_feed(&p, S("abc"), &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_DATA);
+    assert_true(p.chunk_left == UINT64_MAX - 3);
+    smtp_parser_reset(&p);
+    assert_int_equal(p.mode, SMTP_PARSER_COMMAND);
+    assert_true(p.chunk_left == 0);
+    n = smtp_parser_feed(&p, S("QUIT\r\n"), &ev);
+    assert_int_equal(ev.type, SMTP_EVENT_LINE);
+    smtp_parser_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_session_crlf),      cmocka_unit_test(test_command_line_endings),
-        cmocka_unit_test(test_pending_and_reset), cmocka_unit_test(test_line_limit),
-        cmocka_unit_test(test_dot_unstuffing),    cmocka_unit_test(test_empty_message),
-        cmocka_unit_test(test_smuggling),         cmocka_unit_test(test_real_end_variants),
-        cmocka_unit_test(test_binary_bytes),      cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_session_crlf),
+        cmocka_unit_test(test_command_line_endings),
+        cmocka_unit_test(test_pending_and_reset),
+        cmocka_unit_test(test_line_limit),
+        cmocka_unit_test(test_dot_unstuffing),
+        cmocka_unit_test(test_empty_message),
+        cmocka_unit_test(test_smuggling),
+        cmocka_unit_test(test_real_end_variants),
+        cmocka_unit_test(test_binary_bytes),
+        cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_long_data_line),
+        cmocka_unit_test(test_chunk_raw),
+        cmocka_unit_test(test_chunk_longer_than_line_limit),
+        cmocka_unit_test(test_chunk_then_pipelined_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
