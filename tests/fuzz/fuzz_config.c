@@ -3,7 +3,8 @@
  *
  * Invariants (abort on violation): a result or a message, never both; the message is
  * NUL-terminated inside its buffer; a loaded config keeps config.h's promises (a host name,
- * listeners, endpoints with http(s) URLs, header values without CR/LF, lower-case domains).
+ * listeners, endpoints with http(s) URLs, header values without CR/LF, lower-case domains,
+ * TLS modes only with certificates, TLS files only for https endpoints).
  * Crashes and leaks are left to the sanitizers.
  *
  * Must not include jansson: it feeds text through the public interface only. */
@@ -34,14 +35,29 @@ static void check_config(const struct config *cfg)
 {
     FUZZ_CHECK(cfg->hostname != NULL && cfg->hostname[0] != '\0');
     FUZZ_CHECK(cfg->n_listeners >= 1 && cfg->listeners != NULL);
-    for (size_t i = 0; i < cfg->n_listeners; i++)
-        FUZZ_CHECK(cfg->listeners[i].address != NULL && cfg->listeners[i].addrlen > 0);
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        FUZZ_CHECK(l->address != NULL && l->addrlen > 0);
+        /* A TLS mode needs certificates; require_tls needs a TLS mode. */
+        FUZZ_CHECK(l->tls == CONFIG_TLS_NONE || cfg->tls.n_certificates > 0);
+        FUZZ_CHECK(!l->require_tls || l->tls != CONFIG_TLS_NONE);
+    }
+    for (size_t i = 0; i < cfg->tls.n_certificates; i++) {
+        const struct config_certificate *c = &cfg->tls.certificates[i];
+        FUZZ_CHECK(c->cert != NULL && c->cert[0] != '\0' && c->key != NULL && c->key[0] != '\0');
+    }
+    FUZZ_CHECK(cfg->tls.min_version != NULL && cfg->tls.ciphers != NULL);
+    FUZZ_CHECK(cfg->tls.handshake_timeout_ms > 0);
     FUZZ_CHECK(cfg->n_endpoints >= 1 && cfg->endpoints != NULL);
     for (size_t i = 0; i < cfg->n_endpoints; i++) {
         const struct config_endpoint *e = &cfg->endpoints[i];
         FUZZ_CHECK(e->name != NULL && e->url != NULL);
         FUZZ_CHECK(strncasecmp(e->url, "http://", 7) == 0 ||
                    strncasecmp(e->url, "https://", 8) == 0);
+        /* TLS files only for https, and certificate and key together. */
+        FUZZ_CHECK((e->client_cert == NULL) == (e->client_key == NULL));
+        if (e->ca_file != NULL || e->client_cert != NULL)
+            FUZZ_CHECK(strncasecmp(e->url, "https://", 8) == 0);
         for (size_t k = 0; k < e->n_headers; k++) {
             FUZZ_CHECK(e->headers[k].name != NULL && e->headers[k].name[0] != '\0');
             FUZZ_CHECK(e->headers[k].value != NULL);

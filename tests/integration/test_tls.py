@@ -194,6 +194,25 @@ class RealClients(TLSTestCase):
         self.assertEqual(req.body, BODY)
         self.assertTLSEnvelope(req)  # smtplib sends no SNI for an IP address
 
+    def test_quick_start_flags_offer_starttls(self):
+        """--listen, --webhook, --tls-cert and --tls-key, no file: STARTTLS is offered."""
+        self.rcv = self.start_receiver()
+        port = free_port()
+        self.start_smtphook(config=False, port=port,
+                            args=["--listen", "%s:%d" % (HOST, port), "--webhook",
+                                  self.rcv.url(), "--tls-cert", self.cert, "--tls-key",
+                                  self.key])
+        s = smtplib.SMTP(HOST, port, local_hostname="quick.test", timeout=10)
+        self.addCleanup(s.close)
+        s.ehlo()
+        self.assertTrue(s.has_extn("starttls"))
+        s.starttls(context=self.client_ctx())
+        self.assertEqual(s.sendmail("a@example.org", ["b@anything.test"], BODY), {})
+        s.quit()
+        req = self.rcv.wait_for(1)[0]
+        self.assertEqual(req.body, BODY)
+        self.assertTLSEnvelope(req)
+
     def test_smtplib_smtp_ssl_implicit(self):
         self.start_tls_smtphook(mode="implicit")
         s = smtplib.SMTP_SSL(HOST, self.tls_port, local_hostname="ssl.test", timeout=10,
