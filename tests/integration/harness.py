@@ -536,7 +536,8 @@ class SMTPClient:
             data = data.encode("utf-8")
         self.sock.sendall(data)
 
-    def _fill(self, deadline):
+    def recv_raw(self, deadline):
+        """Bytes from the socket before deadline: Closed at EOF, socket.timeout after it."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise socket.timeout("no complete reply in time; have %r" % self.buf[:200])
@@ -548,7 +549,10 @@ class SMTPClient:
         if not data:
             self.eof = True
             raise Closed("connection closed; pending %r" % self.buf[:200])
-        self.buf += data
+        return data
+
+    def _fill(self, deadline):
+        self.buf += self.recv_raw(deadline)
 
     def read_reply(self, timeout=None):
         """Read one complete reply (all its lines); raise Closed on EOF, socket.timeout."""

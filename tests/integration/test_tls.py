@@ -67,18 +67,7 @@ class TLSClient(SMTPClient):
             self.sock.sendall(data)
 
     def _pull(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("TLS: no data in time")
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.eof = True
-            raise Closed("connection closed during TLS")
-        self.inc.write(data)
+        self.inc.write(self.recv_raw(deadline))
 
     def send(self, data):
         if self.tls is None:

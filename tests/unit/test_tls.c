@@ -301,6 +301,14 @@ static struct tls_server *server_ok(const struct config_tls *cfg)
     return ts;
 }
 
+/* server_a - a server with certificate a only and every other setting at its default. */
+static struct tls_server *server_a(void)
+{
+    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
+    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
+    return server_ok(&cfg);
+}
+
 /* server_err - tls_server_new must fail with SH_ECONFIG, *out NULL and a message holding
  * both needles (needle2 may be NULL). */
 static void server_err(const struct config_tls *cfg, const char *needle1, const char *needle2)
@@ -707,9 +715,7 @@ static void test_tls12_handshake_and_data(void **state)
 static void test_small_read_cap(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer p;
     peer_init(&p, ts, &(struct client_opts){0});
     handshake_ok(&p);
@@ -733,9 +739,7 @@ static void test_small_read_cap(void **state)
 static void test_one_byte_feeds(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer p;
     peer_init(&p, ts, &(struct client_opts){.sni = "a.test"});
 
@@ -783,9 +787,7 @@ static void test_one_byte_feeds(void **state)
 static void test_write_before_handshake(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct tls_conn *t = NULL;
     assert_int_equal(tls_conn_new(ts, &t), 0);
     assert_int_equal(tls_conn_write(t, "220 hello\r\n", 11), SH_EIO);
@@ -817,9 +819,7 @@ static void test_write_before_handshake(void **state)
 static void test_key_update(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer p;
     peer_init(&p, ts, &(struct client_opts){0});
     handshake_ok(&p);
@@ -847,9 +847,7 @@ static void test_key_update(void **state)
 static void test_no_renegotiation(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer p;
     peer_init(&p, ts, &(struct client_opts){.max_version = TLS1_2_VERSION});
     handshake_ok(&p);
@@ -908,9 +906,7 @@ static void test_min_version_tls13(void **state)
 static void test_tls11_refused(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer p;
     peer_init(&p, ts,
               &(struct client_opts){
@@ -1293,9 +1289,7 @@ static void test_reload(void **state)
 static void test_server_freed_before_connections(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     struct peer done, waiting;
     peer_init(&done, ts, &(struct client_opts){0});
     handshake_ok(&done);
@@ -1402,9 +1396,7 @@ static void test_session_resumption(void **state)
 static void test_client_close_notify(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     int versions[] = {0, TLS1_2_VERSION};
     for (size_t i = 0; i < 2; i++) {
         struct peer p;
@@ -1442,9 +1434,7 @@ static void test_client_close_notify(void **state)
 static void test_server_shutdown(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
     int versions[] = {0, TLS1_2_VERSION};
     for (size_t i = 0; i < 2; i++) {
         struct peer p;
@@ -1496,9 +1486,7 @@ static void garbage_case(struct tls_server *ts, const char *data, size_t len)
 static void test_garbage(void **state)
 {
     (void)state;
-    struct config_certificate cc[] = {{pki.a_crt, pki.a_key_f}};
-    struct config_tls cfg = {.certificates = cc, .n_certificates = 1};
-    struct tls_server *ts = server_ok(&cfg);
+    struct tls_server *ts = server_a();
 
     garbage_case(ts, "EHLO x\r\n", 8);
     garbage_case(ts, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
