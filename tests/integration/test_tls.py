@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import tempfile
