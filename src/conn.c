@@ -558,7 +558,12 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
             continue;
         }
         if (st == TLS_READ_CLOSED) {
-            /* Whatever follows a close_notify, plaintext included, is never processed. */
+            /* Whatever follows a close_notify, plaintext included, is never processed. A
+             * goodbye answered in this same read (QUIT, then close_notify) still goes out. */
+            if (c->close_after_write) {
+                c->read_eof = true;
+                break;
+            }
             conn_peer_closed(c, "client sent TLS close_notify");
             return;
         }

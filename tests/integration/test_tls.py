@@ -386,6 +386,20 @@ class STARTTLSRules(TLSTestCase):
         self.assertTrue(self.sh.wait_log(r"txn id=\S+ abandoned: client sent TLS close_notify"))
         self.assertNotIn("evil", self.sh.log())
 
+    def test_quit_and_close_notify_in_one_packet_still_get_221(self):
+        self.start_tls_smtphook()
+        c = self.tls_connect()
+        self.ehlo(c)
+        c.starttls(self.client_ctx(), "mx.test")
+        self.ehlo(c)
+        c.tls.write(b"QUIT\r\n")
+        try:
+            c.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        c._push()  # QUIT and close_notify leave in one send
+        self.assertReply(c.read_reply(), 221, "2.0.0")
+
     def test_stalled_handshake_is_closed(self):
         self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
         c = self.tls_connect()
