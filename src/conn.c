@@ -487,8 +487,10 @@ static void conn_process(struct conn *c, const char *data, size_t len, size_t *c
         bool go_on = conn_action(c, a);
         drop_stale_spool(c);
         if (!go_on) {
-            if (a == SESSION_ACTION_DROP_INPUT || a == SESSION_ACTION_STARTTLS)
+            if (a == SESSION_ACTION_DROP_INPUT || a == SESSION_ACTION_STARTTLS) {
                 off = len;
+                c->drop_read = true;
+            }
             break;
         }
     }
@@ -534,13 +536,16 @@ static void conn_input(struct conn *c, const char *data, size_t len)
 }
 
 /* conn_tls_input - ciphertext from the client: feed it to tls, then decrypt into the
- * shared read buffer (tls holds its own copy) and handle the plaintext piece by piece. */
+ * shared read buffer (tls holds its own copy) and handle the plaintext piece by piece (one
+ * record at a time). Input dropped behind a refused DATA or BDAT is the rest of the read, as
+ * on a plain connection: the later records of this read go with it. */
 static void conn_tls_input(struct conn *c, const char *data, size_t len)
 {
     if (tls_conn_feed(c->tls, data, len) != 0) {
         conn_close(c, "out of memory");
         return;
     }
+    c->drop_read = false;
     for (;;) {
         bool was_established = tls_conn_established(c->tls);
         size_t n = 0;
@@ -551,7 +556,7 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         if (st == TLS_READ_AGAIN)
             break;
         if (st == TLS_READ_DATA) {
-            if (!c->close_after_write)
+            if (!c->close_after_write && !c->drop_read)
                 conn_input(c, c->srv->read_buffer, n);
             if (c->closing)
                 return;

@@ -38,6 +38,7 @@ struct conn {
     bool implicit_tls;           /* TLS from the first byte: greet after the handshake */
     bool tls_close_sent;         /* our close_notify is queued */
     struct buf held;             /* input received while a delivery runs */
+    bool drop_read;              /* TLS: the rest of this read's plaintext is dropped */
     struct spool *spool;         /* message body of the current DATA, NULL otherwise */
     int spool_error;             /* spool_new/spool_append failed during this DATA */
     struct delivery *delivery;   /* running delivery, NULL otherwise */

@@ -400,6 +400,45 @@ class STARTTLSRules(TLSTestCase):
         c._push()  # QUIT and close_notify leave in one send
         self.assertReply(c.read_reply(), 221, "2.0.0")
 
+    def records(self, c, *texts):
+        """The TLS records of texts, one record each, to be sent in one packet."""
+        out = b""
+        for t in texts:
+            c.tls.write(t)
+            out += c.outgoing.read()
+        return out
+
+    def test_refused_data_discards_pipelined_records(self):
+        """What follows a refused DATA in the same read is message text, not commands; over
+        TLS that holds for the later records of the read too, not only for the rest of the
+        record that carried the DATA (a client that writes each line as its own record)."""
+        self.start_tls_smtphook()
+        c = self.tls_connect()
+        self.ehlo(c)
+        c.starttls(self.client_ctx(), "mx.test")
+        self.ehlo(c)
+        c.send_raw(self.records(
+            c, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n",
+            b"MAIL FROM:<evil@example.org>\r\n", b"RCPT TO:<b@example.com>\r\n",
+            b"DATA\r\n", b"evil\r\n.\r\n"))
+        self.assertEqual([r.code for r in c.read_replies(3)], [250, 550, 554])
+        self.assertReply(c.cmd("NOOP"), 250, msg="pipelined text was executed")
+        self.assertEqual(c.buf, b"", "pipelined text was executed")
+        self.assertNoRequests(self.rcv, settle=0.3)
+
+    def test_bdat_syntax_error_discards_pipelined_records(self):
+        """A BDAT whose size cannot be read drops the rest of the read, its chunk included:
+        the records behind it as well."""
+        self.start_tls_smtphook()
+        c = self.tls_connect()
+        self.ehlo(c)
+        c.starttls(self.client_ctx(), "mx.test")
+        self.ehlo(c)
+        c.send_raw(self.records(c, b"BDAT 12 FIRST\r\n", b"NOOP\r\nRSET\r\n"))
+        self.assertReply(c.read_reply(), 501, "5.5.4")
+        self.assertReply(c.cmd("HELP"), 214, msg="the chunk was executed")
+        self.assertEqual(c.buf, b"", "the chunk was executed")
+
     def test_stalled_handshake_is_closed(self):
         self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
         c = self.tls_connect()
