@@ -574,7 +574,10 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         }
         log_info("conn %s %s:%u TLS failed: %s", c->id, c->address, c->port,
                  tls_conn_error(c->tls));
-        /* Send the alert tls queued, then close; input meanwhile is thrown away. */
+        /* Send the alert tls queued, then close; input meanwhile is thrown away. Replies to
+         * earlier records of this read cannot follow a fatal alert: encrypting them would
+         * fail and lose the alert too. */
+        conn_keep(&c->out);
         c->close_after_write = true;
         break;
     }

@@ -439,6 +439,22 @@ class STARTTLSRules(TLSTestCase):
         self.assertReply(c.cmd("HELP"), 214, msg="the chunk was executed")
         self.assertEqual(c.buf, b"", "the chunk was executed")
 
+    def test_record_error_after_a_good_record_sends_the_alert(self):
+        """A corrupt record behind a good one in the same read: the connection ends with
+        the fatal alert, not a bare close (the reply to the good record cannot follow it)."""
+        self.start_tls_smtphook()
+        c = self.tls_connect()
+        self.ehlo(c)
+        c.starttls(self.client_ctx(), "mx.test")
+        self.ehlo(c)
+        good = self.records(c, b"NOOP\r\n")
+        bad = bytearray(self.records(c, b"NOOP\r\n"))
+        bad[-1] ^= 1
+        c.send_raw(good + bytes(bad))
+        with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
+            c.read_reply()
+        self.assertTrue(self.sh.wait_log("TLS failed"))
+
     def test_stalled_handshake_is_closed(self):
         self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
         c = self.tls_connect()
