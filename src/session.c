@@ -120,6 +120,7 @@ static void session_reset_transaction(struct session *s)
     s->chunk_size = 0;
     s->chunk_last = false;
     s->chunk_discard = false;
+    s->chunk_syntax = false;
     if (s->state != SESSION_STATE_GREETING && s->state != SESSION_STATE_CLOSING)
         session_set_state(s, SESSION_STATE_READY);
 }
@@ -413,10 +414,12 @@ static enum session_action do_starttls(struct session *s, const struct smtp_comm
 }
 
 /* do_bdat - one chunk (RFC 3030 §2). A BDAT with a size is always followed by that many
- * bytes, so a valid BDAT always reads its chunk: into the message when a transaction with a
- * recipient is open, else into nothing, with the error as the reply after the chunk - its
- * bytes are never taken as commands. A BDAT whose size cannot be read gets 501 and drops
- * the rest of the read like a refused DATA: nobody knows where its chunk ends. */
+ * bytes, so a BDAT whose size can be read always reads its chunk: into the message when a
+ * transaction with a recipient is open, else into nothing, with the error (503, or 501 for
+ * a malformed rest of the line) as the reply after the chunk - its bytes are never taken as
+ * commands. A BDAT whose size cannot be read gets 501 and drops the rest of the read like a
+ * refused DATA: nobody knows where its chunk ends. Either error ends a message that already
+ * has chunks, so a message with a hole in it is never posted. */
 static enum session_action do_bdat(struct session *s, const struct smtp_command *cmd,
                                    int64_t now_ms, struct buf *out)
 {
@@ -424,6 +427,16 @@ static enum session_action do_bdat(struct session *s, const struct smtp_command 
     uint64_t size;
     bool last;
     if (!smtp_cmd_bdat(cmd->arg, cmd->arg_len, &size, &last)) {
+        if (smtp_cmd_bdat_size(cmd->arg, cmd->arg_len, &size)) {
+            s->chunk_size = size;
+            s->chunk_last = false;
+            s->chunk_discard = true;
+            s->chunk_syntax = true;
+            session_set_state(s, SESSION_STATE_CHUNK);
+            return SESSION_ACTION_CHUNK;
+        }
+        if (s->env.chunked)
+            session_reset_transaction(s);
         enum session_action a = session_error(s, REPLY_SYNTAX_BDAT, NULL, out);
         return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
     }
@@ -552,8 +565,19 @@ uint64_t session_chunk_size(const struct session *s)
 static enum session_action chunk_refused(struct session *s, struct buf *out)
 {
     enum reply_id id;
+    bool syntax = s->chunk_syntax;
     s->chunk_discard = false;
-    if (s->helo == NULL) {
+    s->chunk_syntax = false;
+    if (syntax) {
+        /* The state the BDAT found, less a chunked message that now has a hole. */
+        id = REPLY_SYNTAX_BDAT;
+        if (s->helo == NULL)
+            session_set_state(s, SESSION_STATE_GREETING);
+        else if (s->env.mail_from == NULL || s->env.chunked)
+            session_reset_transaction(s);
+        else
+            session_set_state(s, s->env.n_rcpt > 0 ? SESSION_STATE_RCPT : SESSION_STATE_MAIL);
+    } else if (s->helo == NULL) {
         session_set_state(s, SESSION_STATE_GREETING);
         id = REPLY_NEED_HELO;
     } else if (s->env.mail_from != NULL) {

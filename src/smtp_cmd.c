@@ -779,20 +779,29 @@ enum smtp_syntax smtp_cmd_rcpt(const char *arg, size_t len, bool esmtp, bool utf
 /* smtp_cmd_bdat - chunk-size [SP end-marker] with chunk-size 1*DIGIT and end-marker "LAST"
  * (RFC 3030 §2, any case). Extra spaces between the two are tolerated like elsewhere. A
  * size that does not fit in 64 bits is refused: nobody can say how many bytes follow. */
+/* bdat_digits - the leading 1*DIGIT of arg as a number; the count of digits, 0 when there
+ * are none or the value does not fit in 64 bits. */
+static size_t bdat_digits(const char *arg, size_t len, uint64_t *value)
+{
+    size_t i = 0;
+    *value = 0;
+    while (i < len && is_digit((unsigned char)arg[i])) {
+        unsigned d = (unsigned)(arg[i] - '0');
+        if (*value > (UINT64_MAX - d) / 10)
+            return 0;
+        *value = *value * 10 + d;
+        i++;
+    }
+    return i;
+}
+
 bool smtp_cmd_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
 {
     *size = 0;
     *last = false;
     len = trim_trailing(arg, len);
-    size_t i = 0;
-    uint64_t value = 0;
-    while (i < len && is_digit((unsigned char)arg[i])) {
-        unsigned d = (unsigned)(arg[i] - '0');
-        if (value > (UINT64_MAX - d) / 10)
-            return false;
-        value = value * 10 + d;
-        i++;
-    }
+    uint64_t value;
+    size_t i = bdat_digits(arg, len, &value);
     if (i == 0)
         return false;
     size_t digits_end = i;
@@ -803,5 +812,16 @@ bool smtp_cmd_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
         return false;
     *size = value;
     *last = marker;
+    return true;
+}
+
+/* smtp_cmd_bdat_size - see smtp_cmd.h. */
+bool smtp_cmd_bdat_size(const char *arg, size_t len, uint64_t *size)
+{
+    uint64_t value;
+    size_t i = bdat_digits(arg, len, &value);
+    if (i == 0 || (i < len && arg[i] != ' ' && arg[i] != '\t'))
+        return false;
+    *size = value;
     return true;
 }

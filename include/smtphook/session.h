@@ -60,6 +60,7 @@ struct session {
     uint64_t chunk_size;      /* bytes of the BDAT chunk being read */
     bool chunk_last;          /* that chunk is the LAST one */
     bool chunk_discard;       /* that chunk is read and thrown away (no transaction) */
+    bool chunk_syntax;        /* ... because its BDAT line was malformed: 501 after it */
     char id_prefix[32];       /* unique per connection; ids are "<prefix>.<n>" */
     char client_address[64];  /* peer IP as text */
     uint16_t client_port;     /* peer port */

@@ -87,6 +87,11 @@ enum smtp_syntax smtp_cmd_rcpt(const char *arg, size_t len, bool esmtp, bool utf
  * anything else, including a size over UINT64_MAX; *size and *last are 0/false then. */
 bool smtp_cmd_bdat(const char *arg, size_t len, uint64_t *size, bool *last);
 
+/* smtp_cmd_bdat_size - the chunk size at the start of a BDAT argument (1*DIGIT, fitting in
+ * 64 bits, then a space, a tab or the end), whatever follows it: when smtp_cmd_bdat refuses
+ * the argument but this reads a size, that many octets still follow the command. */
+bool smtp_cmd_bdat_size(const char *arg, size_t len, uint64_t *size);
+
 /* smtp_cmd_valid_utf8 - is s valid UTF-8 without control characters? */
 bool smtp_cmd_valid_utf8(const char *s, size_t len);
 

@@ -247,11 +247,24 @@ class Chunking(SmtphookTestCase):
     def test_bdat_syntax_error(self):
         self.begin()
         self.assertReply(self.c.cmd("BDAT"), 501, "5.5.4")
-        self.assertReply(self.c.cmd("BDAT 12 FIRST"), 501, "5.5.4")
         self.assertReply(self.c.cmd("BDAT 99999999999999999999999 LAST"), 501, "5.5.4")
-        # The transaction is still open.
+        # A readable size with a bad rest: its 12 octets are read and thrown away, never
+        # executed, and the 501 comes after them.
+        self.c.send(b"BDAT 12 FIRST\r\nRSET\r\nQUIT\r\n")
+        self.assertReply(self.c.read_reply(), 501, "5.5.4")
+        # No chunk was accepted yet: the transaction is still open.
         self.assertReply(self.chunk(b"fine\r\n", last=True), 250)
         self.assertEqual(self.rcv.wait_for(1)[0].body, b"fine\r\n")
+
+    def test_bdat_syntax_error_ends_a_chunked_message(self):
+        """After a chunk was accepted, a malformed BDAT ends the message: what follows
+        would be a message with a hole in it."""
+        self.begin()
+        self.assertChunkOk(self.chunk(b"part one\r\n"), 10)
+        self.c.send(b"BDAT 8 LASTT\r\npart two" + bdat(b"three\r\n", True))
+        self.assertReply(self.c.read_reply(), 501, "5.5.4")
+        self.assertReply(self.c.read_reply(), 503, "5.5.1")
+        self.assertNoRequests(self.rcv)
 
     def test_webhook_failure_is_the_reply_to_last(self):
         cases = [(500, 451, "4.3.0"), (400, 550, "5.6.0"), (413, 552, "5.3.4")]

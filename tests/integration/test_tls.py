@@ -434,7 +434,7 @@ class STARTTLSRules(TLSTestCase):
         self.ehlo(c)
         c.starttls(self.client_ctx(), "mx.test")
         self.ehlo(c)
-        c.send_raw(self.records(c, b"BDAT 12 FIRST\r\n", b"NOOP\r\nRSET\r\n"))
+        c.send_raw(self.records(c, b"BDAT x12\r\n", b"NOOP\r\nRSET\r\n"))
         self.assertReply(c.read_reply(), 501, "5.5.4")
         self.assertReply(c.cmd("HELP"), 214, msg="the chunk was executed")
         self.assertEqual(c.buf, b"", "the chunk was executed")

@@ -639,20 +639,43 @@ static void test_bdat_syntax(void **state)
 {
     (void)state;
     struct config cfg = test_config();
-    /* 501, and what was sent behind it is dropped: nobody knows where its chunk ends. */
+    /* No readable size: 501, and what was sent behind it is dropped, since nobody knows
+     * where its chunk ends. */
     expect_codes(&cfg, "EHLO c\r\nBDAT\r\nNOOP\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO c\r\nBDAT x\r\nNOOP\r\n", "220 250 501");
-    expect_codes(&cfg, "EHLO c\r\nBDAT 5 LATER\r\nNOOP\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO c\r\nBDAT -1\r\nNOOP\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO c\r\nBDAT 18446744073709551616 LAST\r\nNOOP\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO c\r\nBDAT 1 last\r\nxNOOP\r\n", "220 250 503 250");
+    /* A readable size with a bad rest: the chunk still follows, is read and thrown away
+     * (never executed), and the 501 comes after it. */
+    expect_codes(&cfg, "EHLO c\r\nBDAT 6 LATER\r\nNOOP\r\nNOOP\r\n", "220 250 501 250");
+    expect_codes(&cfg, "EHLO c\r\nBDAT 12 LASTT\r\nRSET\r\nQUIT\r\nNOOP\r\n", "220 250 501 250");
     struct run r;
     run_init(&r, &cfg);
-    run_feed_str(&r, "EHLO c\r\nBDAT 1 2\r\nNOOP\r\n");
+    run_feed_str(&r, "EHLO c\r\nBDAT 1 2\r\nxNOOP\r\n");
     assert_non_null(strstr(replies(&r), "501 5.5.4 Syntax: BDAT size [LAST]\r\n"));
-    assert_int_equal(r.s.state, SESSION_STATE_READY);
-    run_feed_str(&r, "NOOP\r\n");
     assert_non_null(strstr(replies(&r), "\r\n250 2.0.0 Ok\r\n"));
+    assert_int_equal(r.s.state, SESSION_STATE_READY);
+    assert_int_equal(r.s.errors, 1);
+    run_free(&r);
+
+    /* Before any chunk, the transaction stays open, as after any syntax error. */
+    expect_run(&cfg,
+               S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT 3 FIRST\r\nabcBDAT 2 LAST\r\nok"),
+               "220 250 250 250 501 250", S("[a@b.c 1]ok"));
+    /* A message that already has chunks ends: it would have a hole in it. */
+    expect_run(&cfg,
+               S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                 "BDAT 2\r\nabBDAT 3 FIRST\r\ncdeBDAT 1 LAST\r\nfNOOP\r\n"),
+               "220 250 250 250 250 501 503 250", S(""));
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nBDAT 2\r\nab"
+                     "BDAT x\r\n");
+    assert_false(session_in_transaction(&r.s));
+    run_feed_str(&r, "BDAT 1 LAST\r\nf");
+    assert_int_equal(r.delivered, 0);
+    assert_non_null(strstr(replies(&r), "501 5.5.4 Syntax: BDAT size [LAST]\r\n503 5.5.1"));
     run_free(&r);
 }
 

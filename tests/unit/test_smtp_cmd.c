@@ -780,6 +780,33 @@ static void test_bdat(void **state)
         assert_true(size == c->size);
         assert_int_equal(last, c->last);
     }
+    /* The size alone, read even when the rest of the argument is wrong. */
+    static const struct {
+        const char *arg;
+        bool ok;
+        uint64_t size;
+    } sizes[] = {
+        {"12", true, 12},
+        {"12 LAST", true, 12},
+        {"12 LASTT", true, 12},
+        {"12\tx", true, 12},
+        {"0 2", true, 0},
+        {"12x", false, 0},
+        {"x12", false, 0},
+        {"", false, 0},
+        {" 12", false, 0},
+        {"18446744073709551615 z", true, UINT64_MAX},
+        {"18446744073709551616", false, 0},
+    };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint64_t size = 7;
+        bool ok = smtp_cmd_bdat_size(sizes[i].arg, strlen(sizes[i].arg), &size);
+        if (ok != sizes[i].ok)
+            show("size arg", sizes[i].arg, strlen(sizes[i].arg));
+        assert_int_equal(ok, sizes[i].ok);
+        if (ok)
+            assert_true(size == sizes[i].size);
+    }
     /* Through smtp_cmd_parse, as the session sees it. */
     static const char line[] = "bdat  512   last ";
     struct smtp_command cmd;
