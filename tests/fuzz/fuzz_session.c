@@ -76,6 +76,7 @@ struct drive {
     bool storing;         /* a message is being stored (conn.c has a spool open) */
     bool chunked;         /* that message came by BDAT */
     bool chunk_refused;   /* the chunk being read has no transaction: 503 after it */
+    bool chunk_syntax;    /* ... or a malformed BDAT line: 501 after it */
     bool closed;          /* CLOSE was returned */
     bool timed_out;       /* the idle timer fired: nothing more is read */
 };
@@ -273,6 +274,7 @@ static bool begin_chunk(struct drive *d, const struct smtp_event *ev)
     FUZZ_CHECK(ev->type == SMTP_EVENT_LINE && d->s.state == SESSION_STATE_CHUNK);
     FUZZ_CHECK(session_in_transaction(&d->s) == !d->s.chunk_discard);
     d->chunk_refused = d->s.chunk_discard;
+    d->chunk_syntax = d->s.chunk_syntax;
     if (!d->storing && session_in_transaction(&d->s)) {
         buf_reset(&d->body);
         d->storing = true;
@@ -355,7 +357,8 @@ static bool handle_event(struct drive *d, const struct smtp_event *ev)
     bool expect_reply = true;
     enum smtp_verb verb = line_verb(ev); /* now: DROP_INPUT may free the line */
     bool plain_250 = verb == SMTP_VERB_HELO || verb == SMTP_VERB_EHLO;
-    bool refused_chunk = false; /* a chunk without a transaction ends here */
+    bool refused_chunk = false;  /* a chunk without a transaction ends here */
+    bool refused_syntax = false; /* ... refused for a malformed BDAT line */
     enum session_action a = SESSION_ACTION_NONE;
 
     switch (ev->type) {
@@ -384,6 +387,7 @@ static bool handle_event(struct drive *d, const struct smtp_event *ev)
     case SMTP_EVENT_CHUNK_END:
         FUZZ_CHECK(d->s.state == SESSION_STATE_CHUNK);
         refused_chunk = d->chunk_refused;
+        refused_syntax = d->chunk_syntax;
         a = session_chunk_end(&d->s, &d->out);
         FUZZ_CHECK(a == SESSION_ACTION_NONE || a == SESSION_ACTION_DELIVER ||
                    a == SESSION_ACTION_DISCARD || a == SESSION_ACTION_CLOSE);
@@ -395,8 +399,10 @@ static bool handle_event(struct drive *d, const struct smtp_event *ev)
         break;
     }
 
-    if (a == SESSION_ACTION_CHUNK && session_chunk_size(&d->s) == 0)
+    if (a == SESSION_ACTION_CHUNK && session_chunk_size(&d->s) == 0) {
         refused_chunk = d->s.chunk_discard;
+        refused_syntax = d->s.chunk_syntax;
+    }
     bool drop = apply_action(d, ev, a);
     /* A BDAT is answered after its chunk. */
     if (a == SESSION_ACTION_CHUNK && d->p.mode == SMTP_PARSER_CHUNK)
@@ -406,9 +412,14 @@ static bool handle_event(struct drive *d, const struct smtp_event *ev)
     unsigned finals = check_replies(&d->out, before, d->out.len, plain_250, &last);
     if (verb == SMTP_VERB_EHLO)
         check_ehlo(d, before);
-    if (refused_chunk) {
+    if (refused_chunk && !refused_syntax) {
         FUZZ_CHECK(d->out.len - before >= 4 && memcmp(d->out.data + before, "503 ", 4) == 0);
         FUZZ_CHECK(d->s.state != SESSION_STATE_CHUNK && !session_in_transaction(&d->s));
+    }
+    if (refused_chunk && refused_syntax) {
+        /* A malformed BDAT: 501 after its chunk, and no chunked message survives it. */
+        FUZZ_CHECK(d->out.len - before >= 4 && memcmp(d->out.data + before, "501 ", 4) == 0);
+        FUZZ_CHECK(d->s.state != SESSION_STATE_CHUNK && !d->s.env.chunked);
     }
     if (a == SESSION_ACTION_STARTTLS)
         FUZZ_CHECK(finals == 1 && last == 220);
