@@ -7,7 +7,8 @@
  * path is NUL-terminated, len == strlen, len <= SMTP_PATH_MAX, at <= len, the RFC 5321
  * §4.5.3.1 limits hold, the mailbox is valid UTF-8 without controls, non-ASCII only with
  * SMTPUTF8, and the bytes come from the argument; a refused path is left empty; an
- * accepted BDAT argument is digits whose value is the size, then nothing or " LAST".
+ * accepted BDAT argument is digits whose value is the size, then nothing or " LAST", and
+ * smtp_cmd_bdat_size reads the same size from it.
  *
  * Must not include libuv, curl or jansson. */
 #include <stdbool.h>
@@ -93,10 +94,17 @@ static void check_bdat(const char *arg, size_t len)
 {
     uint64_t size = 1;
     bool last = true;
+    uint64_t lead = 0;
+    bool lead_ok = smtp_cmd_bdat_size(arg, len, &lead);
     if (!smtp_cmd_bdat(arg, len, &size, &last)) {
         FUZZ_CHECK(size == 0 && !last);
+        /* A size read alone starts the argument and ends at a blank or the end. */
+        if (lead_ok)
+            FUZZ_CHECK(len > 0 && arg[0] >= '0' && arg[0] <= '9');
         return;
     }
+    /* Whatever smtp_cmd_bdat accepts, the size alone reads the same. */
+    FUZZ_CHECK(lead_ok && lead == size);
     size_t i = 0;
     uint64_t value = 0;
     while (i < len && arg[i] >= '0' && arg[i] <= '9') {
