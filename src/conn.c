@@ -382,6 +382,15 @@ static void drop_stale_spool(struct conn *c)
     c->spool_error = 0;
 }
 
+/* conn_open_spool - the message of this transaction starts: a spool for its body (a
+ * failure is kept in spool_error and answered at the end) and the start time for the log. */
+static void conn_open_spool(struct conn *c)
+{
+    c->data_started_ms = conn_now_ms();
+    c->spool_error =
+        spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
+}
+
 /* conn_action - carry out what the session asked for. Returns false when processing of
  * the current input must stop. */
 static bool conn_action(struct conn *c, enum session_action a)
@@ -391,20 +400,14 @@ static bool conn_action(struct conn *c, enum session_action a)
         return true;
     case SESSION_ACTION_DATA:
         smtp_parser_begin_data(&c->parser);
-        c->spool_error = 0;
-        c->data_started_ms = conn_now_ms();
-        c->spool_error =
-            spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
+        conn_open_spool(c);
         return true;
     case SESSION_ACTION_CHUNK:
         /* The first chunk of a transaction opens its spool; a chunk read without a
          * transaction goes nowhere. A failed spool_new stays in spool_error until the
          * transaction ends, so no later chunk can start a message without its beginning. */
-        if (c->spool == NULL && c->spool_error == 0 && session_in_transaction(&c->session)) {
-            c->data_started_ms = conn_now_ms();
-            c->spool_error =
-                spool_new(c->srv->cfg->spool.directory, c->srv->cfg->spool.memory_bytes, &c->spool);
-        }
+        if (c->spool == NULL && c->spool_error == 0 && session_in_transaction(&c->session))
+            conn_open_spool(c);
         if (session_chunk_size(&c->session) == 0)
             return conn_action(c, session_chunk_end(&c->session, &c->out));
         smtp_parser_begin_chunk(&c->parser, session_chunk_size(&c->session));
