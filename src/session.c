@@ -413,6 +413,19 @@ static enum session_action do_starttls(struct session *s, const struct smtp_comm
     return SESSION_ACTION_STARTTLS;
 }
 
+/* begin_chunk - the connection is to read a chunk of size bytes next; discard: into
+ * nothing, answered with an error after it (syntax: 501, else 503). */
+static enum session_action begin_chunk(struct session *s, uint64_t size, bool last, bool discard,
+                                       bool syntax)
+{
+    s->chunk_size = size;
+    s->chunk_last = last;
+    s->chunk_discard = discard;
+    s->chunk_syntax = syntax;
+    session_set_state(s, SESSION_STATE_CHUNK);
+    return SESSION_ACTION_CHUNK;
+}
+
 /* do_bdat - one chunk (RFC 3030 §2). A BDAT with a size is always followed by that many
  * bytes, so a BDAT whose size can be read always reads its chunk: into the message when a
  * transaction with a recipient is open, else into nothing, with the error (503, or 501 for
@@ -427,23 +440,15 @@ static enum session_action do_bdat(struct session *s, const struct smtp_command 
     uint64_t size;
     bool last;
     if (!smtp_cmd_bdat(cmd->arg, cmd->arg_len, &size, &last)) {
-        if (smtp_cmd_bdat_size(cmd->arg, cmd->arg_len, &size)) {
-            s->chunk_size = size;
-            s->chunk_last = false;
-            s->chunk_discard = true;
-            s->chunk_syntax = true;
-            session_set_state(s, SESSION_STATE_CHUNK);
-            return SESSION_ACTION_CHUNK;
-        }
+        if (smtp_cmd_bdat_size(cmd->arg, cmd->arg_len, &size))
+            return begin_chunk(s, size, false, true, true);
         if (s->env.chunked)
             session_reset_transaction(s);
         enum session_action a = session_error(s, REPLY_SYNTAX_BDAT, NULL, out);
         return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
     }
-    s->chunk_size = size;
-    s->chunk_last = last;
-    s->chunk_discard = s->state != SESSION_STATE_RCPT;
-    if (!s->chunk_discard) {
+    bool discard = s->state != SESSION_STATE_RCPT;
+    if (!discard) {
         if (!s->env.chunked) { /* the first chunk of the message */
             s->env.chunked = true;
             s->env.size = 0;
@@ -455,8 +460,7 @@ static enum session_action do_bdat(struct session *s, const struct smtp_command 
         if (s->env.size > max || size > max - s->env.size)
             s->too_big = true;
     }
-    session_set_state(s, SESSION_STATE_CHUNK);
-    return SESSION_ACTION_CHUNK;
+    return begin_chunk(s, size, last, discard, false);
 }
 
 /* do_simple - commands that only answer: NOOP, QUIT, VRFY, EXPN, HELP. */
