@@ -149,6 +149,14 @@ class TLSTestCase(SmtphookTestCase):
         self.addCleanup(c.close)
         return c
 
+    def tls_session(self):
+        """A connection that said EHLO and STARTTLS (SNI mx.test, the test CA trusted): the
+        client must EHLO again."""
+        c = self.tls_connect()
+        self.ehlo(c)
+        c.starttls(self.client_ctx(), "mx.test")
+        return c
+
     def assertTLSEnvelope(self, req, sni=None):
         tls = req.envelope()["tls"]
         self.assertIsNotNone(tls, "envelope should carry the TLS facts")
@@ -262,9 +270,7 @@ class RealClients(TLSTestCase):
         """A 2 MB message crosses many TLS records and reads; pipelined commands after it
         are answered in order."""
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         line = bytes(range(1, 256)).replace(b"\r", b"").replace(b"\n", b"") + b"\r\n"
         body = b"Subject: big\r\n\r\n" + line * (2 * 1024 * 1024 // len(line))
@@ -371,9 +377,7 @@ class STARTTLSRules(TLSTestCase):
         """After the client's close_notify nothing is processed: plaintext that ends the
         message and starts a new command must not deliver anything."""
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
         self.assertEqual([r.code for r in c.read_replies(3)], [250, 250, 354])
@@ -388,9 +392,7 @@ class STARTTLSRules(TLSTestCase):
 
     def test_quit_and_close_notify_in_one_packet_still_get_221(self):
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         c.tls.write(b"QUIT\r\n")
         try:
@@ -413,9 +415,7 @@ class STARTTLSRules(TLSTestCase):
         TLS that holds for the later records of the read too, not only for the rest of the
         record that carried the DATA (a client that writes each line as its own record)."""
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         c.send_raw(self.records(
             c, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n",
@@ -430,9 +430,7 @@ class STARTTLSRules(TLSTestCase):
         """A BDAT whose size cannot be read drops the rest of the read, its chunk included:
         the records behind it as well."""
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         c.send_raw(self.records(c, b"BDAT x12\r\n", b"NOOP\r\nRSET\r\n"))
         self.assertReply(c.read_reply(), 501, "5.5.4")
@@ -443,9 +441,7 @@ class STARTTLSRules(TLSTestCase):
         """A corrupt record behind a good one in the same read: the connection ends with
         the fatal alert, not a bare close (the reply to the good record cannot follow it)."""
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         good = self.records(c, b"NOOP\r\n")
         bad = bytearray(self.records(c, b"NOOP\r\n"))
@@ -490,9 +486,7 @@ class Protocols(TLSTestCase):
     def test_min_version_1_3(self):
         self.start_tls_smtphook(tls={"min_version": "TLSv1.3"})
         self.handshake_fails(self.client_ctx(maximum_version=ssl.TLSVersion.TLSv1_2))
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.mail_over(c)
         self.assertEqual(self.rcv.wait_for(1)[0].envelope()["tls"]["version"], "TLSv1.3")
 
@@ -582,9 +576,7 @@ class Certificates(TLSTestCase):
         new_der = self.der(cert)
 
         self.mail_over(live)  # the open connection keeps working with its certificate
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.assertEqual(self.peer_cert(c), new_der)
 
         # A broken file: the reload fails, the last good certificate stays.
@@ -592,9 +584,7 @@ class Certificates(TLSTestCase):
             f.write(b"not a certificate\n")
         self.sh.signal(signal.SIGHUP)
         self.assertTrue(self.sh.wait_log("not reloaded"))
-        d = self.tls_connect()
-        self.ehlo(d)
-        d.starttls(self.client_ctx(), "mx.test")
+        d = self.tls_session()
         self.assertEqual(self.peer_cert(d), new_der)
         self.mail_over(d)
         self.assertEqual(len(self.rcv.wait_for(2)), 2)
@@ -602,9 +592,7 @@ class Certificates(TLSTestCase):
 
     def test_shutdown_says_421_inside_tls(self):
         self.start_tls_smtphook()
-        c = self.tls_connect()
-        self.ehlo(c)
-        c.starttls(self.client_ctx(), "mx.test")
+        c = self.tls_session()
         self.ehlo(c)
         self.sh.signal(signal.SIGTERM)
         self.assertReply(c.read_reply(), 421, "4.3.2")
