@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "smtphook/app_reply.h"
+#include "smtphook/route.h"
+
 /* Defaults, each named after the key it fills (Postfix's DEF_ convention). */
 #define CONFIG_DEF_MAX_COMMAND_LINE_BYTES     2048u
 #define CONFIG_DEF_MAX_RECIPIENTS             100u
@@ -28,6 +31,14 @@
 #define CONFIG_DEF_SPOOL_DIRECTORY            "/tmp"
 #define CONFIG_DEF_TLS_MIN_VERSION            "TLSv1.2"
 #define CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS   30000u
+#define CONFIG_DEF_RETRY_MAX_ATTEMPTS         3u
+#define CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS   1000u
+#define CONFIG_DEF_RETRY_MAX_BACKOFF_MS       10000u
+#define CONFIG_DEF_BREAKER_FAILURES           5u
+#define CONFIG_DEF_BREAKER_COOLDOWN_MS        30000u
+#define CONFIG_DEF_CHECK_TIMEOUT_MS           5000u
+#define CONFIG_DEF_CHECK_CONNECT_MS           2000u
+#define CONFIG_DEF_CHECK_CACHE_MS             60000u
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -41,6 +52,26 @@ struct config_header {
     char *value; /* value, no CR, LF or NUL */
 };
 
+/* An endpoint's "retry": temporary failures are tried again while the sender waits. */
+struct config_retry {
+    unsigned max_attempts;       /* attempts in all, the first included (1: no retry) */
+    uint64_t initial_backoff_ms; /* wait before the second attempt (doubles each time) */
+    uint64_t max_backoff_ms;     /* the wait never grows past this */
+};
+
+/* An endpoint's "breaker": after this many temporary failures in a row, new messages get
+ * their 451 at once for cooldown_ms; then one probe request decides. */
+struct config_breaker {
+    unsigned failures;    /* consecutive temporary failures that open it; 0: never opens */
+    uint64_t cooldown_ms; /* how long it stays open before a probe */
+};
+
+/* One row of an endpoint's "reply_map": this HTTP status gives this SMTP reply. */
+struct config_reply_rule {
+    unsigned status;        /* HTTP status, 100..599 */
+    struct app_reply reply; /* esc and text may be "" (the default ones of the code) */
+};
+
 struct config_endpoint {
     char *name;                    /* key in "endpoints", used in logs */
     char *url;                     /* http:// or https:// URL */
@@ -51,6 +82,35 @@ struct config_endpoint {
     char *ca_file;                 /* https: trust only these CAs (PEM); NULL: system CAs */
     char *client_cert;             /* https: client certificate (PEM) for mutual TLS, or NULL */
     char *client_key;              /* https: its private key (PEM), or NULL */
+    struct config_retry retry;     /* attempts within the transaction deadline */
+    struct config_breaker breaker; /* circuit breaker */
+    struct config_reply_rule *reply_map; /* status -> reply overrides, status order */
+    size_t n_reply_map;                  /* entries in reply_map */
+};
+
+/* How a route hands a message to its endpoints. */
+enum config_route_policy {
+    CONFIG_ROUTE_ALL = 0,  /* every endpoint gets it and must accept */
+    CONFIG_ROUTE_FAILOVER, /* in order; the next only after a temporary failure */
+};
+
+/* One entry of "routes": recipients matching any pattern go to these endpoints. */
+struct config_route {
+    struct route_pattern *patterns;  /* "match" */
+    size_t n_patterns;               /* entries in patterns (>= 1) */
+    size_t *endpoints;               /* indices into config.endpoints, in the route's order */
+    size_t n_endpoints;              /* entries in endpoints (>= 1) */
+    enum config_route_policy policy; /* "policy" */
+};
+
+/* "recipient_check": each RCPT that found a route is asked about over HTTP first. The
+ * request settings are those of an endpoint (name "recipient_check", no retry, breaker or
+ * reply_map). */
+struct config_recipient_check {
+    bool enabled;                /* the key is present */
+    struct config_endpoint http; /* url, timeouts, headers, TLS files */
+    uint64_t cache_ms;           /* answers kept per (sender domain, recipient); 0: none */
+    bool accept_on_failure;      /* "on_failure": "accept" (true) or "defer" (false: 451) */
 };
 
 /* How a listener offers TLS. */
@@ -109,12 +169,19 @@ struct config {
     char **domains;                    /* accepted recipient domains, lower case */
     size_t n_domains;                  /* entries in domains */
     bool any_domain;                   /* "*" given: accept every recipient domain */
-    struct config_endpoint *endpoints; /* webhooks; every message goes to each */
+    struct config_endpoint *endpoints; /* webhooks, in file order */
     size_t n_endpoints;                /* entries in endpoints (>= 1) */
-    struct config_limits limits;       /* protocol and resource limits */
-    struct config_spool spool;         /* message body storage */
-    struct config_tls tls;             /* inbound TLS */
-    int log_level;                     /* enum log_level */
+    struct config_route *routes;       /* "routes" in order; NULL: every endpoint, every rcpt */
+    size_t n_routes;                   /* entries in routes (0: no routing) */
+    char *recipient_delimiter;         /* extension delimiters ("+"), NULL for none */
+    bool one_route_per_transaction;    /* recipients of a second route get 452 4.5.3 */
+    struct config_recipient_check recipient_check; /* RCPT-time check */
+    struct config_limits limits;                   /* protocol and resource limits */
+    struct config_spool spool;                     /* message body storage */
+    struct config_tls tls;                         /* inbound TLS */
+    int log_level;                                 /* enum log_level */
+    char **warnings;   /* problems that do not stop a start, for the log */
+    size_t n_warnings; /* entries in warnings */
 };
 
 /* Command-line values that replace what the file says. */
@@ -142,6 +209,10 @@ int config_parse_address(const char *text, struct sockaddr_storage *addr, sockle
 
 /* config_domain_accepted - is mail for this domain (no '@') accepted? Case-insensitive. */
 bool config_domain_accepted(const struct config *cfg, const char *domain, size_t len);
+
+/* config_route_for - the index of the first route with a pattern matching the address
+ * (len bytes; recipient_delimiter applies), or -1 when none does or there are no routes. */
+long config_route_for(const struct config *cfg, const char *addr, size_t len);
 
 /* config_free - release a config and everything it owns; NULL is ignored. */
 void config_free(struct config *cfg);
