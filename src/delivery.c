@@ -44,26 +44,6 @@ static const struct delivery_reply delivery_bad_content = {550, "5.6.0",
                                                            "endpoint rejected the message content"};
 static const struct delivery_reply delivery_no_endpoint = {451, "4.3.5", "no endpoint configured"};
 
-/* One request of the transaction. */
-struct delivery_slot {
-    struct delivery *d;       /* owner */
-    size_t index;             /* endpoint index in cfg and results */
-    struct http_request *req; /* running request, NULL once finished */
-};
-
-struct delivery {
-    char id[ENVELOPE_ID_MAX + 1];             /* transaction id, for the log */
-    const struct spool *sp;                   /* the body, read by every request */
-    delivery_done_fn done;                    /* called once when all have finished */
-    void *arg;                                /* passed to done */
-    uint64_t started_ns;                      /* uv_hrtime at start */
-    uint64_t body_size;                       /* spool size at start */
-    size_t n;                                 /* endpoints */
-    size_t pending;                           /* requests still running */
-    struct delivery_endpoint_result *results; /* one per endpoint, config order */
-    struct delivery_slot *slots;              /* one per endpoint */
-};
-
 /* delivery_map_status - the reply for an HTTP status (RFC 9110 §15). */
 static struct delivery_reply delivery_map_status(long status, uint64_t body_sent,
                                                  uint64_t body_size)
@@ -123,27 +103,73 @@ struct delivery_reply delivery_map(const struct http_response *resp, uint64_t bo
 }
 
 /* delivery_fold - the first permanent (5xx) reply in endpoint order, else the first
- * temporary (4xx) one, else success. No endpoint at all is a temporary failure: the
- * message went nowhere. */
-struct delivery_reply delivery_fold(const struct delivery_endpoint_result *results, size_t n)
+ * temporary (4xx) one, else -1: every endpoint accepted. */
+long delivery_fold(const struct txn_delivery *deliveries, size_t n)
 {
-    if (n == 0)
-        return delivery_no_endpoint;
     for (size_t i = 0; i < n; i++) {
-        if (results[i].reply.code >= 500)
-            return results[i].reply;
+        if (deliveries[i].reply.code >= 500)
+            return (long)i;
     }
     for (size_t i = 0; i < n; i++) {
-        if (results[i].reply.code >= 400)
-            return results[i].reply;
+        if (deliveries[i].reply.code >= 400)
+            return (long)i;
     }
-    return delivery_ok;
+    return -1;
+}
+
+/* One request of the transaction. */
+struct delivery_slot {
+    struct delivery *d;       /* owner */
+    size_t index;             /* index into t->deliveries */
+    struct http_request *req; /* running request, NULL once finished */
+};
+
+struct delivery {
+    struct txn *t;               /* the message; t->deliveries receives the results */
+    delivery_done_fn done;       /* called once when all have finished */
+    void *arg;                   /* passed to done */
+    uint64_t started_ns;         /* uv_hrtime at start */
+    uint64_t body_size;          /* spool size at start */
+    size_t pending;              /* requests still running */
+    struct delivery_slot *slots; /* one per delivery of t */
+};
+
+/* delivery_set_reply - copy a table reply into an app_reply. */
+static void delivery_set_reply(struct app_reply *dst, const struct delivery_reply *r)
+{
+    dst->code = r->code;
+    snprintf(dst->esc, sizeof(dst->esc), "%s", r->esc);
+    snprintf(dst->text, sizeof(dst->text), "%s", r->text);
+}
+
+/* delivery_final_reply - the sender's reply: the deciding endpoint's, with the transaction
+ * id in the text so that the sender's logs and the web app's records can be matched. */
+static void delivery_final_reply(struct txn *t)
+{
+    long k = t->n_deliveries == 0 ? -2 : delivery_fold(t->deliveries, t->n_deliveries);
+    struct app_reply *r = &t->reply;
+    if (k == -1) {
+        r->code = delivery_ok.code;
+        snprintf(r->esc, sizeof(r->esc), "%s", delivery_ok.esc);
+        snprintf(r->text, sizeof(r->text), "Ok: delivered as %s", t->env.id);
+        return;
+    }
+    const struct app_reply *from = NULL;
+    struct app_reply none;
+    if (k >= 0) {
+        from = &t->deliveries[k].reply;
+    } else {
+        delivery_set_reply(&none, &delivery_no_endpoint);
+        from = &none;
+    }
+    r->code = from->code;
+    snprintf(r->esc, sizeof(r->esc), "%s", from->esc);
+    snprintf(r->text, sizeof(r->text), "Error: %.*s (id %s)", 190, from->text, t->env.id);
 }
 
 /* delivery_free - release the delivery; requests must be finished or cancelled. */
 static void delivery_free(struct delivery *d)
 {
-    free(d->results);
     free(d->slots);
     free(d);
 }
@@ -151,7 +177,7 @@ static void delivery_free(struct delivery *d)
 /* delivery_cancel_requests - cancel every request still running. */
 static void delivery_cancel_requests(struct delivery *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->t->n_deliveries; i++) {
         if (d->slots[i].req != NULL) {
             http_request_cancel(d->slots[i].req);
             d->slots[i].req = NULL;
@@ -160,41 +186,39 @@ static void delivery_cancel_requests(struct delivery *d)
     d->pending = 0;
 }
 
-/* delivery_body_read - http_body_read_fn over the spool. */
+/* delivery_body_read - http_body_read_fn over the transaction's spool. */
 static int delivery_body_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
 {
     struct delivery *d = arg;
-    return spool_read(d->sp, offset, dst, len, got);
+    return spool_read(d->t->spool, offset, dst, len, got);
 }
 
 /* delivery_on_response - one request finished: record it; the last one folds, calls done
- * and frees the delivery (done may free the spool, the envelope and the connection). */
+ * and frees the delivery (done may free the transaction and the connection). */
 static void delivery_on_response(void *arg, const struct http_response *resp)
 {
     struct delivery_slot *slot = arg;
     struct delivery *d = slot->d;
-    struct delivery_endpoint_result *r = &d->results[slot->index];
+    struct txn_delivery *r = &d->t->deliveries[slot->index];
     slot->req = NULL;
-    r->failure = resp->failure;
+    struct delivery_reply rep = delivery_map(resp, d->body_size);
     r->status = resp->status;
+    r->failure = resp->failure != HTTP_FAILURE_NONE ? rep.text : NULL;
     r->elapsed_ms = resp->elapsed_ms;
-    r->reply = delivery_map(resp, d->body_size);
+    r->done = true;
+    delivery_set_reply(&r->reply, &rep);
     if (resp->failure != HTTP_FAILURE_NONE && resp->error != NULL) {
         /* The reply says what kind of failure; curl's reason says what to fix (which
          * certificate check failed, which file could not be read). */
         char why[DELIVERY_REASON_MAX];
-        log_warn("endpoint %s failed for id=%s: %s", r->endpoint, d->id,
+        log_warn("endpoint %s failed for id=%s: %s", r->name, d->t->env.id,
                  log_sanitize(why, sizeof(why), resp->error, strlen(resp->error)));
     }
     if (--d->pending > 0)
         return;
 
-    struct delivery_outcome o;
-    o.reply = delivery_fold(d->results, d->n);
-    o.results = d->results;
-    o.n_results = d->n;
-    o.elapsed_ms = (uv_hrtime() - d->started_ns) / DELIVERY_NS_PER_MS;
-    d->done(d->arg, &o);
+    delivery_final_reply(d->t);
+    d->done(d->arg, d->t);
     delivery_free(d);
 }
 
@@ -218,12 +242,12 @@ static char *delivery_header_line(const struct config_header *h)
     return line;
 }
 
-/* delivery_start_one - start the request for endpoint i with the payload headers plus the
+/* delivery_start_one - start the request for delivery i with the payload headers plus the
  * endpoint's own (curl copies them, so they are freed here). */
 static int delivery_start_one(struct http_client *hc, const struct config *cfg, size_t i,
                               struct delivery *d, char **payload, size_t n_payload)
 {
-    const struct config_endpoint *ep = &cfg->endpoints[i];
+    const struct config_endpoint *ep = &cfg->endpoints[d->t->deliveries[i].endpoint];
     size_t n = n_payload + ep->n_headers;
     char **own = calloc(ep->n_headers + 1, sizeof(*own));
     const char **lines = calloc(n + 1, sizeof(*lines));
@@ -252,8 +276,10 @@ static int delivery_start_one(struct http_client *hc, const struct config *cfg, 
     opts.client_cert = ep->client_cert;
     opts.client_key = ep->client_key;
     rc = http_request_start(hc, &opts, delivery_on_response, &d->slots[i], &d->slots[i].req);
-    if (rc == 0)
+    if (rc == 0) {
         d->pending++;
+        d->t->deliveries[i].attempts++;
+    }
 
 done:
     if (own != NULL) {
@@ -267,8 +293,8 @@ done:
 
 /* delivery_start - one request per endpoint, all started before returning; done follows
  * from the loop. On failure the requests already started are cancelled. */
-int delivery_start(struct http_client *hc, const struct config *cfg, const struct envelope *env,
-                   const struct spool *sp, delivery_done_fn done, void *arg, struct delivery **out)
+int delivery_start(struct http_client *hc, const struct config *cfg, struct txn *t,
+                   delivery_done_fn done, void *arg, struct delivery **out)
 {
     char **payload = NULL;
     size_t n_payload = 0;
@@ -280,25 +306,30 @@ int delivery_start(struct http_client *hc, const struct config *cfg, const struc
     struct delivery *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return SH_ENOMEM;
-    snprintf(d->id, sizeof(d->id), "%s", env->id);
-    d->sp = sp;
+    d->t = t;
     d->done = done;
     d->arg = arg;
     d->started_ns = uv_hrtime();
-    d->body_size = spool_size(sp);
-    d->n = cfg->n_endpoints;
-    d->results = calloc(d->n, sizeof(*d->results));
-    d->slots = calloc(d->n, sizeof(*d->slots));
-    if (d->results == NULL || d->slots == NULL) {
+    d->body_size = t->spool != NULL ? spool_size(t->spool) : 0;
+    free(t->deliveries);
+    t->n_deliveries = 0;
+    t->deliveries = calloc(cfg->n_endpoints, sizeof(*t->deliveries));
+    d->slots = calloc(cfg->n_endpoints, sizeof(*d->slots));
+    if (t->deliveries == NULL || d->slots == NULL) {
         rc = SH_ENOMEM;
         goto fail;
     }
-    if ((rc = payload_headers(env, &payload, &n_payload)) != 0)
-        goto fail;
-    for (size_t i = 0; i < d->n; i++) {
-        d->results[i].endpoint = cfg->endpoints[i].name;
+    t->n_deliveries = cfg->n_endpoints;
+    for (size_t i = 0; i < t->n_deliveries; i++) {
+        t->deliveries[i].endpoint = i;
+        t->deliveries[i].name = cfg->endpoints[i].name;
+        txn_key(t, NULL, 0, t->deliveries[i].key);
         d->slots[i].d = d;
         d->slots[i].index = i;
+    }
+    if ((rc = payload_headers(&t->env, &payload, &n_payload)) != 0)
+        goto fail;
+    for (size_t i = 0; i < t->n_deliveries; i++) {
         if ((rc = delivery_start_one(hc, cfg, i, d, payload, n_payload)) != 0)
             goto fail;
     }

@@ -12,7 +12,19 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 
-#define SERVER_BACKLOG 511 /* listen(2) backlog, as nginx and Redis use */
+#define SERVER_BACKLOG     511 /* listen(2) backlog, as nginx and Redis use */
+#define SERVER_ADDRESS_MAX 64  /* a client address as text */
+
+/* The server's record of one connection: the connection itself is opaque here. */
+struct server_conn {
+    struct server *srv;               /* owner */
+    struct conn *conn;                /* the connection */
+    struct server_conn *prev, *next;  /* srv->conns */
+    char address[SERVER_ADDRESS_MAX]; /* client address, once counted */
+    bool counted;                     /* counted in n_conns and in its client's record */
+};
+
+static void server_finish(struct server *srv);
 
 /* on_listener_closed - count closed listener handles; free the array after the last. */
 static void on_listener_closed(uv_handle_t *h)
@@ -51,6 +63,84 @@ static void on_spare_closed(uv_handle_t *h)
     }
 }
 
+/* server_count_from - open, counted connections from this client address. */
+static unsigned server_count_from(const struct server *srv, const char *address)
+{
+    unsigned n = 0;
+    for (const struct server_conn *sc = srv->conns; sc != NULL; sc = sc->next) {
+        if (sc->counted && strcmp(sc->address, address) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* server_conn_closed - conn_shared.closed: the connection is gone from the limits' point of
+ * view; the last one of a stopping server ends it. */
+static void server_conn_closed(void *arg)
+{
+    struct server_conn *sc = arg;
+    struct server *srv = sc->srv;
+    if (sc->prev != NULL)
+        sc->prev->next = sc->next;
+    else
+        srv->conns = sc->next;
+    if (sc->next != NULL)
+        sc->next->prev = sc->prev;
+    if (sc->counted)
+        srv->n_conns--;
+    free(sc);
+    if (srv->stopping && srv->conns == NULL)
+        server_finish(srv);
+}
+
+/* server_accept - accept one connection from listener and start it, or refuse it with 421
+ * when a limit is reached. SH_ENOMEM when nothing could be allocated and the connection
+ * still waits in the listener; 0 otherwise (errors are logged). */
+static int server_accept(struct server *srv, struct server_listener *l)
+{
+    struct server_conn *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL)
+        return SH_ENOMEM;
+    char id[32];
+    snprintf(id, sizeof(id), "%s%" PRIx64, srv->id_seed, srv->next_conn);
+    if (conn_new(&srv->shared, l->cfg, id, sc, &sc->conn) != 0) {
+        free(sc);
+        return SH_ENOMEM;
+    }
+    srv->next_conn++;
+    sc->srv = srv;
+    /* Linked before anything can fail, so that the close callback always finds it. */
+    sc->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = sc;
+    srv->conns = sc;
+
+    struct conn *c = sc->conn;
+    int rc = uv_accept((uv_stream_t *)&l->tcp, conn_stream(c));
+    if (rc == 0)
+        rc = conn_accepted(c);
+    if (rc != 0) {
+        log_warn("accept: %s", uv_strerror(rc));
+        conn_close(c, "accept failed");
+        return 0;
+    }
+    const char *address = conn_address(c);
+    const struct config_limits *lim = &srv->cfg->limits;
+    if (srv->stopping) {
+        conn_refuse(c, REPLY_SHUTDOWN, "server stopping");
+    } else if (srv->n_conns >= lim->max_connections ||
+               server_count_from(srv, address) >= lim->max_connections_per_client) {
+        log_warn("conn %s refused: too many connections", address);
+        conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
+    } else {
+        sc->counted = true;
+        snprintf(sc->address, sizeof(sc->address), "%s", address);
+        srv->n_conns++;
+        conn_start(c);
+    }
+    return 0;
+}
+
 /* on_connection - a listener has a connection to accept. libuv stops watching a listener
  * until its pending connection is accepted, so one that cannot be allocated is still
  * accepted, into the spare handle, and closed at once; while the spare is busy the
@@ -62,7 +152,7 @@ static void on_connection(uv_stream_t *listener, int status)
         log_warn("accept: %s", uv_strerror(status));
         return;
     }
-    if (conn_accept(srv, listener) != SH_ENOMEM)
+    if (server_accept(srv, (struct server_listener *)listener) != SH_ENOMEM)
         return;
     log_error("accept: out of memory, connection dropped");
     if (srv->spare_busy) {
@@ -135,6 +225,13 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     }
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
+    srv->shared.loop = loop;
+    srv->shared.cfg = cfg;
+    srv->shared.http = srv->http;
+    srv->shared.tls = srv->tls;
+    srv->shared.read_buffer = srv->read_buffer;
+    srv->shared.read_buffer_size = sizeof(srv->read_buffer);
+    srv->shared.closed = server_conn_closed;
 
     srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
     if (srv->listeners == NULL) {
@@ -213,11 +310,11 @@ static void on_shutdown_timeout(uv_timer_t *t)
 {
     struct server *srv = t->data;
     log_warn("shutdown timeout: closing %u connection(s)", srv->n_conns);
-    struct conn *c = srv->conns;
-    while (c != NULL) {
-        struct conn *next = c->next;
-        conn_abort(c, "shutdown timeout");
-        c = next;
+    struct server_conn *sc = srv->conns;
+    while (sc != NULL) {
+        struct server_conn *next = sc->next; /* conn_abort frees sc */
+        conn_abort(sc->conn, "shutdown timeout");
+        sc = next;
     }
     server_finish(srv);
 }
@@ -230,11 +327,11 @@ void server_stop(struct server *srv)
     srv->stopping = true;
     log_info("stopping: %u connection(s) open", srv->n_conns);
     close_listeners(srv);
-    struct conn *c = srv->conns;
-    while (c != NULL) {
-        struct conn *next = c->next;
-        conn_shutdown(c);
-        c = next;
+    struct server_conn *sc = srv->conns;
+    while (sc != NULL) {
+        struct server_conn *next = sc->next; /* conn_shutdown may close and free sc */
+        conn_shutdown(sc->conn);
+        sc = next;
     }
     if (srv->conns == NULL) {
         server_finish(srv);
@@ -242,23 +339,4 @@ void server_stop(struct server *srv)
     }
     uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout, srv->cfg->limits.shutdown_timeout_ms,
                    0);
-}
-
-/* server_conn_count_from - counted connections from this address (linear: the list is
- * bounded by max_connections). */
-unsigned server_conn_count_from(const struct server *srv, const char *address)
-{
-    unsigned n = 0;
-    for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
-        if (c->counted && strcmp(c->address, address) == 0)
-            n++;
-    }
-    return n;
-}
-
-/* server_conn_gone - the last connection of a stopping server ends it. */
-void server_conn_gone(struct server *srv)
-{
-    if (srv->stopping && srv->conns == NULL)
-        server_finish(srv);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtphook/error.h"
 #include "smtphook/log.h"
 #include "smtphook/reply.h"
 #include "smtphook/smtp_cmd.h"
@@ -101,22 +102,12 @@ static void session_set_state(struct session *s, enum session_state st)
     s->state = st;
 }
 
-/* envelope_clear - free the transaction's strings and zero it. */
-static void envelope_clear(struct envelope *env)
-{
-    free(env->mail_from);
-    for (size_t i = 0; i < env->n_rcpt; i++)
-        free(env->rcpt_to[i]);
-    free(env->rcpt_to);
-    memset(env, 0, sizeof(*env));
-}
-
 /* session_reset_transaction - forget MAIL and RCPT (RSET, HELO, end of DATA or of the
- * last chunk). */
+ * last chunk): the transaction, if it is still ours, goes with its body. */
 static void session_reset_transaction(struct session *s)
 {
-    envelope_clear(&s->env);
-    s->too_big = false;
+    txn_free(s->txn);
+    s->txn = NULL;
     s->chunk_size = 0;
     s->chunk_last = false;
     s->chunk_discard = false;
@@ -158,10 +149,11 @@ void session_tls_started(struct session *s, const struct envelope_tls *tls)
         session_set_state(s, SESSION_STATE_GREETING);
 }
 
-/* session_free - release the envelope and HELO name. */
+/* session_free - release the transaction and HELO name. */
 void session_free(struct session *s)
 {
-    envelope_clear(&s->env);
+    txn_free(s->txn);
+    s->txn = NULL;
     free(s->helo);
     s->helo = NULL;
 }
@@ -287,24 +279,18 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
     if (params.has_size && params.size > s->cfg->limits.max_message_bytes)
         return session_error(s, REPLY_SIZE_EXCEEDED, NULL, out);
 
-    char *from = strdup(path.mailbox);
-    if (from == NULL)
+    char id[ENVELOPE_ID_MAX + 1];
+    snprintf(id, sizeof(id), "%s.%u", s->id_prefix, s->transactions + 1);
+    struct txn_facts facts = {id,       now_ms, s->client_address, s->client_port, s->helo,
+                              s->esmtp, &s->tls};
+    session_reset_transaction(s);
+    if (txn_new(&facts, path.mailbox, &s->txn) != 0)
         return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
-
-    struct envelope *env = &s->env;
-    envelope_clear(env);
     s->transactions++;
-    snprintf(env->id, sizeof(env->id), "%s.%u", s->id_prefix, s->transactions);
-    env->received_at_ms = now_ms;
-    env->client_address = s->client_address;
-    env->client_port = s->client_port;
-    env->helo = s->helo;
-    env->esmtp = s->esmtp;
-    env->mail_from = from;
+    struct envelope *env = &s->txn->env;
     env->declared_size = params.has_size ? params.size : 0;
     env->body = params.body;
     env->smtputf8 = params.smtputf8;
-    env->tls = s->tls;
     session_set_state(s, SESSION_STATE_MAIL);
     reply_write(out, REPLY_MAIL_OK, NULL);
     return SESSION_ACTION_NONE;
@@ -321,7 +307,8 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
         return session_error(s, REPLY_NEED_MAIL, NULL, out);
 
     struct smtp_path path;
-    enum smtp_syntax r = smtp_cmd_rcpt(cmd->arg, cmd->arg_len, s->esmtp, s->env.smtputf8, &path);
+    struct envelope *env = &s->txn->env;
+    enum smtp_syntax r = smtp_cmd_rcpt(cmd->arg, cmd->arg_len, s->esmtp, env->smtputf8, &path);
     if (r != SMTP_SYNTAX_OK)
         return session_error(s, syntax_reply(r, 0), NULL, out);
 
@@ -329,7 +316,7 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
     size_t domain_len = path.at < path.len ? path.len - path.at - 1 : 0;
     if (!config_domain_accepted(s->cfg, domain, domain_len))
         return session_error(s, REPLY_RELAY_DENIED, NULL, out);
-    if (s->env.n_rcpt >= s->cfg->limits.max_recipients) {
+    if (env->n_rcpt >= s->cfg->limits.max_recipients) {
         /* A sender with more recipients than we take is no abuser: it sends the rest in
          * another transaction. Like Postfix's smtpd_recipient_overshoot_limit, only a
          * large overshoot is charged to the error budget. */
@@ -340,45 +327,38 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
         return session_error(s, REPLY_TOO_MANY_RCPTS, NULL, out);
     }
 
-    char **list = realloc(s->env.rcpt_to, (s->env.n_rcpt + 1) * sizeof(*list));
-    if (list == NULL)
+    if (txn_add_rcpt(s->txn, path.mailbox) != 0)
         return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
-    s->env.rcpt_to = list;
-    list[s->env.n_rcpt] = strdup(path.mailbox);
-    if (list[s->env.n_rcpt] == NULL)
-        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
-    s->env.n_rcpt++;
     session_set_state(s, SESSION_STATE_RCPT);
     reply_write(out, REPLY_RCPT_OK, NULL);
     return SESSION_ACTION_NONE;
 }
 
-/* do_data - 354 and switch to data mode. A refused DATA also drops whatever the client
- * sent behind it in the same read: those bytes are message text, not commands (a client
- * must wait for 354, RFC 2920 §3.1). DATA cannot follow BDAT in one transaction, nor carry
- * a BINARYMIME body (RFC 3030 §2, §3): 503, and the client must RSET. */
+/* do_data - 354 and switch to data mode. A client must wait for the reply to DATA before
+ * it sends the message (RFC 2920 §3.1), so input behind a refused DATA is message text
+ * sent too early, never commands: REFUSED lets the engine end the session if there is any.
+ * DATA cannot follow BDAT in one transaction, nor carry a BINARYMIME body (RFC 3030 §2,
+ * §3): 503, and the client must RSET. */
 static enum session_action do_data(struct session *s, const struct smtp_command *cmd,
                                    int64_t now_ms, struct buf *out)
 {
     (void)cmd;
-    (void)now_ms;
     enum session_action a;
     if (s->state == SESSION_STATE_READY)
         a = session_error(s, REPLY_NEED_MAIL, NULL, out);
     else if (s->state == SESSION_STATE_MAIL)
         a = session_error(s, REPLY_NEED_RCPT, NULL, out);
-    else if (s->env.chunked)
+    else if (s->txn->env.chunked)
         a = session_error(s, REPLY_DATA_AFTER_BDAT, NULL, out);
-    else if (s->env.body == ENVELOPE_BODY_BINARYMIME)
+    else if (s->txn->env.body == ENVELOPE_BODY_BINARYMIME)
         a = session_error(s, REPLY_BINARYMIME_DATA, NULL, out);
     else {
-        s->env.size = 0;
-        s->too_big = false;
+        txn_begin_body(s->txn, s->cfg->spool.directory, s->cfg->spool.memory_bytes, now_ms);
         session_set_state(s, SESSION_STATE_DATA);
         reply_write(out, REPLY_DATA_GO, NULL);
         return SESSION_ACTION_DATA;
     }
-    return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
+    return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_REFUSED;
 }
 
 /* do_rset - abort the transaction (RFC 5321 §4.1.1.5). */
@@ -430,35 +410,35 @@ static enum session_action begin_chunk(struct session *s, uint64_t size, bool la
  * bytes, so a BDAT whose size can be read always reads its chunk: into the message when a
  * transaction with a recipient is open, else into nothing, with the error (503, or 501 for
  * a malformed rest of the line) as the reply after the chunk - its bytes are never taken as
- * commands. A BDAT whose size cannot be read gets 501 and drops the rest of the read like a
- * refused DATA: nobody knows where its chunk ends. Either error ends a message that already
- * has chunks, so a message with a hole in it is never posted. */
+ * commands. After a BDAT whose size cannot be read nobody knows where its chunk ends, so
+ * nothing the client sends can be trusted to be a command: 501, then 421 and the session
+ * ends. A malformed BDAT ends a message that already has chunks, so a message with a hole
+ * in it is never posted. */
 static enum session_action do_bdat(struct session *s, const struct smtp_command *cmd,
                                    int64_t now_ms, struct buf *out)
 {
-    (void)now_ms;
     uint64_t size;
     bool last;
     if (!smtp_cmd_bdat(cmd->arg, cmd->arg_len, &size, &last)) {
         if (smtp_cmd_bdat_size(cmd->arg, cmd->arg_len, &size))
             return begin_chunk(s, size, false, true, true);
-        if (s->env.chunked)
+        if (s->txn != NULL && s->txn->env.chunked)
             session_reset_transaction(s);
         enum session_action a = session_error(s, REPLY_SYNTAX_BDAT, NULL, out);
-        return a == SESSION_ACTION_CLOSE ? a : SESSION_ACTION_DROP_INPUT;
+        return a == SESSION_ACTION_CLOSE ? a : session_desync(s, out);
     }
     bool discard = s->state != SESSION_STATE_RCPT;
     if (!discard) {
-        if (!s->env.chunked) { /* the first chunk of the message */
-            s->env.chunked = true;
-            s->env.size = 0;
-            s->too_big = false;
+        struct txn *t = s->txn;
+        if (!t->env.chunked) { /* the first chunk of the message */
+            t->env.chunked = true;
+            txn_begin_body(t, s->cfg->spool.directory, s->cfg->spool.memory_bytes, now_ms);
         }
         /* A chunk that cannot fit is read and thrown away at once (RFC 1870 §6.3 as for
          * DATA): nothing of it is stored. */
         uint64_t max = s->cfg->limits.max_message_bytes;
-        if (s->env.size > max || size > max - s->env.size)
-            s->too_big = true;
+        if (t->env.size > max || size > max - t->env.size)
+            t->too_big = true;
     }
     return begin_chunk(s, size, last, discard, false);
 }
@@ -532,28 +512,68 @@ enum session_action session_line_too_long(struct session *s, struct buf *out)
     return session_error(s, REPLY_LINE_TOO_LONG, NULL, out);
 }
 
-/* session_data - count message bytes; past the limit keep reading, store nothing
- * (RFC 1870 §6.3: the size is enforced after the data has been received). The bytes of a
- * chunk without a transaction are neither counted nor stored. */
-bool session_data(struct session *s, size_t n)
+/* session_data - count message bytes and store them; past the limit keep reading, store
+ * nothing (RFC 1870 §6.3: the size is enforced after the data has been received). The
+ * bytes of a chunk without a transaction are neither counted nor stored. */
+void session_data(struct session *s, const char *data, size_t n)
 {
-    if (s->state == SESSION_STATE_CHUNK && s->chunk_discard)
-        return false;
-    s->env.size += n;
-    if (s->env.size > s->cfg->limits.max_message_bytes)
-        s->too_big = true;
-    return !s->too_big;
+    if (s->txn == NULL || (s->state != SESSION_STATE_DATA && s->state != SESSION_STATE_CHUNK) ||
+        (s->state == SESSION_STATE_CHUNK && s->chunk_discard))
+        return;
+    txn_append(s->txn, data, n, s->cfg->limits.max_message_bytes);
 }
 
-/* session_data_end - the final dot: DELIVER, or DISCARD for a message over the limit
- * (the connection logs it and then calls session_discarded). */
-enum session_action session_data_end(struct session *s, struct buf *out)
+/* session_answer_txn - a message that is not delivered: its reply, its log line, and the
+ * end of the transaction. */
+static enum session_action session_answer_txn(struct session *s, unsigned code, const char *esc,
+                                              const char *text, int64_t now_ms, struct buf *out)
 {
-    (void)out;
-    if (s->too_big)
-        return SESSION_ACTION_DISCARD;
+    struct txn *t = s->txn;
+    t->reply.code = code;
+    snprintf(t->reply.esc, sizeof(t->reply.esc), "%s", esc);
+    snprintf(t->reply.text, sizeof(t->reply.text), "%s", text);
+    txn_end_body(t, now_ms);
+    txn_log(t, now_ms);
+    reply_write_custom(out, code, esc, text, 1);
+    session_reset_transaction(s);
+    return session_close_if_stopping(s, out);
+}
+
+/* session_message_end - the body is complete (final dot, LAST chunk): DELIVER a message
+ * that was stored whole; 552 for one over the limit (RFC 1870 §6.3), 451 for one that could
+ * not be stored (the sender tries again later). */
+static enum session_action session_message_end(struct session *s, int64_t now_ms, struct buf *out)
+{
+    struct txn *t = s->txn;
+    if (t->too_big)
+        return session_answer_txn(s, reply_code(REPLY_SIZE_EXCEEDED), "5.3.4",
+                                  "Message size exceeds fixed limit", now_ms, out);
+    if (t->spool_error != 0) {
+        char text[128];
+        log_error("txn id=%s local failure: %s", t->env.id, sh_strerror(t->spool_error));
+        snprintf(text, sizeof(text), "Error: local problem, try again later (id %s)", t->env.id);
+        return session_answer_txn(s, 451, "4.3.0", text, now_ms, out);
+    }
+    txn_end_body(t, now_ms);
     session_set_state(s, SESSION_STATE_DELIVERING);
     return SESSION_ACTION_DELIVER;
+}
+
+/* session_data_end - the final dot. */
+enum session_action session_data_end(struct session *s, int64_t now_ms, struct buf *out)
+{
+    if (s->state != SESSION_STATE_DATA)
+        return SESSION_ACTION_NONE;
+    return session_message_end(s, now_ms, out);
+}
+
+/* session_take_txn - hand the complete message over; DELIVERING until session_delivered. */
+struct txn *session_take_txn(struct session *s)
+{
+    struct txn *t = s->state == SESSION_STATE_DELIVERING ? s->txn : NULL;
+    if (t != NULL)
+        s->txn = NULL;
+    return t;
 }
 
 /* session_chunk_size - the size of the chunk the last CHUNK action announced. */
@@ -577,14 +597,14 @@ static enum session_action chunk_refused(struct session *s, struct buf *out)
         id = REPLY_SYNTAX_BDAT;
         if (s->helo == NULL)
             session_set_state(s, SESSION_STATE_GREETING);
-        else if (s->env.mail_from == NULL || s->env.chunked)
+        else if (s->txn == NULL || s->txn->env.chunked)
             session_reset_transaction(s);
         else
-            session_set_state(s, s->env.n_rcpt > 0 ? SESSION_STATE_RCPT : SESSION_STATE_MAIL);
+            session_set_state(s, s->txn->env.n_rcpt > 0 ? SESSION_STATE_RCPT : SESSION_STATE_MAIL);
     } else if (s->helo == NULL) {
         session_set_state(s, SESSION_STATE_GREETING);
         id = REPLY_NEED_HELO;
-    } else if (s->env.mail_from != NULL) {
+    } else if (s->txn != NULL) {
         session_reset_transaction(s);
         id = REPLY_BDAT_NEED_RCPT;
     } else {
@@ -595,19 +615,16 @@ static enum session_action chunk_refused(struct session *s, struct buf *out)
     return a == SESSION_ACTION_NONE ? session_close_if_stopping(s, out) : a;
 }
 
-/* session_chunk_end - see session.h. */
-enum session_action session_chunk_end(struct session *s, struct buf *out)
+/* session_chunk_end - see session.h. A message over the limit ends at the chunk that made
+ * it so, LAST or not (RFC 3030 §2 leaves the chunks behind to be refused). */
+enum session_action session_chunk_end(struct session *s, int64_t now_ms, struct buf *out)
 {
     if (s->state != SESSION_STATE_CHUNK) /* closed (timeout, shutdown) while reading */
         return SESSION_ACTION_NONE;
     if (s->chunk_discard)
         return chunk_refused(s, out);
-    if (s->too_big)
-        return SESSION_ACTION_DISCARD;
-    if (s->chunk_last) {
-        session_set_state(s, SESSION_STATE_DELIVERING);
-        return SESSION_ACTION_DELIVER;
-    }
+    if (s->txn->too_big || s->chunk_last)
+        return session_message_end(s, now_ms, out);
     char n[24];
     snprintf(n, sizeof(n), "%" PRIu64, s->chunk_size);
     session_set_state(s, SESSION_STATE_RCPT);
@@ -615,28 +632,27 @@ enum session_action session_chunk_end(struct session *s, struct buf *out)
     return SESSION_ACTION_NONE;
 }
 
-/* session_discarded - 552 for the message that was too big (RFC 1870 §6.3), end the
- * transaction. CLOSE when shutting down, else NONE. */
-enum session_action session_discarded(struct session *s, struct buf *out)
+/* session_delivered - the outcome becomes the reply to the final dot or LAST chunk. */
+enum session_action session_delivered(struct session *s, const struct app_reply *reply,
+                                      struct buf *out)
 {
-    reply_write(out, REPLY_SIZE_EXCEEDED, NULL);
+    if (s->state != SESSION_STATE_DELIVERING)
+        return SESSION_ACTION_NONE;
+    reply_write_custom(out, reply->code, reply->esc[0] != '\0' ? reply->esc : NULL, reply->text, 1);
     session_reset_transaction(s);
     return session_close_if_stopping(s, out);
 }
 
-/* session_delivered - the outcome becomes the reply to the final dot; the id goes into the
- * text so that the sender's logs and the web app's records can be matched. */
-enum session_action session_delivered(struct session *s, unsigned code, const char *esc,
-                                      const char *text, struct buf *out)
+/* session_desync - RFC 2920 §3.1: the client did not wait where it had to, so the input
+ * that follows cannot be told apart from message text; 421 and close, nothing executed. */
+enum session_action session_desync(struct session *s, struct buf *out)
 {
-    char line[256];
-    if (code / 100 == 2)
-        snprintf(line, sizeof(line), "Ok: delivered as %s", s->env.id);
-    else
-        snprintf(line, sizeof(line), "Error: %s (id %s)", text, s->env.id);
-    reply_write_custom(out, code, esc, line, 1);
+    if (s->state == SESSION_STATE_CLOSING)
+        return SESSION_ACTION_CLOSE;
+    reply_write(out, REPLY_SYNC_LOST, s->cfg->hostname);
     session_reset_transaction(s);
-    return session_close_if_stopping(s, out);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
 }
 
 /* session_timeout - idle too long (RFC 5321 §4.5.3.2.7). */
@@ -656,10 +672,10 @@ enum session_action session_shutdown(struct session *s, struct buf *out)
     return session_close_if_stopping(s, out);
 }
 
-/* session_envelope - the current transaction. */
-const struct envelope *session_envelope(const struct session *s)
+/* session_txn - the transaction being built. */
+const struct txn *session_txn(const struct session *s)
 {
-    return &s->env;
+    return s->txn;
 }
 
 /* session_in_transaction - between MAIL and the reply to the final dot or last chunk; a

@@ -1,65 +1,66 @@
-/* conn.h - one client connection: reads, the write queue, the idle timer, close once.
+/* conn.h - one client connection: reads, the write queue, the timer, close once.
  *
- * The I/O shell around the pure pieces: bytes from the socket go through the smtp parser
- * into the session; the session's actions are carried out here (spool, delivery, close).
- * While a delivery runs, further input is held, not parsed, so pipelined commands are
- * answered in order after the outcome. With TLS, the socket carries ciphertext: what is
- * read goes through tls first, what is written comes out of it; everything above sees
- * plaintext only. */
+ * The I/O shell around smtp_engine: bytes from the socket go through the engine, its stops
+ * are carried out here (a delivery, a TLS handshake, a close, waiting for the client to
+ * read). While a delivery runs, further input is held, so pipelined commands are answered
+ * in order after the outcome. With TLS the socket carries ciphertext: what is read goes
+ * through tls first, what is written comes out of it; the engine sees plaintext only.
+ *
+ * The server creates connections and learns of their end through conn_shared.closed; it
+ * never sees inside one (struct conn is private to conn.c), and conn.c knows nothing of
+ * the server. */
 #ifndef SMTPHOOK_CONN_H
 #define SMTPHOOK_CONN_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "smtphook/buf.h"
-#include "smtphook/delivery.h"
-#include "smtphook/session.h"
-#include "smtphook/smtp_parser.h"
-#include "smtphook/spool.h"
+#include "smtphook/config.h"
+#include "smtphook/http_client.h"
+#include "smtphook/reply.h"
 #include "smtphook/tls.h"
 
-struct server;
+struct conn;
 
-struct conn {
-    struct server *srv;          /* owner */
-    struct conn *prev, *next;    /* server's list */
-    uv_tcp_t tcp;                /* the socket */
-    uv_timer_t timer;            /* idle timeout */
-    unsigned handles_open;       /* tcp and timer until their close callbacks ran */
-    struct smtp_parser parser;   /* bytes -> lines / message bytes */
-    struct session session;      /* SMTP state and envelope */
-    struct buf out;              /* replies not yet handed to the socket (plaintext) */
-    struct tls_conn *tls;        /* TLS state after STARTTLS or on an implicit listener */
-    struct buf wire;             /* TLS: ciphertext not yet handed to the socket */
-    uint64_t handshake_deadline; /* loop time by which the TLS handshake must be done */
-    bool implicit_tls;           /* TLS from the first byte: greet after the handshake */
-    bool tls_close_sent;         /* our close_notify is queued */
-    struct buf held;             /* input received while a delivery runs */
-    bool drop_read;              /* TLS: the rest of this read's plaintext is dropped */
-    struct spool *spool;         /* message body of the current DATA, NULL otherwise */
-    int spool_error;             /* spool_new/spool_append failed during this DATA */
-    struct delivery *delivery;   /* running delivery, NULL otherwise */
-    size_t write_pending;        /* bytes in uv_write requests not yet completed */
-    bool reading;                /* uv_read_start is in effect */
-    bool read_eof;               /* the client half-closed while a goodbye was being written */
-    bool counted;                /* counted in server->n_conns */
-    bool close_after_write;      /* close once write_pending reaches 0 */
-    bool closing;                /* conn_close has run */
-    int64_t data_started_ms;     /* when DATA began, for the log line */
-    char address[64];            /* peer IP as text */
-    uint16_t port;               /* peer port */
-    char id[32];                 /* connection id, prefix of transaction ids */
+/* What all connections of a server share; owned by the server, outlives its connections. */
+struct conn_shared {
+    uv_loop_t *loop;           /* the loop every connection runs on */
+    const struct config *cfg;  /* configuration */
+    struct http_client *http;  /* webhook client */
+    struct tls_server *tls;    /* inbound TLS, NULL without certificates */
+    char *read_buffer;         /* one buffer for every read: reads are handled to the end
+                                  before the next one */
+    size_t read_buffer_size;   /* its size */
+    void (*closed)(void *arg); /* called once, when the connection stops counting (it is
+                                  freed later, once libuv has closed its handles) */
 };
 
-/* conn_accept - accept one connection from listener and start its session, or answer 421
- * when a connection limit is reached. Returns SH_ENOMEM when nothing could be allocated
- * and the connection is still waiting in the listener; 0 otherwise (errors are logged). */
-int conn_accept(struct server *srv, uv_stream_t *listener);
+/* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into
+ * conn_stream(), then calls conn_accepted(). id is its connection id; closed_arg is passed
+ * to shared->closed. 0 or SH_ENOMEM. */
+int conn_new(const struct conn_shared *shared, const struct config_listener *l, const char *id,
+             void *closed_arg, struct conn **out);
 
-/* conn_shutdown - the server stops: tell the session (idle ones get 421 and close). */
+/* conn_stream - the stream to accept into. */
+uv_stream_t *conn_stream(struct conn *c);
+
+/* conn_accepted - the socket is accepted: learn the peer's address and prepare the session.
+ * 0, or a negative libuv error (the caller closes the connection). */
+int conn_accepted(struct conn *c);
+
+/* conn_address - the peer's IP address as text ("" before conn_accepted). */
+const char *conn_address(const struct conn *c);
+
+/* conn_start - greet the client (or, on an implicit TLS listener, wait for its handshake). */
+void conn_start(struct conn *c);
+
+/* conn_refuse - answer with the 421 reply why (a plaintext one only: a TLS client could not
+ * read it), then close. reason is logged. */
+void conn_refuse(struct conn *c, enum reply_id why, const char *reason);
+
+/* conn_shutdown - the server stops: idle sessions get 421 and close, a transaction under way
+ * may finish. */
 void conn_shutdown(struct conn *c);
 
 /* conn_abort - the shutdown bound passed: send 421 4.3.2 if the socket takes it at once,

@@ -22,6 +22,7 @@
 #include "smtphook/envelope.h"
 #include "smtphook/http_client.h"
 #include "smtphook/spool.h"
+#include "smtphook/txn.h"
 
 struct delivery;
 
@@ -32,36 +33,23 @@ struct delivery_reply {
     const char *text; /* short reason (static) */
 };
 
-struct delivery_endpoint_result {
-    const char *endpoint;        /* config_endpoint.name */
-    enum http_failure failure;   /* HTTP_FAILURE_NONE when status is valid */
-    long status;                 /* HTTP status, 0 without a response */
-    uint64_t elapsed_ms;         /* request time */
-    struct delivery_reply reply; /* what this result alone would answer */
-};
-
-struct delivery_outcome {
-    struct delivery_reply reply;                    /* the reply to send */
-    const struct delivery_endpoint_result *results; /* one per endpoint, config order */
-    size_t n_results;                               /* entries in results */
-    uint64_t elapsed_ms;                            /* whole transaction */
-};
-
-/* Called once with the outcome; outcome is valid only during the call. */
-typedef void (*delivery_done_fn)(void *arg, const struct delivery_outcome *outcome);
+/* Called once when every request has finished: t->deliveries holds each endpoint's result
+ * and t->reply the reply for the sender. The transaction stays the caller's. */
+typedef void (*delivery_done_fn)(void *arg, struct txn *t);
 
 /* delivery_map - the reply for one request result (pure; unit-tested). body_size is the
  * message size, compared with resp->body_sent to detect a body not fully sent. */
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size);
 
-/* delivery_fold - combine per-endpoint replies: permanent > temporary > success. */
-struct delivery_reply delivery_fold(const struct delivery_endpoint_result *results, size_t n);
+/* delivery_fold - the delivery whose reply the sender hears: the first permanent failure
+ * in endpoint order, else the first temporary one; -1 when all succeeded (n > 0). */
+long delivery_fold(const struct txn_delivery *deliveries, size_t n);
 
-/* delivery_start - post env + spool to every endpoint of cfg. The spool and envelope must
- * stay alive until done is called or delivery_cancel returns. 0 or SH_ENOMEM; on error
- * done is not called. */
-int delivery_start(struct http_client *hc, const struct config *cfg, const struct envelope *env,
-                   const struct spool *sp, delivery_done_fn done, void *arg, struct delivery **out);
+/* delivery_start - post the transaction's message to every endpoint of cfg. The
+ * transaction must stay alive until done is called or delivery_cancel returns. 0 or
+ * SH_ENOMEM; on error done is not called. */
+int delivery_start(struct http_client *hc, const struct config *cfg, struct txn *t,
+                   delivery_done_fn done, void *arg, struct delivery **out);
 
 /* delivery_cancel - stop every request; done is not called afterwards. */
 void delivery_cancel(struct delivery *d);

@@ -60,7 +60,8 @@
     X(TOO_MANY_ERRORS, 421, "4.7.0", "{} Error: too many errors")                                  \
     X(TIMEOUT, 421, "4.4.2", "{} Error: timeout exceeded")                                         \
     X(SHUTDOWN, 421, "4.3.2", "{} Service shutting down, try again later")                         \
-    X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "{} Error: too many connections")
+    X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "{} Error: too many connections")                        \
+    X(SYNC_LOST, 421, "4.5.0", "{} Error: SMTP protocol synchronization, closing")
 
 enum reply_id {
 #define REPLY_ENUM(name, code, esc, text) REPLY_##name,

@@ -1,9 +1,10 @@
 /* server.h - the listeners, the set of connections, and graceful shutdown.
  *
  * One process, one libuv loop: the server binds every configured listener, accepts
- * connections up to the configured caps and hands each to conn.c. server_stop() stops
- * accepting, lets open transactions finish within limits.shutdown_timeout_ms, then closes
- * what is left; the loop ends when the last handle is closed. */
+ * connections up to the configured caps and hands each to conn.c, which reports back
+ * through conn_shared.closed when one ends. server_stop() stops accepting, lets open
+ * transactions finish within limits.shutdown_timeout_ms, then closes what is left; the loop
+ * ends when the last handle is closed. */
 #ifndef SMTPHOOK_SERVER_H
 #define SMTPHOOK_SERVER_H
 
@@ -13,12 +14,14 @@
 #include <uv.h>
 
 #include "smtphook/config.h"
+#include "smtphook/conn.h"
 #include "smtphook/http_client.h"
 #include "smtphook/tls.h"
 
 #define SERVER_READ_BUFFER_BYTES 65536 /* one buffer for all reads, not one per connection */
 
-struct conn;
+struct server_conn;
+struct client_map;
 
 /* One listening socket. */
 struct server_listener {
@@ -32,6 +35,7 @@ struct server {
     const struct config *cfg;          /* configuration (not owned) */
     struct http_client *http;          /* webhook client, shared by all connections */
     struct tls_server *tls;            /* inbound TLS, NULL without certificates */
+    struct conn_shared shared;         /* what every connection gets */
     struct server_listener *listeners; /* one per config listener */
     size_t n_listeners;                /* entries in listeners */
     size_t n_listeners_open;           /* listener handles not yet closed */
@@ -41,7 +45,8 @@ struct server {
     uv_signal_t sighup;                /* SIGHUP: reload the TLS certificates */
     uv_tcp_t spare;                    /* accepts and drops a connection when out of memory */
     bool spare_busy;                   /* spare is closing */
-    struct conn *conns;                /* accepted connections, a doubly linked list */
+    struct server_conn *conns;         /* open connections, a doubly linked list */
+    struct client_map *clients;        /* per client address: its open connections */
     unsigned n_conns;                  /* connections counted against the limits */
     uint64_t next_conn;                /* sequence number for connection ids */
     char id_seed[16];                  /* start time + randomness: ids unique across runs */
@@ -58,11 +63,5 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg);
 
 /* server_stop - stop accepting, close idle sessions, let transactions finish. Idempotent. */
 void server_stop(struct server *srv);
-
-/* server_conn_count_from - open connections from this client address. */
-unsigned server_conn_count_from(const struct server *srv, const char *address);
-
-/* server_conn_gone - conn.c reports a closed connection (already unlinked by it). */
-void server_conn_gone(struct server *srv);
 
 #endif

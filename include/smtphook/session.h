@@ -1,9 +1,10 @@
 /* session.h - the SMTP state machine (RFC 5321): command in, reply and action out.
  *
- * Pure: no sockets, no TLS, no HTTP. The connection feeds it parser events and carries out
- * the action it returns; replies are appended to a caller-owned buffer. The session holds
- * the envelope of the current transaction; the message bytes go to a spool owned by the
- * connection, the session only counts them. */
+ * Pure: no sockets, no TLS, no HTTP. smtp_engine feeds it parser events and carries out the
+ * action it returns; replies are appended to a caller-owned buffer. From MAIL on the
+ * session owns the transaction (txn.h): envelope, body, hash. A message that is complete
+ * and fit to deliver is handed over with session_take_txn(); one that is not (too big, not
+ * stored) is answered, logged and freed here. */
 #ifndef SMTPHOOK_SESSION_H
 #define SMTPHOOK_SESSION_H
 
@@ -14,6 +15,7 @@
 #include "smtphook/buf.h"
 #include "smtphook/config.h"
 #include "smtphook/envelope.h"
+#include "smtphook/txn.h"
 
 enum session_state {
     SESSION_STATE_GREETING = 0, /* connected, waiting for HELO/EHLO */
@@ -22,25 +24,26 @@ enum session_state {
     SESSION_STATE_RCPT,         /* at least one recipient accepted */
     SESSION_STATE_DATA,         /* reading the message (DATA) */
     SESSION_STATE_CHUNK,        /* reading a BDAT chunk (stored or discarded) */
-    SESSION_STATE_DELIVERING,   /* message read, waiting for the webhook outcome */
+    SESSION_STATE_DELIVERING,   /* message handed over, waiting for the webhook outcome */
     SESSION_STATE_CLOSING,      /* QUIT, 421 or shutdown: nothing more is read */
 };
 
 /* What the connection must do after a call. */
 enum session_action {
-    SESSION_ACTION_NONE = 0,   /* keep reading commands */
-    SESSION_ACTION_DATA,       /* 354 sent: switch the parser to data mode, open a spool */
-    SESSION_ACTION_DELIVER,    /* message complete and within limits: start delivery */
-    SESSION_ACTION_DISCARD,    /* data ended over the size limit: drop the spool */
-    SESSION_ACTION_DROP_INPUT, /* discard input already read behind this command */
-    SESSION_ACTION_CLOSE,      /* flush replies, then close */
-    SESSION_ACTION_STARTTLS,   /* 220 written: send it, discard all input behind the command
-                                  (RFC 3207 §4.2), start the handshake, then call
-                                  session_tls_started */
-    SESSION_ACTION_CHUNK,      /* BDAT: read session_chunk_size() bytes raw as message data
-                                  (feed them to session_data), then call session_chunk_end;
-                                  size 0: call session_chunk_end at once. Open a spool first
-                                  when none is open and session_in_transaction() */
+    SESSION_ACTION_NONE = 0, /* keep reading commands */
+    SESSION_ACTION_DATA,     /* 354 sent: switch the parser to data mode */
+    SESSION_ACTION_DELIVER,  /* message complete: take it (session_take_txn), deliver it,
+                                then call session_delivered */
+    SESSION_ACTION_REFUSED,  /* a refused DATA: input already received behind it was sent
+                                without waiting for the reply (RFC 2920 §3.1); if there is
+                                any, call session_desync */
+    SESSION_ACTION_CLOSE,    /* flush replies, then close */
+    SESSION_ACTION_STARTTLS, /* 220 written: send it, discard all input behind the command
+                                (RFC 3207 §4.2), start the handshake, then call
+                                session_tls_started */
+    SESSION_ACTION_CHUNK,    /* BDAT: read session_chunk_size() bytes raw as message data
+                                (feed them to session_data), then call session_chunk_end;
+                                size 0: call session_chunk_end at once */
 };
 
 struct session {
@@ -48,8 +51,7 @@ struct session {
     const struct config *cfg; /* limits, hostname, domains (not owned) */
     char *helo;               /* HELO/EHLO argument, NULL before */
     bool esmtp;               /* EHLO was used */
-    struct envelope env;      /* current transaction */
-    bool too_big;             /* DATA exceeded max_message_bytes */
+    struct txn *txn;          /* current transaction from MAIL on, NULL otherwise */
     unsigned errors;          /* error replies so far (error budget) */
     unsigned rcpt_overshoot;  /* recipients refused with 452 for the recipient limit */
     unsigned transactions;    /* transactions started, for ids */
@@ -76,19 +78,20 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
 void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls);
 
 /* session_tls_started - a handshake finished (after STARTTLS, or before the greeting on an
- * implicit TLS listener): record the facts (pointers kept, not copied) and forget HELO, MAIL
- * and RCPT (RFC 3207 §4.2). STARTTLS is not offered again. */
+ * implicit TLS listener): record the facts (pointers kept until the next MAIL copies them
+ * into its transaction) and forget HELO, MAIL and RCPT (RFC 3207 §4.2). STARTTLS is not
+ * offered again. */
 void session_tls_started(struct session *s, const struct envelope_tls *tls);
 
 /* session_chunk_size - bytes of the BDAT chunk announced by the last CHUNK action. */
 uint64_t session_chunk_size(const struct session *s);
 
 /* session_chunk_end - the chunk's bytes were all read: 250 for a middle chunk, DELIVER after
- * LAST, DISCARD when the message went over max_message_bytes (then session_discarded), the
- * deferred error reply for a discarded chunk (RFC 3030 §2). */
-enum session_action session_chunk_end(struct session *s, struct buf *out);
+ * LAST, 552 when the message went over max_message_bytes, the deferred error reply for a
+ * discarded chunk (RFC 3030 §2). now_ms stamps the end of the message. */
+enum session_action session_chunk_end(struct session *s, int64_t now_ms, struct buf *out);
 
-/* session_free - release the envelope and HELO name. */
+/* session_free - release the transaction and HELO name. */
 void session_free(struct session *s);
 
 /* session_greeting - append the 220 banner. */
@@ -101,22 +104,28 @@ enum session_action session_line(struct session *s, const char *line, size_t len
 /* session_line_too_long - the parser skipped an over-long line: 500 5.5.2. */
 enum session_action session_line_too_long(struct session *s, struct buf *out);
 
-/* session_data - count n message bytes; returns true while they should be stored (false
- * once the message is over max_message_bytes: keep reading, store nothing). */
-bool session_data(struct session *s, size_t n);
+/* session_data - n message bytes: counted, and stored in the transaction while it is within
+ * max_message_bytes (past it: keep reading, store nothing). The bytes of a chunk read
+ * without a transaction go nowhere. */
+void session_data(struct session *s, const char *data, size_t n);
 
-/* session_data_end - the final dot: DELIVER, or DISCARD when the message went over
- * max_message_bytes (nothing written yet: log it, then call session_discarded). */
-enum session_action session_data_end(struct session *s, struct buf *out);
+/* session_data_end - the final dot: DELIVER; or, for a message that went over
+ * max_message_bytes (552 5.3.4) or could not be stored (451 4.3.0), the reply, the log line
+ * and the end of the transaction here (NONE, or CLOSE when shutting down). */
+enum session_action session_data_end(struct session *s, int64_t now_ms, struct buf *out);
 
-/* session_discarded - write 552 5.3.4 for the discarded message and end the transaction.
- * Returns CLOSE when shutting down, else NONE. */
-enum session_action session_discarded(struct session *s, struct buf *out);
+/* session_take_txn - after DELIVER: the complete message, now the caller's (free it with
+ * txn_free when done). The session waits in DELIVERING for session_delivered. */
+struct txn *session_take_txn(struct session *s);
 
-/* session_delivered - the webhook outcome: write it as the reply to the final dot, end the
- * transaction. Returns CLOSE when shutting down, else NONE. */
-enum session_action session_delivered(struct session *s, unsigned code, const char *esc,
-                                      const char *text, struct buf *out);
+/* session_delivered - the outcome of the delivery: write it as the reply to the final dot
+ * (reply->text exactly), leave DELIVERING. Returns CLOSE when shutting down, else NONE. */
+enum session_action session_delivered(struct session *s, const struct app_reply *reply,
+                                      struct buf *out);
+
+/* session_desync - input arrived that the client sent without waiting for a reply it had
+ * to wait for (behind a refused DATA): 421 4.5.0, CLOSE. None of it is executed. */
+enum session_action session_desync(struct session *s, struct buf *out);
 
 /* session_timeout - the idle timer fired: 421 4.4.2, CLOSE. */
 enum session_action session_timeout(struct session *s, struct buf *out);
@@ -125,8 +134,8 @@ enum session_action session_timeout(struct session *s, struct buf *out);
  * transaction is let finish and closes after its reply (returns NONE then). */
 enum session_action session_shutdown(struct session *s, struct buf *out);
 
-/* session_envelope - the current transaction (valid until the next call). */
-const struct envelope *session_envelope(const struct session *s);
+/* session_txn - the transaction being built (MAIL to the end of its body), or NULL. */
+const struct txn *session_txn(const struct session *s);
 
 /* session_in_transaction - MAIL accepted and not yet ended. */
 bool session_in_transaction(const struct session *s);

@@ -179,11 +179,19 @@ class Chunking(SmtphookTestCase):
 
     def test_binarymime_with_data_refused(self):
         self.begin(params=" BODY=BINARYMIME")
-        # The text behind the refused DATA is dropped, not executed.
-        self.c.send(b"DATA\r\n" + dot_stuff(b"RSET\r\n"))
-        self.assertReply(self.c.read_reply(), 503, "5.5.1")
+        self.assertReply(self.c.cmd("DATA"), 503, "5.5.1")
         self.assertReply(self.chunk(b"ok\r\n", last=True), 250)
         self.assertEqual(self.rcv.wait_for(1)[0].body, b"ok\r\n")
+
+    def test_binarymime_with_data_and_text_behind_ends_the_session(self):
+        self.begin(params=" BODY=BINARYMIME")
+        # The text behind the refused DATA was sent without waiting for the reply: it is
+        # not executed, the session ends.
+        self.c.send(b"DATA\r\n" + dot_stuff(b"RSET\r\n"))
+        self.assertReply(self.c.read_reply(), 503, "5.5.1")
+        self.assertReply(self.c.read_reply(), 421, "4.5.0")
+        self.assertTrue(self.c.wait_closed(5))
+        self.assertNoRequests(self.rcv)
 
     def test_data_after_bdat_refused(self):
         self.begin()
@@ -245,9 +253,19 @@ class Chunking(SmtphookTestCase):
         self.assertNoRequests(self.rcv)
 
     def test_bdat_syntax_error(self):
+        # A size that cannot be read: nobody can tell where its chunk ends, so nothing the
+        # client sends after it is taken as a command; 501, then 421 and the close.
+        for line in ("BDAT", "BDAT 99999999999999999999999 LAST", "BDAT x12"):
+            c = self.connect()
+            self.ehlo(c)
+            self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+            self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+            c.send(line.encode() + b"\r\nNOOP\r\n")
+            self.assertReply(c.read_reply(), 501, "5.5.4", line)
+            self.assertReply(c.read_reply(), 421, "4.5.0", line)
+            self.assertTrue(c.wait_closed(5), line)
+            self.assertEqual(c.buf, b"", line)
         self.begin()
-        self.assertReply(self.c.cmd("BDAT"), 501, "5.5.4")
-        self.assertReply(self.c.cmd("BDAT 99999999999999999999999 LAST"), 501, "5.5.4")
         # A readable size with a bad rest: its 12 octets are read and thrown away, never
         # executed, and the 501 comes after them.
         self.c.send(b"BDAT 12 FIRST\r\nRSET\r\nQUIT\r\n")

@@ -307,17 +307,46 @@ class Pipelining(SmtphookTestCase):
         self.start_smtphook(rcv)
         c = self.connect()
         self.ehlo(c)
-        # DATA is refused (no recipient); what follows in the same send is message text
-        # and must not run as commands.
+        # DATA is refused (no recipient); what follows in the same send is message text the
+        # client sent without waiting for the reply (RFC 2920 §3.1): none of it runs as
+        # commands, the session ends with 421 instead.
         c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.test>\r\nDATA\r\n"
                b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
                b"evil\r\n.\r\n")
-        replies = [c.read_reply() for _ in range(3)]
+        replies = [c.read_reply() for _ in range(4)]
         self.assertEqual([r.code for r in replies[:2]], [250, 550])
         self.assertIn(replies[2].code, (503, 554))
-        time.sleep(0.3)
-        self.assertReply(c.cmd("NOOP"), 250, msg="pipelined text was executed")
+        self.assertReply(replies[3], 421, "4.5.0")
+        self.assertTrue(c.wait_closed(5), "the session must end")
+        self.assertEqual(c.buf, b"", "pipelined text was executed")
         self.assertNoRequests(rcv, settle=0.2)
+
+    def test_refused_data_discards_everything_pipelined_behind_it(self):
+        """50,000 NOOPs in one write behind a refused DATA, far more than one read: not one
+        of them is executed, whichever read they arrive in."""
+        rcv = self.start_receiver()
+        self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        c.send(b"DATA\r\n" + b"NOOP\r\n" * 50000)
+        self.assertReply(c.read_reply(), 554, "5.5.1")
+        self.assertReply(c.read_reply(), 421, "4.5.0")
+        self.assertTrue(c.wait_closed(10), "the session must end")
+        self.assertEqual(c.buf, b"", "pipelined NOOPs were executed")
+        self.assertNoRequests(rcv, settle=0.1)
+
+    def test_refused_data_alone_keeps_the_session(self):
+        """A client that waits for the reply to DATA, as it must, keeps its session."""
+        rcv = self.start_receiver()
+        self.start_smtphook(rcv)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.cmd("DATA"), 554, "5.5.1")
+        self.assertReply(c.cmd("RSET"), 250)
+        self.assertReply(self.transaction(c, "a@example.org", ["b@example.com"],
+                                          b"Subject: ok\r\n\r\nok\r\n"), 250)
 
 
 class Chunking(SmtphookTestCase):

@@ -1,0 +1,31 @@
+/* digest.h - SHA-256, for the message key (Idempotency-Key).
+ *
+ * The only use of OpenSSL's libcrypto outside tls.c, behind our own interface, so that
+ * the pure modules that hash (txn.c) include no OpenSSL header. */
+#ifndef SMTPHOOK_DIGEST_H
+#define SMTPHOOK_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DIGEST_BYTES 32 /* SHA-256 output */
+#define DIGEST_HEX   (2 * DIGEST_BYTES)
+
+struct digest;
+
+/* digest_new - a running SHA-256 over nothing yet. 0 or SH_ENOMEM. */
+int digest_new(struct digest **out);
+
+/* digest_update - hash n more bytes. */
+void digest_update(struct digest *d, const void *data, size_t n);
+
+/* digest_final - the hash of everything so far into out; d may not be updated afterwards. */
+void digest_final(struct digest *d, uint8_t out[DIGEST_BYTES]);
+
+/* digest_free - release; NULL is ignored. */
+void digest_free(struct digest *d);
+
+/* digest_hex - lower-case hex of a digest into out (DIGEST_HEX + 1 bytes, NUL-terminated). */
+void digest_hex(const uint8_t d[DIGEST_BYTES], char out[DIGEST_HEX + 1]);
+
+#endif
