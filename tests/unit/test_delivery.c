@@ -16,6 +16,7 @@
 #include "smtphook/delivery.h"
 #include "smtphook/error.h"
 #include "smtphook/payload.h"
+#include "smtphook/txn.h"
 
 #define BODY_BYTES   150000u /* the message: past the spool's memory part */
 #define SPOOL_MEMORY 4096u   /* so the body is read back from the temporary file */
@@ -42,6 +43,14 @@ static void expect_reply(struct delivery_reply r, unsigned code, const char *esc
     assert_string_equal(r.esc, esc);
     assert_non_null(r.text);
     assert_true(strlen(r.text) > 0);
+}
+
+/* expect_app - the same for a reply as it is sent. */
+static void expect_app(const struct app_reply *r, unsigned code, const char *esc)
+{
+    assert_int_equal(r->code, code);
+    assert_string_equal(r->esc, esc);
+    assert_true(strlen(r->text) > 0);
 }
 
 static void test_map_table(void **state)
@@ -125,46 +134,46 @@ static void test_map_table(void **state)
     expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
 }
 
-/* result - a per-endpoint result whose reply is that of (failure, status). */
-static struct delivery_endpoint_result result(const char *name, enum http_failure f, long status)
+/* result - a delivery whose reply is that of (failure, status). */
+static struct txn_delivery result(const char *name, enum http_failure f, long status)
 {
-    struct delivery_endpoint_result r;
+    struct txn_delivery r;
     memset(&r, 0, sizeof(r));
-    r.endpoint = name;
-    r.failure = f;
+    r.name = name;
     r.status = status;
-    r.reply = map(f, status, 10, 10);
+    struct delivery_reply rep = map(f, status, 10, 10);
+    r.reply.code = rep.code;
+    snprintf(r.reply.esc, sizeof(r.reply.esc), "%s", rep.esc);
+    snprintf(r.reply.text, sizeof(r.reply.text), "%s", rep.text);
     return r;
 }
 
 static void test_fold_order(void **state)
 {
     (void)state;
-    struct delivery_endpoint_result ok = result("a", HTTP_FAILURE_NONE, 200);
-    struct delivery_endpoint_result ok2 = result("b", HTTP_FAILURE_NONE, 204);
-    struct delivery_endpoint_result temp = result("c", HTTP_FAILURE_CONNECT, 0);
-    struct delivery_endpoint_result temp2 = result("d", HTTP_FAILURE_NONE, 503);
-    struct delivery_endpoint_result big = result("e", HTTP_FAILURE_NONE, 413);
-    struct delivery_endpoint_result refused = result("f", HTTP_FAILURE_NONE, 403);
+    struct txn_delivery ok = result("a", HTTP_FAILURE_NONE, 200);
+    struct txn_delivery ok2 = result("b", HTTP_FAILURE_NONE, 204);
+    struct txn_delivery temp = result("c", HTTP_FAILURE_CONNECT, 0);
+    struct txn_delivery temp2 = result("d", HTTP_FAILURE_NONE, 503);
+    struct txn_delivery big = result("e", HTTP_FAILURE_NONE, 413);
+    struct txn_delivery refused = result("f", HTTP_FAILURE_NONE, 403);
 
-    struct delivery_endpoint_result one[] = {ok};
-    expect_reply(delivery_fold(one, 1), 250, "2.0.0");
-    struct delivery_endpoint_result all_ok[] = {ok, ok2, ok};
-    expect_reply(delivery_fold(all_ok, 3), 250, "2.0.0");
+    struct txn_delivery one[] = {ok};
+    assert_int_equal(delivery_fold(one, 1), -1);
+    struct txn_delivery all_ok[] = {ok, ok2, ok};
+    assert_int_equal(delivery_fold(all_ok, 3), -1);
     /* temporary beats success, the first temporary one is reported */
-    struct delivery_endpoint_result t[] = {ok, temp, temp2};
-    expect_reply(delivery_fold(t, 3), 451, "4.4.1");
-    struct delivery_endpoint_result t2[] = {temp2, ok, temp};
-    expect_reply(delivery_fold(t2, 3), 451, "4.3.0");
+    struct txn_delivery t[] = {ok, temp, temp2};
+    assert_int_equal(delivery_fold(t, 3), 1);
+    struct txn_delivery t2[] = {temp2, ok, temp};
+    assert_int_equal(delivery_fold(t2, 3), 0);
     /* permanent beats temporary wherever it stands; the first permanent one wins */
-    struct delivery_endpoint_result p[] = {temp, ok, big, refused};
-    expect_reply(delivery_fold(p, 4), 552, "5.3.4");
-    struct delivery_endpoint_result p2[] = {refused, temp, big};
-    expect_reply(delivery_fold(p2, 3), 550, "5.7.1");
-    struct delivery_endpoint_result p3[] = {ok, ok2, temp, temp2, refused};
-    expect_reply(delivery_fold(p3, 5), 550, "5.7.1");
-    /* nothing delivered anywhere is never success */
-    assert_int_equal(delivery_fold(NULL, 0).code, 451);
+    struct txn_delivery p[] = {temp, ok, big, refused};
+    assert_int_equal(delivery_fold(p, 4), 2);
+    struct txn_delivery p2[] = {refused, temp, big};
+    assert_int_equal(delivery_fold(p2, 3), 0);
+    struct txn_delivery p3[] = {ok, ok2, temp, temp2, refused};
+    assert_int_equal(delivery_fold(p3, 5), 4);
 }
 
 /* ---- a tiny HTTP/1.1 server on the test's loop -------------------------------------------- */
@@ -357,28 +366,24 @@ static void server_stop(struct server *srv)
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 struct fixture {
-    uv_loop_t loop;                                   /* everything runs here */
-    struct http_client *hc;                           /* the client under test */
-    struct server srv[2];                             /* endpoints */
-    struct spool *sp;                                 /* the message */
-    char *body;                                       /* its bytes */
-    struct envelope env;                              /* its envelope */
-    char urls[MAX_RESULTS][64];                       /* endpoint URLs */
-    struct config_header headers[1];                  /* an endpoint header */
-    struct config_endpoint endpoints[MAX_RESULTS];    /* endpoints of cfg */
-    struct config cfg;                                /* hand-built configuration */
-    unsigned done_calls;                              /* delivery done callbacks */
-    struct delivery_reply reply;                      /* outcome reply */
-    size_t n_results;                                 /* outcome results */
-    struct delivery_endpoint_result res[MAX_RESULTS]; /* copies of the results */
-    uint64_t elapsed_ms;                              /* outcome elapsed */
-    unsigned want_done;                               /* for cond_done */
+    uv_loop_t loop;                                /* everything runs here */
+    struct http_client *hc;                        /* the client under test */
+    struct server srv[2];                          /* endpoints */
+    struct txn *t;                                 /* the message */
+    char *body;                                    /* its bytes */
+    char urls[MAX_RESULTS][64];                    /* endpoint URLs */
+    struct config_header headers[1];               /* an endpoint header */
+    struct config_endpoint endpoints[MAX_RESULTS]; /* endpoints of cfg */
+    struct config cfg;                             /* hand-built configuration */
+    unsigned done_calls;                           /* delivery done callbacks */
+    struct app_reply reply;                        /* the sender's reply */
+    size_t n_results;                              /* deliveries of the outcome */
+    struct txn_delivery res[MAX_RESULTS];          /* copies of them */
+    unsigned want_done;                            /* for cond_done */
 };
 
-static char from[] = "";
-static char rcpt1[] = "bob@example.com";
-static char rcpt2[] = "j\xc3\xb6rg@example.com";
-static char *rcpts[] = {rcpt1, rcpt2};
+static const char rcpt1[] = "bob@example.com";
+static const char rcpt2[] = "j\xc3\xb6rg@example.com";
 static char hname[] = "Authorization";
 static char hvalue[] = "Bearer s3cret";
 static char ep1[] = "first";
@@ -398,21 +403,18 @@ static int setup(void **state)
     assert_non_null(f->body);
     for (size_t i = 0; i < BODY_BYTES; i++) /* NUL, CR, LF, 8-bit: every byte value */
         f->body[i] = (char)(unsigned char)((i * 7 + i / 256) % 256);
-    assert_int_equal(spool_new(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", SPOOL_MEMORY, &f->sp),
-                     0);
-    assert_int_equal(spool_append(f->sp, f->body, BODY_BYTES), 0);
-    assert_int_equal(spool_in_file(f->sp), 1);
-
-    strcpy(f->env.id, "testid.1");
-    f->env.received_at_ms = 1767268800123;
-    f->env.client_address = "127.0.0.1";
-    f->env.client_port = 40000;
-    f->env.helo = "client.test";
-    f->env.mail_from = from; /* null sender: an empty header must still arrive */
-    f->env.rcpt_to = rcpts;
-    f->env.n_rcpt = 2;
-    f->env.size = BODY_BYTES;
-    f->env.body = ENVELOPE_BODY_8BITMIME;
+    struct txn_facts facts = {"testid.1",    1767268800123, "127.0.0.1", 40000,
+                              "client.test", true,          NULL};
+    /* The null sender: an empty header must still arrive. */
+    assert_int_equal(txn_new(&facts, "", &f->t), 0);
+    assert_int_equal(txn_add_rcpt(f->t, rcpt1), 0);
+    assert_int_equal(txn_add_rcpt(f->t, rcpt2), 0);
+    f->t->env.body = ENVELOPE_BODY_8BITMIME;
+    txn_begin_body(f->t, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", SPOOL_MEMORY, 1);
+    assert_true(txn_append(f->t, f->body, BODY_BYTES, BODY_BYTES));
+    txn_end_body(f->t, 2);
+    assert_int_equal(f->t->spool_error, 0);
+    assert_int_equal(spool_in_file(f->t->spool), 1);
 
     f->headers[0].name = hname;
     f->headers[0].value = hvalue;
@@ -450,22 +452,22 @@ static int teardown(void **state)
     uv_walk(&f->loop, count_handle, &handles);
     assert_int_equal(handles, 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    spool_free(f->sp);
+    txn_free(f->t);
     free(f->body);
     free(f);
     return 0;
 }
 
-/* on_done - keep a copy of the outcome (it is valid only during the call). */
-static void on_done(void *arg, const struct delivery_outcome *o)
+/* on_done - keep a copy of the outcome (the next delivery replaces it in the txn). */
+static void on_done(void *arg, struct txn *t)
 {
     struct fixture *f = arg;
+    assert_ptr_equal(t, f->t);
     f->done_calls++;
-    f->reply = o->reply;
-    f->n_results = o->n_results;
-    f->elapsed_ms = o->elapsed_ms;
-    for (size_t i = 0; i < o->n_results && i < MAX_RESULTS; i++)
-        f->res[i] = o->results[i];
+    f->reply = t->reply;
+    f->n_results = t->n_deliveries;
+    for (size_t i = 0; i < t->n_deliveries && i < MAX_RESULTS; i++)
+        f->res[i] = t->deliveries[i];
 }
 
 static void on_guard(uv_timer_t *t)
@@ -562,7 +564,7 @@ static void check_request(struct fixture *f, const struct server *srv, size_t i)
                         "bob@example.com, j%C3%B6rg@example.com");
     assert_string_equal(header_line(&srv->head, "Authorization", v, sizeof(v)), "Bearer s3cret");
     char *json = NULL;
-    assert_int_equal(payload_envelope_json(&f->env, &json), 0);
+    assert_int_equal(payload_envelope_json(&f->t->env, &json), 0);
     assert_string_equal(header_line(&srv->head, "X-Smtphook-Envelope", v, sizeof(v)), json);
     free(json);
     assert_non_null(header_line(&srv->head, "User-Agent", v, sizeof(v)));
@@ -576,7 +578,7 @@ static void deliver(struct fixture *f)
 {
     unsigned before = f->done_calls;
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
     assert_non_null(d);
     assert_int_equal(f->done_calls, before); /* never synchronously */
     f->want_done = before + 1;
@@ -592,12 +594,13 @@ static void expect_status(void **state, int status, unsigned code, const char *e
     struct fixture *f = *state;
     use_server(f, 0, status);
     deliver(f);
-    expect_reply(f->reply, code, esc);
+    expect_app(&f->reply, code, esc);
     assert_int_equal(f->n_results, 1);
-    assert_string_equal(f->res[0].endpoint, "first");
-    assert_int_equal(f->res[0].failure, HTTP_FAILURE_NONE);
+    assert_string_equal(f->res[0].name, "first");
+    assert_null(f->res[0].failure);
+    assert_int_equal(f->res[0].attempts, 1);
     assert_int_equal(f->res[0].status, status);
-    expect_reply(f->res[0].reply, code, esc);
+    expect_app(&f->res[0].reply, code, esc);
     assert_int_equal(f->srv[0].requests, 1);
     check_request(f, &f->srv[0], 0);
 }
@@ -608,7 +611,7 @@ static void test_e2e_200(void **state)
     expect_status(state, 200, 250, "2.0.0");
     /* A second message reuses the kept-alive connection. */
     deliver(f);
-    expect_reply(f->reply, 250, "2.0.0");
+    expect_app(&f->reply, 250, "2.0.0");
     assert_int_equal(f->srv[0].requests, 2);
     assert_int_equal(f->srv[0].connections, 1);
     check_request(f, &f->srv[0], 0);
@@ -640,9 +643,9 @@ static void test_e2e_413_before_the_body(void **state)
     use_server(f, 0, 413);
     f->srv[0].early = 1;
     deliver(f);
-    expect_reply(f->reply, 552, "5.3.4");
+    expect_app(&f->reply, 552, "5.3.4");
     assert_int_equal(f->res[0].status, 413);
-    expect_reply(f->res[0].reply, 552, "5.3.4");
+    expect_app(&f->res[0].reply, 552, "5.3.4");
 }
 
 static void test_e2e_connection_refused(void **state)
@@ -656,8 +659,8 @@ static void test_e2e_connection_refused(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
     snprintf(f->urls[0], sizeof(f->urls[0]), "http://127.0.0.1:%d/hook/0", port);
     deliver(f);
-    expect_reply(f->reply, 451, "4.4.1");
-    assert_int_equal(f->res[0].failure, HTTP_FAILURE_CONNECT);
+    expect_app(&f->reply, 451, "4.4.1");
+    assert_non_null(f->res[0].failure);
     assert_int_equal(f->res[0].status, 0);
 }
 
@@ -667,9 +670,8 @@ static void test_e2e_never_answers(void **state)
     use_server(f, 0, 0);
     f->cfg.limits.transaction_timeout_ms = 1000; /* below the endpoint's 5000 */
     deliver(f);
-    expect_reply(f->reply, 451, "4.4.7");
-    assert_int_equal(f->res[0].failure, HTTP_FAILURE_TIMEOUT);
-    assert_true(f->elapsed_ms >= 900 && f->elapsed_ms < 4000);
+    expect_app(&f->reply, 451, "4.4.7");
+    assert_non_null(f->res[0].failure);
     assert_true(f->res[0].elapsed_ms >= 900 && f->res[0].elapsed_ms < 4000);
     assert_int_equal(f->srv[0].requests, 1); /* it got everything, it just never answered */
     check_request(f, &f->srv[0], 0);
@@ -682,14 +684,14 @@ static void test_e2e_two_endpoints(void **state)
     use_server(f, 1, 503);
     f->cfg.n_endpoints = 2;
     deliver(f);
-    expect_reply(f->reply, 451, "4.3.0");
+    expect_app(&f->reply, 451, "4.3.0");
     assert_int_equal(f->n_results, 2);
-    assert_string_equal(f->res[0].endpoint, "first");
+    assert_string_equal(f->res[0].name, "first");
     assert_int_equal(f->res[0].status, 204);
-    expect_reply(f->res[0].reply, 250, "2.0.0");
-    assert_string_equal(f->res[1].endpoint, "second");
+    expect_app(&f->res[0].reply, 250, "2.0.0");
+    assert_string_equal(f->res[1].name, "second");
     assert_int_equal(f->res[1].status, 503);
-    expect_reply(f->res[1].reply, 451, "4.3.0");
+    expect_app(&f->res[1].reply, 451, "4.3.0");
     check_request(f, &f->srv[0], 0);
     check_request(f, &f->srv[1], 1);
 
@@ -697,8 +699,8 @@ static void test_e2e_two_endpoints(void **state)
     f->srv[1].status = 404;
     f->srv[0].status = 500;
     deliver(f);
-    expect_reply(f->reply, 451, "4.3.0");
-    expect_reply(f->res[1].reply, 451, "4.3.5");
+    expect_app(&f->reply, 451, "4.3.0");
+    expect_app(&f->res[1].reply, 451, "4.3.5");
 }
 
 /* use_https - endpoint 0 posts over https:// to a plain server, which never sees a request:
@@ -713,10 +715,10 @@ static void use_https(struct fixture *f)
 static void expect_tls_failure(struct fixture *f)
 {
     deliver(f);
-    expect_reply(f->reply, 451, "4.7.5");
-    assert_int_equal(f->res[0].failure, HTTP_FAILURE_TLS);
+    expect_app(&f->reply, 451, "4.7.5");
+    assert_non_null(f->res[0].failure);
     assert_int_equal(f->res[0].status, 0);
-    expect_reply(f->res[0].reply, 451, "4.7.5");
+    expect_app(&f->res[0].reply, 451, "4.7.5");
     assert_int_equal(f->srv[0].requests, 0);
 }
 
@@ -749,11 +751,11 @@ static void test_cancel_before_completion(void **state)
 
     /* Cancelled right away, before the loop ever ran. */
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
     delivery_cancel(d);
 
     /* Cancelled while both requests wait for an answer. */
-    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
     assert_true(run_until(f, cond_two_requests, WAIT_MS));
     assert_int_equal(f->srv[0].requests, 1);
     assert_int_equal(f->srv[1].requests, 1);
@@ -770,7 +772,7 @@ static void test_cancel_mid_body(void **state)
     struct fixture *f = *state;
     use_server(f, 0, 200);
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, &f->env, f->sp, on_done, f, &d), 0);
+    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
     /* Run until the connection exists, then cancel while the body may still be flowing. */
     assert_true(run_until(f, cond_connected, WAIT_MS));
     delivery_cancel(d);
@@ -800,9 +802,9 @@ static void test_client_close_with_requests_running(void **state)
     o.url = f->urls[0];
     o.headers = hdrs;
     o.n_headers = 2;
-    o.body_size = spool_size(f->sp);
+    o.body_size = spool_size(f->t->spool);
     o.body_read = read_body;
-    o.body_arg = f->sp;
+    o.body_arg = f->t->spool;
     o.timeout_ms = 5000;
     o.connect_timeout_ms = 1000;
     unsigned calls = 0;
