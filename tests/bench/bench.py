@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import certs  # noqa: E402
 import harness  # noqa: E402
+import helpers  # noqa: E402
 
 
 
@@ -51,7 +52,7 @@ def cpu_seconds(pid):
 
 def start(binary, receiver, limits, **top):
     harness.BINARY = binary
-    port = harness.free_port()
+    port = helpers.free_port()
     cfg = harness.make_config(port, receiver.url(), limits=limits, **top)
     sh = harness.Smtphook(cfg)
     sh.start()
@@ -66,7 +67,7 @@ def bench_idle(binary, receiver, n):
         before = proc_status(pid, "VmRSS")
         socks = []
         for _ in range(n):
-            s = socket.create_connection((harness.HOST, sh.port))
+            s = socket.create_connection((helpers.HOST, sh.port))
             s.recv(512)  # the banner: the connection is fully set up
             socks.append(s)
         time.sleep(0.2)
@@ -88,7 +89,7 @@ def bench_throughput(binary, receiver, messages):
         t0 = time.monotonic()
         subprocess.run(["/usr/sbin/smtp-source", "-s", "20", "-m", str(messages), "-f",
                         "sender@example.org", "-t", "rcpt@example.com",
-                        "%s:%d" % (harness.HOST, sh.port)], check=True)
+                        "%s:%d" % (helpers.HOST, sh.port)], check=True)
         wall = time.monotonic() - t0
         cpu = cpu_seconds(pid) - cpu0
         print("throughput: %d messages over 20 sessions in %.2f s = %.0f msg/s; "
@@ -153,7 +154,7 @@ class TLSBench:
 
     def connect(self, port, session=None):
         """EHLO, STARTTLS, handshake, EHLO: a TLS session ready for MAIL."""
-        s = socket.create_connection((harness.HOST, port))
+        s = socket.create_connection((helpers.HOST, port))
         f = s.makefile("rb")
         f.readline()
         s.sendall(b"EHLO bench\r\n")

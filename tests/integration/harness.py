@@ -22,9 +22,9 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.parse
 
-HOST = "127.0.0.1"
+from helpers import HOST, free_port
+
 SOURCE_DIR = os.environ.get("SMTPHOOK_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BINARY = os.environ.get("SMTPHOOK_BIN") or os.path.join(SOURCE_DIR, "build", "smtphook")
@@ -37,13 +37,6 @@ KEEP_BODY_MAX = 2 * 1024 * 1024  # receiver keeps bodies up to this size; larger
 HANDSHAKE_TIMEOUT = 10.0  # seconds the HTTPS receiver waits for a TLS handshake
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                    "runtime error:")
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def down_url(path="/inbound"):
@@ -622,10 +615,6 @@ def dot_stuff(body):
     if body.startswith(b"."):
         body = b"." + body
     return body.replace(b"\r\n.", b"\r\n..") + b".\r\n"
-
-
-def percent_decode(value):
-    return urllib.parse.unquote_to_bytes(value).decode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------

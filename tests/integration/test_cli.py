@@ -11,7 +11,8 @@ import unittest
 
 from certs import CA
 from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
-                     free_port, make_config, run_binary)
+                     make_config, run_binary)
+from helpers import free_port
 
 MSG = b"Subject: cli\r\n\r\nbody\r\n"
 

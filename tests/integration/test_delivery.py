@@ -9,7 +9,8 @@ import tempfile
 import time
 import unittest
 
-from harness import TOKEN, SmtphookTestCase, dot_stuff, percent_decode
+from harness import TOKEN, SmtphookTestCase, dot_stuff
+from helpers import percent_decode
 
 SIMPLE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
 

@@ -18,8 +18,8 @@ import time
 import unittest
 
 import certs
-from harness import (HOST, Closed, SMTPClient, SmtphookTestCase, dot_stuff, free_port,
-                     make_config)
+from harness import Closed, SMTPClient, SmtphookTestCase, dot_stuff, make_config
+from helpers import HOST, free_port
 
 BODY = (b"Subject: over TLS\r\nFrom: a@example.org\r\n\r\n"
         b"line one\r\n.starts with a dot\r\n\x80\xff 8-bit bytes\r\nend\r\n")
