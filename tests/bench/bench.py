@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import certs  # noqa: E402
 import harness  # noqa: E402
 import helpers  # noqa: E402
+import smtp_client  # noqa: E402
 
 
 
@@ -102,13 +103,13 @@ def bench_throughput(binary, receiver, messages):
 
 
 def send(port, body):
-    c = harness.SMTPClient(port, timeout=120)
+    c = smtp_client.SMTPClient(port, timeout=120)
     try:
         c.cmd("EHLO bench")
         c.cmd("MAIL FROM:<a@example.org>")
         c.cmd("RCPT TO:<b@example.com>")
         c.cmd("DATA")
-        c.send(harness.dot_stuff(body))
+        c.send(smtp_client.dot_stuff(body))
         r = c.read_reply(120)
         c.cmd("QUIT")
         return r
@@ -220,7 +221,7 @@ def bench_tls(binary, receiver, n_idle, messages):
                               b"DATA\r\n")
                     for _ in range(3):
                         tf.readline()
-                    t.sendall(harness.dot_stuff(body))
+                    t.sendall(smtp_client.dot_stuff(body))
                     if not tf.readline().startswith(b"250"):
                         raise RuntimeError("message not accepted")
                 tf.close()

@@ -6,7 +6,8 @@ BDAT LAST."""
 import socket
 import unittest
 
-from harness import SmtphookTestCase, dot_stuff
+from harness import SmtphookTestCase
+from smtp_client import dot_stuff
 
 LIMIT = 65536  # max_message_bytes of the size tests (the smallest allowed)
 

@@ -10,8 +10,8 @@ import time
 import unittest
 
 from certs import CA
-from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
-                     make_config, run_binary)
+from harness import SOURCE_DIR, SmtphookTestCase, make_config, run_binary
+from smtp_client import Closed, ProtocolError, SMTPClient
 from helpers import free_port
 
 MSG = b"Subject: cli\r\n\r\nbody\r\n"

@@ -9,7 +9,8 @@ import tempfile
 import time
 import unittest
 
-from harness import TOKEN, SmtphookTestCase, dot_stuff
+from harness import TOKEN, SmtphookTestCase
+from smtp_client import dot_stuff
 from helpers import percent_decode
 
 SIMPLE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"

@@ -6,7 +6,8 @@ import struct
 import time
 import unittest
 
-from harness import SmtphookTestCase, dot_stuff
+from harness import SmtphookTestCase
+from smtp_client import dot_stuff
 from helpers import percent_decode
 
 MSG = b"Subject: p\r\n\r\nbody\r\n"

@@ -18,7 +18,8 @@ import time
 import unittest
 
 import certs
-from harness import Closed, SMTPClient, SmtphookTestCase, dot_stuff, make_config
+from harness import SmtphookTestCase, make_config
+from smtp_client import Closed, SMTPClient, dot_stuff
 from helpers import HOST, free_port
 
 BODY = (b"Subject: over TLS\r\nFrom: a@example.org\r\n\r\n"
