@@ -31,6 +31,7 @@ import certs  # noqa: E402
 import harness  # noqa: E402
 import helpers  # noqa: E402
 import smtp_client  # noqa: E402
+from receiver import Receiver  # noqa: E402
 
 
 
@@ -262,7 +263,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     idle = min(args.idle, want - 256)
 
-    receiver = harness.Receiver().start()
+    receiver = Receiver().start()
     receiver.keep_bodies = False
     try:
         bench_idle(os.path.abspath(args.binary), receiver, idle)
