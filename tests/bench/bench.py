@@ -28,9 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import certs  # noqa: E402
-import harness  # noqa: E402
 import helpers  # noqa: E402
 import smtp_client  # noqa: E402
+import smtphook_process  # noqa: E402
 from receiver import Receiver  # noqa: E402
 
 
@@ -53,10 +53,10 @@ def cpu_seconds(pid):
 
 
 def start(binary, receiver, limits, **top):
-    harness.BINARY = binary
+    smtphook_process.BINARY = binary
     port = helpers.free_port()
-    cfg = harness.make_config(port, receiver.url(), limits=limits, **top)
-    sh = harness.Smtphook(cfg)
+    cfg = smtphook_process.make_config(port, receiver.url(), limits=limits, **top)
+    sh = smtphook_process.Smtphook(cfg)
     sh.start()
     return sh
 

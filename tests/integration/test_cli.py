@@ -10,7 +10,8 @@ import time
 import unittest
 
 from certs import CA
-from harness import SOURCE_DIR, SmtphookTestCase, make_config, run_binary
+from harness import SmtphookTestCase
+from smtphook_process import SOURCE_DIR, make_config, run_binary
 from smtp_client import Closed, ProtocolError, SMTPClient
 from helpers import free_port
 

@@ -9,7 +9,8 @@ import tempfile
 import time
 import unittest
 
-from harness import TOKEN, SmtphookTestCase
+from harness import SmtphookTestCase
+from smtphook_process import TOKEN
 from smtp_client import dot_stuff
 from helpers import percent_decode
 

@@ -18,7 +18,8 @@ import time
 import unittest
 
 import certs
-from harness import SmtphookTestCase, make_config
+from harness import SmtphookTestCase
+from smtphook_process import make_config
 from smtp_client import Closed, SMTPClient, dot_stuff
 from helpers import HOST, free_port
 
@@ -606,7 +607,7 @@ class StartupChecks(TLSTestCase):
     def start_fails(self, certificate, expect):
         port = free_port()
         cfg = make_config(port, "http://127.0.0.1:9/", tls={"certificates": [certificate]})
-        from harness import Smtphook
+        from smtphook_process import Smtphook
         sh = Smtphook(cfg)
         self.addCleanup(sh.cleanup_dir)
         sh.start(wait=False)
