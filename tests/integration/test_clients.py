@@ -9,8 +9,8 @@ import smtplib
 import subprocess
 import unittest
 
-from harness import SmtphookTestCase
 from helpers import HOST
+from testcase import SmtphookTestCase
 
 SWAKS = "/usr/bin/swaks"
 SMTP_SOURCE = "/usr/sbin/smtp-source"

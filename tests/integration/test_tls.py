@@ -18,10 +18,10 @@ import time
 import unittest
 
 import certs
-from harness import SmtphookTestCase
-from smtphook_process import make_config
-from smtp_client import Closed, SMTPClient, dot_stuff
 from helpers import HOST, free_port
+from smtp_client import Closed, SMTPClient, dot_stuff
+from smtphook_process import make_config
+from testcase import SmtphookTestCase
 
 BODY = (b"Subject: over TLS\r\nFrom: a@example.org\r\n\r\n"
         b"line one\r\n.starts with a dot\r\n\x80\xff 8-bit bytes\r\nend\r\n")

@@ -1,11 +1,9 @@
-"""harness.py - shared pieces of the integration tests (Python standard library only).
+"""testcase.py - the TestCase base class of the integration tests (Python standard library only).
 
-A recording HTTP(S) receiver (the web app), the smtphook process under test, a raw SMTP client
-that works at the byte level, and a TestCase base class that wires them together and cleans
-up after every test. Everything talks over 127.0.0.1.
-
-The binary is $SMTPHOOK_BIN (set by ctest) or <source>/build/smtphook; the source directory
-is $SMTPHOOK_SOURCE_DIR or two levels above this file.
+SmtphookTestCase wires the other modules together for each test: it starts receivers and
+smtphook, connects SMTP clients, and cleans up after every test, failing it when smtphook's
+stderr has a sanitizer report or smtphook does not exit cleanly on SIGTERM. It also holds the
+assertions and SMTP steps the tests share.
 """
 
 import re
@@ -17,10 +15,6 @@ from receiver import Receiver
 from smtp_client import Closed, SMTPClient, dot_stuff
 from smtphook_process import SANITIZER_MARKS, STOP_TIMEOUT, Smtphook, make_config
 
-
-# --------------------------------------------------------------------------------------------
-# TestCase base class.
-# --------------------------------------------------------------------------------------------
 
 class SmtphookTestCase(unittest.TestCase):
     """Starts receivers and smtphook for a test and stops everything afterwards."""
