@@ -28,7 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import certs  # noqa: E402
-import harness  # noqa: E402
+import helpers  # noqa: E402
+import smtp_client  # noqa: E402
+import smtphook_process  # noqa: E402
+from receiver import Receiver  # noqa: E402
 
 
 
@@ -50,10 +53,10 @@ def cpu_seconds(pid):
 
 
 def start(binary, receiver, limits, **top):
-    harness.BINARY = binary
-    port = harness.free_port()
-    cfg = harness.make_config(port, receiver.url(), limits=limits, **top)
-    sh = harness.Smtphook(cfg)
+    smtphook_process.BINARY = binary
+    port = helpers.free_port()
+    cfg = smtphook_process.make_config(port, receiver.url(), limits=limits, **top)
+    sh = smtphook_process.Smtphook(cfg)
     sh.start()
     return sh
 
@@ -66,7 +69,7 @@ def bench_idle(binary, receiver, n):
         before = proc_status(pid, "VmRSS")
         socks = []
         for _ in range(n):
-            s = socket.create_connection((harness.HOST, sh.port))
+            s = socket.create_connection((helpers.HOST, sh.port))
             s.recv(512)  # the banner: the connection is fully set up
             socks.append(s)
         time.sleep(0.2)
@@ -88,7 +91,7 @@ def bench_throughput(binary, receiver, messages):
         t0 = time.monotonic()
         subprocess.run(["/usr/sbin/smtp-source", "-s", "20", "-m", str(messages), "-f",
                         "sender@example.org", "-t", "rcpt@example.com",
-                        "%s:%d" % (harness.HOST, sh.port)], check=True)
+                        "%s:%d" % (helpers.HOST, sh.port)], check=True)
         wall = time.monotonic() - t0
         cpu = cpu_seconds(pid) - cpu0
         print("throughput: %d messages over 20 sessions in %.2f s = %.0f msg/s; "
@@ -101,13 +104,13 @@ def bench_throughput(binary, receiver, messages):
 
 
 def send(port, body):
-    c = harness.SMTPClient(port, timeout=120)
+    c = smtp_client.SMTPClient(port, timeout=120)
     try:
         c.cmd("EHLO bench")
         c.cmd("MAIL FROM:<a@example.org>")
         c.cmd("RCPT TO:<b@example.com>")
         c.cmd("DATA")
-        c.send(harness.dot_stuff(body))
+        c.send(smtp_client.dot_stuff(body))
         r = c.read_reply(120)
         c.cmd("QUIT")
         return r
@@ -153,7 +156,7 @@ class TLSBench:
 
     def connect(self, port, session=None):
         """EHLO, STARTTLS, handshake, EHLO: a TLS session ready for MAIL."""
-        s = socket.create_connection((harness.HOST, port))
+        s = socket.create_connection((helpers.HOST, port))
         f = s.makefile("rb")
         f.readline()
         s.sendall(b"EHLO bench\r\n")
@@ -219,7 +222,7 @@ def bench_tls(binary, receiver, n_idle, messages):
                               b"DATA\r\n")
                     for _ in range(3):
                         tf.readline()
-                    t.sendall(harness.dot_stuff(body))
+                    t.sendall(smtp_client.dot_stuff(body))
                     if not tf.readline().startswith(b"250"):
                         raise RuntimeError("message not accepted")
                 tf.close()
@@ -260,7 +263,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     idle = min(args.idle, want - 256)
 
-    receiver = harness.Receiver().start()
+    receiver = Receiver().start()
     receiver.keep_bodies = False
     try:
         bench_idle(os.path.abspath(args.binary), receiver, idle)

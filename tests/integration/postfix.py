@@ -33,7 +33,7 @@ import tempfile
 import time
 import unittest
 
-from harness import HOST, free_port
+from helpers import HOST, free_port
 
 POSTFIX = "/usr/sbin/postfix"
 POSTFIX_PROGRAM_DIRS = ("/usr/lib/postfix/", "/usr/sbin/")  # daemons, commands (Debian)

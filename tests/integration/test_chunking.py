@@ -6,7 +6,8 @@ BDAT LAST."""
 import socket
 import unittest
 
-from harness import SmtphookTestCase, dot_stuff
+from smtp_client import dot_stuff
+from testcase import SmtphookTestCase
 
 LIMIT = 65536  # max_message_bytes of the size tests (the smallest allowed)
 

@@ -10,8 +10,10 @@ import time
 import unittest
 
 from certs import CA
-from harness import (SOURCE_DIR, Closed, ProtocolError, SMTPClient, SmtphookTestCase,
-                     free_port, make_config, run_binary)
+from helpers import free_port
+from smtp_client import Closed, ProtocolError, SMTPClient
+from smtphook_process import SOURCE_DIR, make_config, run_binary
+from testcase import SmtphookTestCase
 
 MSG = b"Subject: cli\r\n\r\nbody\r\n"
 

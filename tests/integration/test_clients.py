@@ -9,7 +9,8 @@ import smtplib
 import subprocess
 import unittest
 
-from harness import HOST, SmtphookTestCase
+from helpers import HOST
+from testcase import SmtphookTestCase
 
 SWAKS = "/usr/bin/swaks"
 SMTP_SOURCE = "/usr/sbin/smtp-source"

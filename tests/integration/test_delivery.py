@@ -9,7 +9,10 @@ import tempfile
 import time
 import unittest
 
-from harness import TOKEN, SmtphookTestCase, dot_stuff, percent_decode
+from helpers import percent_decode
+from smtp_client import dot_stuff
+from smtphook_process import TOKEN
+from testcase import SmtphookTestCase
 
 SIMPLE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
 

@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 from certs import CA
-from harness import SmtphookTestCase
+from testcase import SmtphookTestCase
 
 # Every byte value, leading dots and a bare CR and LF: the body must arrive byte for byte.
 BODY = (b"Subject: https\r\n\r\n.leading dot\r\n..two dots\r\nbare\rCR and bare\nLF\r\n"

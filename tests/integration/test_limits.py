@@ -7,7 +7,8 @@ import struct
 import time
 import unittest
 
-from harness import Closed, SMTPClient, SmtphookTestCase, dot_stuff
+from smtp_client import Closed, SMTPClient, dot_stuff
+from testcase import SmtphookTestCase
 
 MSG = b"Subject: l\r\n\r\nbody\r\n"
 SMALL_MAX = 65536  # the smallest max_message_bytes the config allows

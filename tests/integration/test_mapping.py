@@ -5,7 +5,8 @@ what will not. The enhanced codes are the ones the README documents."""
 import time
 import unittest
 
-from harness import SmtphookTestCase, down_url
+from receiver import down_url
+from testcase import SmtphookTestCase
 
 MSG = b"Subject: m\r\n\r\nmapping\r\n"
 

@@ -14,7 +14,8 @@ import uuid
 
 import certs
 import postfix
-from harness import HOST, SmtphookTestCase, free_port
+from helpers import HOST, free_port
+from testcase import SmtphookTestCase
 
 SMTPHOOK_NAME = "mx.smtphook.test"  # DNS name in smtphook's certificate, checked by Postfix
 LONG_LINE_OCTETS = 998  # RFC 5321 §4.5.3.1.6: 1000 octets with CRLF, the longest line

@@ -6,7 +6,9 @@ import struct
 import time
 import unittest
 
-from harness import SmtphookTestCase, dot_stuff, percent_decode
+from helpers import percent_decode
+from smtp_client import dot_stuff
+from testcase import SmtphookTestCase
 
 MSG = b"Subject: p\r\n\r\nbody\r\n"
 

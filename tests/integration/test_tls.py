@@ -18,8 +18,10 @@ import time
 import unittest
 
 import certs
-from harness import (HOST, Closed, SMTPClient, SmtphookTestCase, dot_stuff, free_port,
-                     make_config)
+from helpers import HOST, free_port
+from smtp_client import Closed, SMTPClient, dot_stuff
+from smtphook_process import make_config
+from testcase import SmtphookTestCase
 
 BODY = (b"Subject: over TLS\r\nFrom: a@example.org\r\n\r\n"
         b"line one\r\n.starts with a dot\r\n\x80\xff 8-bit bytes\r\nend\r\n")
@@ -605,7 +607,7 @@ class StartupChecks(TLSTestCase):
     def start_fails(self, certificate, expect):
         port = free_port()
         cfg = make_config(port, "http://127.0.0.1:9/", tls={"certificates": [certificate]})
-        from harness import Smtphook
+        from smtphook_process import Smtphook
         sh = Smtphook(cfg)
         self.addCleanup(sh.cleanup_dir)
         sh.start(wait=False)
