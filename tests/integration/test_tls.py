@@ -392,6 +392,22 @@ class STARTTLSRules(TLSTestCase):
         self.assertTrue(self.sh.wait_log(r"txn id=\S+ abandoned: client sent TLS close_notify"))
         self.assertNotIn("evil", self.sh.log())
 
+    def test_final_dot_then_close_notify_gets_the_reply(self):
+        """close_notify after the final dot is the TLS form of a half-close: the delivery
+        runs to its end and the reply still goes out (TLS 1.3 lets each side close its
+        direction on its own, RFC 8446 §6.1); nothing sent after the close_notify runs."""
+        self.start_tls_smtphook()
+        self.rcv.set(delay=0.5)
+        c = self.tls_session()
+        self.ehlo(c)
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        self.assertEqual([r.code for r in c.read_replies(3)], [250, 250, 354])
+        c.send(b"Subject: hc\r\n\r\nbody\r\n.\r\n")
+        c.close_notify()
+        self.assertReply(c.read_reply(10), 250, "2.0.0")
+        self.assertEqual(len(self.rcv.wait_for(1)), 1)
+        self.assertFalse(self.sh.wait_log(r"cancelled", timeout=0.3))
+
     def test_quit_and_close_notify_in_one_packet_still_get_221(self):
         self.start_tls_smtphook()
         c = self.tls_session()
