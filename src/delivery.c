@@ -1,55 +1,74 @@
-/* delivery.c - one transaction: a POST per endpoint, all at once under one deadline, and the
- * results folded into the one SMTP reply after the final dot.
+/* delivery.c - one transaction: its recipients split by route, a POST per endpoint with
+ * retries inside one deadline, failover, circuit breakers, and the results folded into the
+ * one SMTP reply after the final dot (see delivery.h).
  *
- * Uses http_client for the requests, payload for the headers and spool for the body; it must
- * not include curl or jansson, and it never writes to the SMTP connection itself.
+ * Uses http_client for the requests, payload for the headers, the transaction's spool for
+ * the body, retry.h for the schedule and breaker.h per endpoint; it must not include curl
+ * or jansson, and it never writes to the SMTP connection itself.
  *
- * The deadline: every request starts at the same moment with a total timeout of
- * min(endpoint timeout, transaction_timeout_ms), so curl ends each one by the transaction's
- * deadline at the latest and reports it as a timeout (http_client.h gives no loop to arm a
- * timer of our own on, and none is needed). */
+ * One uv_timer_t per delivery serves both the deadline and the retry times: it is armed for
+ * whichever comes first. A request's own curl timeout never reaches past the deadline
+ * either, so nothing outlives it. */
 #include "smtphook/delivery.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
+#include "smtphook/breaker.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 #include "smtphook/payload.h"
+#include "smtphook/retry.h"
 
-#define DELIVERY_NS_PER_MS  1000000u
 #define DELIVERY_REASON_MAX 256u /* longest curl reason kept in the log */
+#define DELIVERY_TEXT_MAX   190  /* bytes of an endpoint's reason in "Error: ... (id ...)" */
+#define DELIVERY_NO_ROUTE   SIZE_MAX
 
-/* Replies (RFC 5321 §4.2.2 basic codes, RFC 3463 enhanced codes). */
-static const struct delivery_reply delivery_ok = {250, "2.0.0", "delivered"};
+/* Replies (RFC 5321 §4.2.2 basic codes, RFC 3463 enhanced codes); the last field says
+ * whether another attempt may cure the failure. */
+static const struct delivery_reply delivery_ok = {250, "2.0.0", "delivered", false};
 static const struct delivery_reply delivery_too_big = {552, "5.3.4",
-                                                       "message too big for the endpoint"};
-static const struct delivery_reply delivery_not_found = {451, "4.3.5",
-                                                         "endpoint not found or not authorized"};
+                                                       "message too big for the endpoint", false};
+static const struct delivery_reply delivery_not_found = {
+    451, "4.3.5", "endpoint not found or not authorized", false};
 static const struct delivery_reply delivery_temp_failed = {451, "4.3.0",
-                                                           "endpoint temporarily failed"};
-static const struct delivery_reply delivery_redirected = {451, "4.3.5",
-                                                          "endpoint redirected (not followed)"};
-static const struct delivery_reply delivery_timed_out = {451, "4.4.7", "endpoint timed out"};
-static const struct delivery_reply delivery_unreachable = {451, "4.4.1", "endpoint unreachable"};
-static const struct delivery_reply delivery_no_dns = {451, "4.4.3",
-                                                      "endpoint name did not resolve"};
-static const struct delivery_reply delivery_tls = {451, "4.7.5", "endpoint TLS failed"};
-static const struct delivery_reply delivery_partial = {451, "4.4.2", "message not fully sent"};
-static const struct delivery_reply delivery_other = {451, "4.3.0", "endpoint request failed"};
-static const struct delivery_reply delivery_refused = {550, "5.7.1", "refused by endpoint"};
-static const struct delivery_reply delivery_bad_content = {550, "5.6.0",
-                                                           "endpoint rejected the message content"};
-static const struct delivery_reply delivery_no_endpoint = {451, "4.3.5", "no endpoint configured"};
+                                                           "endpoint temporarily failed", true};
+static const struct delivery_reply delivery_header_limit = {
+    451, "4.3.0", "endpoint refused the request headers as too large", false};
+static const struct delivery_reply delivery_redirected = {
+    451, "4.3.5", "endpoint redirected (not followed)", false};
+static const struct delivery_reply delivery_timed_out = {451, "4.4.7", "endpoint timed out", true};
+static const struct delivery_reply delivery_unreachable = {451, "4.4.1", "endpoint unreachable",
+                                                           true};
+static const struct delivery_reply delivery_no_dns = {451, "4.4.3", "endpoint name did not resolve",
+                                                      true};
+static const struct delivery_reply delivery_tls = {451, "4.7.5", "endpoint TLS failed", false};
+static const struct delivery_reply delivery_partial = {451, "4.4.2", "message not fully sent",
+                                                       true};
+static const struct delivery_reply delivery_cut_off = {451, "4.4.2", "endpoint response cut off",
+                                                       true};
+static const struct delivery_reply delivery_other = {451, "4.3.0", "endpoint request failed", true};
+static const struct delivery_reply delivery_refused = {550, "5.7.1", "refused by endpoint", false};
+static const struct delivery_reply delivery_bad_content = {
+    550, "5.6.0", "endpoint rejected the message content", false};
+static const struct delivery_reply delivery_circuit_open = {
+    451, "4.4.1", "endpoint unavailable (circuit open)", false};
+static const struct delivery_reply delivery_local = {451, "4.3.0", "local problem", false};
+static const struct delivery_reply delivery_deadline = {451, "4.4.7",
+                                                        "transaction deadline reached", false};
 
 /* delivery_map_status - the reply for an HTTP status (RFC 9110 §15). */
 static struct delivery_reply delivery_map_status(long status, uint64_t body_sent,
-                                                 uint64_t body_size)
+                                                 uint64_t body_size, bool headers_complete)
 {
-    if (status >= 200 && status <= 299)
+    if (status >= 200 && status <= 299) {
+        /* RFC 9112 §8: a response whose header section did not end is incomplete. */
+        if (!headers_complete)
+            return delivery_cut_off;
         return body_sent < body_size ? delivery_partial : delivery_ok;
+    }
     if (status >= 300 && status <= 399)
         return delivery_redirected;
     if (status >= 500 && status <= 599)
@@ -63,9 +82,10 @@ static struct delivery_reply delivery_map_status(long status, uint64_t body_sent
             return delivery_not_found;
         case 408: /* Request Timeout */
         case 429: /* Too Many Requests */
+            return delivery_temp_failed;
         case 431: /* Request Header Fields Too Large: the endpoint's header limit is below
                    * what this envelope needs; raising it fixes the message, so defer */
-            return delivery_temp_failed;
+            return delivery_header_limit;
         case 400: /* Bad Request */
         case 415: /* Unsupported Media Type */
         case 422: /* Unprocessable Content */
@@ -83,7 +103,8 @@ static struct delivery_reply delivery_map_status(long status, uint64_t body_sent
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size)
 {
     if (resp->failure == HTTP_FAILURE_NONE || resp->status >= 300)
-        return delivery_map_status(resp->status, resp->body_sent, body_size);
+        return delivery_map_status(resp->status, resp->body_sent, body_size,
+                                   resp->headers_complete);
     switch (resp->failure) {
     case HTTP_FAILURE_TIMEOUT:
         return delivery_timed_out;
@@ -102,8 +123,84 @@ struct delivery_reply delivery_map(const struct http_response *resp, uint64_t bo
     }
 }
 
-/* delivery_fold - the first permanent (5xx) reply in endpoint order, else the first
- * temporary (4xx) one, else -1: every endpoint accepted. */
+/* delivery_set - a table reply as an app_reply. */
+static void delivery_set(struct app_reply *dst, const struct delivery_reply *r)
+{
+    dst->code = r->code;
+    snprintf(dst->esc, sizeof(dst->esc), "%s", r->esc);
+    snprintf(dst->text, sizeof(dst->text), "%s", r->text);
+}
+
+/* delivery_rule - the endpoint's reply_map row for status, or NULL (rows sorted). */
+static const struct config_reply_rule *delivery_rule(const struct config_endpoint *ep, long status)
+{
+    size_t lo = 0, hi = ep->n_reply_map;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        long s = (long)ep->reply_map[mid].status;
+        if (s == status)
+            return &ep->reply_map[mid];
+        if (s < status)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* delivery_class_esc - the enhanced code a reply_map code without one gets. */
+static const char *delivery_class_esc(unsigned code)
+{
+    return code < 300 ? "2.0.0" : code < 500 ? "4.3.0" : "5.3.0";
+}
+
+/* delivery_choose - see delivery.h. A response counts only when its header block ended: a
+ * cut-off response's headers are not trusted either. */
+void delivery_choose(const struct config_endpoint *ep, const struct http_response *resp,
+                     uint64_t body_size, struct app_reply *out, bool *retry, bool *app,
+                     const char **why)
+{
+    struct delivery_reply def = delivery_map(resp, body_size);
+    delivery_set(out, &def);
+    *retry = def.retry;
+    *app = false;
+    *why = NULL;
+    bool answered = resp->status >= 100 && resp->headers_complete &&
+                    (resp->failure == HTTP_FAILURE_NONE || resp->status >= 300);
+    if (!answered)
+        return;
+    const struct config_reply_rule *rule = delivery_rule(ep, resp->status);
+    if (rule != NULL) {
+        out->code = rule->reply.code;
+        snprintf(out->esc, sizeof(out->esc), "%s",
+                 rule->reply.esc[0] != '\0' ? rule->reply.esc : delivery_class_esc(out->code));
+        if (rule->reply.text[0] != '\0') {
+            snprintf(out->text, sizeof(out->text), "%s", rule->reply.text);
+            *app = true;
+        } else if (out->code / 100 != def.code / 100) {
+            snprintf(out->text, sizeof(out->text), "endpoint answered HTTP %ld", resp->status);
+        }
+    }
+    if (resp->smtp_reply != NULL) {
+        struct app_reply r;
+        if (resp->smtp_reply_repeated)
+            *why = "Smtphook-Reply given more than once";
+        else if (!app_reply_parse(resp->smtp_reply, strlen(resp->smtp_reply), APP_REPLY_FULL, &r,
+                                  why))
+            ;
+        else if (!app_reply_agrees(&r, resp->status))
+            *why = "Smtphook-Reply does not agree with the HTTP status class";
+        else {
+            *out = r;
+            *app = true;
+        }
+    }
+    /* Another attempt is worth it only where both the answer and the reply say "later". */
+    *retry = *retry && out->code / 100 == 4;
+}
+
+/* delivery_fold - the first permanent (5xx) reply in order, else the first temporary
+ * (4xx) one, else -1: every one accepted. */
 long delivery_fold(const struct txn_delivery *deliveries, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -117,119 +214,502 @@ long delivery_fold(const struct txn_delivery *deliveries, size_t n)
     return -1;
 }
 
-/* One request of the transaction. */
-struct delivery_slot {
-    struct delivery *d;       /* owner */
-    size_t index;             /* index into t->deliveries */
-    struct http_request *req; /* running request, NULL once finished */
+/* ---- shared state ------------------------------------------------------------------------ */
+
+struct delivery_context {
+    uv_loop_t *loop;           /* timers run here */
+    struct http_client *http;  /* every request */
+    const struct config *cfg;  /* endpoints, routes, limits (not owned) */
+    struct breaker *breakers;  /* one per endpoint, config order */
+};
+
+/* delivery_context_new - see delivery.h. */
+int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct config *cfg,
+                         struct delivery_context **out)
+{
+    *out = NULL;
+    struct delivery_context *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return SH_ENOMEM;
+    ctx->breakers = calloc(cfg->n_endpoints > 0 ? cfg->n_endpoints : 1, sizeof(*ctx->breakers));
+    if (ctx->breakers == NULL) {
+        free(ctx);
+        return SH_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_endpoints; i++)
+        breaker_init(&ctx->breakers[i], &cfg->endpoints[i].breaker);
+    ctx->loop = loop;
+    ctx->http = http;
+    ctx->cfg = cfg;
+    *out = ctx;
+    return 0;
+}
+
+/* delivery_context_free - see delivery.h. */
+void delivery_context_free(struct delivery_context *ctx)
+{
+    if (ctx == NULL)
+        return;
+    free(ctx->breakers);
+    free(ctx);
+}
+
+/* ---- one transaction --------------------------------------------------------------------- */
+
+/* One route's share of the message (or all of it, without routes). */
+struct delivery_group {
+    const size_t *endpoints;         /* the route's endpoints, in order */
+    size_t n_endpoints;              /* entries in endpoints */
+    enum config_route_policy policy; /* all at once, or one after the other */
+    size_t *rcpts;                   /* its recipients: indices into env.rcpt_to */
+    size_t n_rcpts;                  /* entries in rcpts */
+    size_t next;                     /* failover: the endpoint (position) tried next */
+    long current;                    /* failover: index of the delivery under way, -1 */
+    long *dels;                      /* all: the delivery of each endpoint (position) */
+    bool settled;                    /* its outcome is known */
+};
+
+/* What a delivery of the transaction is doing. */
+enum delivery_job_state {
+    JOB_RUNNING = 0, /* a request is out */
+    JOB_WAITING,     /* waiting for its next attempt */
+    JOB_DONE,        /* finished: t->deliveries[index] has its result */
+};
+
+/* One endpoint's requests for the message: the live side of a txn_delivery. */
+struct delivery_job {
+    struct delivery *d;            /* owner */
+    size_t index;                  /* into t->deliveries */
+    enum delivery_job_state state; /* see enum */
+    struct http_request *req;      /* running request, or NULL */
+    char **rcpt_view;              /* its recipients' strings (owned by the envelope) */
+    size_t n_rcpt_view;            /* entries in rcpt_view */
+    uint64_t first_ms;             /* loop time of the first attempt */
+    uint64_t attempt_ms;           /* loop time of the current attempt */
+    uint64_t retry_at;             /* WAITING: loop time of the next attempt */
+    bool app_reply;                /* the reply's text is the app's (sent as it is) */
 };
 
 struct delivery {
-    struct txn *t;               /* the message; t->deliveries receives the results */
-    delivery_done_fn done;       /* called once when all have finished */
-    void *arg;                   /* passed to done */
-    uint64_t started_ns;         /* uv_hrtime at start */
-    uint64_t body_size;          /* spool size at start */
-    size_t pending;              /* requests still running */
-    struct delivery_slot *slots; /* one per delivery of t */
+    struct delivery_context *ctx;  /* loop, client, config, breakers */
+    struct txn *t;                 /* the message; its deliveries get the results */
+    delivery_done_fn done;         /* called once at the end */
+    void *arg;                     /* passed to done */
+    uv_timer_t timer;              /* the deadline, or the next retry if sooner */
+    uint64_t deadline;             /* loop time by which everything ends */
+    uint64_t body_size;            /* spool size at start */
+    struct delivery_group *groups; /* one per route used */
+    size_t n_groups;               /* entries in groups */
+    struct delivery_job **jobs;    /* one per txn_delivery, same order */
+    size_t n_jobs;                 /* entries in jobs */
+    size_t active;                 /* jobs not done */
+    bool finished;                 /* done was called (or cancelled) */
 };
 
-/* delivery_set_reply - copy a table reply into an app_reply. */
-static void delivery_set_reply(struct app_reply *dst, const struct delivery_reply *r)
+static void delivery_attempt(struct delivery_job *job);
+static void delivery_on_timer(uv_timer_t *timer);
+
+/* delivery_free - release everything but the transaction; requests are gone by now. */
+static void delivery_free(struct delivery *d)
 {
-    dst->code = r->code;
-    snprintf(dst->esc, sizeof(dst->esc), "%s", r->esc);
-    snprintf(dst->text, sizeof(dst->text), "%s", r->text);
+    for (size_t i = 0; i < d->n_groups; i++) {
+        free(d->groups[i].rcpts);
+        free(d->groups[i].dels);
+    }
+    free(d->groups);
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        free(d->jobs[i]->rcpt_view);
+        free(d->jobs[i]);
+    }
+    free(d->jobs);
+    free(d);
 }
 
-/* delivery_final_reply - the sender's reply: the deciding endpoint's, with the transaction
- * id in the text so that the sender's logs and the web app's records can be matched. */
-static void delivery_final_reply(struct txn *t)
+/* on_timer_closed - the timer handle is closed: the delivery can go. */
+static void on_timer_closed(uv_handle_t *h)
 {
-    long k = t->n_deliveries == 0 ? -2 : delivery_fold(t->deliveries, t->n_deliveries);
+    delivery_free(h->data);
+}
+
+/* delivery_release - stop the timer and free once libuv has closed it. */
+static void delivery_release(struct delivery *d)
+{
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+}
+
+/* delivery_cancel_requests - every running request stops; no callback follows. */
+static void delivery_cancel_requests(struct delivery *d)
+{
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        if (d->jobs[i]->req != NULL) {
+            http_request_cancel(d->jobs[i]->req);
+            d->jobs[i]->req = NULL;
+        }
+    }
+}
+
+/* delivery_now - the loop's clock, for deadlines and retry times. */
+static uint64_t delivery_now(const struct delivery *d)
+{
+    return uv_now(d->ctx->loop);
+}
+
+/* delivery_wall_ms - Unix time in ms, for Retry-After dates. */
+static int64_t delivery_wall_ms(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* group_outcome - the delivery that decides a settled group's reply, or -1 if none ran. */
+static long group_outcome(const struct delivery *d, const struct delivery_group *g)
+{
+    if (g->policy == CONFIG_ROUTE_FAILOVER)
+        return g->current;
+    /* all: the worst of its endpoints', the first in the route's order on ties */
+    long pick = -1;
+    for (int pass = 0; pass < 3 && pick < 0; pass++) {
+        for (size_t i = 0; i < g->n_endpoints && pick < 0; i++) {
+            long k = g->dels[i];
+            if (k < 0)
+                continue;
+            unsigned code = d->t->deliveries[k].reply.code;
+            if ((pass == 0 && code >= 500) || (pass == 1 && code >= 400) || pass == 2)
+                pick = k;
+        }
+    }
+    return pick;
+}
+
+/* delivery_final_reply - the sender's reply: the worst group's deciding delivery. The id
+ * goes into our own texts so that the sender's logs and the app's records can be matched;
+ * a text the app or the operator chose is sent exactly. */
+static void delivery_final_reply(struct delivery *d)
+{
+    struct txn *t = d->t;
+    long worst = -1;
+    unsigned worst_code = 0;
+    long ok_text = -1; /* the first accepting delivery with a text of its own */
+    for (size_t i = 0; i < d->n_groups; i++) {
+        long k = group_outcome(d, &d->groups[i]);
+        if (k < 0) { /* nothing could even start: a local failure */
+            worst = -2;
+            break;
+        }
+        unsigned code = t->deliveries[k].reply.code;
+        if (code >= 400 && (worst < 0 || (code >= 500 && worst_code < 500))) {
+            worst = k;
+            worst_code = code;
+        }
+        if (code < 300 && ok_text < 0 && d->jobs[k]->app_reply)
+            ok_text = k;
+    }
     struct app_reply *r = &t->reply;
-    if (k == -1) {
+    if (worst == -2 || d->n_groups == 0) {
+        r->code = delivery_local.code;
+        snprintf(r->esc, sizeof(r->esc), "%s", delivery_local.esc);
+        snprintf(r->text, sizeof(r->text), "Error: local problem, try again later (id %s)",
+                 t->env.id);
+        return;
+    }
+    long k = worst >= 0 ? worst : ok_text;
+    if (k >= 0 && d->jobs[k]->app_reply) {
+        *r = t->deliveries[k].reply;
+        return;
+    }
+    if (worst < 0) {
         r->code = delivery_ok.code;
         snprintf(r->esc, sizeof(r->esc), "%s", delivery_ok.esc);
         snprintf(r->text, sizeof(r->text), "Ok: delivered as %s", t->env.id);
         return;
     }
-    const struct app_reply *from = NULL;
-    struct app_reply none;
-    if (k >= 0) {
-        from = &t->deliveries[k].reply;
-    } else {
-        delivery_set_reply(&none, &delivery_no_endpoint);
-        from = &none;
-    }
+    const struct app_reply *from = &t->deliveries[worst].reply;
     r->code = from->code;
     snprintf(r->esc, sizeof(r->esc), "%s", from->esc);
-    snprintf(r->text, sizeof(r->text), "Error: %.*s (id %s)", 190, from->text, t->env.id);
+    snprintf(r->text, sizeof(r->text), "Error: %.*s (id %s)", DELIVERY_TEXT_MAX, from->text,
+             t->env.id);
 }
 
-/* delivery_free - release the delivery; requests must be finished or cancelled. */
-static void delivery_free(struct delivery *d)
+/* delivery_finish - everything has an outcome (or the deadline came): reply, done, free.
+ * done may free the transaction and the connection. */
+static void delivery_finish(struct delivery *d)
 {
-    free(d->slots);
-    free(d);
+    if (d->finished)
+        return;
+    d->finished = true;
+    delivery_cancel_requests(d);
+    delivery_final_reply(d);
+    d->done(d->arg, d->t);
+    delivery_release(d);
 }
 
-/* delivery_cancel_requests - cancel every request still running. */
-static void delivery_cancel_requests(struct delivery *d)
+/* delivery_arm - the timer for the earliest of the deadline and the waiting retries. */
+static void delivery_arm(struct delivery *d)
 {
-    for (size_t i = 0; i < d->t->n_deliveries; i++) {
-        if (d->slots[i].req != NULL) {
-            http_request_cancel(d->slots[i].req);
-            d->slots[i].req = NULL;
+    uint64_t at = d->deadline;
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        const struct delivery_job *job = d->jobs[i];
+        if (job->state == JOB_WAITING && job->retry_at < at)
+            at = job->retry_at;
+    }
+    uint64_t now = delivery_now(d);
+    uv_timer_start(&d->timer, delivery_on_timer, at > now ? at - now : 0, 0);
+}
+
+/* job_finish - this delivery has its result. */
+static void job_finish(struct delivery_job *job)
+{
+    struct delivery *d = job->d;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    job->state = JOB_DONE;
+    td->done = true;
+    td->elapsed_ms = delivery_now(d) - job->first_ms;
+    d->active--;
+}
+
+/* job_fail_local - this delivery cannot even try (no memory, circuit open, no time left). */
+static void job_fail_local(struct delivery_job *job, const struct delivery_reply *why)
+{
+    struct txn_delivery *td = &job->d->t->deliveries[job->index];
+    delivery_set(&td->reply, why);
+    td->failure = why->text;
+    td->status = 0;
+    job_finish(job);
+}
+
+/* group_rcpts_add - add the recipients of g to the sorted, unique set (*set, *n). */
+static int group_rcpts_add(size_t **set, size_t *n, const struct delivery_group *g)
+{
+    size_t *grown = realloc(*set, (*n + g->n_rcpts) * sizeof(**set) + 1);
+    if (grown == NULL)
+        return SH_ENOMEM;
+    *set = grown;
+    for (size_t i = 0; i < g->n_rcpts; i++) {
+        size_t r = g->rcpts[i], j = *n;
+        bool dup = false;
+        for (size_t k = 0; k < *n && !dup; k++)
+            dup = grown[k] == r;
+        if (dup)
+            continue;
+        while (j > 0 && grown[j - 1] > r) { /* keep RCPT order */
+            grown[j] = grown[j - 1];
+            j--;
+        }
+        grown[j] = r;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* delivery_new_job - a delivery for endpoint ep with the recipients in (rcpts, n), which
+ * it takes over. Returns its index, or -1 without memory. */
+static long delivery_new_job(struct delivery *d, size_t ep, size_t *rcpts, size_t n)
+{
+    struct txn *t = d->t;
+    struct txn_delivery *dels = realloc(t->deliveries, (t->n_deliveries + 1) * sizeof(*dels));
+    struct delivery_job **jobs = NULL;
+    struct delivery_job *job = calloc(1, sizeof(*job));
+    if (dels != NULL)
+        t->deliveries = dels;
+    if (dels != NULL)
+        jobs = realloc(d->jobs, (d->n_jobs + 1) * sizeof(*jobs));
+    if (jobs != NULL)
+        d->jobs = jobs;
+    if (dels == NULL || jobs == NULL || job == NULL) {
+        free(job);
+        free(rcpts);
+        return -1;
+    }
+    job->rcpt_view = calloc(n > 0 ? n : 1, sizeof(*job->rcpt_view));
+    if (job->rcpt_view == NULL) {
+        free(job);
+        free(rcpts);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        job->rcpt_view[i] = t->env.rcpt_to[rcpts[i]];
+    job->n_rcpt_view = n;
+    struct txn_delivery *td = &t->deliveries[t->n_deliveries];
+    memset(td, 0, sizeof(*td));
+    td->endpoint = ep;
+    td->name = d->ctx->cfg->endpoints[ep].name;
+    txn_key(t, rcpts, n, td->key);
+    free(rcpts);
+    job->d = d;
+    job->index = t->n_deliveries;
+    job->state = JOB_WAITING;
+    d->jobs[d->n_jobs++] = job;
+    t->n_deliveries++;
+    d->active++;
+    return (long)job->index;
+}
+
+/* delivery_round - start the deliveries the groups want now: the first time every
+ * endpoint of an "all" route and the first of a "failover" route; later the next endpoint
+ * of each failover route whose current one failed for now. An endpoint wanted by several
+ * groups gets one request with all their recipients. Returns how many were started. */
+static size_t delivery_round(struct delivery *d, bool first)
+{
+    const struct config *cfg = d->ctx->cfg;
+    size_t started_from = d->n_jobs;
+    for (size_t e = 0; e < cfg->n_endpoints; e++) {
+        size_t *rcpts = NULL, n = 0;
+        bool wanted = false, failed = false;
+        for (size_t g = 0; g < d->n_groups && !failed; g++) {
+            struct delivery_group *grp = &d->groups[g];
+            for (size_t pos = 0; pos < grp->n_endpoints; pos++) {
+                if (grp->endpoints[pos] != e)
+                    continue;
+                bool now = grp->policy == CONFIG_ROUTE_ALL
+                               ? first
+                               : !grp->settled && grp->current < 0 && grp->next == pos;
+                if (!now)
+                    continue;
+                wanted = true;
+                failed = group_rcpts_add(&rcpts, &n, grp) != 0;
+            }
+        }
+        if (!wanted)
+            continue;
+        long k = failed ? -1 : delivery_new_job(d, e, rcpts, n);
+        if (failed)
+            free(rcpts);
+        /* Tell each group which delivery serves it (-1: none could be made). */
+        for (size_t g = 0; g < d->n_groups; g++) {
+            struct delivery_group *grp = &d->groups[g];
+            for (size_t pos = 0; pos < grp->n_endpoints; pos++) {
+                if (grp->endpoints[pos] != e)
+                    continue;
+                if (grp->policy == CONFIG_ROUTE_ALL && first)
+                    grp->dels[pos] = k;
+                else if (grp->policy == CONFIG_ROUTE_FAILOVER && !grp->settled &&
+                         grp->current < 0 && grp->next == pos) {
+                    grp->current = k;
+                    if (k < 0)
+                        grp->settled = true;
+                }
+            }
         }
     }
-    d->pending = 0;
+    size_t started = 0;
+    for (size_t i = started_from; i < d->n_jobs && !d->finished; i++) {
+        delivery_attempt(d->jobs[i]);
+        started++;
+    }
+    return started;
 }
 
-/* delivery_body_read - http_body_read_fn over the transaction's spool. */
-static int delivery_body_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
+/* delivery_round_end - no job is active: failover routes whose endpoint failed for now move
+ * to the next one while time remains; when none does, the delivery is over. */
+static void delivery_round_end(struct delivery *d)
 {
-    struct delivery *d = arg;
-    return spool_read(d->t->spool, offset, dst, len, got);
+    bool more = false;
+    bool time_left = delivery_now(d) < d->deadline;
+    for (size_t g = 0; g < d->n_groups; g++) {
+        struct delivery_group *grp = &d->groups[g];
+        if (grp->policy != CONFIG_ROUTE_FAILOVER || grp->settled)
+            continue;
+        const struct txn_delivery *cur = &d->t->deliveries[grp->current];
+        if (cur->reply.code / 100 == 4 && grp->next + 1 < grp->n_endpoints && time_left) {
+            grp->next++;
+            grp->current = -1;
+            more = true;
+        } else {
+            grp->settled = true;
+        }
+    }
+    if (more && delivery_round(d, false) > 0 && d->active > 0)
+        return;
+    if (d->active == 0)
+        delivery_finish(d);
 }
 
-/* delivery_on_response - one request finished: record it; the last one folds, calls done
- * and frees the delivery (done may free the transaction and the connection). */
+/* job_done - a job finished: the round may be over. */
+static void job_done(struct delivery *d)
+{
+    if (d->active == 0 && !d->finished)
+        delivery_round_end(d);
+}
+
+/* delivery_breaker_log - a breaker changed state: say so once. */
+static void delivery_breaker_log(const struct delivery *d, size_t ep, enum breaker_change ch)
+{
+    const struct config_endpoint *e = &d->ctx->cfg->endpoints[ep];
+    if (ch == BREAKER_OPENED)
+        log_warn("endpoint %s: circuit breaker open after %u temporary failures in a row; new "
+                 "messages get 451 at once for %" PRIu64 " ms",
+                 e->name, d->ctx->breakers[ep].failures, e->breaker.cooldown_ms);
+    else if (ch == BREAKER_PROBING)
+        log_info("endpoint %s: circuit breaker half-open, one probe request", e->name);
+    else if (ch == BREAKER_RECLOSED)
+        log_info("endpoint %s: circuit breaker closed, endpoint answers again", e->name);
+}
+
+/* delivery_on_response - one attempt finished: its reply; then retry later, or done. */
 static void delivery_on_response(void *arg, const struct http_response *resp)
 {
-    struct delivery_slot *slot = arg;
-    struct delivery *d = slot->d;
-    struct txn_delivery *r = &d->t->deliveries[slot->index];
-    slot->req = NULL;
-    struct delivery_reply rep = delivery_map(resp, d->body_size);
-    r->status = resp->status;
-    r->failure = resp->failure != HTTP_FAILURE_NONE ? rep.text : NULL;
-    r->elapsed_ms = resp->elapsed_ms;
-    r->done = true;
-    delivery_set_reply(&r->reply, &rep);
+    struct delivery_job *job = arg;
+    struct delivery *d = job->d;
+    struct txn *t = d->t;
+    struct txn_delivery *td = &t->deliveries[job->index];
+    const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
+    job->req = NULL;
+
+    bool retry = false, app = false;
+    const char *why = NULL;
+    delivery_choose(ep, resp, d->body_size, &td->reply, &retry, &app, &why);
+    job->app_reply = app;
+    td->status = resp->status;
+    td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete
+                      ? delivery_map(resp, d->body_size).text
+                      : NULL;
+    if (why != NULL) {
+        char value[APP_REPLY_TEXT_MAX + 32];
+        log_warn("endpoint %s for id=%s: Smtphook-Reply \"%s\" ignored: %s", ep->name, t->env.id,
+                 log_sanitize(value, sizeof(value), resp->smtp_reply, strlen(resp->smtp_reply)),
+                 why);
+    }
     if (resp->failure != HTTP_FAILURE_NONE && resp->error != NULL) {
         /* The reply says what kind of failure; curl's reason says what to fix (which
          * certificate check failed, which file could not be read). */
-        char why[DELIVERY_REASON_MAX];
-        log_warn("endpoint %s failed for id=%s: %s", r->name, d->t->env.id,
-                 log_sanitize(why, sizeof(why), resp->error, strlen(resp->error)));
+        char reason[DELIVERY_REASON_MAX];
+        log_warn("endpoint %s failed for id=%s (attempt %u): %s", ep->name, t->env.id,
+                 td->attempts, log_sanitize(reason, sizeof(reason), resp->error,
+                                            strlen(resp->error)));
     }
-    if (--d->pending > 0)
-        return;
+    uint64_t now = delivery_now(d);
+    /* The breaker counts temporary failures of the endpoint itself; any answer of a live
+     * app (a permanent refusal too) counts as success. */
+    delivery_breaker_log(d, td->endpoint,
+                         breaker_record(&d->ctx->breakers[td->endpoint], retry, now));
 
-    delivery_final_reply(d->t);
-    d->done(d->arg, d->t);
-    delivery_free(d);
-}
-
-/* delivery_min - the smaller of two limits, 0 meaning "none". */
-static uint64_t delivery_min(uint64_t a, uint64_t b)
-{
-    if (a == 0)
-        return b;
-    if (b == 0)
-        return a;
-    return a < b ? a : b;
+    uint64_t delay = 0;
+    if (retry && !d->finished) {
+        struct retry_state st;
+        memset(&st, 0, sizeof(st));
+        st.attempts = td->attempts;
+        st.now_ms = now;
+        st.deadline_ms = d->deadline;
+        st.last_took_ms = now - job->attempt_ms;
+        st.random = 0;
+        uv_random(NULL, NULL, &st.random, sizeof(st.random), 0, NULL);
+        if (resp->retry_after != NULL)
+            st.has_retry_after = retry_after_parse(resp->retry_after, strlen(resp->retry_after),
+                                                   delivery_wall_ms(), &st.retry_after_ms);
+        if (retry_next(&ep->retry, &st, &delay)) {
+            log_info("txn id=%s endpoint %s attempt %u: %u %s; next attempt in %" PRIu64 " ms",
+                     t->env.id, ep->name, td->attempts, td->reply.code, td->reply.esc, delay);
+            job->state = JOB_WAITING;
+            job->retry_at = now + delay;
+            delivery_arm(d);
+            return;
+        }
+    }
+    job_finish(job);
+    job_done(d);
 }
 
 /* delivery_header_line - "Name: value" for an endpoint header, malloc'ed. */
@@ -242,16 +722,45 @@ static char *delivery_header_line(const struct config_header *h)
     return line;
 }
 
-/* delivery_start_one - start the request for delivery i with the payload headers plus the
- * endpoint's own (curl copies them, so they are freed here). */
-static int delivery_start_one(struct http_client *hc, const struct config *cfg, size_t i,
-                              struct delivery *d, char **payload, size_t n_payload)
+/* delivery_body_read - http_body_read_fn over the transaction's spool. */
+static int delivery_body_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
 {
-    const struct config_endpoint *ep = &cfg->endpoints[d->t->deliveries[i].endpoint];
-    size_t n = n_payload + ep->n_headers;
-    char **own = calloc(ep->n_headers + 1, sizeof(*own));
-    const char **lines = calloc(n + 1, sizeof(*lines));
-    int rc = SH_ENOMEM;
+    struct delivery *d = arg;
+    return spool_read(d->t->spool, offset, dst, len, got);
+}
+
+/* delivery_min - the smaller of two limits, 0 meaning "none". */
+static uint64_t delivery_min(uint64_t a, uint64_t b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* delivery_request - start one POST for the job: the envelope of its share (its recipients
+ * and key), the endpoint's headers, a timeout that ends by the deadline. */
+static int delivery_request(struct delivery_job *job, uint64_t now)
+{
+    struct delivery *d = job->d;
+    struct txn *t = d->t;
+    struct txn_delivery *td = &t->deliveries[job->index];
+    const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
+    struct envelope view = t->env;
+    view.rcpt_to = job->rcpt_view;
+    view.n_rcpt = job->n_rcpt_view;
+    view.key = td->key;
+
+    char **payload = NULL, **own = NULL;
+    size_t n_payload = 0;
+    const char **lines = NULL;
+    int rc = payload_headers(&view, &payload, &n_payload);
+    if (rc != 0)
+        return rc;
+    rc = SH_ENOMEM;
+    own = calloc(ep->n_headers + 1, sizeof(*own));
+    lines = calloc(n_payload + ep->n_headers + 1, sizeof(*lines));
     if (own == NULL || lines == NULL)
         goto done;
     for (size_t k = 0; k < n_payload; k++)
@@ -261,25 +770,20 @@ static int delivery_start_one(struct http_client *hc, const struct config *cfg, 
             goto done;
         lines[n_payload + k] = own[k];
     }
-
     struct http_request_opts opts;
     memset(&opts, 0, sizeof(opts));
     opts.url = ep->url;
     opts.headers = lines;
-    opts.n_headers = n;
+    opts.n_headers = n_payload + ep->n_headers;
     opts.body_size = d->body_size;
     opts.body_read = delivery_body_read;
     opts.body_arg = d;
-    opts.timeout_ms = delivery_min(ep->timeout_ms, cfg->limits.transaction_timeout_ms);
+    opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline - now);
     opts.connect_timeout_ms = delivery_min(ep->connect_timeout_ms, opts.timeout_ms);
     opts.ca_file = ep->ca_file;
     opts.client_cert = ep->client_cert;
     opts.client_key = ep->client_key;
-    rc = http_request_start(hc, &opts, delivery_on_response, &d->slots[i], &d->slots[i].req);
-    if (rc == 0) {
-        d->pending++;
-        d->t->deliveries[i].attempts++;
-    }
+    rc = http_request_start(d->ctx->http, &opts, delivery_on_response, job, &job->req);
 
 done:
     if (own != NULL) {
@@ -288,69 +792,171 @@ done:
     }
     free(own);
     free(lines);
+    payload_headers_free(payload, n_payload);
     return rc;
 }
 
-/* delivery_start - one request per endpoint, all started before returning; done follows
- * from the loop. On failure the requests already started are cancelled. */
-int delivery_start(struct http_client *hc, const struct config *cfg, struct txn *t,
-                   delivery_done_fn done, void *arg, struct delivery **out)
+/* delivery_attempt - the job's next attempt: refused at once while its endpoint's breaker
+ * is open, else a request. A failure to even start ends the job. */
+static void delivery_attempt(struct delivery_job *job)
 {
-    char **payload = NULL;
-    size_t n_payload = 0;
-    int rc;
+    struct delivery *d = job->d;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    uint64_t now = delivery_now(d);
+    if (td->attempts == 0)
+        job->first_ms = now;
+    if (now >= d->deadline) {
+        job_fail_local(job, &delivery_deadline);
+        return;
+    }
+    enum breaker_change ch = BREAKER_UNCHANGED;
+    if (!breaker_allow(&d->ctx->breakers[td->endpoint], now, &ch)) {
+        if (td->attempts == 0) /* a retry keeps the reply of its last real attempt */
+            job_fail_local(job, &delivery_circuit_open);
+        else
+            job_finish(job);
+        return;
+    }
+    delivery_breaker_log(d, td->endpoint, ch);
+    job->attempt_ms = now;
+    td->attempts++;
+    if (delivery_request(job, now) != 0) {
+        log_error("txn id=%s endpoint %s: cannot start the request", d->t->env.id, td->name);
+        job_fail_local(job, &delivery_local);
+        return;
+    }
+    job->state = JOB_RUNNING;
+}
+
+/* delivery_on_timer - the deadline, or a retry is due. At the deadline whatever still runs
+ * ends with its own reply: timed out for a request under way, the last answer for one
+ * waiting to retry. */
+static void delivery_on_timer(uv_timer_t *timer)
+{
+    struct delivery *d = timer->data;
+    if (d->finished)
+        return;
+    uint64_t now = delivery_now(d);
+    if (now >= d->deadline) {
+        for (size_t i = 0; i < d->n_jobs; i++) {
+            struct delivery_job *job = d->jobs[i];
+            if (job->state == JOB_RUNNING) {
+                http_request_cancel(job->req);
+                job->req = NULL;
+                struct txn_delivery *td = &d->t->deliveries[job->index];
+                delivery_set(&td->reply, &delivery_timed_out);
+                td->failure = delivery_timed_out.text;
+                job->app_reply = false;
+            }
+            if (job->state != JOB_DONE)
+                job_finish(job);
+        }
+        for (size_t g = 0; g < d->n_groups; g++)
+            d->groups[g].settled = true;
+        log_info("txn id=%s: transaction deadline of %" PRIu64 " ms reached", d->t->env.id,
+                 d->ctx->cfg->limits.transaction_timeout_ms);
+        delivery_finish(d);
+        return;
+    }
+    for (size_t i = 0; i < d->n_jobs && !d->finished; i++) {
+        struct delivery_job *job = d->jobs[i];
+        if (job->state == JOB_WAITING && job->retry_at <= now && job->req == NULL &&
+            job->first_ms != 0)
+            delivery_attempt(job);
+    }
+    if (!d->finished) {
+        job_done(d);
+        if (!d->finished)
+            delivery_arm(d);
+    }
+}
+
+/* delivery_groups - the recipients by route, in the order routes are listed; without
+ * routes one group: every endpoint, every recipient, all at once. */
+static int delivery_groups(struct delivery *d)
+{
+    const struct config *cfg = d->ctx->cfg;
+    const struct txn *t = d->t;
+    size_t n_routes = cfg->n_routes > 0 ? cfg->n_routes : 1;
+    d->groups = calloc(n_routes, sizeof(*d->groups));
+    if (d->groups == NULL)
+        return SH_ENOMEM;
+    static size_t all_endpoints_dummy;
+    (void)all_endpoints_dummy;
+    for (size_t r = 0; r < n_routes; r++) {
+        size_t n = 0;
+        for (size_t i = 0; i < t->env.n_rcpt; i++)
+            n += cfg->n_routes == 0 || t->rcpt_route[i] == (long)r;
+        if (n == 0)
+            continue;
+        struct delivery_group *g = &d->groups[d->n_groups];
+        g->rcpts = calloc(n, sizeof(*g->rcpts));
+        if (g->rcpts == NULL)
+            return SH_ENOMEM;
+        d->n_groups++;
+        for (size_t i = 0; i < t->env.n_rcpt; i++) {
+            if (cfg->n_routes == 0 || t->rcpt_route[i] == (long)r)
+                g->rcpts[g->n_rcpts++] = i;
+        }
+        if (cfg->n_routes > 0) {
+            g->endpoints = cfg->routes[r].endpoints;
+            g->n_endpoints = cfg->routes[r].n_endpoints;
+            g->policy = cfg->routes[r].policy;
+        } else {
+            g->endpoints = NULL; /* every endpoint: see delivery_group_endpoint */
+            g->n_endpoints = cfg->n_endpoints;
+            g->policy = CONFIG_ROUTE_ALL;
+        }
+        g->current = -1;
+        g->dels = calloc(g->n_endpoints > 0 ? g->n_endpoints : 1, sizeof(*g->dels));
+        if (g->dels == NULL)
+            return SH_ENOMEM;
+        for (size_t i = 0; i < g->n_endpoints; i++)
+            g->dels[i] = -1;
+    }
+    return 0;
+}
+
+/* delivery_start - see delivery.h. The first attempts start from the loop (a zero timer),
+ * so done can never run inside this call. */
+int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn done, void *arg,
+                   struct delivery **out)
+{
     if (out != NULL)
         *out = NULL;
-    if (cfg->n_endpoints == 0 || done == NULL)
+    if (done == NULL || ctx->cfg->n_endpoints == 0)
         return SH_EINVAL;
     struct delivery *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return SH_ENOMEM;
+    d->ctx = ctx;
     d->t = t;
     d->done = done;
     d->arg = arg;
-    d->started_ns = uv_hrtime();
     d->body_size = t->spool != NULL ? spool_size(t->spool) : 0;
     free(t->deliveries);
+    t->deliveries = NULL;
     t->n_deliveries = 0;
-    t->deliveries = calloc(cfg->n_endpoints, sizeof(*t->deliveries));
-    d->slots = calloc(cfg->n_endpoints, sizeof(*d->slots));
-    if (t->deliveries == NULL || d->slots == NULL) {
-        rc = SH_ENOMEM;
-        goto fail;
+    if (delivery_groups(d) != 0) {
+        delivery_free(d);
+        return SH_ENOMEM;
     }
-    t->n_deliveries = cfg->n_endpoints;
-    for (size_t i = 0; i < t->n_deliveries; i++) {
-        t->deliveries[i].endpoint = i;
-        t->deliveries[i].name = cfg->endpoints[i].name;
-        txn_key(t, NULL, 0, t->deliveries[i].key);
-        d->slots[i].d = d;
-        d->slots[i].index = i;
-    }
-    if ((rc = payload_headers(&t->env, &payload, &n_payload)) != 0)
-        goto fail;
-    for (size_t i = 0; i < t->n_deliveries; i++) {
-        if ((rc = delivery_start_one(hc, cfg, i, d, payload, n_payload)) != 0)
-            goto fail;
-    }
-    payload_headers_free(payload, n_payload);
+    uv_timer_init(ctx->loop, &d->timer);
+    d->timer.data = d;
+    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
+    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
     if (out != NULL)
         *out = d;
     return 0;
-
-fail:
-    payload_headers_free(payload, n_payload);
-    delivery_cancel_requests(d);
-    delivery_free(d);
-    return rc;
 }
 
-/* delivery_cancel - cancel what is running and free; done is never called afterwards.
- * Must not be called after done (the delivery is gone then). NULL is ignored. */
+/* delivery_cancel - cancel what is running; done is never called afterwards. Must not be
+ * called after done (the delivery is gone then). NULL is ignored. */
 void delivery_cancel(struct delivery *d)
 {
     if (d == NULL)
         return;
+    d->finished = true;
     delivery_cancel_requests(d);
-    delivery_free(d);
+    delivery_release(d);
 }

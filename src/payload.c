@@ -15,7 +15,7 @@
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 
-#define PAYLOAD_N_HEADERS  5u  /* Content-Type, Id, Envelope, Mail-From, Rcpt-To */
+#define PAYLOAD_N_HEADERS  6u  /* Content-Type, Id, Key, Envelope, Mail-From, Rcpt-To */
 #define PAYLOAD_TIME_MAX   32u /* "YYYY-MM-DDTHH:MM:SS.mmmZ" and room for odd years */
 #define PAYLOAD_RCPT_SEP   ", "
 #define PAYLOAD_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER)
@@ -119,6 +119,7 @@ static json_t *payload_build(const struct envelope *env, int *err)
     if ((*err = payload_time(env->received_at_ms, when, sizeof(when))) != 0)
         goto fail;
     if (payload_set(root, "id", payload_string(env->id, 0, err), err) ||
+        (env->key != NULL && payload_set(root, "key", payload_string(env->key, 0, err), err)) ||
         payload_set(root, "received_at", json_string(when), err))
         goto fail;
 
@@ -326,15 +327,17 @@ int payload_headers(const struct envelope *env, char ***out, size_t *n)
         goto fail;
     if ((rc = payload_envelope_json(env, &json)) != 0)
         goto fail;
-    if ((rc = payload_header("Content-Type", PAYLOAD_CONTENT_TYPE, 0, &h[0])) != 0 ||
-        (rc = payload_header(PAYLOAD_HEADER_ID, env->id, 1, &h[1])) != 0 ||
-        (rc = payload_header(PAYLOAD_HEADER_ENVELOPE, json, 0, &h[2])) != 0 ||
-        (rc = payload_header(PAYLOAD_HEADER_MAIL_FROM, env->mail_from, 1, &h[3])) != 0 ||
-        (rc = payload_rcpt_header(env, &h[4])) != 0)
+    size_t k = 0;
+    if ((rc = payload_header("Content-Type", PAYLOAD_CONTENT_TYPE, 0, &h[k++])) != 0 ||
+        (rc = payload_header(PAYLOAD_HEADER_ID, env->id, 1, &h[k++])) != 0 ||
+        (env->key != NULL && (rc = payload_header(PAYLOAD_HEADER_KEY, env->key, 1, &h[k++])) != 0) ||
+        (rc = payload_header(PAYLOAD_HEADER_ENVELOPE, json, 0, &h[k++])) != 0 ||
+        (rc = payload_header(PAYLOAD_HEADER_MAIL_FROM, env->mail_from, 1, &h[k++])) != 0 ||
+        (rc = payload_rcpt_header(env, &h[k++])) != 0)
         goto fail;
     free(json);
     *out = h;
-    *n = PAYLOAD_N_HEADERS;
+    *n = k;
     return 0;
 
 fail:

@@ -327,7 +327,7 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
         return session_error(s, REPLY_TOO_MANY_RCPTS, NULL, out);
     }
 
-    if (txn_add_rcpt(s->txn, path.mailbox) != 0)
+    if (txn_add_rcpt(s->txn, path.mailbox, -1) != 0)
         return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
     session_set_state(s, SESSION_STATE_RCPT);
     reply_write(out, REPLY_RCPT_OK, NULL);

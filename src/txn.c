@@ -91,6 +91,7 @@ void txn_free(struct txn *t)
     for (size_t i = 0; i < t->env.n_rcpt; i++)
         free(t->env.rcpt_to[i]);
     free(t->env.rcpt_to);
+    free(t->rcpt_route);
     free(t->facts);
     spool_free(t->spool);
     digest_free(t->hash);
@@ -99,14 +100,20 @@ void txn_free(struct txn *t)
 }
 
 /* txn_add_rcpt - see txn.h. */
-int txn_add_rcpt(struct txn *t, const char *mailbox)
+int txn_add_rcpt(struct txn *t, const char *mailbox, long route)
 {
-    char **list = realloc(t->env.rcpt_to, (t->env.n_rcpt + 1) * sizeof(*list));
+    size_t n = t->env.n_rcpt;
+    char **list = realloc(t->env.rcpt_to, (n + 1) * sizeof(*list));
     if (list == NULL)
         return SH_ENOMEM;
     t->env.rcpt_to = list;
-    if ((list[t->env.n_rcpt] = strdup(mailbox)) == NULL)
+    long *routes = realloc(t->rcpt_route, (n + 1) * sizeof(*routes));
+    if (routes == NULL)
         return SH_ENOMEM;
+    t->rcpt_route = routes;
+    if ((list[n] = strdup(mailbox)) == NULL)
+        return SH_ENOMEM;
+    routes[n] = route;
     t->env.n_rcpt++;
     return 0;
 }

@@ -1,57 +1,85 @@
 /* delivery.h - one transaction's trip to the web app, folded into one SMTP reply.
  *
- * Posts the spooled message to every endpoint at once, under one deadline, and maps the
- * results to the reply after the final dot (RFC 5321 §4.2, enhanced codes RFC 3463):
- *   every endpoint 2xx after receiving the whole body  -> 250 2.0.0
- *   413                                                -> 552 5.3.4
- *   401, 404, 408, 429, 3xx, 5xx, 1xx or unknown,
+ * The recipients are split by route (config.routes; without routes every endpoint gets
+ * every recipient). Each endpoint gets one POST per message whose envelope holds only the
+ * recipients routed to it, with its own Idempotency-Key. A route's policy "all" posts to
+ * each of its endpoints at once; "failover" tries them in order, the next only after a
+ * temporary failure of the previous one.
+ *
+ * Each result maps to an SMTP reply (RFC 5321 §4.2, enhanced codes RFC 3463):
+ *   2xx after receiving the whole body, header block complete -> 250 2.0.0
+ *   413                                                      -> 552 5.3.4
+ *   401, 404, 408, 429, 431, 3xx, 5xx, 1xx or unknown,
  *   timeout, connection, DNS or TLS failure,
- *   body not fully sent                                -> 451 4.x.x
- *   any other 4xx                                      -> 550 5.x.x
- * The deadline (limits.transaction_timeout_ms) is each request's curl timeout: every
- * request starts at once, so none outlives it.
- * With several endpoints a permanent failure wins over a temporary one, which wins over
- * success: the sender hears about the worst result. */
+ *   body not fully sent, response cut off                    -> 451 4.x.x
+ *   any other 4xx                                            -> 550 5.x.x
+ * overridden by the endpoint's reply_map (by status), then by a valid Smtphook-Reply
+ * response header that agrees with the status class. A temporary failure worth retrying
+ * (connection refused or reset, timeout, cut-off response, 408, 429, 5xx) is tried again
+ * while the sender waits, with backoff (retry.h), honouring Retry-After, never past the
+ * transaction's deadline (limits.transaction_timeout_ms, a timer of its own). An endpoint's
+ * circuit breaker (breaker.h) answers 451 at once while it is open.
+ * The worst result wins: a permanent failure of any route, else a temporary one, else
+ * success. */
 #ifndef SMTPHOOK_DELIVERY_H
 #define SMTPHOOK_DELIVERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
+#include "smtphook/app_reply.h"
 #include "smtphook/config.h"
-#include "smtphook/envelope.h"
 #include "smtphook/http_client.h"
-#include "smtphook/spool.h"
 #include "smtphook/txn.h"
 
 struct delivery;
+struct delivery_context;
 
-/* The reply for one endpoint's result, or for the whole transaction. */
+/* The default reply for one request result. */
 struct delivery_reply {
     unsigned code;    /* 250, 451, 550, 552 */
     const char *esc;  /* enhanced status code, e.g. "4.4.1" (static) */
     const char *text; /* short reason (static) */
+    bool retry;       /* a temporary failure that another attempt may cure */
 };
 
-/* Called once when every request has finished: t->deliveries holds each endpoint's result
+/* Called once when the delivery has finished: t->deliveries holds each endpoint's result
  * and t->reply the reply for the sender. The transaction stays the caller's. */
 typedef void (*delivery_done_fn)(void *arg, struct txn *t);
 
-/* delivery_map - the reply for one request result (pure; unit-tested). body_size is the
- * message size, compared with resp->body_sent to detect a body not fully sent. */
+/* delivery_map - the default reply for one request result (pure; unit-tested). body_size
+ * is the message size, compared with resp->body_sent to detect a body not fully sent. */
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size);
 
+/* delivery_choose - the reply one endpoint's answer gives: delivery_map, then the
+ * endpoint's reply_map for the status, then a valid Smtphook-Reply header (pure). *why is
+ * set (static text) when a Smtphook-Reply header was present but ignored. *app is set when
+ * the text is the app's or the operator's own (sent as it is). */
+void delivery_choose(const struct config_endpoint *ep, const struct http_response *resp,
+                     uint64_t body_size, struct app_reply *out, bool *retry, bool *app,
+                     const char **why);
+
 /* delivery_fold - the delivery whose reply the sender hears: the first permanent failure
- * in endpoint order, else the first temporary one; -1 when all succeeded (n > 0). */
+ * in the order given, else the first temporary one; -1 when all succeeded. */
 long delivery_fold(const struct txn_delivery *deliveries, size_t n);
 
-/* delivery_start - post the transaction's message to every endpoint of cfg. The
- * transaction must stay alive until done is called or delivery_cancel returns. 0 or
- * SH_ENOMEM; on error done is not called. */
-int delivery_start(struct http_client *hc, const struct config *cfg, struct txn *t,
-                   delivery_done_fn done, void *arg, struct delivery **out);
+/* delivery_context_new - what all deliveries share: the loop, the HTTP client, the config
+ * and one circuit breaker per endpoint. 0 or SH_ENOMEM. */
+int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct config *cfg,
+                         struct delivery_context **out);
 
-/* delivery_cancel - stop every request; done is not called afterwards. */
+/* delivery_context_free - release it; no delivery may be running. NULL is ignored. */
+void delivery_context_free(struct delivery_context *ctx);
+
+/* delivery_start - deliver the transaction's message. The transaction must stay alive until
+ * done is called or delivery_cancel returns. done is never called before this returns.
+ * 0 or SH_ENOMEM; on error done is not called. */
+int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn done, void *arg,
+                   struct delivery **out);
+
+/* delivery_cancel - stop every request and timer; done is not called afterwards. */
 void delivery_cancel(struct delivery *d);
 
 #endif

@@ -31,6 +31,7 @@ struct envelope_tls {
 
 struct envelope {
     char id[ENVELOPE_ID_MAX + 1]; /* transaction id, unique across restarts */
+    const char *key;              /* Idempotency-Key of the share posted, NULL: none */
     int64_t received_at_ms;       /* Unix time of the MAIL command, milliseconds */
     const char *client_address;   /* peer IP as text (owned by the connection) */
     uint16_t client_port;         /* peer port */

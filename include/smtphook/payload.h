@@ -4,6 +4,7 @@
  *   POST <url>
  *   Content-Type: message/rfc822
  *   X-Smtphook-Id: <id>
+ *   Idempotency-Key: <key> (when the envelope has one: the same for a retried message)
  *   X-Smtphook-Envelope: <compact JSON, ASCII only (\uXXXX escapes)>
  *   X-Smtphook-Mail-From: <percent-encoded address, empty for <>>
  *   X-Smtphook-Rcpt-To: <percent-encoded addresses, separated by ", ">
@@ -18,13 +19,14 @@
 #include "smtphook/envelope.h"
 
 #define PAYLOAD_HEADER_ID        "X-Smtphook-Id"
+#define PAYLOAD_HEADER_KEY       "Idempotency-Key"
 #define PAYLOAD_HEADER_ENVELOPE  "X-Smtphook-Envelope"
 #define PAYLOAD_HEADER_MAIL_FROM "X-Smtphook-Mail-From"
 #define PAYLOAD_HEADER_RCPT_TO   "X-Smtphook-Rcpt-To"
 #define PAYLOAD_CONTENT_TYPE     "message/rfc822"
 
 /* payload_envelope_json - the envelope as one compact, ASCII-only JSON object:
- * {"id","received_at" (RFC 3339 UTC, milliseconds),"client":{"address","port","helo"},
+ * {"id","key" (only when the envelope has one),"received_at" (RFC 3339 UTC, milliseconds),"client":{"address","port","helo"},
  *  "tls":null or {"version","cipher","sni","client_certificate":null or {"subject","sha256"}},
  *  "mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"},"chunked"}.
  * *out is malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM/SH_EINVAL. */

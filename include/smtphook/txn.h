@@ -66,8 +66,9 @@ int txn_new(const struct txn_facts *facts, const char *mail_from, struct txn **o
 /* txn_free - release everything the transaction owns; NULL is ignored. */
 void txn_free(struct txn *t);
 
-/* txn_add_rcpt - append an accepted recipient (copied). 0 or SH_ENOMEM. */
-int txn_add_rcpt(struct txn *t, const char *mailbox);
+/* txn_add_rcpt - append an accepted recipient (copied) and the route it goes by (-1 without
+ * routes). 0 or SH_ENOMEM. */
+int txn_add_rcpt(struct txn *t, const char *mailbox, long route);
 
 /* txn_begin_body - the message text starts (DATA's 354, or the first BDAT chunk): a spool
  * in directory keeping memory_bytes in memory. A failure is kept in spool_error (the

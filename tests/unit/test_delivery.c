@@ -407,8 +407,8 @@ static int setup(void **state)
                               "client.test", true,          NULL};
     /* The null sender: an empty header must still arrive. */
     assert_int_equal(txn_new(&facts, "", &f->t), 0);
-    assert_int_equal(txn_add_rcpt(f->t, rcpt1), 0);
-    assert_int_equal(txn_add_rcpt(f->t, rcpt2), 0);
+    assert_int_equal(txn_add_rcpt(f->t, rcpt1, -1), 0);
+    assert_int_equal(txn_add_rcpt(f->t, rcpt2, -1), 0);
     f->t->env.body = ENVELOPE_BODY_8BITMIME;
     txn_begin_body(f->t, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", SPOOL_MEMORY, 1);
     assert_true(txn_append(f->t, f->body, BODY_BYTES, BODY_BYTES));
