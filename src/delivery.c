@@ -38,6 +38,7 @@ static const struct delivery_reply delivery_no_dns = {451, "4.4.3",
                                                       "endpoint name did not resolve"};
 static const struct delivery_reply delivery_tls = {451, "4.7.5", "endpoint TLS failed"};
 static const struct delivery_reply delivery_partial = {451, "4.4.2", "message not fully sent"};
+static const struct delivery_reply delivery_cut_off = {451, "4.4.2", "endpoint response cut off"};
 static const struct delivery_reply delivery_other = {451, "4.3.0", "endpoint request failed"};
 static const struct delivery_reply delivery_refused = {550, "5.7.1", "refused by endpoint"};
 static const struct delivery_reply delivery_bad_content = {550, "5.6.0",
@@ -99,9 +100,13 @@ static struct delivery_reply delivery_map_status(long status, uint64_t body_sent
 }
 
 /* delivery_map - a final non-2xx status decides even when curl also reports an error (the
- * endpoint answered before the transfer broke); otherwise the failure class does. */
+ * endpoint answered before the transfer broke); otherwise the failure class does. A 2xx
+ * whose header section never ended is no answer (RFC 9112 §8), though curl reports no error. */
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size)
 {
+    if (resp->failure == HTTP_FAILURE_NONE && resp->status >= 200 && resp->status <= 299 &&
+        !resp->headers_complete)
+        return delivery_cut_off;
     if (resp->failure == HTTP_FAILURE_NONE || resp->status >= 300)
         return delivery_map_status(resp->status, resp->body_sent, body_size);
     switch (resp->failure) {

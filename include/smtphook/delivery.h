@@ -6,7 +6,7 @@
  *   413                                                -> 552 5.3.4
  *   401, 404, 408, 429, 3xx, 5xx, 1xx or unknown,
  *   timeout, connection, DNS or TLS failure,
- *   body not fully sent                                -> 451 4.x.x
+ *   body not fully sent, response cut off              -> 451 4.x.x
  *   any other 4xx                                      -> 550 5.x.x
  * The deadline (limits.transaction_timeout_ms) is each request's curl timeout: every
  * request starts at once, so none outlives it.

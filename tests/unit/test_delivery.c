@@ -24,15 +24,23 @@
 
 /* ---- delivery_map and delivery_fold ---------------------------------------------------- */
 
-/* map - the reply for one result. */
-static struct delivery_reply map(enum http_failure f, long status, uint64_t sent, uint64_t size)
+/* map_head - the reply for one result whose header section ended or not. */
+static struct delivery_reply map_head(enum http_failure f, long status, uint64_t sent,
+                                      uint64_t size, bool complete)
 {
     struct http_response r;
     memset(&r, 0, sizeof(r));
     r.failure = f;
     r.status = status;
+    r.headers_complete = complete;
     r.body_sent = sent;
     return delivery_map(&r, size);
+}
+
+/* map - the reply for one result with a complete header section. */
+static struct delivery_reply map(enum http_failure f, long status, uint64_t sent, uint64_t size)
+{
+    return map_head(f, status, sent, size, true);
 }
 
 /* expect_reply - code and enhanced code as given, and some text. */
@@ -123,6 +131,48 @@ static void test_map_table(void **state)
     }
     /* An empty body is fully sent with 0 bytes. */
     expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
+}
+
+/* A response whose connection closed before the empty line ending its header section:
+ * curl reports no error, the status is there, yet it is no answer (RFC 9112 §8). */
+static void test_map_headers_cut_off(void **state)
+{
+    (void)state;
+    const struct {
+        enum http_failure failure;
+        long status;
+        uint64_t sent;
+        unsigned code;
+        const char *esc;
+    } rows[] = {
+        /* a 2xx is success only once its header section ended */
+        {HTTP_FAILURE_NONE, 200, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 204, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 299, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 200, 99, 451, "4.4.2"},
+        /* a failure curl reports still says what happened */
+        {HTTP_FAILURE_TIMEOUT, 200, 100, 451, "4.4.7"},
+        {HTTP_FAILURE_CONNECT, 200, 100, 451, "4.4.1"},
+        {HTTP_FAILURE_OTHER, 200, 100, 451, "4.3.0"},
+        /* other statuses map as before: their status line arrived whole */
+        {HTTP_FAILURE_NONE, 413, 100, 552, "5.3.4"},
+        {HTTP_FAILURE_NONE, 503, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 403, 100, 550, "5.7.1"},
+        {HTTP_FAILURE_NONE, 302, 100, 451, "4.3.5"},
+        {HTTP_FAILURE_NONE, 100, 100, 451, "4.3.0"},
+        {HTTP_FAILURE_NONE, 0, 100, 451, "4.3.0"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct delivery_reply r =
+            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, false);
+        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
+            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
+                        rows[i].status, r.code, r.esc);
+        expect_reply(r, rows[i].code, rows[i].esc);
+    }
+    /* not the same reply as a body not fully sent, though the same enhanced code */
+    assert_string_not_equal(map_head(HTTP_FAILURE_NONE, 200, 100, 100, false).text,
+                            map(HTTP_FAILURE_NONE, 200, 99, 100).text);
 }
 
 /* result - a per-endpoint result whose reply is that of (failure, status). */
@@ -827,6 +877,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_table),
+        cmocka_unit_test(test_map_headers_cut_off),
         cmocka_unit_test(test_fold_order),
         cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),
