@@ -322,7 +322,7 @@ static void on_delivered(void *arg, struct txn *t)
 static void conn_deliver(struct conn *c)
 {
     c->txn = smtp_engine_take_txn(&c->engine);
-    if (delivery_start(c->sh->http, c->sh->cfg, c->txn, on_delivered, c, &c->delivery) == 0)
+    if (delivery_start(c->sh->delivery, c->txn, on_delivered, c, &c->delivery) == 0)
         return;
     c->delivery = NULL;
     struct app_reply *r = &c->txn->reply;

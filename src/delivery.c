@@ -63,12 +63,12 @@ static const struct delivery_reply delivery_deadline = {451, "4.4.7",
 static struct delivery_reply delivery_map_status(long status, uint64_t body_sent,
                                                  uint64_t body_size, bool headers_complete)
 {
-    if (status >= 200 && status <= 299) {
-        /* RFC 9112 §8: a response whose header section did not end is incomplete. */
-        if (!headers_complete)
-            return delivery_cut_off;
+    /* RFC 9112 §8: a response whose header section did not end is incomplete, whatever
+     * its status line says: no answer to act on (least of all a permanent refusal). */
+    if (!headers_complete)
+        return delivery_cut_off;
+    if (status >= 200 && status <= 299)
         return body_sent < body_size ? delivery_partial : delivery_ok;
-    }
     if (status >= 300 && status <= 399)
         return delivery_redirected;
     if (status >= 500 && status <= 599)
@@ -217,10 +217,10 @@ long delivery_fold(const struct txn_delivery *deliveries, size_t n)
 /* ---- shared state ------------------------------------------------------------------------ */
 
 struct delivery_context {
-    uv_loop_t *loop;           /* timers run here */
-    struct http_client *http;  /* every request */
-    const struct config *cfg;  /* endpoints, routes, limits (not owned) */
-    struct breaker *breakers;  /* one per endpoint, config order */
+    uv_loop_t *loop;          /* timers run here */
+    struct http_client *http; /* every request */
+    const struct config *cfg; /* endpoints, routes, limits (not owned) */
+    struct breaker *breakers; /* one per endpoint, config order */
 };
 
 /* delivery_context_new - see delivery.h. */
@@ -676,9 +676,8 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         /* The reply says what kind of failure; curl's reason says what to fix (which
          * certificate check failed, which file could not be read). */
         char reason[DELIVERY_REASON_MAX];
-        log_warn("endpoint %s failed for id=%s (attempt %u): %s", ep->name, t->env.id,
-                 td->attempts, log_sanitize(reason, sizeof(reason), resp->error,
-                                            strlen(resp->error)));
+        log_warn("endpoint %s failed for id=%s (attempt %u): %s", ep->name, t->env.id, td->attempts,
+                 log_sanitize(reason, sizeof(reason), resp->error, strlen(resp->error)));
     }
     uint64_t now = delivery_now(d);
     /* The breaker counts temporary failures of the endpoint itself; any answer of a live

@@ -6,7 +6,18 @@
  *
  * Re-entrancy rules kept here: curl_multi_socket_action is only called from libuv callbacks
  * (never from inside a curl callback), finished transfers are collected after every call,
- * and a done callback may start or cancel requests or close the client. */
+ * and a done callback may start or cancel requests or close the client.
+ *
+ * The response's header lines are followed in CURLOPT_HEADERFUNCTION (struct http_head): curl
+ * 7.88 ends a transfer whose connection closed inside the header section with CURLE_OK, so
+ * only seeing the empty line tells a complete response from a cut-off one. Besides that line
+ * only status lines and two fields are looked at. Memory stays fixed whatever the endpoint
+ * sends: the callback keeps two bounded values, and curl bounds what it buffers itself - one
+ * header line at CURL_MAX_HTTP_HEADER (100 KiB; a longer one fails with CURLE_OUT_OF_MEMORY)
+ * and all header lines of a request, 1xx responses included, at 300 KiB (CURLE_RECV_ERROR
+ * "Too large response headers": the CVE-2023-38039 fix, upstream since 8.3.0 and in Debian's
+ * 7.88.1-10+deb12u3 and later). CURLOPT_MAXFILESIZE is no such bound: it limits the body,
+ * which is discarded anyway. */
 #include "smtphook/http_client.h"
 
 #include <curl/curl.h>
@@ -15,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtphook/error.h"
 
@@ -29,6 +41,52 @@
 #define HTTP_HEADER_NAME_MAX 256u         /* longest header name rewritten for an empty value */
 #define HTTP_PEM             "PEM"        /* file format of the client certificate and key */
 #define HTTP_REASON_MAX      (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
+#define HTTP_NO_FIELD        (-1)                    /* http_head.folding: no kept field */
+
+/* The response headers that are kept, and the longest value kept of each. */
+enum http_field_id {
+    HTTP_FIELD_SMTP_REPLY = 0, /* Smtphook-Reply: the SMTP reply the web app chose */
+    HTTP_FIELD_RETRY_AFTER,    /* Retry-After (RFC 9110 §10.2.3) */
+    HTTP_FIELD_COUNT,
+};
+
+static const struct {
+    const char *name; /* compared case-insensitively (RFC 9110 §5.1) */
+    size_t max;       /* longest value kept; a longer one is dropped */
+} http_fields[HTTP_FIELD_COUNT] = {
+    [HTTP_FIELD_SMTP_REPLY] = {"Smtphook-Reply", HTTP_SMTP_REPLY_MAX},
+    [HTTP_FIELD_RETRY_AFTER] = {"Retry-After", HTTP_RETRY_AFTER_MAX},
+};
+
+#define HTTP_FIELD_VALUE_MAX HTTP_SMTP_REPLY_MAX /* the largest max of http_fields */
+_Static_assert(HTTP_RETRY_AFTER_MAX <= HTTP_FIELD_VALUE_MAX, "a kept value must fit");
+
+/* One kept header of the current response. */
+struct http_field {
+    char value[HTTP_FIELD_VALUE_MAX + 1]; /* trimmed value, NUL-terminated */
+    size_t len;                           /* bytes in value */
+    unsigned seen;                        /* field lines with this name in the response */
+    bool dropped;                         /* the value outgrew its max (or held a NUL) */
+};
+
+/* Where the response's header section stands (RFC 9112 §2.1: a status line, field lines,
+ * an empty line). */
+enum http_head_state {
+    HTTP_HEAD_STATUS = 0, /* a status line comes next: at the start and after a 1xx block */
+    HTTP_HEAD_FIELDS,     /* inside a block: field lines until the empty line */
+    HTTP_HEAD_DONE,       /* the final block ended: what follows is body or trailers */
+};
+
+/* The header lines seen so far, as CURLOPT_HEADERFUNCTION passes them: one complete line a
+ * call, the status line of every response first (interim 1xx ones too), the empty line last,
+ * and a chunked body's trailer lines after it. */
+struct http_head {
+    enum http_head_state state;                 /* see above */
+    long status;                                /* the status line's code, 0 if unreadable */
+    bool interim;                               /* status is 1xx: its fields are not kept */
+    int folding;                                /* kept field an obs-fold line continues */
+    struct http_field fields[HTTP_FIELD_COUNT]; /* of the current block */
+};
 
 struct http_client {
     uv_loop_t *loop;               /* the loop every handle lives on */
@@ -66,6 +124,7 @@ struct http_request {
     struct http_request *next;    /* running list */
     char errbuf[CURL_ERROR_SIZE]; /* curl's reason text */
     char reason[HTTP_REASON_MAX]; /* what http_response.error points to */
+    struct http_head head;        /* the response's header section */
 };
 
 static int http_global_ready; /* curl_global_init done (once per process) */
@@ -262,6 +321,30 @@ static void http_request_free(struct http_request *req)
     free(req);
 }
 
+/* http_field_value - the value of a kept field for http_response: NULL when absent or
+ * dropped. */
+static const char *http_field_value(const struct http_field *f)
+{
+    return f->seen > 0 && !f->dropped ? f->value : NULL;
+}
+
+/* http_head_report - fill resp's header fields from what the header callback saw. The
+ * block followed must be the response curl reports: its status line gave the same code. */
+static void http_head_report(const struct http_head *h, struct http_response *resp)
+{
+    if (resp->status == 0 || h->status != resp->status || h->interim)
+        return;
+    const struct http_field *reply = &h->fields[HTTP_FIELD_SMTP_REPLY];
+    const struct http_field *retry = &h->fields[HTTP_FIELD_RETRY_AFTER];
+    resp->headers_complete = h->state == HTTP_HEAD_DONE;
+    resp->smtp_reply = http_field_value(reply);
+    resp->smtp_reply_repeated = reply->seen > 1;
+    resp->smtp_reply_dropped = reply->dropped;
+    resp->retry_after = http_field_value(retry);
+    resp->retry_after_repeated = retry->seen > 1;
+    resp->retry_after_dropped = retry->dropped;
+}
+
 static void http_check_done(struct http_client *hc)
 {
     CURLMsg *msg;
@@ -296,6 +379,7 @@ static void http_check_done(struct http_client *hc)
                      req->errbuf[0] != '\0' ? ": " : "", req->errbuf);
             resp.error = req->reason;
         }
+        http_head_report(&req->head, &resp);
         req->done(req->arg, &resp);
         http_request_free(req);
     }
@@ -395,6 +479,122 @@ static size_t http_discard_cb(char *ptr, size_t size, size_t nmemb, void *userp)
     return size * nmemb;
 }
 
+/* http_is_ows - optional whitespace (RFC 9110 §5.6.3). */
+static bool http_is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* http_field_append - add one piece of a kept field's value (the text after the colon, or an
+ * obs-fold continuation line), trimmed; pieces are joined with one space, as RFC 9112 §5.2
+ * has a recipient replace each obs-fold. A value that outgrows max is dropped, not cut. */
+static void http_field_append(struct http_field *f, size_t max, const char *p, size_t n)
+{
+    while (n > 0 && http_is_ows(p[0])) {
+        p++;
+        n--;
+    }
+    while (n > 0 && http_is_ows(p[n - 1]))
+        n--;
+    if (f->dropped || n == 0)
+        return;
+    size_t sep = f->len > 0 ? 1 : 0;
+    /* curl refuses a header with a NUL byte ("Nul byte in header"); checked anyway, as the
+     * value is handed out as a C string. */
+    if (f->len + sep + n > max || memchr(p, '\0', n) != NULL) {
+        f->dropped = true;
+        f->len = 0;
+        f->value[0] = '\0';
+        return;
+    }
+    if (sep)
+        f->value[f->len++] = ' ';
+    memcpy(f->value + f->len, p, n);
+    f->len += n;
+    f->value[f->len] = '\0';
+}
+
+/* http_status_code - the code of a status line ("HTTP/1.1 200 OK", "HTTP/2 204 "): the three
+ * digits after the protocol version (RFC 9112 §4); 0 when there are none. */
+static long http_status_code(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] != ' ')
+        i++;
+    while (i < n && p[i] == ' ')
+        i++;
+    long code = 0;
+    for (size_t k = 0; k < 3; k++, i++) {
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return 0;
+        code = code * 10 + (p[i] - '0');
+    }
+    return i == n || p[i] == ' ' ? code : 0;
+}
+
+/* http_head_line - one header line of the response, without its line ending. */
+static void http_head_line(struct http_head *h, const char *p, size_t n)
+{
+    switch (h->state) {
+    case HTTP_HEAD_DONE:
+        return; /* trailers (RFC 9112 §7.1.2) are not the header section */
+    case HTTP_HEAD_STATUS:
+        /* A new response: an interim one's fields must not carry over (RFC 9110 §15.2). */
+        memset(h->fields, 0, sizeof(h->fields));
+        h->status = http_status_code(p, n);
+        h->interim = h->status >= 100 && h->status <= 199;
+        h->folding = HTTP_NO_FIELD;
+        h->state = HTTP_HEAD_FIELDS;
+        return;
+    case HTTP_HEAD_FIELDS:
+        break;
+    }
+    if (n == 0) { /* the empty line: this block ends; after a 1xx another response follows */
+        h->state = h->interim ? HTTP_HEAD_STATUS : HTTP_HEAD_DONE;
+        h->folding = HTTP_NO_FIELD;
+        return;
+    }
+    if (http_is_ows(p[0])) { /* obs-fold: continues the previous field line (RFC 9112 §5.2) */
+        if (h->folding != HTTP_NO_FIELD)
+            http_field_append(&h->fields[h->folding], http_fields[h->folding].max, p, n);
+        return;
+    }
+    h->folding = HTTP_NO_FIELD;
+    const char *colon = memchr(p, ':', n);
+    if (colon == NULL || h->interim)
+        return;
+    size_t name_len = (size_t)(colon - p);
+    for (int i = 0; i < HTTP_FIELD_COUNT; i++) {
+        /* The exact name: "Smtphook-Reply :" (space before the colon) is no field of that
+         * name (RFC 9112 §5.1). */
+        if (strlen(http_fields[i].name) != name_len ||
+            strncasecmp(p, http_fields[i].name, name_len) != 0)
+            continue;
+        struct http_field *f = &h->fields[i];
+        if (f->seen++ > 0)
+            return; /* a repeat: the first value stays, the repeat is flagged */
+        http_field_append(f, http_fields[i].max, colon + 1, n - name_len - 1);
+        h->folding = i;
+        return;
+    }
+}
+
+/* http_header_cb - CURLOPT_HEADERFUNCTION: one complete header line, ending in LF (CRLF or a
+ * bare LF, RFC 9112 §2.2); a line without one is not complete. */
+static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct http_request *req = userp;
+    size_t len = size * nitems;
+    size_t n = len;
+    if (n == 0 || buf[n - 1] != '\n')
+        return len;
+    n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    http_head_line(&req->head, buf, n);
+    return len;
+}
+
 /* http_add_header - append one "Name: value" line. curl drops a header whose value is
  * empty unless it is written "Name;", so such a line is rewritten (an empty
  * X-Smtphook-Mail-From for the null sender must still arrive). */
@@ -462,6 +662,11 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_SEEKDATA, req);
     HTTP_SET(CURLOPT_WRITEFUNCTION, http_discard_cb);
     HTTP_SET(CURLOPT_WRITEDATA, req);
+    HTTP_SET(CURLOPT_HEADERFUNCTION, http_header_cb);
+    HTTP_SET(CURLOPT_HEADERDATA, req);
+    /* A proxy's answer to CONNECT (https_proxy in the environment) is not the endpoint's
+     * response: keep it away from the header callback. */
+    HTTP_SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     HTTP_SET(CURLOPT_HTTPHEADER, req->headers);
     HTTP_SET(CURLOPT_FOLLOWLOCATION, 0L);
     HTTP_SET(CURLOPT_MAXREDIRS, 0L);

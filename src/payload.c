@@ -330,7 +330,8 @@ int payload_headers(const struct envelope *env, char ***out, size_t *n)
     size_t k = 0;
     if ((rc = payload_header("Content-Type", PAYLOAD_CONTENT_TYPE, 0, &h[k++])) != 0 ||
         (rc = payload_header(PAYLOAD_HEADER_ID, env->id, 1, &h[k++])) != 0 ||
-        (env->key != NULL && (rc = payload_header(PAYLOAD_HEADER_KEY, env->key, 1, &h[k++])) != 0) ||
+        (env->key != NULL &&
+         (rc = payload_header(PAYLOAD_HEADER_KEY, env->key, 1, &h[k++])) != 0) ||
         (rc = payload_header(PAYLOAD_HEADER_ENVELOPE, json, 0, &h[k++])) != 0 ||
         (rc = payload_header(PAYLOAD_HEADER_MAIL_FROM, env->mail_from, 1, &h[k++])) != 0 ||
         (rc = payload_rcpt_header(env, &h[k++])) != 0)

@@ -217,6 +217,10 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
         }
     }
     int rc = http_client_new(loop, &srv->http);
+    if (rc == 0 && (rc = delivery_context_new(loop, srv->http, cfg, &srv->delivery)) != 0) {
+        http_client_close(srv->http);
+        srv->http = NULL;
+    }
     if (rc != 0) {
         log_error("http client: cannot start");
         tls_server_free(srv->tls);
@@ -227,7 +231,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shutdown_timer.data = srv;
     srv->shared.loop = loop;
     srv->shared.cfg = cfg;
-    srv->shared.http = srv->http;
+    srv->shared.delivery = srv->delivery;
     srv->shared.tls = srv->tls;
     srv->shared.read_buffer = srv->read_buffer;
     srv->shared.read_buffer_size = sizeof(srv->read_buffer);
@@ -279,6 +283,8 @@ fail:
         srv->listeners = NULL;
     }
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    delivery_context_free(srv->delivery);
+    srv->delivery = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
     tls_server_free(srv->tls);
@@ -297,6 +303,9 @@ static void server_finish(struct server *srv)
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
+    /* Every delivery was cancelled with its connection. */
+    delivery_context_free(srv->delivery);
+    srv->delivery = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
     /* Connections still closing hold their own references to the TLS context. */

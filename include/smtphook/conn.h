@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "smtphook/config.h"
-#include "smtphook/http_client.h"
+#include "smtphook/delivery.h"
 #include "smtphook/reply.h"
 #include "smtphook/tls.h"
 
@@ -25,15 +25,15 @@ struct conn;
 
 /* What all connections of a server share; owned by the server, outlives its connections. */
 struct conn_shared {
-    uv_loop_t *loop;           /* the loop every connection runs on */
-    const struct config *cfg;  /* configuration */
-    struct http_client *http;  /* webhook client */
-    struct tls_server *tls;    /* inbound TLS, NULL without certificates */
-    char *read_buffer;         /* one buffer for every read: reads are handled to the end
-                                  before the next one */
-    size_t read_buffer_size;   /* its size */
-    void (*closed)(void *arg); /* called once, when the connection stops counting (it is
-                                  freed later, once libuv has closed its handles) */
+    uv_loop_t *loop;                   /* the loop every connection runs on */
+    const struct config *cfg;          /* configuration */
+    struct delivery_context *delivery; /* endpoints, breakers, the HTTP client */
+    struct tls_server *tls;            /* inbound TLS, NULL without certificates */
+    char *read_buffer;                 /* one buffer for every read: reads are handled to the end
+                                          before the next one */
+    size_t read_buffer_size;           /* its size */
+    void (*closed)(void *arg);         /* called once, when the connection stops counting (it is
+                                          freed later, once libuv has closed its handles) */
 };
 
 /* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into

@@ -3,13 +3,23 @@
  * One uv_poll_t per socket curl asks for and one uv_timer_t for curl's timeout; no threads.
  * Connections are kept alive and reused across requests. Only http_client.c includes curl.
  * Redirects are never followed: a 3xx is returned as the status. https:// always verifies
- * the peer's certificate and host name, with TLS 1.2 at least; nothing can turn that off. */
+ * the peer's certificate and host name, with TLS 1.2 at least; nothing can turn that off.
+ *
+ * Of the response only this is kept: the final status, whether the final response's header
+ * section ended with its empty line (libcurl reports a response cut off inside its headers
+ * as a success), and the raw values of two of its headers, Smtphook-Reply and Retry-After.
+ * Interim 1xx responses and trailers are skipped; the body is discarded. Memory per request
+ * is fixed whatever the endpoint sends. */
 #ifndef SMTPHOOK_HTTP_CLIENT_H
 #define SMTPHOOK_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#define HTTP_SMTP_REPLY_MAX  512u /* longest Smtphook-Reply value kept, in bytes */
+#define HTTP_RETRY_AFTER_MAX 64u  /* longest Retry-After value kept, in bytes */
 
 struct http_client;
 struct http_request;
@@ -42,12 +52,26 @@ struct http_request_opts {
     const char *client_key;      /* https: its private key (PEM); set with client_cert */
 };
 
+/* What a request ended with. The strings are valid during the done callback only. The header
+ * values are those of the final response (a 1xx response's headers never show here), trimmed
+ * of surrounding spaces and tabs, obs-folded lines joined with one space (RFC 9112 §5.2),
+ * NUL-terminated; a value longer than its bound is dropped, never cut. They come from a header
+ * section that may have been cut off: see headers_complete. */
 struct http_response {
     enum http_failure failure; /* HTTP_FAILURE_NONE when status is valid */
     long status;               /* HTTP status code, 0 without a response */
+    bool headers_complete;     /* the final response's header section ended with its empty
+                                * line (RFC 9112 §2.1); false when the connection closed
+                                * before it, which makes the response incomplete (§8) */
     uint64_t body_sent;        /* request body bytes curl sent */
     uint64_t elapsed_ms;       /* from start to completion */
-    const char *error;         /* human-readable reason, valid during the callback only */
+    const char *error;         /* human-readable reason, NULL without a failure */
+    const char *smtp_reply;    /* Smtphook-Reply value, NULL when absent or dropped */
+    bool smtp_reply_repeated;  /* Smtphook-Reply came more than once: smtp_reply is the first */
+    bool smtp_reply_dropped;   /* over HTTP_SMTP_REPLY_MAX bytes or with a NUL: smtp_reply NULL */
+    const char *retry_after;   /* Retry-After value, NULL when absent or dropped */
+    bool retry_after_repeated; /* Retry-After came more than once: retry_after is the first */
+    bool retry_after_dropped;  /* over HTTP_RETRY_AFTER_MAX bytes or with a NUL: retry_after NULL */
 };
 
 typedef void (*http_done_fn)(void *arg, const struct http_response *resp);

@@ -26,8 +26,9 @@
 #define PAYLOAD_CONTENT_TYPE     "message/rfc822"
 
 /* payload_envelope_json - the envelope as one compact, ASCII-only JSON object:
- * {"id","key" (only when the envelope has one),"received_at" (RFC 3339 UTC, milliseconds),"client":{"address","port","helo"},
- *  "tls":null or {"version","cipher","sni","client_certificate":null or {"subject","sha256"}},
+ * {"id","key" (only when the envelope has one),"received_at" (RFC 3339 UTC,
+ * milliseconds),"client":{"address","port","helo"}, "tls":null or
+ * {"version","cipher","sni","client_certificate":null or {"subject","sha256"}},
  *  "mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"},"chunked"}.
  * *out is malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM/SH_EINVAL. */
 int payload_envelope_json(const struct envelope *env, char **out);

@@ -45,6 +45,7 @@ struct txn_delivery {
 
 struct txn {
     struct envelope env;               /* the envelope; every string is owned here */
+    long *rcpt_route;                  /* per recipient: its route (config.routes), -1: none */
     char *facts;                       /* one block with the client, HELO and TLS strings */
     struct spool *spool;               /* the body, from DATA or the first chunk; or NULL */
     int spool_error;                   /* first failure storing the body (SH_E*), 0 if none */

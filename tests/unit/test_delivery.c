@@ -1,5 +1,7 @@
 /* test_delivery.c - the reply table and fold, then delivery + http_client end to end against
- * a small HTTP/1.1 server that runs on the same libuv loop on 127.0.0.1. */
+ * a small HTTP/1.1 server that runs on the same libuv loop on 127.0.0.1; the server can also
+ * answer with raw scripted bytes, to see how http_client reads a response's head through
+ * curl (cut off, interim 1xx, obs-fold, trailers, the kept header values and their bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,15 +27,23 @@
 
 /* ---- delivery_map and delivery_fold ---------------------------------------------------- */
 
-/* map - the reply for one result. */
-static struct delivery_reply map(enum http_failure f, long status, uint64_t sent, uint64_t size)
+/* map_head - the reply for one result whose header section ended or not. */
+static struct delivery_reply map_head(enum http_failure f, long status, uint64_t sent,
+                                      uint64_t size, bool complete)
 {
     struct http_response r;
     memset(&r, 0, sizeof(r));
     r.failure = f;
     r.status = status;
+    r.headers_complete = complete;
     r.body_sent = sent;
     return delivery_map(&r, size);
+}
+
+/* map - the reply for one result with a complete header section. */
+static struct delivery_reply map(enum http_failure f, long status, uint64_t sent, uint64_t size)
+{
+    return map_head(f, status, sent, size, true);
 }
 
 /* expect_reply - code and enhanced code as given, and some text. */
@@ -134,6 +144,47 @@ static void test_map_table(void **state)
     expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
 }
 
+/* A response whose connection closed before the empty line ending its header section:
+ * curl reports no error, the status is there, yet it is no answer (RFC 9112 §8). */
+static void test_map_headers_cut_off(void **state)
+{
+    (void)state;
+    const struct {
+        enum http_failure failure;
+        long status;
+        uint64_t sent;
+        unsigned code;
+        const char *esc;
+    } rows[] = {
+        /* a 2xx is success only once its header section ended */
+        {HTTP_FAILURE_NONE, 200, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 204, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 299, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 200, 99, 451, "4.4.2"},
+        /* a failure curl reports still says what happened */
+        {HTTP_FAILURE_TIMEOUT, 200, 100, 451, "4.4.7"},
+        {HTTP_FAILURE_CONNECT, 200, 100, 451, "4.4.1"},
+        {HTTP_FAILURE_OTHER, 200, 100, 451, "4.3.0"},
+        /* nor is any other status: a refusal cut off is no refusal to bounce on */
+        {HTTP_FAILURE_NONE, 413, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 503, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 403, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 302, 100, 451, "4.4.2"},
+        {HTTP_FAILURE_NONE, 100, 100, 451, "4.4.2"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct delivery_reply r =
+            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, false);
+        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
+            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
+                        rows[i].status, r.code, r.esc);
+        expect_reply(r, rows[i].code, rows[i].esc);
+    }
+    /* not the same reply as a body not fully sent, though the same enhanced code */
+    assert_string_not_equal(map_head(HTTP_FAILURE_NONE, 200, 100, 100, false).text,
+                            map(HTTP_FAILURE_NONE, 200, 99, 100).text);
+}
+
 /* result - a delivery whose reply is that of (failure, status). */
 static struct txn_delivery result(const char *name, enum http_failure f, long status)
 {
@@ -196,6 +247,8 @@ struct server {
     int port;             /* bound port */
     int status;           /* status to answer with; 0 = never answer */
     int early;            /* answer as soon as the head is in, before the body */
+    const char *script;   /* instead of status: these raw bytes after the body, then close */
+    size_t script_len;    /* bytes in script */
     unsigned connections; /* accepted so far */
     unsigned requests;    /* complete requests seen */
     struct buf head;      /* last request line and headers */
@@ -273,8 +326,37 @@ static void sconn_answer(struct sconn *c)
     assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written), 0);
 }
 
+/* One scripted response on its way out: the connection closes once it is written. */
+struct sscript {
+    uv_write_t req;  /* libuv write */
+    struct sconn *c; /* the connection to close */
+    char data[];     /* the response bytes */
+};
+
+static void on_script_written(uv_write_t *req, int status)
+{
+    struct sscript *w = req->data;
+    /* A write cancelled by server_stop finds its connection closing already. */
+    if (status == 0 && !uv_is_closing((uv_handle_t *)&w->c->tcp))
+        sconn_close(w->c);
+    free(w);
+}
+
+/* sconn_script - write the server's script as it is, then close. */
+static void sconn_script(struct sconn *c)
+{
+    const struct server *srv = c->srv;
+    struct sscript *w = malloc(sizeof(*w) + srv->script_len);
+    assert_non_null(w);
+    w->c = c;
+    memcpy(w->data, srv->script, srv->script_len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)srv->script_len);
+    w->req.data = w;
+    assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_script_written), 0);
+}
+
 /* sconn_parse - take every complete request out of c->in and answer it, after the body
- * or (early) right after the head. */
+ * or (early) right after the head; with a script, answer the first one and stop. */
 static void sconn_parse(struct sconn *c)
 {
     struct server *srv = c->srv;
@@ -297,6 +379,10 @@ static void sconn_parse(struct sconn *c)
         assert_int_equal(buf_append(&srv->body, c->in.data + head_len, body_len), 0);
         buf_consume(&c->in, head_len + body_len);
         srv->requests++;
+        if (srv->script != NULL) {
+            sconn_script(c);
+            return;
+        }
         if (srv->status != 0 && !c->answered)
             sconn_answer(c);
         c->answered = 0;
@@ -368,6 +454,7 @@ static void server_stop(struct server *srv)
 struct fixture {
     uv_loop_t loop;                                /* everything runs here */
     struct http_client *hc;                        /* the client under test */
+    struct delivery_context *ctx;                  /* made at the first delivery */
     struct server srv[2];                          /* endpoints */
     struct txn *t;                                 /* the message */
     char *body;                                    /* its bytes */
@@ -379,6 +466,7 @@ struct fixture {
     struct app_reply reply;                        /* the sender's reply */
     size_t n_results;                              /* deliveries of the outcome */
     struct txn_delivery res[MAX_RESULTS];          /* copies of them */
+    struct seen *seen;                             /* what on_seen last copied */
     unsigned want_done;                            /* for cond_done */
 };
 
@@ -425,6 +513,9 @@ static int setup(void **state)
         f->endpoints[i].connect_timeout_ms = 2000;
         f->endpoints[i].headers = f->headers;
         f->endpoints[i].n_headers = 1;
+        f->endpoints[i].retry.max_attempts = 1; /* one request each, unless a test says */
+        f->endpoints[i].retry.initial_backoff_ms = 50;
+        f->endpoints[i].retry.max_backoff_ms = 200;
     }
     f->cfg.endpoints = f->endpoints;
     f->cfg.n_endpoints = 1;
@@ -443,6 +534,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     http_client_close(f->hc);
+    delivery_context_free(f->ctx);
     for (size_t i = 0; i < 2; i++) {
         if (f->srv[i].loop != NULL)
             server_stop(&f->srv[i]);
@@ -470,6 +562,15 @@ static void on_done(void *arg, struct txn *t)
         f->res[i] = t->deliveries[i];
 }
 
+/* start - delivery_start with the fixture's context (made now, for the endpoints the test
+ * configured). */
+static int start(struct fixture *f, struct delivery **d)
+{
+    if (f->ctx == NULL)
+        assert_int_equal(delivery_context_new(&f->loop, f->hc, &f->cfg, &f->ctx), 0);
+    return delivery_start(f->ctx, f->t, on_done, f, d);
+}
+
 static void on_guard(uv_timer_t *t)
 {
     *(int *)t->data = 1;
@@ -481,6 +582,19 @@ typedef int (*cond_fn)(const struct fixture *f);
 static int cond_done(const struct fixture *f)
 {
     return f->done_calls >= f->want_done;
+}
+
+/* What an http_client done callback saw, copied: its strings die with the callback. */
+struct seen {
+    unsigned calls;                             /* done callbacks */
+    struct http_response resp;                  /* the response, strings pointing below */
+    char smtp_reply[HTTP_SMTP_REPLY_MAX + 1];   /* copy of resp.smtp_reply */
+    char retry_after[HTTP_RETRY_AFTER_MAX + 1]; /* copy of resp.retry_after */
+};
+
+static int cond_seen(const struct fixture *f)
+{
+    return f->seen->calls > 0;
 }
 
 static int cond_two_requests(const struct fixture *f)
@@ -578,7 +692,7 @@ static void deliver(struct fixture *f)
 {
     unsigned before = f->done_calls;
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
+    assert_int_equal(start(f, &d), 0);
     assert_non_null(d);
     assert_int_equal(f->done_calls, before); /* never synchronously */
     f->want_done = before + 1;
@@ -751,11 +865,11 @@ static void test_cancel_before_completion(void **state)
 
     /* Cancelled right away, before the loop ever ran. */
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
+    assert_int_equal(start(f, &d), 0);
     delivery_cancel(d);
 
     /* Cancelled while both requests wait for an answer. */
-    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
+    assert_int_equal(start(f, &d), 0);
     assert_true(run_until(f, cond_two_requests, WAIT_MS));
     assert_int_equal(f->srv[0].requests, 1);
     assert_int_equal(f->srv[1].requests, 1);
@@ -772,7 +886,7 @@ static void test_cancel_mid_body(void **state)
     struct fixture *f = *state;
     use_server(f, 0, 200);
     struct delivery *d = NULL;
-    assert_int_equal(delivery_start(f->hc, &f->cfg, f->t, on_done, f, &d), 0);
+    assert_int_equal(start(f, &d), 0);
     /* Run until the connection exists, then cancel while the body may still be flowing. */
     assert_true(run_until(f, cond_connected, WAIT_MS));
     delivery_cancel(d);
@@ -825,10 +939,239 @@ static void test_client_close_with_requests_running(void **state)
     assert_int_equal(calls, 0);
 }
 
+/* ---- the response head, through curl ------------------------------------------------------ */
+
+/* on_seen - http_done_fn keeping a copy of the response. */
+static void on_seen(void *arg, const struct http_response *resp)
+{
+    struct seen *sn = arg;
+    sn->calls++;
+    sn->resp = *resp;
+    sn->resp.error = NULL;
+    if (resp->smtp_reply != NULL) {
+        assert_true(strlen(resp->smtp_reply) <= HTTP_SMTP_REPLY_MAX);
+        strcpy(sn->smtp_reply, resp->smtp_reply);
+        sn->resp.smtp_reply = sn->smtp_reply;
+    }
+    if (resp->retry_after != NULL) {
+        assert_true(strlen(resp->retry_after) <= HTTP_RETRY_AFTER_MAX);
+        strcpy(sn->retry_after, resp->retry_after);
+        sn->resp.retry_after = sn->retry_after;
+    }
+}
+
+/* post_scripted - POST the message to server 0, which answers with the len bytes of script
+ * and closes; *sn gets the response. */
+static void post_scripted(struct fixture *f, const char *script, size_t len, struct seen *sn)
+{
+    memset(sn, 0, sizeof(*sn));
+    f->srv[0].script = script;
+    f->srv[0].script_len = len;
+    struct http_request_opts o;
+    memset(&o, 0, sizeof(o));
+    o.url = f->urls[0];
+    o.body_size = spool_size(f->sp);
+    o.body_read = read_body;
+    o.body_arg = f->sp;
+    o.timeout_ms = 5000;
+    o.connect_timeout_ms = 1000;
+    f->seen = sn;
+    assert_int_equal(http_request_start(f->hc, &o, on_seen, sn, NULL), 0);
+    assert_true(run_until(f, cond_seen, WAIT_MS));
+    assert_int_equal(sn->calls, 1);
+    assert_int_equal(sn->resp.body_sent, BODY_BYTES); /* the script starts after the body */
+}
+
+/* same_value - both absent, or the same text. */
+static int same_value(const char *got, const char *want)
+{
+    if (got == NULL || want == NULL)
+        return got == want;
+    return strcmp(got, want) == 0;
+}
+
+#define CL0 "Content-Length: 0\r\n"
+
+static void test_response_head(void **state)
+{
+    struct fixture *f = *state;
+    const struct {
+        const char *script;
+        enum http_failure failure;
+        long status;
+        bool complete;
+        const char *reply; /* expected smtp_reply, NULL: absent */
+        bool reply_repeated;
+        const char *retry; /* expected retry_after, NULL: absent */
+        bool retry_repeated;
+    } rows[] = {
+        /* closed before the empty line: curl says CURLE_OK */
+        {"HTTP/1.1 204 No Content\r\n", HTTP_FAILURE_NONE, 204, false, NULL, false, NULL, false},
+        {"HTTP/1.1 200 OK\r\nContent-Le", HTTP_FAILURE_NONE, 200, false, NULL, false, NULL, false},
+        {"HTTP/1.1 200 OK\r\n\r", HTTP_FAILURE_NONE, 200, false, NULL, false, NULL, false},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", HTTP_FAILURE_NONE, 200, false, NULL,
+         false, NULL, false},
+        /* a cut-off head still shows the lines that arrived whole */
+        {"HTTP/1.1 503 Busy\r\nRetry-After: 30\r\n", HTTP_FAILURE_NONE, 503, false, NULL, false,
+         "30", false},
+        /* complete heads, CRLF or bare LF (RFC 9112 §2.2) */
+        {"HTTP/1.1 204 No Content\r\n\r\n", HTTP_FAILURE_NONE, 204, true, NULL, false, NULL, false},
+        {"HTTP/1.1 200 OK\nContent-Length: 0\nSmtphook-Reply: 250 2.0.0 lf\n\n", HTTP_FAILURE_NONE,
+         200, true, "250 2.0.0 lf", false, NULL, false},
+        /* interim responses: their own blocks, their headers never leak */
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n" CL0 "\r\n", HTTP_FAILURE_NONE, 200,
+         true, NULL, false, NULL, false},
+        {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nSmtphook-Reply: 550 5.7.1 early\r\n"
+         "Retry-After: 9\r\n\r\nHTTP/1.1 200 OK\r\n" CL0 "\r\n",
+         HTTP_FAILURE_NONE, 200, true, NULL, false, NULL, false},
+        {"HTTP/1.1 103 Early Hints\r\nSmtphook-Reply: 550 5.7.1 early\r\n\r\n"
+         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n" CL0
+         "Smtphook-Reply: 250 2.0.0 final\r\n\r\n",
+         HTTP_FAILURE_NONE, 202, true, "250 2.0.0 final", false, NULL, false},
+        /* names compare case-insensitively; values are trimmed */
+        {"HTTP/1.1 200 OK\r\n" CL0 "smtphook-REPLY:   550 5.7.1 no thanks \t\r\n"
+         "retry-after:\t120 \r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, "550 5.7.1 no thanks", false, "120", false},
+        /* an empty value is present */
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply:\r\n\r\n", HTTP_FAILURE_NONE, 200, true, "",
+         false, NULL, false},
+        /* repeated: the first value, flagged */
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply: 250 2.0.0 one\r\nRetry-After: 1\r\n"
+         "Smtphook-Reply: 550 5.7.1 two\r\nRetry-After: 2\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, "250 2.0.0 one", true, "1", true},
+        /* obs-fold (RFC 9112 §5.2): joined with one space, never a header of its own */
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply: 550 5.7.1\r\n  not\r\n\ttoday \r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, "550 5.7.1 not today", false, NULL, false},
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply:\r\n 550 5.7.1 folded\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, "550 5.7.1 folded", false, NULL, false},
+        {"HTTP/1.1 200 OK\r\n" CL0 "X-Note: a\r\n Smtphook-Reply: 250 2.0.0 forged\r\n"
+         "\tRetry-After: 5\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, NULL, false, NULL, false},
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply: first\r\nSmtphook-Reply: second\r\n"
+         " more\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, "first", true, NULL, false},
+        /* only the exact names */
+        {"HTTP/1.1 200 OK\r\n" CL0 "Smtphook-Reply-X: a\r\nSmtphook-Repl: b\r\n"
+         "Smtphook-Reply : c\r\nX-Smtphook-Reply: d\r\nRetry-After-Ms: 5\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, NULL, false, NULL, false},
+        /* trailers are not the header section */
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+         "Smtphook-Reply: 550 5.7.1 trailer\r\nRetry-After: 5\r\n\r\n",
+         HTTP_FAILURE_NONE, 200, true, NULL, false, NULL, false},
+        /* the body cut off after a complete head: curl reports it (CURLE_PARTIAL_FILE) */
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", HTTP_FAILURE_OTHER, 200, true, NULL,
+         false, NULL, false},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nabc", HTTP_FAILURE_OTHER, 200,
+         true, NULL, false, NULL, false},
+    };
+    use_server(f, 0, 0);
+    struct seen sn;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        post_scripted(f, rows[i].script, strlen(rows[i].script), &sn);
+        const struct http_response *r = &sn.resp;
+        if (r->failure != rows[i].failure || r->status != rows[i].status ||
+            r->headers_complete != rows[i].complete || !same_value(r->smtp_reply, rows[i].reply) ||
+            r->smtp_reply_repeated != rows[i].reply_repeated ||
+            !same_value(r->retry_after, rows[i].retry) ||
+            r->retry_after_repeated != rows[i].retry_repeated || r->smtp_reply_dropped ||
+            r->retry_after_dropped)
+            fail_msg("row %zu: failure %d status %ld complete %d reply %s%s retry %s%s", i,
+                     (int)r->failure, r->status, (int)r->headers_complete,
+                     r->smtp_reply ? r->smtp_reply : "(none)",
+                     r->smtp_reply_repeated ? " (repeated)" : "",
+                     r->retry_after ? r->retry_after : "(none)",
+                     r->retry_after_repeated ? " (repeated)" : "");
+    }
+    assert_int_equal(f->srv[0].requests, sizeof(rows) / sizeof(rows[0]));
+}
+
+/* long_header - "HTTP/1.1 200 OK", Content-Length 0, then name: pad + value of n 'v' + pad
+ * and the lines in extra, into buf. */
+static size_t long_header(char *buf, size_t cap, const char *name, const char *pad, size_t n,
+                          const char *extra)
+{
+    size_t len = (size_t)snprintf(buf, cap, "HTTP/1.1 200 OK\r\n" CL0 "%s: %s", name, pad);
+    assert_true(len + n + 256 < cap);
+    memset(buf + len, 'v', n);
+    len += n;
+    len += (size_t)snprintf(buf + len, cap - len, "%s\r\n%s\r\n", pad, extra);
+    return len;
+}
+
+static void test_response_head_bounds(void **state)
+{
+    struct fixture *f = *state;
+    static char buf[4096];
+    struct seen sn;
+    use_server(f, 0, 0);
+
+    /* at the bound: kept whole, surrounding whitespace not counted */
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Smtphook-Reply", " \t", 512, ""), &sn);
+    assert_true(sn.resp.headers_complete);
+    assert_non_null(sn.resp.smtp_reply);
+    assert_int_equal(strlen(sn.resp.smtp_reply), HTTP_SMTP_REPLY_MAX);
+    assert_false(sn.resp.smtp_reply_dropped);
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Retry-After", " ", 64, ""), &sn);
+    assert_non_null(sn.resp.retry_after);
+    assert_int_equal(strlen(sn.resp.retry_after), HTTP_RETRY_AFTER_MAX);
+    assert_false(sn.resp.retry_after_dropped);
+
+    /* one byte more: dropped and flagged, never cut */
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Smtphook-Reply", " ", 513, ""), &sn);
+    assert_true(sn.resp.headers_complete);
+    assert_null(sn.resp.smtp_reply);
+    assert_true(sn.resp.smtp_reply_dropped);
+    assert_false(sn.resp.smtp_reply_repeated);
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Retry-After", " ", 65, ""), &sn);
+    assert_null(sn.resp.retry_after);
+    assert_true(sn.resp.retry_after_dropped);
+
+    /* outgrown by an obs-fold line: 510 + " " + "xy" is 513 */
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Smtphook-Reply", "", 510, " xy"), &sn);
+    assert_null(sn.resp.smtp_reply);
+    assert_true(sn.resp.smtp_reply_dropped);
+    post_scripted(f, buf, long_header(buf, sizeof(buf), "Smtphook-Reply", "", 510, " x"), &sn);
+    assert_non_null(sn.resp.smtp_reply);
+    assert_int_equal(strlen(sn.resp.smtp_reply), HTTP_SMTP_REPLY_MAX);
+    assert_string_equal(sn.resp.smtp_reply + 510, " x");
+
+    /* a dropped first value is not replaced by a repeat */
+    post_scripted(f, buf,
+                  long_header(buf, sizeof(buf), "Smtphook-Reply", "", 600,
+                              "Smtphook-Reply: 250 2.0.0 short\r\n"),
+                  &sn);
+    assert_null(sn.resp.smtp_reply);
+    assert_true(sn.resp.smtp_reply_dropped);
+    assert_true(sn.resp.smtp_reply_repeated);
+    assert_null(sn.resp.retry_after);
+    assert_false(sn.resp.retry_after_dropped);
+}
+
+/* A 2xx cut off inside its head goes all the way to 451 4.4.2 through delivery. */
+static void test_e2e_response_cut_off(void **state)
+{
+    struct fixture *f = *state;
+    static const char cut[] = "HTTP/1.1 204 No Content\r\n";
+    static const char whole[] = "HTTP/1.1 204 No Content\r\n\r\n";
+    use_server(f, 0, 0);
+    f->srv[0].script = cut;
+    f->srv[0].script_len = strlen(cut);
+    deliver(f);
+    expect_reply(f->reply, 451, "4.4.2");
+    assert_int_equal(f->res[0].failure, HTTP_FAILURE_NONE);
+    assert_int_equal(f->res[0].status, 204);
+    check_request(f, &f->srv[0], 0);
+    f->srv[0].script = whole;
+    f->srv[0].script_len = strlen(whole);
+    deliver(f);
+    expect_reply(f->reply, 250, "2.0.0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_table),
+        cmocka_unit_test(test_map_headers_cut_off),
         cmocka_unit_test(test_fold_order),
         cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),
@@ -844,6 +1187,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_before_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_close_with_requests_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_head_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_e2e_response_cut_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
