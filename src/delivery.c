@@ -221,6 +221,7 @@ struct delivery_context {
     struct http_client *http; /* every request */
     const struct config *cfg; /* endpoints, routes, limits (not owned) */
     struct breaker *breakers; /* one per endpoint, config order */
+    size_t *all_endpoints;    /* 0, 1, ... n_endpoints - 1: the route of a config without */
 };
 
 /* delivery_context_new - see delivery.h. */
@@ -231,13 +232,17 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
     struct delivery_context *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return SH_ENOMEM;
-    ctx->breakers = calloc(cfg->n_endpoints > 0 ? cfg->n_endpoints : 1, sizeof(*ctx->breakers));
-    if (ctx->breakers == NULL) {
-        free(ctx);
+    size_t n = cfg->n_endpoints > 0 ? cfg->n_endpoints : 1;
+    ctx->breakers = calloc(n, sizeof(*ctx->breakers));
+    ctx->all_endpoints = calloc(n, sizeof(*ctx->all_endpoints));
+    if (ctx->breakers == NULL || ctx->all_endpoints == NULL) {
+        delivery_context_free(ctx);
         return SH_ENOMEM;
     }
-    for (size_t i = 0; i < cfg->n_endpoints; i++)
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
         breaker_init(&ctx->breakers[i], &cfg->endpoints[i].breaker);
+        ctx->all_endpoints[i] = i;
+    }
     ctx->loop = loop;
     ctx->http = http;
     ctx->cfg = cfg;
@@ -251,6 +256,7 @@ void delivery_context_free(struct delivery_context *ctx)
     if (ctx == NULL)
         return;
     free(ctx->breakers);
+    free(ctx->all_endpoints);
     free(ctx);
 }
 
@@ -303,6 +309,7 @@ struct delivery {
     struct delivery_job **jobs;    /* one per txn_delivery, same order */
     size_t n_jobs;                 /* entries in jobs */
     size_t active;                 /* jobs not done */
+    bool started;                  /* the first round was planned */
     bool finished;                 /* done was called (or cancelled) */
 };
 
@@ -369,7 +376,12 @@ static long group_outcome(const struct delivery *d, const struct delivery_group 
 {
     if (g->policy == CONFIG_ROUTE_FAILOVER)
         return g->current;
-    /* all: the worst of its endpoints', the first in the route's order on ties */
+    /* all: every endpoint must have had its delivery; the worst of theirs decides, the
+     * first in the route's order on ties */
+    for (size_t i = 0; i < g->n_endpoints; i++) {
+        if (g->dels[i] < 0)
+            return -1;
+    }
     long pick = -1;
     for (int pass = 0; pass < 3 && pick < 0; pass++) {
         for (size_t i = 0; i < g->n_endpoints && pick < 0; i++) {
@@ -603,28 +615,32 @@ static size_t delivery_round(struct delivery *d, bool first)
 }
 
 /* delivery_round_end - no job is active: failover routes whose endpoint failed for now move
- * to the next one while time remains; when none does, the delivery is over. */
+ * to the next one while time remains; when none does, the delivery is over. A round whose
+ * every delivery ends at once (breakers open) leads straight to the next. */
 static void delivery_round_end(struct delivery *d)
 {
-    bool more = false;
-    bool time_left = delivery_now(d) < d->deadline;
-    for (size_t g = 0; g < d->n_groups; g++) {
-        struct delivery_group *grp = &d->groups[g];
-        if (grp->policy != CONFIG_ROUTE_FAILOVER || grp->settled)
-            continue;
-        const struct txn_delivery *cur = &d->t->deliveries[grp->current];
-        if (cur->reply.code / 100 == 4 && grp->next + 1 < grp->n_endpoints && time_left) {
-            grp->next++;
-            grp->current = -1;
-            more = true;
-        } else {
-            grp->settled = true;
+    while (d->active == 0 && !d->finished) {
+        bool more = false;
+        bool time_left = delivery_now(d) < d->deadline;
+        for (size_t g = 0; g < d->n_groups; g++) {
+            struct delivery_group *grp = &d->groups[g];
+            if (grp->policy != CONFIG_ROUTE_FAILOVER || grp->settled)
+                continue;
+            const struct txn_delivery *cur = &d->t->deliveries[grp->current];
+            if (cur->reply.code / 100 == 4 && grp->next + 1 < grp->n_endpoints && time_left) {
+                grp->next++;
+                grp->current = -1;
+                more = true;
+            } else {
+                grp->settled = true;
+            }
         }
+        if (!more) {
+            delivery_finish(d);
+            return;
+        }
+        delivery_round(d, false);
     }
-    if (more && delivery_round(d, false) > 0 && d->active > 0)
-        return;
-    if (d->active == 0)
-        delivery_finish(d);
 }
 
 /* job_done - a job finished: the round may be over. */
@@ -836,6 +852,14 @@ static void delivery_on_timer(uv_timer_t *timer)
     if (d->finished)
         return;
     uint64_t now = delivery_now(d);
+    if (!d->started) { /* the first round, from the loop */
+        d->started = true;
+        delivery_round(d, true);
+        job_done(d);
+        if (!d->finished)
+            delivery_arm(d);
+        return;
+    }
     if (now >= d->deadline) {
         for (size_t i = 0; i < d->n_jobs; i++) {
             struct delivery_job *job = d->jobs[i];
@@ -846,6 +870,11 @@ static void delivery_on_timer(uv_timer_t *timer)
                 delivery_set(&td->reply, &delivery_timed_out);
                 td->failure = delivery_timed_out.text;
                 job->app_reply = false;
+            }
+            struct txn_delivery *td = &d->t->deliveries[job->index];
+            if (job->state != JOB_DONE && td->reply.code == 0) { /* never tried */
+                delivery_set(&td->reply, &delivery_deadline);
+                td->failure = delivery_deadline.text;
             }
             if (job->state != JOB_DONE)
                 job_finish(job);
@@ -859,8 +888,8 @@ static void delivery_on_timer(uv_timer_t *timer)
     }
     for (size_t i = 0; i < d->n_jobs && !d->finished; i++) {
         struct delivery_job *job = d->jobs[i];
-        if (job->state == JOB_WAITING && job->retry_at <= now && job->req == NULL &&
-            job->first_ms != 0)
+        if (job->state == JOB_WAITING && job->retry_at <= now &&
+            d->t->deliveries[job->index].attempts > 0)
             delivery_attempt(job);
     }
     if (!d->finished) {
@@ -880,8 +909,6 @@ static int delivery_groups(struct delivery *d)
     d->groups = calloc(n_routes, sizeof(*d->groups));
     if (d->groups == NULL)
         return SH_ENOMEM;
-    static size_t all_endpoints_dummy;
-    (void)all_endpoints_dummy;
     for (size_t r = 0; r < n_routes; r++) {
         size_t n = 0;
         for (size_t i = 0; i < t->env.n_rcpt; i++)
@@ -902,7 +929,7 @@ static int delivery_groups(struct delivery *d)
             g->n_endpoints = cfg->routes[r].n_endpoints;
             g->policy = cfg->routes[r].policy;
         } else {
-            g->endpoints = NULL; /* every endpoint: see delivery_group_endpoint */
+            g->endpoints = d->ctx->all_endpoints;
             g->n_endpoints = cfg->n_endpoints;
             g->policy = CONFIG_ROUTE_ALL;
         }
