@@ -266,8 +266,8 @@ static bool parse_asctime_date(struct scan s, struct http_date *d)
 /* date_to_unix_ms - the date as milliseconds since the epoch, after the range checks the
  * ABNF leaves to the text: a day that exists in its month, hours 00-23, minutes 00-59,
  * seconds 00-59 or the leap second 23:59:60 (§5.6.7's "00:00:00 - 23:59:60"), and a
- * day-name that is the date's weekday (RFC 5322 §3.3, whose date-time IMF-fixdate is a
- * profile of). false when a field is out of range. */
+ * day-name that is the date's weekday (RFC 5322 §3.3 requires it; IMF-fixdate is a profile
+ * of its date-time). false when a field is out of range. */
 static bool date_to_unix_ms(const struct http_date *d, int64_t *out)
 {
     if (d->month < 1 || d->month > 12 || d->day < 1 || d->day > days_in_month(d->year, d->month))

@@ -244,6 +244,7 @@ static void test_counter_saturates(void **state)
     assert_true(b.failures == UINT_MAX);
 }
 
+/* test_state_names - the log names, and one for a value out of the enum. */
 static void test_state_names(void **state)
 {
     (void)state;

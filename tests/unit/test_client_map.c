@@ -40,6 +40,7 @@ static void key_of(unsigned i, char *buf, size_t size)
         snprintf(buf, size, "2001:db8::%x:%x", i >> 16, i & 0xffff);
 }
 
+/* new_map - an empty map, or the test fails. */
 static struct client_map *new_map(uint64_t seed)
 {
     struct client_map *m = NULL;

@@ -95,6 +95,7 @@ static const struct backoff_case backoff_cases[] = {
     {3, U64 - 1, 63, RMAX, 3ull << 62},
 };
 
+/* test_backoff_golden - every row of backoff_cases. */
 static void test_backoff_golden(void **state)
 {
     (void)state;
@@ -199,6 +200,7 @@ static const struct next_case next_cases[] = {
     {"clock near the end, fits", 3, 1, U64 - 1000, U64 - 399, 0, false, 0, 0, true, 500},
 };
 
+/* test_next_golden - every row of next_cases. */
 static void test_next_golden(void **state)
 {
     (void)state;
@@ -343,6 +345,7 @@ static const struct after_case after_cases[] = {
     {S("tomorrow"), 0, false, 0},
 };
 
+/* test_after_golden - every row of after_cases. */
 static void test_after_golden(void **state)
 {
     (void)state;
@@ -375,8 +378,9 @@ static void test_after_bounds(void **state)
     assert_true(delay == 0);
 }
 
-/* The same instant in the three forms, for every day of four centuries' worth of first
- * days of the month and a few times: all three agree with the delay-seconds answer. */
+/* Every day from 1977 to 2076 (the rfc850 window of 2026), at a time of day derived from
+ * it, in all three forms (asctime with "%2d" and IMF and rfc850 with "%02d" days): each
+ * gives the delay to that instant; the day before's name is refused. */
 static void test_after_forms_agree(void **state)
 {
     (void)state;
