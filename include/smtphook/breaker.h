@@ -4,8 +4,10 @@
  * failures in a row it OPENs. OPEN: requests are refused at once (the sender gets its 451
  * without waiting out timeouts) until cooldown_ms have passed; then the next request is let
  * through as the one probe (HALF_OPEN) while the others are still refused. The probe's
- * success closes the breaker, its failure opens it for another cooldown. Any answer that is
- * not a temporary failure (2xx, or a permanent refusal: the app is up) counts as success. */
+ * success closes the breaker, its failure opens it for another cooldown; a probe that has not
+ * answered after a further cooldown is taken as lost and the next request probes instead.
+ * Any answer that is not a temporary failure (2xx, or a permanent refusal: the app is up)
+ * counts as success. */
 #ifndef SMTPHOOK_BREAKER_H
 #define SMTPHOOK_BREAKER_H
 
@@ -24,7 +26,7 @@ enum breaker_state {
 enum breaker_change {
     BREAKER_UNCHANGED = 0,
     BREAKER_OPENED,   /* CLOSED or HALF_OPEN -> OPEN */
-    BREAKER_PROBING,  /* OPEN -> HALF_OPEN: this request is the probe */
+    BREAKER_PROBING,  /* OPEN -> HALF_OPEN (or a lost probe replaced): this request probes */
     BREAKER_RECLOSED, /* HALF_OPEN (or CLOSED with failures counted) -> CLOSED after success */
 };
 
@@ -34,14 +36,15 @@ struct breaker {
     unsigned failures;                /* temporary failures in a row */
     uint64_t opened_ms;               /* when it last opened */
     bool probe_out;                   /* HALF_OPEN: the probe has not answered yet */
+    uint64_t probe_ms;                /* HALF_OPEN: when the probe went out */
 };
 
 /* breaker_init - CLOSED, nothing counted. */
 void breaker_init(struct breaker *b, const struct config_breaker *cfg);
 
 /* breaker_allow - may a request start now? true for CLOSED; for OPEN once the cooldown has
- * passed (the request becomes the probe: *change is BREAKER_PROBING); false otherwise.
- * change may be NULL. */
+ * passed, and for HALF_OPEN once the probe is lost (the request becomes the probe: *change
+ * is BREAKER_PROBING); false otherwise. change may be NULL. */
 bool breaker_allow(struct breaker *b, uint64_t now_ms, enum breaker_change *change);
 
 /* breaker_record - the result of a request that breaker_allow let through: temporary
