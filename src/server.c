@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smtphook/client_map.h"
 #include "smtphook/conn.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
@@ -63,17 +64,6 @@ static void on_spare_closed(uv_handle_t *h)
     }
 }
 
-/* server_count_from - open, counted connections from this client address. */
-static unsigned server_count_from(const struct server *srv, const char *address)
-{
-    unsigned n = 0;
-    for (const struct server_conn *sc = srv->conns; sc != NULL; sc = sc->next) {
-        if (sc->counted && strcmp(sc->address, address) == 0)
-            n++;
-    }
-    return n;
-}
-
 /* server_conn_closed - conn_shared.closed: the connection is gone from the limits' point of
  * view; the last one of a stopping server ends it. */
 static void server_conn_closed(void *arg)
@@ -86,8 +76,13 @@ static void server_conn_closed(void *arg)
         srv->conns = sc->next;
     if (sc->next != NULL)
         sc->next->prev = sc->prev;
-    if (sc->counted)
+    if (sc->counted) {
         srv->n_conns--;
+        struct client_record *rec = client_map_get(srv->clients, sc->address);
+        if (rec != NULL && rec->connections > 0)
+            rec->connections--;
+        client_map_release(srv->clients, sc->address);
+    }
     free(sc);
     if (srv->stopping && srv->conns == NULL)
         server_finish(srv);
@@ -126,13 +121,20 @@ static int server_accept(struct server *srv, struct server_listener *l)
     }
     const char *address = conn_address(c);
     const struct config_limits *lim = &srv->cfg->limits;
+    struct client_record *rec = NULL;
     if (srv->stopping) {
         conn_refuse(c, REPLY_SHUTDOWN, "server stopping");
     } else if (srv->n_conns >= lim->max_connections ||
-               server_count_from(srv, address) >= lim->max_connections_per_client) {
-        log_warn("conn %s refused: too many connections", address);
+               (rec = client_map_get(srv->clients, address)) == NULL ||
+               rec->connections >= lim->max_connections_per_client) {
+        if (rec == NULL && srv->n_conns < lim->max_connections)
+            log_error("conn %s refused: out of memory for its client record", address);
+        else
+            log_warn("conn %s refused: too many connections", address);
+        client_map_release(srv->clients, address); /* a record made just now goes again */
         conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
     } else {
+        rec->connections++;
         sc->counted = true;
         snprintf(sc->address, sizeof(sc->address), "%s", address);
         srv->n_conns++;
@@ -216,6 +218,13 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
             return UV_EINVAL;
         }
     }
+    uint64_t seed = 0;
+    uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL);
+    if (client_map_new(seed, &srv->clients) != 0) {
+        tls_server_free(srv->tls);
+        srv->tls = NULL;
+        return UV_ENOMEM;
+    }
     int rc = http_client_new(loop, &srv->http);
     if (rc == 0 && (rc = delivery_context_new(loop, srv->http, cfg, &srv->delivery)) != 0) {
         http_client_close(srv->http);
@@ -223,6 +232,8 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     }
     if (rc != 0) {
         log_error("http client: cannot start");
+        client_map_free(srv->clients);
+        srv->clients = NULL;
         tls_server_free(srv->tls);
         srv->tls = NULL;
         return UV_ENOMEM;
@@ -287,6 +298,8 @@ fail:
     srv->delivery = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
+    client_map_free(srv->clients);
+    srv->clients = NULL;
     tls_server_free(srv->tls);
     srv->tls = NULL;
     return rc;
@@ -306,6 +319,8 @@ static void server_finish(struct server *srv)
     /* Every delivery was cancelled with its connection. */
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
+    client_map_free(srv->clients);
+    srv->clients = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
     /* Connections still closing hold their own references to the TLS context. */
