@@ -226,12 +226,11 @@ static char *copy_lower(const char *s, size_t len, bool lower)
 /* route_pattern_parse - see route.h. The text is split at its '@' as an address is (after a
  * quoted local part, else the first one); "*" before it makes a domain pattern, "*." at the
  * start of the domain a subdomain pattern. *out is cleared first, so route_pattern_free on
- * it is safe whatever the result. */
+ * it is safe whatever the result, and a refused pattern matches nothing, not everything. */
 int route_pattern_parse(const char *text, struct route_pattern *out, const char **why)
 {
     const char *problem = NULL;
-    memset(out, 0, sizeof(*out));
-    out->kind = ROUTE_PATTERN_ANY;
+    memset(out, 0, sizeof(*out)); /* EXACT without strings: matches nothing (fails closed) */
     if (why != NULL)
         *why = NULL;
     if (text == NULL) {
@@ -243,8 +242,10 @@ int route_pattern_parse(const char *text, struct route_pattern *out, const char 
         problem = "the pattern is empty";
         goto invalid;
     }
-    if (len == 1 && text[0] == '*')
-        return 0; /* ANY: no strings */
+    if (len == 1 && text[0] == '*') {
+        out->kind = ROUTE_PATTERN_ANY; /* no strings */
+        return 0;
+    }
     if ((problem = blank_problem(text, len)) != NULL)
         goto invalid;
 
@@ -288,7 +289,7 @@ int route_pattern_parse(const char *text, struct route_pattern *out, const char 
 
 nomem:
     route_pattern_free(out);
-    out->kind = ROUTE_PATTERN_ANY;
+    out->kind = ROUTE_PATTERN_EXACT;
     return SH_ENOMEM;
 invalid:
     if (why != NULL)

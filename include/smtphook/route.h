@@ -42,7 +42,7 @@ struct route_pattern {
 
 /* route_pattern_parse - text -> pattern (strings malloc'ed; free with route_pattern_free).
  * 0, SH_EINVAL with *why set to a static explanation ("the domain is not a domain name"),
- * or SH_ENOMEM. On an error *out holds no strings. */
+ * or SH_ENOMEM. On an error *out holds no strings and matches no address. */
 int route_pattern_parse(const char *text, struct route_pattern *out, const char **why);
 
 /* route_pattern_free - release the strings of a pattern; the struct itself is the caller's. */

@@ -206,6 +206,10 @@ static void test_parse(void **state)
             assert_true(why[0] != '\0');
             assert_null(p.local);
             assert_null(p.domain);
+            /* A refused pattern fails closed: it matches nothing and is never served. */
+            assert_false(route_pattern_match(&p, S("a@example.com"), NULL));
+            assert_false(route_pattern_match(&p, S("postmaster"), NULL));
+            assert_false(route_pattern_domain_served(&p, false, NULL, 0));
             route_pattern_free(&p); /* safe on a refused pattern */
             continue;
         }
