@@ -692,8 +692,9 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         /* The reply says what kind of failure; curl's reason says what to fix (which
          * certificate check failed, which file could not be read). */
         char reason[DELIVERY_REASON_MAX];
-        log_warn("endpoint %s failed for id=%s (attempt %u): %s", ep->name, t->env.id, td->attempts,
-                 log_sanitize(reason, sizeof(reason), resp->error, strlen(resp->error)));
+        log_warn("endpoint %s failed for id=%s: %s (attempt %u)", ep->name, t->env.id,
+                 log_sanitize(reason, sizeof(reason), resp->error, strlen(resp->error)),
+                 td->attempts);
     }
     uint64_t now = delivery_now(d);
     /* The breaker counts temporary failures of the endpoint itself; any answer of a live

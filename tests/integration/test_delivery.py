@@ -70,8 +70,10 @@ class PostFormat(SmtphookTestCase):
     def test_envelope_has_exactly_the_documented_fields(self):
         _, req = self.one()
         env = req.envelope()
-        self.assertEqual(set(env), {"id", "received_at", "client", "tls", "mail_from",
+        self.assertEqual(set(env), {"id", "key", "received_at", "client", "tls", "mail_from",
                                     "rcpt_to", "size", "params", "chunked"})
+        self.assertRegex(env["key"], r"^[0-9a-f]{64}$")
+        self.assertEqual(req.header("Idempotency-Key"), env["key"])
         self.assertEqual(set(env["client"]), {"address", "port", "helo"})
         self.assertEqual(set(env["params"]), {"body", "smtputf8"})
         self.assertIsNone(env["tls"])

@@ -9,7 +9,8 @@ import threading
 import time
 import unittest
 
-from harness import HOST, SmtphookTestCase
+from helpers import HOST
+from testcase import SmtphookTestCase
 
 MSG = b"Subject: r\r\n\r\nresponse\r\n"
 CL0 = b"Content-Length: 0\r\n"
