@@ -18,6 +18,7 @@
 #include "smtphook/delivery.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/rcpt_check.h"
 #include "smtphook/smtp_engine.h"
 #include "smtphook/txn.h"
 
@@ -44,6 +45,7 @@ struct conn {
     struct buf held;                    /* input received while it could not be handled */
     struct txn *txn;                    /* the transaction being delivered, or NULL */
     struct delivery *delivery;          /* its running delivery, or NULL */
+    struct conn_check *checks;          /* recipient checks under way */
     size_t write_pending;               /* bytes in uv_write requests not yet completed */
     bool reading;                       /* uv_read_start is in effect */
     bool read_eof;                      /* the client ended its side: nothing more is read */
@@ -53,6 +55,14 @@ struct conn {
     char address[CONN_ADDRESS_MAX];     /* peer IP as text */
     uint16_t port;                      /* peer port */
     char id[CONN_ID_MAX];               /* connection id, prefix of transaction ids */
+};
+
+/* A recipient check under way for this connection. */
+struct conn_check {
+    struct conn *c;                 /* owner */
+    size_t index;                   /* the RCPT it answers (session_take_check) */
+    struct rcpt_check_request *req; /* the request */
+    struct conn_check *next;        /* c->checks */
 };
 
 struct conn_write {
@@ -106,6 +116,12 @@ void conn_close(struct conn *c, const char *reason)
     }
     txn_free(c->txn);
     c->txn = NULL;
+    while (c->checks != NULL) {
+        struct conn_check *k = c->checks;
+        c->checks = k->next;
+        rcpt_check_cancel(k->req);
+        free(k);
+    }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     c->sh->closed(c->closed_arg);
@@ -355,15 +371,13 @@ static void conn_tls_ready(struct conn *c)
     smtp_engine_tls_started(&c->engine, info, c->implicit_tls);
 }
 
-/* conn_feed - run input through the engine and carry out where it stopped. Returns the
- * bytes used; the rest must wait (a delivery runs, or replies pile up). */
-static size_t conn_feed(struct conn *c, const char *data, size_t len)
+/* conn_carry - carry out where the engine stopped (a feed, or a check's answer). */
+static void conn_carry(struct conn *c, enum smtp_engine_stop st)
 {
-    enum smtp_engine_stop st;
-    size_t used = smtp_engine_feed(&c->engine, data, len, c->write_pending, conn_now_ms(), &st);
     switch (st) {
     case SMTP_ENGINE_IDLE:
     case SMTP_ENGINE_FULL:
+    case SMTP_ENGINE_WAIT:
         break;
     case SMTP_ENGINE_DELIVER:
         conn_deliver(c);
@@ -378,17 +392,100 @@ static size_t conn_feed(struct conn *c, const char *data, size_t len)
     case SMTP_ENGINE_CLOSE:
     default:
         c->close_after_write = true;
-        used = len;
         break;
     }
+}
+
+/* conn_check_answer - a recipient check has its answer: the replies due go out in order,
+ * and the command that waited for them may run. more: input waits behind it. */
+static void conn_check_answer(struct conn *c, size_t index, const struct rcpt_check_result *r,
+                              bool more)
+{
+    if (c->closing || c->close_after_write)
+        return;
+    conn_carry(
+        c, smtp_engine_rcpt_checked(&c->engine, index, r->accept, &r->reply, more, conn_now_ms()));
+}
+
+/* on_checked - a check's request finished. */
+static void on_checked(void *arg, const struct rcpt_check_result *r)
+{
+    struct conn_check *k = arg;
+    struct conn *c = k->c;
+    struct conn_check **p = &c->checks;
+    while (*p != k)
+        p = &(*p)->next;
+    *p = k->next;
+    size_t index = k->index;
+    free(k);
+    conn_check_answer(c, index, r, c->held.len > 0);
+    conn_resume(c);
+}
+
+/* conn_start_checks - start the recipient checks the engine queued; an answer from the
+ * cache is applied at once. more: input waits behind the feed that queued them. */
+static void conn_start_checks(struct conn *c, bool more)
+{
+    long index;
+    while (!c->closing && (index = smtp_engine_take_check(&c->engine)) >= 0) {
+        const struct txn *t = smtp_engine_txn(&c->engine);
+        const struct envelope *env = t != NULL ? &t->env : NULL;
+        struct rcpt_check_query q = {
+            session_check_recipient(&c->engine.session, (size_t)index),
+            env != NULL ? env->mail_from : "",
+            c->address,
+            c->port,
+            env != NULL ? env->helo : NULL,
+            env != NULL ? &env->tls : NULL,
+        };
+        struct rcpt_check_result r;
+        struct conn_check *k = calloc(1, sizeof(*k));
+        int rc = k == NULL ? SH_ENOMEM
+                           : rcpt_check_start(c->sh->rcpt_check, &q, on_checked, k, &r, &k->req);
+        if (rc == 0) { /* under way */
+            k->c = c;
+            k->index = (size_t)index;
+            k->next = c->checks;
+            c->checks = k;
+            continue;
+        }
+        free(k);
+        if (rc != 1) { /* no memory to ask: the sender tries again later */
+            memset(&r, 0, sizeof(r));
+            r.reply.code = 451;
+            snprintf(r.reply.esc, sizeof(r.reply.esc), "4.3.0");
+            snprintf(r.reply.text, sizeof(r.reply.text), "Error: local problem, try again later");
+        }
+        conn_check_answer(c, (size_t)index, &r, more);
+    }
+}
+
+/* conn_feed - run input through the engine and carry out where it stopped. Returns the
+ * bytes used; the rest must wait (a delivery runs, a command waits for recipient checks,
+ * or replies pile up). */
+static size_t conn_feed(struct conn *c, const char *data, size_t len)
+{
+    enum smtp_engine_stop st;
+    size_t used = smtp_engine_feed(&c->engine, data, len, c->write_pending, conn_now_ms(), &st);
+    if (st == SMTP_ENGINE_CLOSE || st == SMTP_ENGINE_STARTTLS)
+        used = len;
+    conn_carry(c, st);
+    if (c->sh->rcpt_check != NULL)
+        conn_start_checks(c, used < len || c->held.len > 0);
     return used;
+}
+
+/* conn_busy - input must wait: a delivery runs or recipient checks are pending. */
+static bool conn_busy(const struct conn *c)
+{
+    return c->delivery != NULL || smtp_engine_waiting(&c->engine);
 }
 
 /* conn_settle - after the client's end of input: once no delivery runs and no held
  * command is left, the last replies go out and the connection closes. */
 static void conn_settle(struct conn *c)
 {
-    if (!c->read_eof || c->close_after_write || c->delivery != NULL || c->held.len > 0 ||
+    if (!c->read_eof || c->close_after_write || conn_busy(c) || c->held.len > 0 ||
         smtp_engine_pending(&c->engine))
         return;
     c->close_after_write = true;
@@ -399,7 +496,7 @@ static void conn_settle(struct conn *c)
  * unblock a connection: a read, a finished write, a delivery outcome. */
 static void conn_resume(struct conn *c)
 {
-    while (!c->closing && !c->close_after_write && c->delivery == NULL &&
+    while (!c->closing && !c->close_after_write && !conn_busy(c) &&
            (c->held.len > 0 || smtp_engine_pending(&c->engine)) &&
            c->write_pending < CONN_WRITE_MAX_BYTES) {
         size_t used = conn_feed(c, c->held.len > 0 ? c->held.data : "", c->held.len);
@@ -425,7 +522,7 @@ static void conn_input(struct conn *c, const char *data, size_t len)
     size_t used = 0;
     if (c->close_after_write)
         return; /* a goodbye is on its way: nothing more is read (RFC 5321 §4.1.1.10) */
-    if (c->delivery == NULL && c->held.len == 0) {
+    if (!conn_busy(c) && c->held.len == 0) {
         used = conn_feed(c, data, len);
         if (c->closing || c->close_after_write)
             return;

@@ -226,7 +226,12 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
         return UV_ENOMEM;
     }
     int rc = http_client_new(loop, &srv->http);
-    if (rc == 0 && (rc = delivery_context_new(loop, srv->http, cfg, &srv->delivery)) != 0) {
+    if (rc == 0 && (rc = delivery_context_new(loop, srv->http, cfg, &srv->delivery)) == 0 &&
+        cfg->recipient_check.enabled)
+        rc = rcpt_check_new(loop, srv->http, &cfg->recipient_check, &srv->rcpt_check);
+    if (rc != 0) {
+        delivery_context_free(srv->delivery);
+        srv->delivery = NULL;
         http_client_close(srv->http);
         srv->http = NULL;
     }
@@ -243,6 +248,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shared.loop = loop;
     srv->shared.cfg = cfg;
     srv->shared.delivery = srv->delivery;
+    srv->shared.rcpt_check = srv->rcpt_check;
     srv->shared.tls = srv->tls;
     srv->shared.read_buffer = srv->read_buffer;
     srv->shared.read_buffer_size = sizeof(srv->read_buffer);
@@ -296,6 +302,8 @@ fail:
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
+    rcpt_check_free(srv->rcpt_check);
+    srv->rcpt_check = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
     client_map_free(srv->clients);
@@ -319,6 +327,8 @@ static void server_finish(struct server *srv)
     /* Every delivery was cancelled with its connection. */
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
+    rcpt_check_free(srv->rcpt_check); /* and every check */
+    srv->rcpt_check = NULL;
     client_map_free(srv->clients);
     srv->clients = NULL;
     http_client_close(srv->http);

@@ -56,6 +56,9 @@ static enum session_action do_bdat(struct session *, const struct smtp_command *
 static enum session_action do_simple(struct session *, const struct smtp_command *, int64_t,
                                      struct buf *);
 
+static void pending_clear(struct session *s);
+static enum session_action session_fatal(struct session *s, struct buf *out);
+
 static const struct session_command session_commands[] = {
     {SMTP_VERB_EHLO, ARG_NEEDED, REPLY_SYNTAX_HELO, 0, do_helo},
     {SMTP_VERB_HELO, ARG_NEEDED, REPLY_SYNTAX_HELO, 0, do_helo},
@@ -152,6 +155,10 @@ void session_tls_started(struct session *s, const struct envelope_tls *tls)
 /* session_free - release the transaction and HELO name. */
 void session_free(struct session *s)
 {
+    pending_clear(s);
+    free(s->pending);
+    s->pending = NULL;
+    s->pending_cap = 0;
     txn_free(s->txn);
     s->txn = NULL;
     free(s->helo);
@@ -170,6 +177,19 @@ static enum session_action session_error(struct session *s, enum reply_id id, co
                                          struct buf *out)
 {
     reply_write(out, id, arg);
+    s->errors++;
+    if (s->errors >= s->cfg->limits.max_errors) {
+        reply_write(out, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
+    return SESSION_ACTION_NONE;
+}
+
+/* session_charge - an error reply was written (one the table does not hold): charge the
+ * error budget as session_error does. */
+static enum session_action session_charge(struct session *s, struct buf *out)
+{
     s->errors++;
     if (s->errors >= s->cfg->limits.max_errors) {
         reply_write(out, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
@@ -296,9 +316,160 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
     return SESSION_ACTION_NONE;
 }
 
-/* do_rcpt - add a recipient (RFC 5321 §4.1.1.3). Only configured domains are accepted:
- * smtphook is nobody's relay. Past max_recipients the extras get 452 and the earlier
- * ones stay (§4.5.3.1.10). */
+/* What one RCPT comes to, decided before its reply is written. */
+enum rcpt_kind {
+    RCPT_ACCEPT = 0, /* add it: 250 2.1.5 */
+    RCPT_ERROR,      /* an error reply, charged to the error budget */
+    RCPT_SOFT,       /* 452 for a recipient to send again elsewhere: no charge */
+    RCPT_CHECK,      /* accepted so far; the recipient check decides */
+};
+
+/* session_rcpt_route - the route of a recipient, -1 for none. The domain-less postmaster
+ * (RFC 5321 §4.5.1) is the postmaster of the domains served: postmaster@<domain> is tried
+ * for each listed domain, then the address as it is (only "*" matches that). */
+static long session_rcpt_route(const struct session *s, const struct smtp_path *path)
+{
+    if (path->at < path->len || s->cfg->any_domain)
+        return config_route_for(s->cfg, path->mailbox, path->len);
+    char addr[SMTP_PATH_MAX + 16];
+    for (size_t i = 0; i < s->cfg->n_domains; i++) {
+        int n = snprintf(addr, sizeof(addr), "%s@%s", path->mailbox, s->cfg->domains[i]);
+        if (n <= 0 || (size_t)n >= sizeof(addr))
+            continue;
+        long r = config_route_for(s->cfg, addr, (size_t)n);
+        if (r >= 0)
+            return r;
+    }
+    return config_route_for(s->cfg, path->mailbox, path->len);
+}
+
+/* session_txn_route - the route this transaction is bound to: that of its first recipient
+ * accepted or being checked; -1 while there is none. */
+static long session_txn_route(const struct session *s)
+{
+    if (s->txn != NULL && s->txn->env.n_rcpt > 0)
+        return s->txn->rcpt_route[0];
+    for (size_t i = 0; i < s->n_pending; i++) {
+        if (s->pending[i].kind == RCPT_ACCEPT || s->pending[i].kind == RCPT_CHECK)
+            return s->pending[i].route;
+    }
+    return -1;
+}
+
+/* session_rcpt_count - recipients accepted, or accepted so far and waiting for their check. */
+static size_t session_rcpt_count(const struct session *s)
+{
+    size_t n = s->txn != NULL ? s->txn->env.n_rcpt : 0;
+    for (size_t i = 0; i < s->n_pending; i++)
+        n += s->pending[i].kind == RCPT_ACCEPT || s->pending[i].kind == RCPT_CHECK;
+    return n;
+}
+
+/* rcpt_decide - the verdict on one RCPT (RFC 5321 §4.1.1.3) without writing anything. Only
+ * configured domains are accepted: smtphook is nobody's relay (550 5.7.1). With routes, an
+ * address no route matches is unknown (550 5.1.1), and with one_route_per_transaction a
+ * recipient of another route than the transaction's is to be sent again (452 4.5.3). Past
+ * max_recipients the extras get 452 and the earlier ones stay (§4.5.3.1.10). */
+static enum rcpt_kind rcpt_decide(struct session *s, const struct smtp_command *cmd,
+                                  struct smtp_path *path, long *route, enum reply_id *id)
+{
+    *route = -1;
+    enum smtp_syntax r =
+        smtp_cmd_rcpt(cmd->arg, cmd->arg_len, s->esmtp, s->txn->env.smtputf8, path);
+    if (r != SMTP_SYNTAX_OK) {
+        *id = syntax_reply(r, 0);
+        return RCPT_ERROR;
+    }
+    const char *domain = path->at < path->len ? path->mailbox + path->at + 1 : "";
+    size_t domain_len = path->at < path->len ? path->len - path->at - 1 : 0;
+    if (!config_domain_accepted(s->cfg, domain, domain_len)) {
+        *id = REPLY_RELAY_DENIED;
+        return RCPT_ERROR;
+    }
+    if (s->cfg->n_routes > 0) {
+        *route = session_rcpt_route(s, path);
+        if (*route < 0) {
+            *id = REPLY_UNKNOWN_RCPT;
+            return RCPT_ERROR;
+        }
+        long bound = session_txn_route(s);
+        if (s->cfg->one_route_per_transaction && bound >= 0 && bound != *route) {
+            /* Not an error of the client's: it sends these in another transaction. */
+            *id = REPLY_OTHER_ROUTE;
+            return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+        }
+    }
+    if (session_rcpt_count(s) >= s->cfg->limits.max_recipients) {
+        /* A sender with more recipients than we take is no abuser: it sends the rest in
+         * another transaction. Like Postfix's smtpd_recipient_overshoot_limit, only a
+         * large overshoot is charged to the error budget. */
+        *id = REPLY_TOO_MANY_RCPTS;
+        return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+    }
+    *id = REPLY_RCPT_OK;
+    return s->cfg->recipient_check.enabled ? RCPT_CHECK : RCPT_ACCEPT;
+}
+
+/* rcpt_apply - write the reply of a decided RCPT and, when accepted, add the recipient.
+ * custom: a reply chosen by the recipient check (NULL: the table's). */
+static enum session_action rcpt_apply(struct session *s, enum rcpt_kind kind, enum reply_id id,
+                                      const char *mailbox, long route,
+                                      const struct app_reply *custom, struct buf *out)
+{
+    switch (kind) {
+    case RCPT_ACCEPT:
+        if (txn_add_rcpt(s->txn, mailbox, route) != 0)
+            return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+        session_set_state(s, SESSION_STATE_RCPT);
+        if (custom != NULL)
+            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+        else
+            reply_write(out, REPLY_RCPT_OK, NULL);
+        return SESSION_ACTION_NONE;
+    case RCPT_SOFT:
+        reply_write(out, id, NULL);
+        return SESSION_ACTION_NONE;
+    case RCPT_ERROR:
+    case RCPT_CHECK:
+    default:
+        if (custom != NULL) {
+            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+            return session_charge(s, out);
+        }
+        return session_error(s, id, NULL, out);
+    }
+}
+
+/* pending_push - queue an RCPT whose reply must wait for an earlier one's check. Returns its
+ * index, or -1 without memory. */
+static long pending_push(struct session *s, enum rcpt_kind kind, enum reply_id id,
+                         const struct smtp_path *path, long route)
+{
+    if (s->n_pending == s->pending_cap) {
+        size_t cap = s->pending_cap ? 2 * s->pending_cap : 8;
+        struct session_rcpt *p = realloc(s->pending, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        s->pending = p;
+        s->pending_cap = cap;
+    }
+    struct session_rcpt *r = &s->pending[s->n_pending];
+    memset(r, 0, sizeof(*r));
+    r->route = -1;
+    if (kind == RCPT_ACCEPT || kind == RCPT_CHECK) {
+        if ((r->mailbox = strdup(path->mailbox)) == NULL)
+            return -1;
+    }
+    r->kind = (int)kind;
+    r->id = (int)id;
+    r->route = route;
+    r->decided = kind != RCPT_CHECK;
+    return (long)s->n_pending++;
+}
+
+/* do_rcpt - one recipient. Without checks under way its reply is written at once; while a
+ * recipient check is pending, every RCPT behind it waits in line, so that replies keep the
+ * order of the commands (RFC 2920 §3.1) while the checks run side by side. */
 static enum session_action do_rcpt(struct session *s, const struct smtp_command *cmd,
                                    int64_t now_ms, struct buf *out)
 {
@@ -307,31 +478,112 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
         return session_error(s, REPLY_NEED_MAIL, NULL, out);
 
     struct smtp_path path;
-    struct envelope *env = &s->txn->env;
-    enum smtp_syntax r = smtp_cmd_rcpt(cmd->arg, cmd->arg_len, s->esmtp, env->smtputf8, &path);
-    if (r != SMTP_SYNTAX_OK)
-        return session_error(s, syntax_reply(r, 0), NULL, out);
-
-    const char *domain = path.at < path.len ? path.mailbox + path.at + 1 : "";
-    size_t domain_len = path.at < path.len ? path.len - path.at - 1 : 0;
-    if (!config_domain_accepted(s->cfg, domain, domain_len))
-        return session_error(s, REPLY_RELAY_DENIED, NULL, out);
-    if (env->n_rcpt >= s->cfg->limits.max_recipients) {
-        /* A sender with more recipients than we take is no abuser: it sends the rest in
-         * another transaction. Like Postfix's smtpd_recipient_overshoot_limit, only a
-         * large overshoot is charged to the error budget. */
-        if (s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX) {
-            reply_write(out, REPLY_TOO_MANY_RCPTS, NULL);
-            return SESSION_ACTION_NONE;
-        }
-        return session_error(s, REPLY_TOO_MANY_RCPTS, NULL, out);
+    long route;
+    enum reply_id id;
+    enum rcpt_kind kind = rcpt_decide(s, cmd, &path, &route, &id);
+    if (kind != RCPT_CHECK && s->n_pending == 0)
+        return rcpt_apply(s, kind, id, path.mailbox, route, NULL, out);
+    if (pending_push(s, kind, id, &path, route) < 0) {
+        if (s->n_pending == 0)
+            return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+        /* Behind others and no room to wait in line: its reply cannot keep its place, so
+         * the session ends rather than answer out of order. */
+        return session_fatal(s, out);
     }
+    return kind == RCPT_CHECK ? SESSION_ACTION_CHECK : SESSION_ACTION_NONE;
+}
 
-    if (txn_add_rcpt(s->txn, path.mailbox, -1) != 0)
-        return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
-    session_set_state(s, SESSION_STATE_RCPT);
-    reply_write(out, REPLY_RCPT_OK, NULL);
-    return SESSION_ACTION_NONE;
+/* pending_clear - forget every waiting RCPT and the command behind them. */
+static void pending_clear(struct session *s)
+{
+    for (size_t i = s->pending_head; i < s->n_pending; i++)
+        free(s->pending[i].mailbox);
+    s->pending_head = s->n_pending = 0;
+    free(s->deferred);
+    s->deferred = NULL;
+    s->deferred_len = 0;
+    s->deferred_too_long = false;
+}
+
+/* session_fatal - a local failure that leaves the session unable to answer in order. */
+static enum session_action session_fatal(struct session *s, struct buf *out)
+{
+    pending_clear(s);
+    reply_write(out, REPLY_LOCAL_FATAL, s->cfg->hostname);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
+}
+
+/* session_take_check - see session.h. */
+long session_take_check(struct session *s)
+{
+    for (size_t i = s->pending_head; i < s->n_pending; i++) {
+        struct session_rcpt *r = &s->pending[i];
+        if (r->kind == RCPT_CHECK && !r->decided && !r->started) {
+            r->started = true;
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* session_check_recipient - see session.h. */
+const char *session_check_recipient(const struct session *s, size_t index)
+{
+    return index < s->n_pending && s->pending[index].mailbox != NULL ? s->pending[index].mailbox
+                                                                     : "";
+}
+
+/* session_checking - see session.h. */
+bool session_checking(const struct session *s)
+{
+    return s->pending_head < s->n_pending;
+}
+
+/* session_rcpt_checked - see session.h. The head of the line is answered as far as it is
+ * decided; the queue keeps its indices until it is empty, so that the checks still out
+ * find their entries. */
+enum session_action session_rcpt_checked(struct session *s, size_t index, bool accept,
+                                         const struct app_reply *reply, int64_t now_ms,
+                                         struct buf *out)
+{
+    if (index < s->pending_head || index >= s->n_pending || s->pending[index].decided)
+        return SESSION_ACTION_NONE;
+    struct session_rcpt *r = &s->pending[index];
+    r->decided = true;
+    r->kind = accept ? RCPT_ACCEPT : RCPT_ERROR;
+    if (reply != NULL) {
+        r->custom = *reply;
+        r->has_custom = true;
+    }
+    enum session_action a = SESSION_ACTION_NONE;
+    while (s->pending_head < s->n_pending && s->pending[s->pending_head].decided) {
+        r = &s->pending[s->pending_head++];
+        a = rcpt_apply(s, (enum rcpt_kind)r->kind, (enum reply_id)r->id, r->mailbox, r->route,
+                       r->has_custom ? &r->custom : NULL, out);
+        free(r->mailbox);
+        r->mailbox = NULL;
+        if (a == SESSION_ACTION_CLOSE) {
+            pending_clear(s);
+            return a;
+        }
+    }
+    if (s->pending_head < s->n_pending)
+        return SESSION_ACTION_NONE;
+    s->pending_head = s->n_pending = 0;
+    /* The line is free: the command that waited runs now. */
+    char *line = s->deferred;
+    size_t len = s->deferred_len;
+    bool too_long = s->deferred_too_long;
+    s->deferred = NULL;
+    s->deferred_len = 0;
+    s->deferred_too_long = false;
+    if (too_long)
+        a = session_line_too_long(s, out);
+    else if (line != NULL)
+        a = session_line(s, line, len, now_ms, out);
+    free(line);
+    return a;
 }
 
 /* do_data - 354 and switch to data mode. A client must wait for the reply to DATA before
@@ -487,6 +739,14 @@ enum session_action session_line(struct session *s, const char *line, size_t len
 
     struct smtp_command cmd;
     smtp_cmd_parse(line, len, &cmd);
+    if (session_checking(s) && cmd.verb != SMTP_VERB_RCPT) {
+        /* Its reply must follow those of the RCPTs before it (RFC 2920 §3.1): it waits. */
+        if ((s->deferred = malloc(len > 0 ? len : 1)) == NULL)
+            return session_fatal(s, out);
+        memcpy(s->deferred, line, len);
+        s->deferred_len = len;
+        return SESSION_ACTION_WAIT;
+    }
     const struct session_command *row = find_command(cmd.verb);
     enum session_action a;
     if (row == NULL)
@@ -509,6 +769,10 @@ enum session_action session_line_too_long(struct session *s, struct buf *out)
 {
     if (s->state == SESSION_STATE_CLOSING)
         return SESSION_ACTION_NONE;
+    if (session_checking(s)) {
+        s->deferred_too_long = true;
+        return SESSION_ACTION_WAIT;
+    }
     return session_error(s, REPLY_LINE_TOO_LONG, NULL, out);
 }
 

@@ -52,7 +52,10 @@ static enum smtp_engine_stop engine_action(struct smtp_engine *e, enum session_a
     struct session *s = &e->session;
     switch (a) {
     case SESSION_ACTION_NONE:
+    case SESSION_ACTION_CHECK: /* the caller starts it after the feed; feeding goes on */
         return SMTP_ENGINE_IDLE;
+    case SESSION_ACTION_WAIT:
+        return SMTP_ENGINE_WAIT;
     case SESSION_ACTION_DATA:
         smtp_parser_begin_data(&e->parser);
         return SMTP_ENGINE_IDLE;
@@ -127,7 +130,7 @@ size_t smtp_engine_feed(struct smtp_engine *e, const char *data, size_t len, siz
         if (st == SMTP_ENGINE_IDLE)
             continue;
         *stop = st;
-        return st == SMTP_ENGINE_DELIVER ? off : len;
+        return st == SMTP_ENGINE_DELIVER || st == SMTP_ENGINE_WAIT ? off : len;
     }
     return off;
 }
@@ -175,6 +178,31 @@ enum smtp_engine_stop smtp_engine_shutdown(struct smtp_engine *e)
         return SMTP_ENGINE_CLOSE;
     }
     return SMTP_ENGINE_IDLE;
+}
+
+/* smtp_engine_take_check - see smtp_engine.h. */
+long smtp_engine_take_check(struct smtp_engine *e)
+{
+    return e->closed ? -1 : session_take_check(&e->session);
+}
+
+/* smtp_engine_rcpt_checked - see smtp_engine.h. */
+enum smtp_engine_stop smtp_engine_rcpt_checked(struct smtp_engine *e, size_t index, bool accept,
+                                               const struct app_reply *reply, bool more,
+                                               int64_t now_ms)
+{
+    if (e->closed)
+        return SMTP_ENGINE_CLOSE;
+    enum session_action a =
+        session_rcpt_checked(&e->session, index, accept, reply, now_ms, &e->out);
+    enum smtp_engine_stop st = engine_action(e, a, more, now_ms);
+    return st == SMTP_ENGINE_WAIT && !session_checking(&e->session) ? SMTP_ENGINE_IDLE : st;
+}
+
+/* smtp_engine_waiting - see smtp_engine.h. */
+bool smtp_engine_waiting(const struct smtp_engine *e)
+{
+    return !e->closed && session_checking(&e->session);
 }
 
 /* smtp_engine_txn - see smtp_engine.h. */

@@ -18,6 +18,7 @@
 
 #include "smtphook/config.h"
 #include "smtphook/delivery.h"
+#include "smtphook/rcpt_check.h"
 #include "smtphook/reply.h"
 #include "smtphook/tls.h"
 
@@ -28,6 +29,7 @@ struct conn_shared {
     uv_loop_t *loop;                   /* the loop every connection runs on */
     const struct config *cfg;          /* configuration */
     struct delivery_context *delivery; /* endpoints, breakers, the HTTP client */
+    struct rcpt_check *rcpt_check;     /* the recipient check, NULL when not configured */
     struct tls_server *tls;            /* inbound TLS, NULL without certificates */
     char *read_buffer;                 /* one buffer for every read: reads are handled to the end
                                           before the next one */

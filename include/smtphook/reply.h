@@ -54,6 +54,9 @@
     X(PARAM_NOT_ESMTP, 555, "5.5.4", "Parameters need EHLO")                                       \
     X(SIZE_EXCEEDED, 552, "5.3.4", "Message size exceeds fixed limit")                             \
     X(RELAY_DENIED, 550, "5.7.1", "Relay access denied")                                           \
+    X(UNKNOWN_RCPT, 550, "5.1.1", "Error: recipient address rejected: user unknown")               \
+    X(OTHER_ROUTE, 452, "4.5.3",                                                                   \
+      "Error: recipient of another route, send it in a separate transaction")                      \
     X(TOO_MANY_RCPTS, 452, "4.5.3", "Error: too many recipients")                                  \
     X(TLS_UNAVAILABLE, 454, "4.7.0", "TLS not available")                                          \
     X(LOCAL_ERROR, 451, "4.3.0", "Error: local problem, try again later")                          \
@@ -61,7 +64,8 @@
     X(TIMEOUT, 421, "4.4.2", "{} Error: timeout exceeded")                                         \
     X(SHUTDOWN, 421, "4.3.2", "{} Service shutting down, try again later")                         \
     X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "{} Error: too many connections")                        \
-    X(SYNC_LOST, 421, "4.5.0", "{} Error: SMTP protocol synchronization, closing")
+    X(SYNC_LOST, 421, "4.5.0", "{} Error: SMTP protocol synchronization, closing")                 \
+    X(LOCAL_FATAL, 421, "4.3.0", "{} Error: local problem, closing")
 
 enum reply_id {
 #define REPLY_ENUM(name, code, esc, text) REPLY_##name,

@@ -35,6 +35,7 @@ struct server {
     const struct config *cfg;          /* configuration (not owned) */
     struct http_client *http;          /* webhook client, shared by all connections */
     struct delivery_context *delivery; /* what every delivery shares (breakers) */
+    struct rcpt_check *rcpt_check;     /* the recipient check, NULL when not configured */
     struct tls_server *tls;            /* inbound TLS, NULL without certificates */
     struct conn_shared shared;         /* what every connection gets */
     struct server_listener *listeners; /* one per config listener */

@@ -41,31 +41,56 @@ enum session_action {
     SESSION_ACTION_STARTTLS, /* 220 written: send it, discard all input behind the command
                                 (RFC 3207 §4.2), start the handshake, then call
                                 session_tls_started */
+    SESSION_ACTION_CHECK,    /* an RCPT waits for the recipient check: take it with
+                                session_take_check, answer with session_rcpt_checked;
+                                keep feeding */
+    SESSION_ACTION_WAIT,     /* a command arrived while recipient checks are pending: it is
+                                kept and runs when they are answered; feed nothing more
+                                until then */
     SESSION_ACTION_CHUNK,    /* BDAT: read session_chunk_size() bytes raw as message data
                                 (feed them to session_data), then call session_chunk_end;
                                 size 0: call session_chunk_end at once */
 };
 
+/* One RCPT whose reply waits: for its own recipient check, or behind an earlier one's. */
+struct session_rcpt {
+    int kind;                /* what it comes to (session.c's enum rcpt_kind) */
+    int id;                  /* its reply (enum reply_id) unless custom */
+    char *mailbox;           /* the recipient, when it may be added */
+    long route;              /* its route, -1 for none */
+    bool decided;            /* its reply is known */
+    bool started;            /* its check was handed out (session_take_check) */
+    bool has_custom;         /* custom holds the reply the check chose */
+    struct app_reply custom; /* that reply */
+};
+
 struct session {
-    enum session_state state; /* see enum */
-    const struct config *cfg; /* limits, hostname, domains (not owned) */
-    char *helo;               /* HELO/EHLO argument, NULL before */
-    bool esmtp;               /* EHLO was used */
-    struct txn *txn;          /* current transaction from MAIL on, NULL otherwise */
-    unsigned errors;          /* error replies so far (error budget) */
-    unsigned rcpt_overshoot;  /* recipients refused with 452 for the recipient limit */
-    unsigned transactions;    /* transactions started, for ids */
-    bool shutting_down;       /* server stops: close after the current transaction */
-    bool tls_offered;         /* STARTTLS may be used on this listener */
-    bool tls_required;        /* MAIL needs TLS first (530 5.7.0) */
-    struct envelope_tls tls;  /* TLS facts once a handshake is done (strings not owned) */
-    uint64_t chunk_size;      /* bytes of the BDAT chunk being read */
-    bool chunk_last;          /* that chunk is the LAST one */
-    bool chunk_discard;       /* that chunk is read and thrown away (no transaction) */
-    bool chunk_syntax;        /* ... because its BDAT line was malformed: 501 after it */
-    char id_prefix[32];       /* unique per connection; ids are "<prefix>.<n>" */
-    char client_address[64];  /* peer IP as text */
-    uint16_t client_port;     /* peer port */
+    enum session_state state;     /* see enum */
+    const struct config *cfg;     /* limits, hostname, domains (not owned) */
+    char *helo;                   /* HELO/EHLO argument, NULL before */
+    bool esmtp;                   /* EHLO was used */
+    struct txn *txn;              /* current transaction from MAIL on, NULL otherwise */
+    struct session_rcpt *pending; /* RCPTs whose replies wait, in command order */
+    size_t pending_head;          /* first entry not yet answered */
+    size_t n_pending;             /* entries used (the queue is [pending_head, n_pending)) */
+    size_t pending_cap;           /* entries allocated */
+    char *deferred;               /* a command that came while checks were pending, or NULL */
+    size_t deferred_len;          /* its length */
+    bool deferred_too_long;       /* ... or an over-long line that did */
+    unsigned errors;              /* error replies so far (error budget) */
+    unsigned rcpt_overshoot;      /* recipients refused with 452 for the recipient limit */
+    unsigned transactions;        /* transactions started, for ids */
+    bool shutting_down;           /* server stops: close after the current transaction */
+    bool tls_offered;             /* STARTTLS may be used on this listener */
+    bool tls_required;            /* MAIL needs TLS first (530 5.7.0) */
+    struct envelope_tls tls;      /* TLS facts once a handshake is done (strings not owned) */
+    uint64_t chunk_size;          /* bytes of the BDAT chunk being read */
+    bool chunk_last;              /* that chunk is the LAST one */
+    bool chunk_discard;           /* that chunk is read and thrown away (no transaction) */
+    bool chunk_syntax;            /* ... because its BDAT line was malformed: 501 after it */
+    char id_prefix[32];           /* unique per connection; ids are "<prefix>.<n>" */
+    char client_address[64];      /* peer IP as text */
+    uint16_t client_port;         /* peer port */
 };
 
 /* session_init - a new session for a client; id_prefix must be unique per connection.
@@ -122,6 +147,23 @@ struct txn *session_take_txn(struct session *s);
  * (reply->text exactly), leave DELIVERING. Returns CLOSE when shutting down, else NONE. */
 enum session_action session_delivered(struct session *s, const struct app_reply *reply,
                                       struct buf *out);
+
+/* session_take_check - the next recipient check to start, or -1. The index names it in
+ * session_rcpt_checked. */
+long session_take_check(struct session *s);
+
+/* session_check_recipient - the recipient of check index. */
+const char *session_check_recipient(const struct session *s, size_t index);
+
+/* session_rcpt_checked - the check of index is answered: accept (250 2.1.5, or reply's
+ * text) or refuse with reply. The replies due are written in command order; once no check
+ * is pending the command that waited runs, and its action is returned. now_ms stamps it. */
+enum session_action session_rcpt_checked(struct session *s, size_t index, bool accept,
+                                         const struct app_reply *reply, int64_t now_ms,
+                                         struct buf *out);
+
+/* session_checking - recipient checks are pending (input must wait). */
+bool session_checking(const struct session *s);
 
 /* session_desync - input arrived that the client sent without waiting for a reply it had
  * to wait for (behind a refused DATA): 421 4.5.0, CLOSE. None of it is executed. */

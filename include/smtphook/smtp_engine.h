@@ -30,6 +30,8 @@ enum smtp_engine_stop {
                              (RFC 3207 §4.2) */
     SMTP_ENGINE_CLOSE,    /* send out, then close; the rest of the input was dropped */
     SMTP_ENGINE_FULL,     /* replies reached the output limit: send them, then feed the rest */
+    SMTP_ENGINE_WAIT,     /* a command waits for the recipient checks under way: answer them
+                             (smtp_engine_rcpt_checked); feed the rest after that */
 };
 
 struct smtp_engine {
@@ -82,6 +84,20 @@ enum smtp_engine_stop smtp_engine_timeout(struct smtp_engine *e);
 /* smtp_engine_shutdown - the server stops: CLOSE with 421 4.3.2 when no transaction is
  * open, else IDLE (it closes after the transaction's reply). */
 enum smtp_engine_stop smtp_engine_shutdown(struct smtp_engine *e);
+
+/* smtp_engine_take_check - the next recipient check to start (see session_take_check), or
+ * -1. Call after every feed: RCPTs queue their checks and feeding goes on. */
+long smtp_engine_take_check(struct smtp_engine *e);
+
+/* smtp_engine_rcpt_checked - the answer to check index (see session_rcpt_checked). more:
+ * input is waiting behind the command that may run now. Returns why to stop, as a feed
+ * does (IDLE when the engine can be fed again). */
+enum smtp_engine_stop smtp_engine_rcpt_checked(struct smtp_engine *e, size_t index, bool accept,
+                                               const struct app_reply *reply, bool more,
+                                               int64_t now_ms);
+
+/* smtp_engine_waiting - recipient checks are pending: input must wait. */
+bool smtp_engine_waiting(const struct smtp_engine *e);
 
 /* smtp_engine_txn - the transaction being built, or NULL (for the log of an abandoned one). */
 const struct txn *smtp_engine_txn(const struct smtp_engine *e);
