@@ -70,6 +70,17 @@ static void load_err(const char *json, const char *needle1, const char *needle2)
     load_err_ov(json, NULL, needle1, needle2);
 }
 
+/* load_err_exact - the config must fail with SH_ECONFIG and exactly this message. */
+static void load_err_exact(const char *json, const char *want)
+{
+    char err[ERR_MAX];
+    struct config *cfg = (struct config *)1;
+    assert_int_equal(config_load_string(json, "config.json", NULL, &cfg, err, sizeof(err)),
+                     SH_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err, want);
+}
+
 /* with_key - "{BASE,<extra>}" into buf. */
 static const char *with_key(char *buf, size_t len, const char *extra)
 {
@@ -454,6 +465,11 @@ static void test_spool_directory(void **state)
     snprintf(extra, sizeof(extra), "\"spool\":{\"directory\":\"%s\"}", file);
     load_err(with_key(j, sizeof(j), extra), "spool.directory", "is not a directory");
     unlink(file);
+
+    /* An empty directory is refused like every other optional string. */
+    load_err_exact(with_key(j, sizeof(j), "\"spool\":{\"directory\":\"\"}"),
+                   "config.json: spool.directory: must not be empty (leave the key out for the "
+                   "default)");
 }
 
 /* ---- ${NAME} expansion ------------------------------------------------------------------- */
@@ -1037,6 +1053,10 @@ static void test_tls_errors(void **state)
         snprintf(extra, sizeof(extra), "\"tls\":%s", bad[i].tls);
         load_err(with_key(j, sizeof(j), extra), bad[i].path, bad[i].problem);
     }
+    /* A required key has no default to fall back on. */
+    load_err_exact(
+        with_key(j, sizeof(j), "\"tls\":{\"certificates\":[{\"cert\":\"\",\"key\":\"k\"}]}"),
+        "config.json: tls.certificates[0].cert: must not be empty");
 }
 
 static void test_listener_tls(void **state)
