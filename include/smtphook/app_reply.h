@@ -4,9 +4,16 @@
  * an endpoint's "reply_map" in the configuration. A reply is a three-digit code (RFC 5321
  * §4.2: 250 for success, 4yz or 5yz for failures, never 421 (it would announce a close that
  * does not happen) and no 1yz, 3yz or other 2yz), an enhanced status code whose class is the
- * code's first digit (RFC 3463 §2: class "." subject "." detail, 1 to 3 digits each), and a
- * text of printable ASCII (0x20..0x7E) of at most APP_REPLY_TEXT_MAX bytes. Spaces and tabs
- * around the value are ignored; exactly the text between them is kept. */
+ * code's first digit (RFC 3463 §2: class "." subject "." detail, subject and detail 1 to 3
+ * digits each), and a text of printable ASCII (0x20..0x7E) of at most APP_REPLY_TEXT_MAX
+ * bytes. Spaces and tabs around the value are ignored; exactly the text between them is
+ * kept.
+ *
+ * The parts are separated by one or more spaces or tabs (RFC 2034 §3: "one or more
+ * spaces"); the text runs to the end of the value and keeps its inner spaces, but a tab,
+ * any other control character or a byte >= 0x80 in it refuses the whole value. The class
+ * of the enhanced code agrees with the reply code as RFC 2034 §4 requires; the code's
+ * second digit is 0 to 5, as §4.2's Reply-code grammar has it. */
 #ifndef SMTPHOOK_APP_REPLY_H
 #define SMTPHOOK_APP_REPLY_H
 
@@ -30,7 +37,8 @@ struct app_reply {
 
 /* app_reply_parse - value (len bytes, not NUL-terminated) -> *out. Returns true, or false
  * with *why set to a static reason for the log ("enhanced code class does not match the
- * reply code"). */
+ * reply code") and *out cleared (code 0, esc and text ""). In APP_REPLY_CODE_OPTIONAL a
+ * text needs an enhanced code before it: "550 no such user" is refused. */
 bool app_reply_parse(const char *value, size_t len, enum app_reply_form form, struct app_reply *out,
                      const char **why);
 
