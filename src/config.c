@@ -391,7 +391,8 @@ enum config_sec {
     CONFIG_SEC_NONE = 0,    /* no section (no parent) */
     CONFIG_SEC_TOP,         /* the file itself: struct config */
     CONFIG_SEC_LISTENER,    /* an entry of "listeners": struct config_listener */
-    CONFIG_SEC_ENDPOINT,    /* a value of "endpoints": struct config_endpoint */
+    CONFIG_SEC_HTTP,        /* the request keys of an endpoint: struct config_endpoint */
+    CONFIG_SEC_ENDPOINT,    /* a value of "endpoints": struct config_endpoint, shares HTTP */
     CONFIG_SEC_LIMITS,      /* "limits": struct config_limits */
     CONFIG_SEC_SPOOL,       /* "spool": struct config_spool */
     CONFIG_SEC_TLS,         /* "tls": struct config_tls */
@@ -451,6 +452,8 @@ struct config_section {
     const char *name;       /* key in the parent object; NULL for entries of arrays and maps */
     enum config_sec parent; /* the object it is nested in, or CONFIG_SEC_NONE */
     size_t offset;          /* its struct inside the parent's struct */
+    enum config_sec shares; /* a section whose keys the object also has, or CONFIG_SEC_NONE */
+    size_t shares_offset;   /* that section's struct inside this one */
     int (*finish)(struct config_ctx *c, json_t *obj, void *base); /* checks across keys */
 };
 
@@ -522,19 +525,19 @@ static const struct config_key config_keys[] = {
                 CONFIG_TLS_NONE), /* the real default depends on the certificates */
     CONFIG_BOOL(CONFIG_SEC_LISTENER, "require_tls", struct config_listener, require_tls, false),
 
-    CONFIG_STRING(CONFIG_SEC_ENDPOINT, "url", struct config_endpoint, url, CONFIG_REQUIRED, 0, 0,
-                  NULL, config_url_problem), /* the URL may carry a token: never echoed */
+    CONFIG_STRING(CONFIG_SEC_HTTP, "url", struct config_endpoint, url, CONFIG_REQUIRED, 0, 0, NULL,
+                  config_url_problem), /* the URL may carry a token: never echoed */
+    CONFIG_STRING(CONFIG_SEC_HTTP, "ca_file", struct config_endpoint, ca_file, 0, 1, 0, NULL, NULL),
+    CONFIG_STRING(CONFIG_SEC_HTTP, "client_cert", struct config_endpoint, client_cert, 0, 1, 0,
+                  NULL, NULL),
+    CONFIG_STRING(CONFIG_SEC_HTTP, "client_key", struct config_endpoint, client_key, 0, 1, 0, NULL,
+                  NULL),
+
     CONFIG_UINT(CONFIG_SEC_ENDPOINT, "timeout_ms", struct config_endpoint, timeout_ms,
                 CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_ENDPOINT_TIMEOUT_MS),
     CONFIG_UINT_REL(CONFIG_SEC_ENDPOINT, "connect_timeout_ms", struct config_endpoint,
                     connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX,
                     CONFIG_DEF_ENDPOINT_CONNECT_MS, CONFIG_REL_AT_MOST, timeout_ms),
-    CONFIG_STRING(CONFIG_SEC_ENDPOINT, "ca_file", struct config_endpoint, ca_file, 0, 1, 0, NULL,
-                  NULL),
-    CONFIG_STRING(CONFIG_SEC_ENDPOINT, "client_cert", struct config_endpoint, client_cert, 0, 1, 0,
-                  NULL, NULL),
-    CONFIG_STRING(CONFIG_SEC_ENDPOINT, "client_key", struct config_endpoint, client_key, 0, 1, 0,
-                  NULL, NULL),
 
     CONFIG_UINT(CONFIG_SEC_LIMITS, "max_command_line_bytes", struct config_limits,
                 max_command_line_bytes, 512, 65536,
@@ -586,26 +589,27 @@ static int config_domains(struct config_ctx *c, json_t *arr, void *base);
 static int config_endpoints(struct config_ctx *c, json_t *obj, void *base);
 static int config_headers(struct config_ctx *c, json_t *obj, void *base);
 static int config_certificates(struct config_ctx *c, json_t *arr, void *base);
-static int config_endpoint_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 
 /* The keys with their own parsers, in the order they are parsed. */
 static const struct config_struct config_structs[] = {
     {CONFIG_SEC_TOP, "listeners", config_listeners},
     {CONFIG_SEC_TOP, "domains", config_domains},
     {CONFIG_SEC_TOP, "endpoints", config_endpoints},
-    {CONFIG_SEC_ENDPOINT, "headers", config_headers},
+    {CONFIG_SEC_HTTP, "headers", config_headers},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
 /* Every object of the file; nested sections are parsed after their parent's other keys. */
 static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
-    [CONFIG_SEC_TOP] = {NULL, CONFIG_SEC_NONE, 0, NULL},
-    [CONFIG_SEC_LISTENER] = {NULL, CONFIG_SEC_NONE, 0, NULL},
-    [CONFIG_SEC_ENDPOINT] = {NULL, CONFIG_SEC_NONE, 0, config_endpoint_finish},
-    [CONFIG_SEC_LIMITS] = {"limits", CONFIG_SEC_TOP, offsetof(struct config, limits), NULL},
-    [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool), NULL},
-    [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls), NULL},
-    [CONFIG_SEC_CERTIFICATE] = {NULL, CONFIG_SEC_NONE, 0, NULL},
+    [CONFIG_SEC_TOP] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
+    [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
+    [CONFIG_SEC_LIMITS] = {"limits", CONFIG_SEC_TOP, offsetof(struct config, limits)},
+    [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool)},
+    [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls)},
+    [CONFIG_SEC_CERTIFICATE] = {.parent = CONFIG_SEC_NONE},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
@@ -822,76 +826,94 @@ static int config_relation(struct config_ctx *c, json_t *obj, const struct confi
                        o->key, bound);
 }
 
-/* config_defaults - every row of a section and of its nested sections takes its default.
- * 0 or SH_ENOMEM (a default string is copied). */
+/* One section applied to its struct: an object's own section or the one it shares. */
+struct config_part {
+    enum config_sec sec; /* the section */
+    char *base;          /* its struct */
+};
+
+/* config_parts - the sections an object of section sec holds: the one it shares (first),
+ * then its own. Returns how many (1 or 2). */
+static size_t config_parts(enum config_sec sec, void *base, struct config_part part[2])
+{
+    const struct config_section *s = &config_sections[sec];
+    size_t n = 0;
+    if (s->shares != CONFIG_SEC_NONE)
+        part[n++] = (struct config_part){s->shares, (char *)base + s->shares_offset};
+    part[n++] = (struct config_part){sec, base};
+    return n;
+}
+
+/* config_defaults - every row of a section (and of the one it shares) and of its nested
+ * sections takes its default. 0 or SH_ENOMEM (a default string is copied). */
 static int config_defaults(struct config_ctx *c, enum config_sec sec, void *base)
 {
-    char *b = base;
-    for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
-        const struct config_key *k = &config_keys[i];
-        if (k->section != sec)
-            continue;
-        if (k->type != CONFIG_T_STRING) {
-            config_store(b, k, k->def);
-            continue;
+    struct config_part part[2];
+    size_t n = config_parts(sec, base, part);
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+            const struct config_key *k = &config_keys[i];
+            if (k->section != part[p].sec)
+                continue;
+            if (k->type != CONFIG_T_STRING) {
+                config_store(part[p].base, k, k->def);
+                continue;
+            }
+            char *s = NULL;
+            if (k->def_text != NULL && (s = strdup(k->def_text)) == NULL)
+                return config_nomem(c);
+            config_store_text(part[p].base, k, s);
         }
-        char *s = NULL;
-        if (k->def_text != NULL && (s = strdup(k->def_text)) == NULL)
-            return config_nomem(c);
-        config_store_text(b, k, s);
-    }
-    for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
-        if (config_sections[s].parent != sec)
-            continue;
-        int rc = config_defaults(c, (enum config_sec)s, b + config_sections[s].offset);
-        if (rc != 0)
-            return rc;
+        for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+            if (config_sections[s].parent != part[p].sec)
+                continue;
+            int rc =
+                config_defaults(c, (enum config_sec)s, part[p].base + config_sections[s].offset);
+            if (rc != 0)
+                return rc;
+        }
     }
     return 0;
 }
 
-/* config_known - is key a row, a structural key or a nested section of sec? */
+/* config_known - is key a row, a structural key or a nested section of sec, or of the
+ * section it shares? */
 static bool config_known(enum config_sec sec, const char *key)
 {
-    for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
-        if (config_keys[i].section == sec && strcmp(config_keys[i].key, key) == 0)
-            return true;
-    }
-    for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
-        if (config_structs[i].section == sec && strcmp(config_structs[i].key, key) == 0)
-            return true;
-    }
-    for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
-        if (config_sections[s].parent == sec && strcmp(config_sections[s].name, key) == 0)
-            return true;
+    struct config_part part[2];
+    size_t n = config_parts(sec, NULL, part);
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+            if (config_keys[i].section == part[p].sec && strcmp(config_keys[i].key, key) == 0)
+                return true;
+        }
+        for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
+            if (config_structs[i].section == part[p].sec && strcmp(config_structs[i].key, key) == 0)
+                return true;
+        }
+        for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+            if (config_sections[s].parent == part[p].sec &&
+                strcmp(config_sections[s].name, key) == 0)
+                return true;
+        }
     }
     return false;
 }
 
-/* config_object - apply a section to obj (a JSON object; the path names it) with base holding
- * the defaults: an unknown key is an error (a typo must never be silently ignored); then the
- * rows, their bounds by other keys, the structural keys, the checks across keys, and last
- * the nested sections that are present. */
-static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec, void *base)
+/* config_rows - the rows of one section from obj: a given value is checked and stored, an
+ * absent one keeps its default (or is an error when required); then the bounds by other
+ * keys. */
+static int config_rows(struct config_ctx *c, json_t *obj, const struct config_part *part)
 {
-    char *b = base;
-    const char *key;
-    json_t *v;
     int rc;
-    json_object_foreach(obj, key, v)
-    {
-        if (!config_known(sec, key)) {
-            config_push(c, key);
-            return config_fail(c, "unknown key");
-        }
-    }
     for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
         const struct config_key *k = &config_keys[i];
-        if (k->section != sec)
+        if (k->section != part->sec)
             continue;
         size_t saved = config_push(c, k->key);
-        if ((v = json_object_get(obj, k->key)) != NULL)
-            rc = config_value(c, k, v, b);
+        json_t *v = json_object_get(obj, k->key);
+        if (v != NULL)
+            rc = config_value(c, k, v, part->base);
         else
             rc = (k->flags & CONFIG_REQUIRED) != 0 ? config_fail(c, "is required") : 0;
         if (rc != 0)
@@ -900,33 +922,80 @@ static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec,
     }
     for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
         const struct config_key *k = &config_keys[i];
-        if (k->section == sec && k->rel != CONFIG_REL_NONE &&
-            (rc = config_relation(c, obj, k, b)) != 0)
+        if (k->section == part->sec && k->rel != CONFIG_REL_NONE &&
+            (rc = config_relation(c, obj, k, part->base)) != 0)
             return rc;
     }
+    return 0;
+}
+
+/* config_structs_of - the structural keys of one section, each by its parser. */
+static int config_structs_of(struct config_ctx *c, json_t *obj, const struct config_part *part)
+{
     for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
         const struct config_struct *st = &config_structs[i];
-        if (st->section != sec)
+        if (st->section != part->sec)
             continue;
         size_t saved = config_push(c, st->key);
-        if ((rc = st->parse(c, json_object_get(obj, st->key), b)) != 0)
-            return rc;
-        config_pop(c, saved);
-    }
-    if (config_sections[sec].finish != NULL && (rc = config_sections[sec].finish(c, obj, b)) != 0)
-        return rc;
-    for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
-        const struct config_section *n = &config_sections[s];
-        if (n->parent != sec || (v = json_object_get(obj, n->name)) == NULL)
-            continue;
-        size_t saved = config_push(c, n->name);
-        if (!json_is_object(v))
-            return config_fail(c, "must be an object");
-        if ((rc = config_object(c, v, (enum config_sec)s, b + n->offset)) != 0)
+        int rc = st->parse(c, json_object_get(obj, st->key), part->base);
+        if (rc != 0)
             return rc;
         config_pop(c, saved);
     }
     return 0;
+}
+
+static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec, void *base);
+
+/* config_children - the nested sections of one section that obj has. */
+static int config_children(struct config_ctx *c, json_t *obj, const struct config_part *part)
+{
+    for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+        const struct config_section *n = &config_sections[s];
+        json_t *v;
+        if (n->parent != part->sec || (v = json_object_get(obj, n->name)) == NULL)
+            continue;
+        size_t saved = config_push(c, n->name);
+        if (!json_is_object(v))
+            return config_fail(c, "must be an object");
+        int rc = config_object(c, v, (enum config_sec)s, part->base + n->offset);
+        if (rc != 0)
+            return rc;
+        config_pop(c, saved);
+    }
+    return 0;
+}
+
+/* config_object - apply a section to obj (a JSON object; the path names it) with base holding
+ * the defaults: an unknown key is an error (a typo must never be silently ignored); then the
+ * rows and their bounds, the structural keys, the checks across keys, and last the nested
+ * sections that are present. Each step takes the shared section first. */
+static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec, void *base)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!config_known(sec, key)) {
+            config_push(c, key);
+            return config_fail(c, "unknown key");
+        }
+    }
+    struct config_part part[2];
+    size_t n = config_parts(sec, base, part);
+    int rc = 0;
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_rows(c, obj, &part[p]);
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_structs_of(c, obj, &part[p]);
+    for (size_t p = 0; p < n && rc == 0; p++) {
+        int (*finish)(struct config_ctx *, json_t *, void *) = config_sections[part[p].sec].finish;
+        if (finish != NULL)
+            rc = finish(c, obj, part[p].base);
+    }
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_children(c, obj, &part[p]);
+    return rc;
 }
 
 /* ---- structural keys -------------------------------------------------------------------- */
@@ -1085,16 +1154,15 @@ static int config_listeners(struct config_ctx *c, json_t *arr, void *base)
     return 0;
 }
 
-/* config_endpoint_finish - an endpoint's "ca_file", "client_cert" and "client_key": https
- * only, the certificate and its key together. The files are opened by curl at the first
- * request. */
-static int config_endpoint_finish(struct config_ctx *c, json_t *obj, void *base)
+/* config_http_finish - the request's "ca_file", "client_cert" and "client_key": https only,
+ * the certificate and its key together. The files are opened by curl at the first request. */
+static int config_http_finish(struct config_ctx *c, json_t *obj, void *base)
 {
     struct config_endpoint *e = base;
     (void)obj;
-    const char *cert = CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, client_cert);
-    const char *key = CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, client_key);
-    const char *ca = CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, ca_file);
+    const char *cert = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, client_cert);
+    const char *key = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, client_key);
+    const char *ca = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, ca_file);
     if ((e->client_cert == NULL) != (e->client_key == NULL)) {
         bool have_cert = e->client_cert != NULL;
         config_push(c, have_cert ? key : cert);
