@@ -38,6 +38,8 @@
 #define CONFIG_TIMEOUT_MIN  100u    /* endpoint timeouts: below this nothing completes */
 #define CONFIG_TIMEOUT_MAX  590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
 #define CONFIG_CHOICES_MAX  128     /* longest list of enum values in a message */
+#define CONFIG_BACKOFF_MIN  10u     /* retry waits: shorter is a busy loop */
+#define CONFIG_ATTEMPTS_MAX 10u     /* retry: more only stretch a failure over the deadline */
 #define CONFIG_DEFAULT_NAME "default"     /* endpoint name given to --webhook */
 #define CONFIG_RESERVED_PFX "X-Smtphook-" /* header prefix the HTTP client owns */
 
@@ -393,6 +395,8 @@ enum config_sec {
     CONFIG_SEC_LISTENER,    /* an entry of "listeners": struct config_listener */
     CONFIG_SEC_HTTP,        /* the request keys of an endpoint: struct config_endpoint */
     CONFIG_SEC_ENDPOINT,    /* a value of "endpoints": struct config_endpoint, shares HTTP */
+    CONFIG_SEC_RETRY,       /* an endpoint's "retry": struct config_retry */
+    CONFIG_SEC_BREAKER,     /* an endpoint's "breaker": struct config_breaker */
     CONFIG_SEC_LIMITS,      /* "limits": struct config_limits */
     CONFIG_SEC_SPOOL,       /* "spool": struct config_spool */
     CONFIG_SEC_TLS,         /* "tls": struct config_tls */
@@ -539,6 +543,19 @@ static const struct config_key config_keys[] = {
                     connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX,
                     CONFIG_DEF_ENDPOINT_CONNECT_MS, CONFIG_REL_AT_MOST, timeout_ms),
 
+    CONFIG_UINT(CONFIG_SEC_RETRY, "max_attempts", struct config_retry, max_attempts, 1,
+                CONFIG_ATTEMPTS_MAX, CONFIG_DEF_RETRY_MAX_ATTEMPTS),
+    CONFIG_UINT(CONFIG_SEC_RETRY, "initial_backoff_ms", struct config_retry, initial_backoff_ms,
+                CONFIG_BACKOFF_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_RETRY, "max_backoff_ms", struct config_retry, max_backoff_ms,
+                    CONFIG_BACKOFF_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_RETRY_MAX_BACKOFF_MS,
+                    CONFIG_REL_AT_LEAST, initial_backoff_ms),
+
+    CONFIG_UINT(CONFIG_SEC_BREAKER, "failures", struct config_breaker, failures, 0, 1000,
+                CONFIG_DEF_BREAKER_FAILURES), /* 0: never opens */
+    CONFIG_UINT(CONFIG_SEC_BREAKER, "cooldown_ms", struct config_breaker, cooldown_ms, 1000,
+                3600000, CONFIG_DEF_BREAKER_COOLDOWN_MS),
+
     CONFIG_UINT(CONFIG_SEC_LIMITS, "max_command_line_bytes", struct config_limits,
                 max_command_line_bytes, 512, 65536,
                 CONFIG_DEF_MAX_COMMAND_LINE_BYTES), /* RFC 5321 §4.5.3.1.4: at least 512 */
@@ -606,6 +623,9 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
     [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
     [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
+    [CONFIG_SEC_RETRY] = {"retry", CONFIG_SEC_ENDPOINT, offsetof(struct config_endpoint, retry)},
+    [CONFIG_SEC_BREAKER] = {"breaker", CONFIG_SEC_ENDPOINT,
+                            offsetof(struct config_endpoint, breaker)},
     [CONFIG_SEC_LIMITS] = {"limits", CONFIG_SEC_TOP, offsetof(struct config, limits)},
     [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool)},
     [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls)},

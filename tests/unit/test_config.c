@@ -88,6 +88,13 @@ static const char *with_key(char *buf, size_t len, const char *extra)
     return buf;
 }
 
+/* ep_json - a config whose only endpoint is "app": {<body>}. */
+static const char *ep_json(char *buf, size_t len, const char *body)
+{
+    snprintf(buf, len, "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{%s}}}", body);
+    return buf;
+}
+
 /* ---- defaults ---------------------------------------------------------------------------- */
 
 static void test_defaults(void **state)
@@ -127,6 +134,12 @@ static void test_defaults(void **state)
     assert_null(cfg->endpoints[0].ca_file);
     assert_null(cfg->endpoints[0].client_cert);
     assert_null(cfg->endpoints[0].client_key);
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms,
+                     CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
 
     /* No "tls": no certificates, so every listener is plaintext; the settings have their
      * defaults for when --tls-cert brings a certificate. */
@@ -181,7 +194,7 @@ static void test_full_values(void **state)
 /* ---- integer ranges ---------------------------------------------------------------------- */
 
 struct int_case {
-    const char *section; /* "limits", "spool" or "endpoints.app" */
+    const char *section; /* "limits", "spool", "tls", "endpoints.app", "endpoints.app.retry"... */
     const char *key;     /* key inside it */
     long long min;       /* documented range */
     long long max;
@@ -203,13 +216,33 @@ static const struct int_case int_cases[] = {
     {"endpoints.app", "timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_TIMEOUT_MS},
     {"endpoints.app", "connect_timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_CONNECT_MS},
     {"tls", "handshake_timeout_ms", 1000, 300000, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS},
+    {"endpoints.app.retry", "max_attempts", 1, 10, CONFIG_DEF_RETRY_MAX_ATTEMPTS},
+    {"endpoints.app.retry", "initial_backoff_ms", 10, 590000, CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS},
+    {"endpoints.app.retry", "max_backoff_ms", 10, 590000, CONFIG_DEF_RETRY_MAX_BACKOFF_MS},
+    {"endpoints.app.breaker", "failures", 0, 1000, CONFIG_DEF_BREAKER_FAILURES},
+    {"endpoints.app.breaker", "cooldown_ms", 1000, 3600000, CONFIG_DEF_BREAKER_COOLDOWN_MS},
 };
 
 /* int_value - the loaded value of a case's key. */
 static uint64_t int_value(const struct config *cfg, const struct int_case *c)
 {
     const struct config_limits *l = &cfg->limits;
+    const struct config_endpoint *e = &cfg->endpoints[0];
     const char *k = c->key;
+    if (strcmp(c->section, "endpoints.app.retry") == 0) {
+        if (strcmp(k, "max_attempts") == 0)
+            return e->retry.max_attempts;
+        if (strcmp(k, "initial_backoff_ms") == 0)
+            return e->retry.initial_backoff_ms;
+        if (strcmp(k, "max_backoff_ms") == 0)
+            return e->retry.max_backoff_ms;
+    }
+    if (strcmp(c->section, "endpoints.app.breaker") == 0) {
+        if (strcmp(k, "failures") == 0)
+            return e->breaker.failures;
+        if (strcmp(k, "cooldown_ms") == 0)
+            return e->breaker.cooldown_ms;
+    }
     if (strcmp(k, "max_command_line_bytes") == 0)
         return l->max_command_line_bytes;
     if (strcmp(k, "max_recipients") == 0)
@@ -244,7 +277,16 @@ static uint64_t int_value(const struct config *cfg, const struct int_case *c)
  * other timeout is set so that connect <= total holds for every in-range value. */
 static const char *int_json(char *buf, size_t len, const struct int_case *c, const char *raw)
 {
-    if (strcmp(c->section, "endpoints.app") == 0) {
+    if (strncmp(c->section, "endpoints.app.", 14) == 0) {
+        /* retry's backoffs bound each other like the endpoint's timeouts. */
+        const char *other = strcmp(c->key, "initial_backoff_ms") == 0 ? "\"max_backoff_ms\":590000,"
+                            : strcmp(c->key, "max_backoff_ms") == 0   ? "\"initial_backoff_ms\":10,"
+                                                                      : "";
+        snprintf(buf, len,
+                 "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+                 "\"%s\":{%s\"%s\":%s}}}}",
+                 c->section + 14, other, c->key, raw);
+    } else if (strcmp(c->section, "endpoints.app") == 0) {
         const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100"
                                                               : "\"timeout_ms\":590000";
         snprintf(buf, len,
@@ -327,6 +369,78 @@ static void test_connect_default_fits_total(void **state)
                                  "\"url\":\"http://h/\",\"timeout_ms\":500}}}");
     assert_int_equal(cfg->endpoints[0].timeout_ms, 500);
     assert_int_equal(cfg->endpoints[0].connect_timeout_ms, 500);
+    config_free(cfg);
+}
+
+/* retry and breaker: nested objects of an endpoint, each key optional. */
+static void test_retry_breaker(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(ep_json(j, sizeof(j),
+                                         "\"url\":\"http://h/\",\"retry\":{\"max_attempts\":1,"
+                                         "\"initial_backoff_ms\":250,\"max_backoff_ms\":250},"
+                                         "\"breaker\":{\"failures\":0,\"cooldown_ms\":1000}"));
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, 1);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms, 250);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, 250);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, 0); /* never opens */
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, 1000);
+    config_free(cfg);
+
+    /* Empty objects keep every default. */
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{},\"breaker\":{}"));
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
+    config_free(cfg);
+
+    /* The default max_backoff_ms grows to a longer initial_backoff_ms; a given one must not
+     * be shorter, whether the initial wait is given or the default. */
+    cfg = load_ok(
+        ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{\"initial_backoff_ms\":20000}"));
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms, 20000);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, 20000);
+    config_free(cfg);
+    load_err_exact(ep_json(j, sizeof(j),
+                           "\"url\":\"http://h/\",\"retry\":{\"initial_backoff_ms\":2000,"
+                           "\"max_backoff_ms\":1999}"),
+                   "config.json: endpoints.app.retry.max_backoff_ms: must not be less than "
+                   "initial_backoff_ms (2000)");
+    load_err_exact(
+        ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{\"max_backoff_ms\":999}"),
+        "config.json: endpoints.app.retry.max_backoff_ms: must not be less than "
+        "initial_backoff_ms (1000)");
+
+    const struct {
+        const char *body;    /* the endpoint object's keys */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"\"url\":\"http://h/\",\"retry\":3",
+         "config.json: endpoints.app.retry: must be an object"},
+        {"\"url\":\"http://h/\",\"breaker\":[]",
+         "config.json: endpoints.app.breaker: must be an object"},
+        {"\"url\":\"http://h/\",\"retry\":{\"attempts\":2}",
+         "config.json: endpoints.app.retry.attempts: unknown key"},
+        {"\"url\":\"http://h/\",\"breaker\":{\"cooldown\":1}",
+         "config.json: endpoints.app.breaker.cooldown: unknown key"},
+        {"\"url\":\"http://h/\",\"retry\":{\"max_attempts\":0}",
+         "config.json: endpoints.app.retry.max_attempts: must be an integer from 1 to 10"},
+        {"\"url\":\"http://h/\",\"breaker\":{\"failures\":true}",
+         "config.json: endpoints.app.breaker.failures: must be an integer from 0 to 1000"},
+        {"\"url\":\"http://h/\",\"max_attempts\":2",
+         "config.json: endpoints.app.max_attempts: unknown key"}, /* belongs in "retry" */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err_exact(ep_json(j, sizeof(j), bad[i].body), bad[i].message);
+
+    /* --webhook's endpoint has the defaults. */
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x"};
+    char err[ERR_MAX];
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
     config_free(cfg);
 }
 
@@ -854,13 +968,6 @@ static void test_domains(void **state)
 
 /* ---- endpoints and headers --------------------------------------------------------------- */
 
-/* ep_json - a config whose only endpoint is "app": {<body>}. */
-static const char *ep_json(char *buf, size_t len, const char *body)
-{
-    snprintf(buf, len, "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{%s}}}", body);
-    return buf;
-}
-
 static void test_endpoint_urls_and_names(void **state)
 {
     (void)state;
@@ -1308,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_exact_message),
         cmocka_unit_test(test_connect_exceeds_total),
         cmocka_unit_test(test_connect_default_fits_total),
+        cmocka_unit_test(test_retry_breaker),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
