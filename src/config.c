@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "smtphook/app_reply.h"
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
@@ -40,6 +41,8 @@
 #define CONFIG_CHOICES_MAX  128     /* longest list of enum values in a message */
 #define CONFIG_BACKOFF_MIN  10u     /* retry waits: shorter is a busy loop */
 #define CONFIG_ATTEMPTS_MAX 10u     /* retry: more only stretch a failure over the deadline */
+#define CONFIG_STATUS_MIN   100u    /* reply_map keys: HTTP status codes, RFC 9110 §15 */
+#define CONFIG_STATUS_MAX   599u
 #define CONFIG_DEFAULT_NAME "default"     /* endpoint name given to --webhook */
 #define CONFIG_RESERVED_PFX "X-Smtphook-" /* header prefix the HTTP client owns */
 
@@ -371,6 +374,7 @@ static void config_free_endpoints(struct config_endpoint *e, size_t n)
         free(e[i].ca_file);
         free(e[i].client_cert);
         free(e[i].client_key);
+        free(e[i].reply_map);
     }
     free(e);
 }
@@ -606,6 +610,7 @@ static int config_domains(struct config_ctx *c, json_t *arr, void *base);
 static int config_endpoints(struct config_ctx *c, json_t *obj, void *base);
 static int config_headers(struct config_ctx *c, json_t *obj, void *base);
 static int config_certificates(struct config_ctx *c, json_t *arr, void *base);
+static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 
 /* The keys with their own parsers, in the order they are parsed. */
@@ -614,6 +619,7 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_TOP, "domains", config_domains},
     {CONFIG_SEC_TOP, "endpoints", config_endpoints},
     {CONFIG_SEC_HTTP, "headers", config_headers},
+    {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
@@ -1193,6 +1199,74 @@ static int config_http_finish(struct config_ctx *c, json_t *obj, void *base)
         config_push(c, given);
         return config_fail(c, "applies to https:// URLs only");
     }
+    return 0;
+}
+
+/* config_status - an HTTP status as a reply_map key: three digits, 100 to 599. */
+static bool config_status(const char *key, unsigned *status)
+{
+    unsigned v = 0;
+    size_t n = 0;
+    for (; key[n] >= '0' && key[n] <= '9' && n < 3; n++)
+        v = v * 10u + (unsigned)(key[n] - '0');
+    if (n != 3 || key[n] != '\0' || v < CONFIG_STATUS_MIN || v > CONFIG_STATUS_MAX)
+        return false;
+    *status = v;
+    return true;
+}
+
+/* config_rule_cmp - qsort order of reply_map rules: by status. */
+static int config_rule_cmp(const void *a, const void *b)
+{
+    unsigned x = ((const struct config_reply_rule *)a)->status;
+    unsigned y = ((const struct config_reply_rule *)b)->status;
+    return x < y ? -1 : x > y;
+}
+
+/* config_reply_map - an endpoint's "reply_map": HTTP status -> the SMTP reply it gives, as
+ * "250", "550 5.7.1" or "550 5.7.1 Text" (app_reply.h), stored in status order. A status
+ * appears once: the JSON parser refuses a repeated key, and only the three-digit spelling is
+ * taken. */
+static int config_reply_map(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_endpoint *e = base;
+    if (obj == NULL)
+        return 0;
+    if (!json_is_object(obj))
+        return config_fail(c, "must be an object of HTTP statuses to SMTP replies, like "
+                              "{\"409\": \"250\"}");
+    size_t n = json_object_size(obj);
+    if (n == 0)
+        return 0;
+    e->reply_map = calloc(n, sizeof(*e->reply_map));
+    if (e->reply_map == NULL)
+        return config_nomem(c);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t at = config_push(c, key);
+        struct config_reply_rule *r = &e->reply_map[e->n_reply_map];
+        if (!config_status(key, &r->status))
+            return config_fail(c, "must be an HTTP status from %u to %u", CONFIG_STATUS_MIN,
+                               CONFIG_STATUS_MAX);
+        char *text = NULL;
+        int rc = config_string(c, v, &text);
+        if (rc != 0)
+            return rc;
+        const char *why = NULL;
+        bool ok = app_reply_parse(text, strlen(text), APP_REPLY_CODE_OPTIONAL, &r->reply, &why);
+        if (!ok) {
+            char q[CONFIG_QUOTE_MAX];
+            config_quote(q, sizeof(q), text);
+            free(text);
+            return config_fail(c, "\"%s\" is not an SMTP reply: %s", q, why);
+        }
+        free(text);
+        e->n_reply_map++;
+        config_pop(c, at);
+    }
+    qsort(e->reply_map, e->n_reply_map, sizeof(*e->reply_map), config_rule_cmp);
     return 0;
 }
 

@@ -140,6 +140,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
     assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
     assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
+    assert_null(cfg->endpoints[0].reply_map);
+    assert_int_equal(cfg->endpoints[0].n_reply_map, 0);
 
     /* No "tls": no certificates, so every listener is plaintext; the settings have their
      * defaults for when --tls-cert brings a certificate. */
@@ -442,6 +444,89 @@ static void test_retry_breaker(void **state)
     assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
     assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
     config_free(cfg);
+}
+
+/* reply_map: HTTP status -> SMTP reply, stored in status order. */
+static void test_reply_map(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    setenv("CFG_TEST_REPLY", "Not allowed here", 1);
+    struct config *cfg =
+        load_ok(ep_json(j, sizeof(j),
+                        "\"url\":\"http://h/\",\"reply_map\":{\"409\":\"250\","
+                        "\"403\":\"550 5.7.1 ${CFG_TEST_REPLY}\",\"599\":\" 451 4.3.0 \","
+                        "\"100\":\"550 5.6.0\",\"404\":\"550\"}"));
+    const struct config_endpoint *e = &cfg->endpoints[0];
+    assert_int_equal(e->n_reply_map, 5);
+    const unsigned order[] = {100, 403, 404, 409, 599};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(e->reply_map[i].status, order[i]);
+    assert_int_equal(e->reply_map[0].reply.code, 550);
+    assert_string_equal(e->reply_map[0].reply.esc, "5.6.0");
+    assert_string_equal(e->reply_map[0].reply.text, "");
+    assert_int_equal(e->reply_map[1].reply.code, 550);
+    assert_string_equal(e->reply_map[1].reply.esc, "5.7.1");
+    assert_string_equal(e->reply_map[1].reply.text, "Not allowed here"); /* expanded */
+    assert_int_equal(e->reply_map[2].reply.code, 550);
+    assert_string_equal(e->reply_map[2].reply.esc, ""); /* the code's default one */
+    assert_int_equal(e->reply_map[3].reply.code, 250);
+    assert_int_equal(e->reply_map[4].reply.code, 451);
+    assert_string_equal(e->reply_map[4].reply.esc, "4.3.0");
+    config_free(cfg);
+
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"reply_map\":{}"));
+    assert_int_equal(cfg->endpoints[0].n_reply_map, 0);
+    config_free(cfg);
+
+    /* Keys: three digits, 100 to 599. */
+    const char *statuses[] = {"99", "099", "600", "4xx", "+409", "409 ", "4090", "", "1e2"};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char body[256], want[256];
+        snprintf(body, sizeof(body), "\"url\":\"http://h/\",\"reply_map\":{\"%s\":\"250\"}",
+                 statuses[i]);
+        snprintf(want, sizeof(want),
+                 "config.json: endpoints.app.reply_map.%s: must be an HTTP status from 100 to 599",
+                 statuses[i][0] != '\0' ? statuses[i] : "\"\"");
+        load_err_exact(ep_json(j, sizeof(j), body), want);
+    }
+
+    /* Values: app_reply_parse's reason, naming the key. */
+    const struct {
+        const char *value;   /* JSON of the value */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"\"421\"", "config.json: endpoints.app.reply_map.409: \"421\" is not an SMTP reply: 421 "
+                    "is refused: it announces a close that does not happen"},
+        {"\"550 no such user\"", "config.json: endpoints.app.reply_map.409: \"550 no such user\" "
+                                 "is not an SMTP reply: an enhanced status code (like 5.1.1) must "
+                                 "follow the reply code"},
+        {"\"550 4.7.1\"", "config.json: endpoints.app.reply_map.409: \"550 4.7.1\" is not an SMTP "
+                          "reply: enhanced code class does not match the reply code"},
+        {"\"354\"", "config.json: endpoints.app.reply_map.409: \"354\" is not an SMTP reply: the "
+                    "reply code must be 250, 4yz or 5yz"},
+        {"\"\"",
+         "config.json: endpoints.app.reply_map.409: \"\" is not an SMTP reply: the value is "
+         "empty"},
+        {"550", "config.json: endpoints.app.reply_map.409: must be a string"},
+        {"\"${CFG_TEST_UNSET}\"",
+         "config.json: endpoints.app.reply_map.409: environment variable CFG_TEST_UNSET is not "
+         "set"},
+    };
+    unsetenv("CFG_TEST_UNSET");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "\"url\":\"http://h/\",\"reply_map\":{\"409\":%s}",
+                 bad[i].value);
+        load_err_exact(ep_json(j, sizeof(j), body), bad[i].message);
+    }
+    load_err_exact(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"reply_map\":[\"409\"]"),
+                   "config.json: endpoints.app.reply_map: must be an object of HTTP statuses to "
+                   "SMTP replies, like {\"409\": \"250\"}");
+    /* A status given twice is refused by the JSON parser already. */
+    load_err(ep_json(j, sizeof(j),
+                     "\"url\":\"http://h/\",\"reply_map\":{\"409\":\"250\",\"409\":\"550\"}"),
+             "config.json: line 1", "duplicate");
 }
 
 /* ---- types and unknown keys -------------------------------------------------------------- */
@@ -1416,6 +1501,7 @@ int main(void)
         cmocka_unit_test(test_connect_exceeds_total),
         cmocka_unit_test(test_connect_default_fits_total),
         cmocka_unit_test(test_retry_breaker),
+        cmocka_unit_test(test_reply_map),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
