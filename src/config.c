@@ -29,22 +29,25 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 
-#define CONFIG_PATH_MAX     256     /* longest key path kept for messages */
-#define CONFIG_QUOTE_MAX    96      /* longest echo of a bad value in a message */
-#define CONFIG_HOSTNAME_MAX 255     /* RFC 1035 §2.3.4: names are at most 255 octets */
-#define CONFIG_DOMAIN_MAX   253     /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
-#define CONFIG_LABEL_MAX    63      /* RFC 1035 §2.3.4: labels are at most 63 octets */
-#define CONFIG_PORT_MAX     65535u  /* largest TCP port */
-#define CONFIG_PORT_DIGITS  5       /* digits in CONFIG_PORT_MAX */
-#define CONFIG_TIMEOUT_MIN  100u    /* endpoint timeouts: below this nothing completes */
-#define CONFIG_TIMEOUT_MAX  590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
-#define CONFIG_CHOICES_MAX  128     /* longest list of enum values in a message */
-#define CONFIG_BACKOFF_MIN  10u     /* retry waits: shorter is a busy loop */
-#define CONFIG_ATTEMPTS_MAX 10u     /* retry: more only stretch a failure over the deadline */
-#define CONFIG_STATUS_MIN   100u    /* reply_map keys: HTTP status codes, RFC 9110 §15 */
-#define CONFIG_STATUS_MAX   599u
-#define CONFIG_DEFAULT_NAME "default"     /* endpoint name given to --webhook */
-#define CONFIG_RESERVED_PFX "X-Smtphook-" /* header prefix the HTTP client owns */
+#define CONFIG_PATH_MAX      256     /* longest key path kept for messages */
+#define CONFIG_QUOTE_MAX     96      /* longest echo of a bad value in a message */
+#define CONFIG_HOSTNAME_MAX  255     /* RFC 1035 §2.3.4: names are at most 255 octets */
+#define CONFIG_DOMAIN_MAX    253     /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
+#define CONFIG_LABEL_MAX     63      /* RFC 1035 §2.3.4: labels are at most 63 octets */
+#define CONFIG_PORT_MAX      65535u  /* largest TCP port */
+#define CONFIG_PORT_DIGITS   5       /* digits in CONFIG_PORT_MAX */
+#define CONFIG_TIMEOUT_MIN   100u    /* endpoint timeouts: below this nothing completes */
+#define CONFIG_TIMEOUT_MAX   590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
+#define CONFIG_CHOICES_MAX   128     /* longest list of enum values in a message */
+#define CONFIG_WARNING_MAX   512     /* longest warning, as long as main.c's error buffer */
+#define CONFIG_BACKOFF_MIN   10u     /* retry waits: shorter is a busy loop */
+#define CONFIG_ATTEMPTS_MAX  10u     /* retry: more only stretch a failure over the deadline */
+#define CONFIG_STATUS_MIN    100u    /* reply_map keys: HTTP status codes, RFC 9110 §15 */
+#define CONFIG_STATUS_MAX    599u
+#define CONFIG_DELIMITER_MAX 8u /* recipient_delimiter: a few alternatives ("+-") */
+#define CONFIG_DELIMITERS    "!#$%&'*+-./=?^_`{|}~" /* atext and '.' that are not alphanumeric */
+#define CONFIG_DEFAULT_NAME  "default"              /* endpoint name given to --webhook */
+#define CONFIG_RESERVED_PFX  "X-Smtphook-"          /* header prefix the HTTP client owns */
 
 /* TLS handshake deadline: a handshake takes a few round trips; RFC 5321 §4.5.3.2.7 gives a
  * client 5 minutes for any step, so longer would only keep dead connections around. */
@@ -84,6 +87,19 @@ struct config_ctx {
     size_t n_tls_given;         /* entries in tls_given; 0 once --listen replaced them */
 };
 
+/* config_vformat - "<what>: <path>: <message>" into buf (len > 0), truncated to fit. */
+static void config_vformat(const struct config_ctx *c, char *buf, size_t len, const char *fmt,
+                           va_list ap) __attribute__((format(printf, 4, 0)));
+static void config_vformat(const struct config_ctx *c, char *buf, size_t len, const char *fmt,
+                           va_list ap)
+{
+    int n = snprintf(buf, len, "%s%s%s%s", c->what ? c->what : "", c->what ? ": " : "", c->path,
+                     c->pathlen ? ": " : "");
+    size_t used = n < 0 ? 0 : (size_t)n;
+    if (used < len)
+        vsnprintf(buf + used, len - used, fmt, ap);
+}
+
 /* config_fail - write "<what>: <path>: <message>" to the error buffer; returns SH_ECONFIG. */
 static int config_fail(struct config_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -91,15 +107,10 @@ static int config_fail(struct config_ctx *c, const char *fmt, ...)
 {
     if (c->err == NULL || c->errlen == 0)
         return SH_ECONFIG;
-    int n = snprintf(c->err, c->errlen, "%s%s%s%s", c->what ? c->what : "", c->what ? ": " : "",
-                     c->path, c->pathlen ? ": " : "");
-    size_t used = n < 0 ? 0 : (size_t)n;
-    if (used < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + used, c->errlen - used, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    config_vformat(c, c->err, c->errlen, fmt, ap);
+    va_end(ap);
     return SH_ECONFIG;
 }
 
@@ -108,6 +119,28 @@ static int config_nomem(struct config_ctx *c)
 {
     config_fail(c, "%s", sh_strerror(SH_ENOMEM));
     return SH_ENOMEM;
+}
+
+/* config_warn - add "<what>: <path>: <message>" to the config's warnings: a problem that
+ * does not stop a start. 0 or SH_ENOMEM. */
+static int config_warn(struct config_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int config_warn(struct config_ctx *c, const char *fmt, ...)
+{
+    char msg[CONFIG_WARNING_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    config_vformat(c, msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct config *cfg = c->cfg;
+    char **w = realloc(cfg->warnings, (cfg->n_warnings + 1) * sizeof(*w));
+    if (w == NULL)
+        return config_nomem(c);
+    cfg->warnings = w;
+    if ((w[cfg->n_warnings] = strdup(msg)) == NULL)
+        return config_nomem(c);
+    cfg->n_warnings++;
+    return 0;
 }
 
 /* config_quote - a printable copy of s for a message (admin text, but it may hold anything). */
@@ -342,6 +375,20 @@ static const char *config_address_problem(const char *s)
     return "is not IPv4:port or [IPv6]:port (a numeric address, port 1 to 65535; no host names)";
 }
 
+/* config_delimiter_problem - NULL if s can be recipient_delimiter: characters that may
+ * start an extension in an unquoted local part (RFC 5321 §4.1.2 Dot-string: atext and '.'),
+ * but no letter or digit, each at most once. route.c cuts at the first one found. */
+static const char *config_delimiter_problem(const char *s)
+{
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        if (strchr(CONFIG_DELIMITERS, s[i]) == NULL)
+            return "may contain only the characters " CONFIG_DELIMITERS;
+        if (strchr(s + i + 1, s[i]) != NULL)
+            return "must not repeat a character";
+    }
+    return NULL;
+}
+
 /* config_tls_version_problem - NULL if s names a TLS version we offer. */
 static const char *config_tls_version_problem(const char *s)
 {
@@ -526,6 +573,10 @@ static const struct config_key config_keys[] = {
     CONFIG_STRING(CONFIG_SEC_TOP, "hostname", struct config, hostname, 0, 0, 0, NULL,
                   config_hostname_problem), /* the default, the machine's name, comes last */
     CONFIG_LOG_LEVEL(CONFIG_SEC_TOP, "log_level", struct config, log_level, LOG_LEVEL_INFO),
+    CONFIG_STRING(CONFIG_SEC_TOP, "recipient_delimiter", struct config, recipient_delimiter, 0, 1,
+                  CONFIG_DELIMITER_MAX, NULL, config_delimiter_problem),
+    CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,
+                one_route_per_transaction, false), /* only meaningful with routes */
 
     CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address,
                   CONFIG_REQUIRED | CONFIG_ECHO, 0, 0, NULL, config_address_problem),
@@ -1472,6 +1523,19 @@ static int config_finish_tls(struct config_ctx *c, const char *what, struct conf
     return 0;
 }
 
+/* config_warnings - what is allowed but probably not meant, once the overrides are in. */
+static int config_warnings(struct config_ctx *c, const char *what, struct config *cfg)
+{
+    if (cfg->one_route_per_transaction && cfg->n_routes == 0) {
+        config_set_key_path(c, what, CONFIG_SEC_TOP,
+                            offsetof(struct config, one_route_per_transaction));
+        int rc = config_warn(c, "has no effect without routes");
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* config_finish - what must hold after the file and the overrides: a host name, at least one
  * listener and endpoint, an existing spool directory, TLS modes that fit the certificates. */
 static int config_finish(struct config_ctx *c, const char *what, struct config *cfg)
@@ -1515,7 +1579,8 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
         return config_fail(c, "\"%s\": %s", q, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return config_fail(c, "\"%s\" is not a directory", q);
-    return config_finish_tls(c, what, cfg);
+    int rc = config_finish_tls(c, what, cfg);
+    return rc != 0 ? rc : config_warnings(c, what, cfg);
 }
 
 /* config_build - the config from a parsed file (root, NULL for none) and the overrides. */
@@ -1730,5 +1795,9 @@ void config_free(struct config *cfg)
     free(cfg->tls.ciphers);
     free(cfg->tls.ciphersuites);
     free(cfg->tls.groups);
+    free(cfg->recipient_delimiter);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
     free(cfg);
 }

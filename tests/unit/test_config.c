@@ -155,6 +155,12 @@ static void test_defaults(void **state)
     assert_null(cfg->tls.groups);
     assert_false(cfg->tls.request_client_cert);
     assert_int_equal(cfg->tls.handshake_timeout_ms, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS);
+
+    /* No routing: every recipient to every endpoint, no delimiter, no check, no warnings. */
+    assert_null(cfg->recipient_delimiter);
+    assert_false(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    assert_null(cfg->warnings);
     config_free(cfg);
     config_free(NULL);
 }
@@ -527,6 +533,65 @@ static void test_reply_map(void **state)
     load_err(ep_json(j, sizeof(j),
                      "\"url\":\"http://h/\",\"reply_map\":{\"409\":\"250\",\"409\":\"550\"}"),
              "config.json: line 1", "duplicate");
+}
+
+/* recipient_delimiter: 1 to 8 distinct characters that can start an address extension. */
+static void test_recipient_delimiter(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], extra[128];
+    const char *good[] = {"+", "-", "+-", "._=", "~|{}", "!#$%&'*+", "/?^_`"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(extra, sizeof(extra), "\"recipient_delimiter\":\"%s\"", good[i]);
+        struct config *cfg = load_ok(with_key(j, sizeof(j), extra));
+        assert_string_equal(cfg->recipient_delimiter, good[i]);
+        assert_int_equal(cfg->n_warnings, 0);
+        config_free(cfg);
+    }
+    const struct {
+        const char *value;   /* JSON of the value */
+        const char *problem; /* after "config.json: recipient_delimiter: " */
+    } bad[] = {
+        {"\"\"", "must not be empty (leave the key out for the default)"},
+        {"\"+-=~!#$%&\"", "must be at most 8 characters"},
+        {"\"@\"", "may contain only the characters !#$%&'*+-./=?^_`{|}~"},
+        {"\"\\\"\"", "may contain only the characters"}, /* '"' */
+        {"\"\\\\\"", "may contain only the characters"}, /* '\\' */
+        {"\" \"", "may contain only the characters"},
+        {"\"a\"", "may contain only the characters"},
+        {"\"+7\"", "may contain only the characters"},
+        {"\"(\"", "may contain only the characters"},
+        {"\",\"", "may contain only the characters"},
+        {"\"+\\u00e9\"", "may contain only the characters"},
+        {"\"++\"", "must not repeat a character"},
+        {"\"+-+\"", "must not repeat a character"},
+        {"43", "must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[256];
+        snprintf(extra, sizeof(extra), "\"recipient_delimiter\":%s", bad[i].value);
+        snprintf(want, sizeof(want), "config.json: recipient_delimiter: %s", bad[i].problem);
+        load_err(with_key(j, sizeof(j), extra), want, NULL);
+    }
+}
+
+/* one_route_per_transaction: only meaningful with routes, so without them a warning. */
+static void test_one_route_per_transaction(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(with_key(j, sizeof(j), "\"one_route_per_transaction\":true"));
+    assert_true(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "config.json: one_route_per_transaction: has no effect without routes");
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j), "\"one_route_per_transaction\":false"));
+    assert_false(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+    load_err_exact(with_key(j, sizeof(j), "\"one_route_per_transaction\":1"),
+                   "config.json: one_route_per_transaction: must be true or false");
 }
 
 /* ---- types and unknown keys -------------------------------------------------------------- */
@@ -1502,6 +1567,8 @@ int main(void)
         cmocka_unit_test(test_connect_default_fits_total),
         cmocka_unit_test(test_retry_breaker),
         cmocka_unit_test(test_reply_map),
+        cmocka_unit_test(test_recipient_delimiter),
+        cmocka_unit_test(test_one_route_per_transaction),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
