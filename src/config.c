@@ -29,25 +29,27 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 
-#define CONFIG_PATH_MAX      256     /* longest key path kept for messages */
-#define CONFIG_QUOTE_MAX     96      /* longest echo of a bad value in a message */
-#define CONFIG_HOSTNAME_MAX  255     /* RFC 1035 §2.3.4: names are at most 255 octets */
-#define CONFIG_DOMAIN_MAX    253     /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
-#define CONFIG_LABEL_MAX     63      /* RFC 1035 §2.3.4: labels are at most 63 octets */
-#define CONFIG_PORT_MAX      65535u  /* largest TCP port */
-#define CONFIG_PORT_DIGITS   5       /* digits in CONFIG_PORT_MAX */
-#define CONFIG_TIMEOUT_MIN   100u    /* endpoint timeouts: below this nothing completes */
-#define CONFIG_TIMEOUT_MAX   590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
-#define CONFIG_CHOICES_MAX   128     /* longest list of enum values in a message */
-#define CONFIG_WARNING_MAX   512     /* longest warning, as long as main.c's error buffer */
-#define CONFIG_BACKOFF_MIN   10u     /* retry waits: shorter is a busy loop */
-#define CONFIG_ATTEMPTS_MAX  10u     /* retry: more only stretch a failure over the deadline */
-#define CONFIG_STATUS_MIN    100u    /* reply_map keys: HTTP status codes, RFC 9110 §15 */
-#define CONFIG_STATUS_MAX    599u
-#define CONFIG_DELIMITER_MAX 8u /* recipient_delimiter: a few alternatives ("+-") */
-#define CONFIG_DELIMITERS    "!#$%&'*+-./=?^_`{|}~" /* atext and '.' that are not alphanumeric */
-#define CONFIG_DEFAULT_NAME  "default"              /* endpoint name given to --webhook */
-#define CONFIG_RESERVED_PFX  "X-Smtphook-"          /* header prefix the HTTP client owns */
+#define CONFIG_PATH_MAX          256    /* longest key path kept for messages */
+#define CONFIG_QUOTE_MAX         96     /* longest echo of a bad value in a message */
+#define CONFIG_HOSTNAME_MAX      255    /* RFC 1035 §2.3.4: names are at most 255 octets */
+#define CONFIG_DOMAIN_MAX        253    /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
+#define CONFIG_LABEL_MAX         63     /* RFC 1035 §2.3.4: labels are at most 63 octets */
+#define CONFIG_PORT_MAX          65535u /* largest TCP port */
+#define CONFIG_PORT_DIGITS       5      /* digits in CONFIG_PORT_MAX */
+#define CONFIG_TIMEOUT_MIN       100u   /* endpoint timeouts: below this nothing completes */
+#define CONFIG_TIMEOUT_MAX       590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
+#define CONFIG_CHOICES_MAX       128  /* longest list of enum values in a message */
+#define CONFIG_WARNING_MAX       512  /* longest warning, as long as main.c's error buffer */
+#define CONFIG_BACKOFF_MIN       10u  /* retry waits: shorter is a busy loop */
+#define CONFIG_ATTEMPTS_MAX      10u  /* retry: more only stretch a failure over the deadline */
+#define CONFIG_STATUS_MIN        100u /* reply_map keys: HTTP status codes, RFC 9110 §15 */
+#define CONFIG_STATUS_MAX        599u
+#define CONFIG_CHECK_TIMEOUT_MAX 60000u    /* recipient check: the sender waits at RCPT */
+#define CONFIG_CHECK_CACHE_MAX   86400000u /* a day */
+#define CONFIG_DELIMITER_MAX     8u        /* recipient_delimiter: a few alternatives ("+-") */
+#define CONFIG_DELIMITERS        "!#$%&'*+-./=?^_`{|}~" /* atext and '.' that are not alphanumeric */
+#define CONFIG_DEFAULT_NAME      "default"              /* endpoint name given to --webhook */
+#define CONFIG_RESERVED_PFX      "X-Smtphook-"          /* header prefix the HTTP client owns */
 
 /* TLS handshake deadline: a handshake takes a few round trips; RFC 5321 §4.5.3.2.7 gives a
  * client 5 minutes for any step, so longer would only keep dead connections around. */
@@ -65,6 +67,9 @@ static const char *const config_tls_modes[] = {
     [CONFIG_TLS_IMPLICIT] = "implicit",
     [CONFIG_TLS_IMPLICIT + 1] = NULL,
 };
+
+/* "recipient_check.on_failure" values, indexed by accept_on_failure. */
+static const char *const config_on_failure[] = {"defer", "accept", NULL};
 
 /* "tls.min_version" values: what OpenSSL calls the protocol versions. TLS 1.0 and 1.1 are
  * not offered (RFC 8996 deprecates them). */
@@ -407,22 +412,27 @@ static void config_free_listeners(struct config_listener *l, size_t n)
     free(l);
 }
 
+/* config_free_endpoint - release what one endpoint owns (not the struct). */
+static void config_free_endpoint(struct config_endpoint *e)
+{
+    free(e->name);
+    free(e->url);
+    for (size_t j = 0; j < e->n_headers; j++) {
+        free(e->headers[j].name);
+        free(e->headers[j].value);
+    }
+    free(e->headers);
+    free(e->ca_file);
+    free(e->client_cert);
+    free(e->client_key);
+    free(e->reply_map);
+}
+
 /* config_free_endpoints - release an array of n endpoints. */
 static void config_free_endpoints(struct config_endpoint *e, size_t n)
 {
-    for (size_t i = 0; i < n && e; i++) {
-        free(e[i].name);
-        free(e[i].url);
-        for (size_t j = 0; j < e[i].n_headers; j++) {
-            free(e[i].headers[j].name);
-            free(e[i].headers[j].value);
-        }
-        free(e[i].headers);
-        free(e[i].ca_file);
-        free(e[i].client_cert);
-        free(e[i].client_key);
-        free(e[i].reply_map);
-    }
+    for (size_t i = 0; i < n && e; i++)
+        config_free_endpoint(&e[i]);
     free(e);
 }
 
@@ -452,6 +462,7 @@ enum config_sec {
     CONFIG_SEC_SPOOL,       /* "spool": struct config_spool */
     CONFIG_SEC_TLS,         /* "tls": struct config_tls */
     CONFIG_SEC_CERTIFICATE, /* an entry of "tls.certificates": struct config_certificate */
+    CONFIG_SEC_CHECK,       /* "recipient_check": struct config_recipient_check, shares HTTP */
     CONFIG_SEC_COUNT,       /* number of entries in config_sections */
 };
 
@@ -650,6 +661,16 @@ static const struct config_key config_keys[] = {
     CONFIG_UINT(CONFIG_SEC_TLS, "handshake_timeout_ms", struct config_tls, handshake_timeout_ms,
                 CONFIG_HANDSHAKE_MIN, CONFIG_HANDSHAKE_MAX, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS),
 
+    CONFIG_UINT(CONFIG_SEC_CHECK, "timeout_ms", struct config_recipient_check, http.timeout_ms,
+                CONFIG_TIMEOUT_MIN, CONFIG_CHECK_TIMEOUT_MAX, CONFIG_DEF_CHECK_TIMEOUT_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_CHECK, "connect_timeout_ms", struct config_recipient_check,
+                    http.connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_CHECK_TIMEOUT_MAX,
+                    CONFIG_DEF_CHECK_CONNECT_MS, CONFIG_REL_AT_MOST, http.timeout_ms),
+    CONFIG_UINT(CONFIG_SEC_CHECK, "cache_ms", struct config_recipient_check, cache_ms, 0,
+                CONFIG_CHECK_CACHE_MAX, CONFIG_DEF_CHECK_CACHE_MS),
+    CONFIG_ENUM(CONFIG_SEC_CHECK, "on_failure", struct config_recipient_check, accept_on_failure,
+                config_on_failure, false),
+
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "cert", struct config_certificate, cert, CONFIG_REQUIRED,
                   1, 0, NULL, NULL),
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "key", struct config_certificate, key, CONFIG_REQUIRED, 1,
@@ -663,6 +684,7 @@ static int config_headers(struct config_ctx *c, json_t *obj, void *base);
 static int config_certificates(struct config_ctx *c, json_t *arr, void *base);
 static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
 
 /* The keys with their own parsers, in the order they are parsed. */
 static const struct config_struct config_structs[] = {
@@ -687,6 +709,9 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool)},
     [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls)},
     [CONFIG_SEC_CERTIFICATE] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_CHECK] = {"recipient_check", CONFIG_SEC_TOP,
+                          offsetof(struct config, recipient_check), CONFIG_SEC_HTTP,
+                          offsetof(struct config_recipient_check, http), config_check_finish},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
@@ -1253,6 +1278,25 @@ static int config_http_finish(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
+/* config_check_finish - "recipient_check" is present: it is on, and its requests are an
+ * endpoint's, named after the key, tried once and never behind a breaker (an answer that
+ * does not come in time is on_failure's business). */
+static int config_check_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_recipient_check *chk = base;
+    (void)obj;
+    chk->enabled = true;
+    free(chk->http.name);
+    if ((chk->http.name = strdup(config_sections[CONFIG_SEC_CHECK].name)) == NULL)
+        return config_nomem(c);
+    int err = config_defaults(c, CONFIG_SEC_RETRY, &chk->http.retry);
+    if (err == 0)
+        err = config_defaults(c, CONFIG_SEC_BREAKER, &chk->http.breaker);
+    chk->http.retry.max_attempts = 1;
+    chk->http.breaker.failures = 0;
+    return err;
+}
+
 /* config_status - an HTTP status as a reply_map key: three digits, 100 to 599. */
 static bool config_status(const char *key, unsigned *status)
 {
@@ -1796,6 +1840,7 @@ void config_free(struct config *cfg)
     free(cfg->tls.ciphersuites);
     free(cfg->tls.groups);
     free(cfg->recipient_delimiter);
+    config_free_endpoint(&cfg->recipient_check.http);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);

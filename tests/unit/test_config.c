@@ -161,6 +161,8 @@ static void test_defaults(void **state)
     assert_false(cfg->one_route_per_transaction);
     assert_int_equal(cfg->n_warnings, 0);
     assert_null(cfg->warnings);
+    assert_false(cfg->recipient_check.enabled);
+    assert_null(cfg->recipient_check.http.url);
     config_free(cfg);
     config_free(NULL);
 }
@@ -229,6 +231,9 @@ static const struct int_case int_cases[] = {
     {"endpoints.app.retry", "max_backoff_ms", 10, 590000, CONFIG_DEF_RETRY_MAX_BACKOFF_MS},
     {"endpoints.app.breaker", "failures", 0, 1000, CONFIG_DEF_BREAKER_FAILURES},
     {"endpoints.app.breaker", "cooldown_ms", 1000, 3600000, CONFIG_DEF_BREAKER_COOLDOWN_MS},
+    {"recipient_check", "timeout_ms", 100, 60000, CONFIG_DEF_CHECK_TIMEOUT_MS},
+    {"recipient_check", "connect_timeout_ms", 100, 60000, CONFIG_DEF_CHECK_CONNECT_MS},
+    {"recipient_check", "cache_ms", 0, 86400000, CONFIG_DEF_CHECK_CACHE_MS},
 };
 
 /* int_value - the loaded value of a case's key. */
@@ -244,6 +249,16 @@ static uint64_t int_value(const struct config *cfg, const struct int_case *c)
             return e->retry.initial_backoff_ms;
         if (strcmp(k, "max_backoff_ms") == 0)
             return e->retry.max_backoff_ms;
+    }
+    if (strcmp(c->section, "recipient_check") == 0) {
+        const struct config_recipient_check *rc = &cfg->recipient_check;
+        assert_true(rc->enabled);
+        if (strcmp(k, "timeout_ms") == 0)
+            return rc->http.timeout_ms;
+        if (strcmp(k, "connect_timeout_ms") == 0)
+            return rc->http.connect_timeout_ms;
+        if (strcmp(k, "cache_ms") == 0)
+            return rc->cache_ms;
     }
     if (strcmp(c->section, "endpoints.app.breaker") == 0) {
         if (strcmp(k, "failures") == 0)
@@ -294,6 +309,12 @@ static const char *int_json(char *buf, size_t len, const struct int_case *c, con
                  "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
                  "\"%s\":{%s\"%s\":%s}}}}",
                  c->section + 14, other, c->key, raw);
+    } else if (strcmp(c->section, "recipient_check") == 0) {
+        const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100,"
+                            : strcmp(c->key, "connect_timeout_ms") == 0 ? "\"timeout_ms\":60000,"
+                                                                        : "";
+        snprintf(buf, len, "{" BASE ",\"recipient_check\":{\"url\":\"http://h/\",%s\"%s\":%s}}",
+                 other, c->key, raw);
     } else if (strcmp(c->section, "endpoints.app") == 0) {
         const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100"
                                                               : "\"timeout_ms\":590000";
@@ -592,6 +613,94 @@ static void test_one_route_per_transaction(void **state)
     config_free(cfg);
     load_err_exact(with_key(j, sizeof(j), "\"one_route_per_transaction\":1"),
                    "config.json: one_route_per_transaction: must be true or false");
+}
+
+/* recipient_check: the request keys of an endpoint (parsed by the same rows) plus its own. */
+static void test_recipient_check(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(
+        with_key(j, sizeof(j), "\"recipient_check\":{\"url\":\"http://127.0.0.1:9/check\"}"));
+    const struct config_recipient_check *rc = &cfg->recipient_check;
+    assert_true(rc->enabled);
+    assert_string_equal(rc->http.name, "recipient_check");
+    assert_string_equal(rc->http.url, "http://127.0.0.1:9/check");
+    assert_int_equal(rc->http.timeout_ms, CONFIG_DEF_CHECK_TIMEOUT_MS);
+    assert_int_equal(rc->http.connect_timeout_ms, CONFIG_DEF_CHECK_CONNECT_MS);
+    assert_int_equal(rc->http.n_headers, 0);
+    assert_null(rc->http.ca_file);
+    assert_int_equal(rc->http.retry.max_attempts, 1); /* no retry */
+    assert_int_equal(rc->http.breaker.failures, 0);   /* no breaker */
+    assert_int_equal(rc->http.n_reply_map, 0);
+    assert_int_equal(rc->cache_ms, CONFIG_DEF_CHECK_CACHE_MS);
+    assert_false(rc->accept_on_failure);                /* "defer" */
+    assert_string_equal(cfg->endpoints[0].name, "app"); /* the endpoints are untouched */
+    assert_int_equal(cfg->n_endpoints, 1);
+    config_free(cfg);
+
+    setenv("CFG_TEST_TOKEN", "s3cret", 1);
+    cfg = load_ok(with_key(j, sizeof(j),
+                           "\"recipient_check\":{\"url\":\"https://check.example/rcpt\","
+                           "\"timeout_ms\":1000,\"headers\":{\"Authorization\":\"Bearer "
+                           "${CFG_TEST_TOKEN}\"},\"ca_file\":\"ca.pem\",\"client_cert\":\"c.pem\","
+                           "\"client_key\":\"c.key\",\"cache_ms\":0,\"on_failure\":\"accept\"}"));
+    rc = &cfg->recipient_check;
+    assert_int_equal(rc->http.timeout_ms, 1000);
+    assert_int_equal(rc->http.connect_timeout_ms, 1000); /* the default shrank to fit */
+    assert_int_equal(rc->http.n_headers, 1);
+    assert_string_equal(rc->http.headers[0].value, "Bearer s3cret");
+    assert_string_equal(rc->http.ca_file, "ca.pem");
+    assert_string_equal(rc->http.client_cert, "c.pem");
+    assert_string_equal(rc->http.client_key, "c.key");
+    assert_int_equal(rc->cache_ms, 0);
+    assert_true(rc->accept_on_failure);
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j),
+                           "\"recipient_check\":{\"url\":\"http://h/\",\"on_failure\":\"defer\"}"));
+    assert_false(cfg->recipient_check.accept_on_failure);
+    config_free(cfg);
+
+    const struct {
+        const char *check;   /* the recipient_check object */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"[]", "config.json: recipient_check: must be an object"},
+        {"{}", "config.json: recipient_check.url: is required"},
+        {"{\"url\":\"ftp://h/\"}",
+         "config.json: recipient_check.url: must start with http:// or https://"},
+        {"{\"url\":\"http://h/\",\"timeout_ms\":1000,\"connect_timeout_ms\":1001}",
+         "config.json: recipient_check.connect_timeout_ms: must not be greater than timeout_ms "
+         "(1000)"},
+        {"{\"url\":\"http://h/\",\"connect_timeout_ms\":5001}",
+         "config.json: recipient_check.connect_timeout_ms: must not be greater than timeout_ms "
+         "(5000)"},
+        {"{\"url\":\"http://h/\",\"timeout_ms\":60001}",
+         "config.json: recipient_check.timeout_ms: must be an integer from 100 to 60000"},
+        {"{\"url\":\"http://h/\",\"on_failure\":\"reject\"}",
+         "config.json: recipient_check.on_failure: must be \"defer\" or \"accept\""},
+        {"{\"url\":\"http://h/\",\"on_failure\":true}",
+         "config.json: recipient_check.on_failure: must be a string"},
+        {"{\"url\":\"http://h/\",\"ca_file\":\"ca.pem\"}",
+         "config.json: recipient_check.ca_file: applies to https:// URLs only"},
+        {"{\"url\":\"https://h/\",\"client_cert\":\"c.pem\"}",
+         "config.json: recipient_check.client_key: is required with client_cert (give both or "
+         "neither)"},
+        {"{\"url\":\"http://h/\",\"headers\":{\"Host\":\"x\"}}",
+         "config.json: recipient_check.headers.Host: header is set by smtphook and cannot be "
+         "configured"},
+        {"{\"url\":\"http://h/\",\"retry\":{}}", "config.json: recipient_check.retry: unknown key"},
+        {"{\"url\":\"http://h/\",\"breaker\":{}}",
+         "config.json: recipient_check.breaker: unknown key"},
+        {"{\"url\":\"http://h/\",\"reply_map\":{}}",
+         "config.json: recipient_check.reply_map: unknown key"},
+        {"{\"url\":\"http://h/\",\"cache\":1}", "config.json: recipient_check.cache: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char extra[512];
+        snprintf(extra, sizeof(extra), "\"recipient_check\":%s", bad[i].check);
+        load_err_exact(with_key(j, sizeof(j), extra), bad[i].message);
+    }
 }
 
 /* ---- types and unknown keys -------------------------------------------------------------- */
@@ -1569,6 +1678,7 @@ int main(void)
         cmocka_unit_test(test_reply_map),
         cmocka_unit_test(test_recipient_delimiter),
         cmocka_unit_test(test_one_route_per_transaction),
+        cmocka_unit_test(test_recipient_check),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
