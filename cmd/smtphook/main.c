@@ -103,6 +103,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* Warnings do not fail the check: the configuration would start. */
+        for (size_t i = 0; i < cfg->n_warnings; i++)
+            fprintf(stderr, "smtphook: warning: %s\n", cfg->warnings[i]);
         /* The certificates are checked exactly as a start would check them. */
         struct tls_server *tls = NULL;
         if (cfg->tls.n_certificates > 0 && tls_server_new(&cfg->tls, &tls, err, sizeof(err)) != 0) {
@@ -116,6 +119,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)cfg->log_level);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        log_warn("%s", cfg->warnings[i]);
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();
