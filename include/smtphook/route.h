@@ -10,7 +10,16 @@
  * receiver; UTF-8 local parts of RFC 6531 are compared exactly). With a recipient delimiter
  * set (e.g. "+", or "+-" for either), "user+tag@domain" also matches the exact pattern
  * "user@domain": the address is tried as it is first, then without its extension. The
- * address the envelope carries is never changed. */
+ * address the envelope carries is never changed.
+ *
+ * Syntax: the domain of a pattern is an ASCII domain name (RFC 5321 §4.1.2 Domain: labels
+ * of letters, digits and inner hyphens; IDNs as A-labels, no address literals); the local
+ * part of an exact pattern is a Dot-string or a Quoted-string (§4.1.2), UTF-8 allowed
+ * (RFC 6531 §3.3). '*' appears only in the four forms above; spaces only inside a quoted
+ * local part; control characters nowhere. There is no domain-less pattern: the domain-less
+ * "postmaster" (RFC 5321 §4.5.1) is matched by "*" alone, so "postmaster" by itself is not
+ * a pattern. A quoted local part never loses an extension (cutting it would cut its
+ * closing quote), and delimiters are compared byte for byte. */
 #ifndef SMTPHOOK_ROUTE_H
 #define SMTPHOOK_ROUTE_H
 
@@ -33,7 +42,7 @@ struct route_pattern {
 
 /* route_pattern_parse - text -> pattern (strings malloc'ed; free with route_pattern_free).
  * 0, SH_EINVAL with *why set to a static explanation ("the domain is not a domain name"),
- * or SH_ENOMEM. */
+ * or SH_ENOMEM. On an error *out holds no strings and matches no address. */
 int route_pattern_parse(const char *text, struct route_pattern *out, const char **why);
 
 /* route_pattern_free - release the strings of a pattern; the struct itself is the caller's. */
