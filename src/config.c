@@ -28,6 +28,7 @@
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/route.h"
 
 #define CONFIG_PATH_MAX          256    /* longest key path kept for messages */
 #define CONFIG_QUOTE_MAX         96     /* longest echo of a bad value in a message */
@@ -46,7 +47,9 @@
 #define CONFIG_STATUS_MAX        599u
 #define CONFIG_CHECK_TIMEOUT_MAX 60000u    /* recipient check: the sender waits at RCPT */
 #define CONFIG_CHECK_CACHE_MAX   86400000u /* a day */
-#define CONFIG_DELIMITER_MAX     8u        /* recipient_delimiter: a few alternatives ("+-") */
+#define CONFIG_ADDR_MAX          512 /* an address made from a pattern: 64 + 1 + 255 and room */
+#define CONFIG_ROUTE_EXAMPLE     "{\"match\": [\"*@example.com\"], \"endpoints\": [\"app\"]}"
+#define CONFIG_DELIMITER_MAX     8u /* recipient_delimiter: a few alternatives ("+-") */
 #define CONFIG_DELIMITERS        "!#$%&'*+-./=?^_`{|}~" /* atext and '.' that are not alphanumeric */
 #define CONFIG_DEFAULT_NAME      "default"              /* endpoint name given to --webhook */
 #define CONFIG_RESERVED_PFX      "X-Smtphook-"          /* header prefix the HTTP client owns */
@@ -66,6 +69,13 @@ static const char *const config_tls_modes[] = {
     [CONFIG_TLS_STARTTLS] = "starttls",
     [CONFIG_TLS_IMPLICIT] = "implicit",
     [CONFIG_TLS_IMPLICIT + 1] = NULL,
+};
+
+/* "routes[].policy" values, indexed by enum config_route_policy. */
+static const char *const config_route_policies[] = {
+    [CONFIG_ROUTE_ALL] = "all",
+    [CONFIG_ROUTE_FAILOVER] = "failover",
+    [CONFIG_ROUTE_FAILOVER + 1] = NULL,
 };
 
 /* "recipient_check.on_failure" values, indexed by accept_on_failure. */
@@ -90,6 +100,7 @@ struct config_ctx {
     struct config *cfg;         /* the config being built */
     bool *tls_given;            /* per file listener: "tls" was written (else the default) */
     size_t n_tls_given;         /* entries in tls_given; 0 once --listen replaced them */
+    bool routes_dropped;        /* --webhook replaced the endpoints the file's routes name */
 };
 
 /* config_vformat - "<what>: <path>: <message>" into buf (len > 0), truncated to fit. */
@@ -436,6 +447,18 @@ static void config_free_endpoints(struct config_endpoint *e, size_t n)
     free(e);
 }
 
+/* config_free_routes - release an array of n routes. */
+static void config_free_routes(struct config_route *r, size_t n)
+{
+    for (size_t i = 0; i < n && r; i++) {
+        for (size_t k = 0; k < r[i].n_patterns; k++)
+            route_pattern_free(&r[i].patterns[k]);
+        free(r[i].patterns);
+        free(r[i].endpoints);
+    }
+    free(r);
+}
+
 /* config_free_certificates - release an array of n certificate/key pairs. */
 static void config_free_certificates(struct config_certificate *certs, size_t n)
 {
@@ -463,6 +486,7 @@ enum config_sec {
     CONFIG_SEC_TLS,         /* "tls": struct config_tls */
     CONFIG_SEC_CERTIFICATE, /* an entry of "tls.certificates": struct config_certificate */
     CONFIG_SEC_CHECK,       /* "recipient_check": struct config_recipient_check, shares HTTP */
+    CONFIG_SEC_ROUTE,       /* an entry of "routes": struct config_route */
     CONFIG_SEC_COUNT,       /* number of entries in config_sections */
 };
 
@@ -671,6 +695,9 @@ static const struct config_key config_keys[] = {
     CONFIG_ENUM(CONFIG_SEC_CHECK, "on_failure", struct config_recipient_check, accept_on_failure,
                 config_on_failure, false),
 
+    CONFIG_ENUM(CONFIG_SEC_ROUTE, "policy", struct config_route, policy, config_route_policies,
+                CONFIG_ROUTE_ALL),
+
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "cert", struct config_certificate, cert, CONFIG_REQUIRED,
                   1, 0, NULL, NULL),
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "key", struct config_certificate, key, CONFIG_REQUIRED, 1,
@@ -683,6 +710,9 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, void *base);
 static int config_headers(struct config_ctx *c, json_t *obj, void *base);
 static int config_certificates(struct config_ctx *c, json_t *arr, void *base);
 static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
+static int config_routes(struct config_ctx *c, json_t *arr, void *base);
+static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
+static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
 
@@ -691,6 +721,9 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_TOP, "listeners", config_listeners},
     {CONFIG_SEC_TOP, "domains", config_domains},
     {CONFIG_SEC_TOP, "endpoints", config_endpoints},
+    {CONFIG_SEC_TOP, "routes", config_routes}, /* after the domains and endpoints it names */
+    {CONFIG_SEC_ROUTE, "match", config_route_match},
+    {CONFIG_SEC_ROUTE, "endpoints", config_route_endpoints},
     {CONFIG_SEC_HTTP, "headers", config_headers},
     {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
@@ -709,6 +742,7 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool)},
     [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls)},
     [CONFIG_SEC_CERTIFICATE] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_ROUTE] = {.parent = CONFIG_SEC_NONE},
     [CONFIG_SEC_CHECK] = {"recipient_check", CONFIG_SEC_TOP,
                           offsetof(struct config, recipient_check), CONFIG_SEC_HTTP,
                           offsetof(struct config_recipient_check, http), config_check_finish},
@@ -1413,6 +1447,205 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
+/* config_pattern_text - a pattern as written (lower-case domain), for messages. */
+static const char *config_pattern_text(char *buf, size_t len, const struct route_pattern *p)
+{
+    char raw[CONFIG_ADDR_MAX];
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT:
+        snprintf(raw, sizeof(raw), "%s@%s", p->local, p->domain);
+        break;
+    case ROUTE_PATTERN_DOMAIN:
+        snprintf(raw, sizeof(raw), "*@%s", p->domain);
+        break;
+    case ROUTE_PATTERN_SUBDOMAIN:
+        snprintf(raw, sizeof(raw), "*@*.%s", p->domain);
+        break;
+    case ROUTE_PATTERN_ANY:
+        snprintf(raw, sizeof(raw), "*");
+        break;
+    }
+    return config_quote(buf, len, raw);
+}
+
+/* config_covers - does q match every address p matches, so that p never decides when q comes
+ * first? An exact p is covered when q matches its address (the delimiter widens both alike);
+ * a domain or subdomain p only by a pattern of domains, tried with a made-up local part (and
+ * for a subdomain p a made-up first label) that stands for all of them. */
+static bool config_covers(const struct route_pattern *q, const struct route_pattern *p,
+                          const char *delimiters)
+{
+    char addr[CONFIG_ADDR_MAX];
+    int n = -1;
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT:
+        n = snprintf(addr, sizeof(addr), "%s@%s", p->local, p->domain);
+        break;
+    case ROUTE_PATTERN_DOMAIN:
+        if (q->kind != ROUTE_PATTERN_EXACT)
+            n = snprintf(addr, sizeof(addr), "x@%s", p->domain);
+        break;
+    case ROUTE_PATTERN_SUBDOMAIN:
+        if (q->kind == ROUTE_PATTERN_SUBDOMAIN || q->kind == ROUTE_PATTERN_ANY)
+            n = snprintf(addr, sizeof(addr), "x@x.%s", p->domain);
+        break;
+    case ROUTE_PATTERN_ANY:
+        return q->kind == ROUTE_PATTERN_ANY;
+    }
+    if (n < 0 || (size_t)n >= sizeof(addr))
+        return false;
+    return route_pattern_match(q, addr, (size_t)n, delimiters);
+}
+
+/* config_pattern_useful - the last parsed pattern of route ri can match some address: its
+ * domain is served, it is not in its route twice, and no pattern of an earlier route takes
+ * all its addresses first (config_route_for picks the first route that matches). */
+static int config_pattern_useful(struct config_ctx *c, size_t ri, const char *text)
+{
+    const struct config *cfg = c->cfg;
+    const struct config_route *r = &cfg->routes[ri];
+    const struct route_pattern *p = &r->patterns[r->n_patterns - 1];
+    const char *delim = cfg->recipient_delimiter;
+    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX];
+    config_quote(q, sizeof(q), text);
+    if (!route_pattern_domain_served(p, cfg->any_domain, cfg->domains, cfg->n_domains))
+        return config_fail(c, "\"%s\" can never match: %s", q,
+                           p->kind == ROUTE_PATTERN_SUBDOMAIN
+                               ? "no domain of \"domains\" is below its domain"
+                               : "its domain is not one of \"domains\"");
+    for (size_t k = 0; k + 1 < r->n_patterns; k++) {
+        const struct route_pattern *e = &r->patterns[k];
+        if (config_covers(e, p, delim) && config_covers(p, e, delim))
+            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])", q, k);
+    }
+    for (size_t j = 0; j < ri; j++) {
+        for (size_t k = 0; k < cfg->routes[j].n_patterns; k++) {
+            const struct route_pattern *e = &cfg->routes[j].patterns[k];
+            if (!config_covers(e, p, delim))
+                continue;
+            return config_fail(c,
+                               "\"%s\" can never match: routes[%zu].match[%zu] (\"%s\") comes "
+                               "first and takes every address it would",
+                               q, j, k, config_pattern_text(other, sizeof(other), e));
+        }
+    }
+    return 0;
+}
+
+/* config_route_match - a route's "match": patterns of route.h, each able to match. */
+static int config_route_match(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_route *r = base;
+    size_t ri = (size_t)(r - c->cfg->routes);
+    if (arr == NULL)
+        return config_fail(c, "is required");
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of patterns like [\"*@example.com\"]");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one pattern");
+    r->patterns = calloc(n, sizeof(*r->patterns));
+    if (r->patterns == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *text = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &text);
+        if (rc != 0)
+            return rc;
+        const char *why = NULL;
+        rc = route_pattern_parse(text, &r->patterns[r->n_patterns], &why);
+        if (rc == 0) {
+            r->n_patterns++;
+            rc = config_pattern_useful(c, ri, text);
+        } else if (rc == SH_ENOMEM) {
+            rc = config_nomem(c);
+        } else {
+            char q[CONFIG_QUOTE_MAX];
+            rc = config_fail(c, "\"%s\" is not a pattern: %s", config_quote(q, sizeof(q), text),
+                             why);
+        }
+        free(text);
+        if (rc != 0)
+            return rc;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_route_endpoints - a route's "endpoints": names of "endpoints", each once, kept as
+ * indices in the route's order. */
+static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_route *r = base;
+    const struct config *cfg = c->cfg;
+    if (arr == NULL)
+        return config_fail(c, "is required");
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of endpoint names");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one endpoint");
+    r->endpoints = calloc(n, sizeof(*r->endpoints));
+    if (r->endpoints == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *name = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &name);
+        if (rc != 0)
+            return rc;
+        size_t e = 0;
+        while (e < cfg->n_endpoints && strcmp(cfg->endpoints[e].name, name) != 0)
+            e++;
+        bool twice = false;
+        for (size_t k = 0; k < r->n_endpoints && !twice; k++)
+            twice = r->endpoints[k] == e;
+        char q[CONFIG_QUOTE_MAX];
+        config_quote(q, sizeof(q), name);
+        free(name);
+        if (e == cfg->n_endpoints)
+            return config_fail(c, "no endpoint is named \"%s\"", q);
+        if (twice)
+            return config_fail(c, "duplicate endpoint \"%s\"", q);
+        r->endpoints[r->n_endpoints++] = e;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_routes - "routes": [{"match": [...], "endpoints": [...], "policy": ...}, ...], in
+ * order; the first route with a matching pattern takes a recipient. */
+static int config_routes(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config *cfg = base;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of objects like " CONFIG_ROUTE_EXAMPLE);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one route (or leave it out: every endpoint "
+                              "gets every message)");
+    cfg->routes = calloc(n, sizeof(*cfg->routes));
+    if (cfg->routes == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        size_t at = config_push_index(c, i);
+        if (!json_is_object(item))
+            return config_fail(c, "must be an object like " CONFIG_ROUTE_EXAMPLE);
+        struct config_route *r = &cfg->routes[cfg->n_routes++]; /* freed with cfg from here */
+        int rc = config_defaults(c, CONFIG_SEC_ROUTE, r);
+        if (rc == 0)
+            rc = config_object(c, item, CONFIG_SEC_ROUTE, r);
+        if (rc != 0)
+            return rc;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
 /* config_certificates - "tls.certificates": [{"cert": FILE, "key": FILE}, ...]. */
 static int config_certificates(struct config_ctx *c, json_t *arr, void *base)
 {
@@ -1534,6 +1767,11 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         config_free_endpoints(cfg->endpoints, cfg->n_endpoints);
         cfg->endpoints = e;
         cfg->n_endpoints = 1;
+        /* The routes name the file's endpoints, which are gone: the one URL gets it all. */
+        c->routes_dropped = cfg->n_routes > 0;
+        config_free_routes(cfg->routes, cfg->n_routes);
+        cfg->routes = NULL;
+        cfg->n_routes = 0;
     }
     return config_overrides_tls(c, ov, &cfg->tls);
 }
@@ -1570,14 +1808,32 @@ static int config_finish_tls(struct config_ctx *c, const char *what, struct conf
 /* config_warnings - what is allowed but probably not meant, once the overrides are in. */
 static int config_warnings(struct config_ctx *c, const char *what, struct config *cfg)
 {
-    if (cfg->one_route_per_transaction && cfg->n_routes == 0) {
+    int rc = 0;
+    if (c->routes_dropped) {
+        config_set_path(c, NULL, "--webhook");
+        rc = config_warn(c,
+                         "replaces the file's \"%s\" and drops its \"%s\": every message "
+                         "goes to the --webhook URL",
+                         config_struct_name(config_endpoints), config_struct_name(config_routes));
+    }
+    if (rc == 0 && cfg->one_route_per_transaction && cfg->n_routes == 0) {
         config_set_key_path(c, what, CONFIG_SEC_TOP,
                             offsetof(struct config, one_route_per_transaction));
-        int rc = config_warn(c, "has no effect without routes");
-        if (rc != 0)
-            return rc;
+        rc = config_warn(c, "has no effect without routes");
     }
-    return 0;
+    for (size_t e = 0; e < cfg->n_endpoints && cfg->n_routes > 0 && rc == 0; e++) {
+        bool used = false;
+        for (size_t r = 0; r < cfg->n_routes && !used; r++) {
+            for (size_t k = 0; k < cfg->routes[r].n_endpoints && !used; k++)
+                used = cfg->routes[r].endpoints[k] == e;
+        }
+        if (used)
+            continue;
+        config_set_path(c, what, config_struct_name(config_endpoints));
+        config_push(c, cfg->endpoints[e].name);
+        rc = config_warn(c, "no route uses this endpoint; it receives nothing");
+    }
+    return rc;
 }
 
 /* config_finish - what must hold after the file and the overrides: a host name, at least one
@@ -1822,6 +2078,21 @@ bool config_domain_accepted(const struct config *cfg, const char *domain, size_t
     return false;
 }
 
+/* config_route_for - the first route with a pattern that matches addr; see config.h. */
+long config_route_for(const struct config *cfg, const char *addr, size_t len)
+{
+    if (cfg == NULL || addr == NULL)
+        return -1;
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const struct config_route *route = &cfg->routes[r];
+        for (size_t k = 0; k < route->n_patterns; k++) {
+            if (route_pattern_match(&route->patterns[k], addr, len, cfg->recipient_delimiter))
+                return (long)r;
+        }
+    }
+    return -1;
+}
+
 /* config_free - release a config and everything it owns; NULL is ignored. */
 void config_free(struct config *cfg)
 {
@@ -1833,6 +2104,7 @@ void config_free(struct config *cfg)
         free(cfg->domains[i]);
     free(cfg->domains);
     config_free_endpoints(cfg->endpoints, cfg->n_endpoints);
+    config_free_routes(cfg->routes, cfg->n_routes);
     free(cfg->spool.directory);
     config_free_certificates(cfg->tls.certificates, cfg->tls.n_certificates);
     free(cfg->tls.min_version);

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  -l, --listen ADDR    listen address, e.g. 127.0.0.1:2525 or [::1]:2525;\n"
     "                       may repeat; replaces the file's \"listeners\"\n"
     "  -w, --webhook URL    post every message to URL; replaces the file's \"endpoints\"\n"
+    "                       and drops its \"routes\"\n"
     "  -n, --hostname NAME  name in the banner and EHLO reply\n"
     "      --tls-cert FILE  PEM certificate (then its chain) for STARTTLS; replaces the\n"
     "                       file's \"tls.certificates\"; needs --tls-key\n"

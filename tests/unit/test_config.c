@@ -1314,6 +1314,317 @@ static void test_headers(void **state)
     config_free(cfg);
 }
 
+/* ---- routes ------------------------------------------------------------------------------ */
+
+/* Three endpoints, domains with subdomains to route, and ",<extra>" (routes and so on). */
+#define ROUTE_BASE                                                                                 \
+    LISTEN_KEY ",\"domains\":[\"example.com\",\"help.example.com\",\"eu.example.org\"],"           \
+               "\"endpoints\":{\"helpdesk\":{\"url\":\"http://h/help\"},"                          \
+               "\"billing\":{\"url\":\"http://h/bill\"},\"archive\":{\"url\":\"http://h/arch\"}}"
+
+/* routes_json - a config of ROUTE_BASE with "routes": <routes> and ",<extra>" if given. */
+static const char *routes_json(char *buf, size_t len, const char *routes, const char *extra)
+{
+    snprintf(buf, len, "{" ROUTE_BASE ",\"routes\":%s%s%s}", routes, extra ? "," : "",
+             extra ? extra : "");
+    return buf;
+}
+
+/* route_of - config_route_for on a NUL-terminated address. */
+static long route_of(const struct config *cfg, const char *addr)
+{
+    return config_route_for(cfg, addr, strlen(addr));
+}
+
+#define FOUR_ROUTES                                                                                \
+    "[{\"match\":[\"billing@example.com\",\"invoices@example.com\"],"                              \
+    "\"endpoints\":[\"billing\",\"archive\"],\"policy\":\"failover\"},"                            \
+    "{\"match\":[\"*@help.example.com\",\"support@example.com\"],\"endpoints\":[\"helpdesk\"]},"   \
+    "{\"match\":[\"*@*.example.org\"],\"endpoints\":[\"helpdesk\",\"archive\"],"                   \
+    "\"policy\":\"all\"},"                                                                         \
+    "{\"match\":[\"*\"],\"endpoints\":[\"archive\"]}]"
+
+static void test_routes(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(routes_json(j, sizeof(j), FOUR_ROUTES, NULL));
+    assert_int_equal(cfg->n_routes, 4);
+    const struct config_route *r = cfg->routes;
+    assert_int_equal(r[0].n_patterns, 2);
+    assert_int_equal(r[0].patterns[0].kind, ROUTE_PATTERN_EXACT);
+    assert_string_equal(r[0].patterns[0].local, "billing");
+    assert_string_equal(r[0].patterns[0].domain, "example.com");
+    assert_int_equal(r[0].n_endpoints, 2);
+    assert_int_equal(r[0].endpoints[0], 1); /* billing: indices into cfg->endpoints */
+    assert_int_equal(r[0].endpoints[1], 2); /* archive */
+    assert_int_equal(r[0].policy, CONFIG_ROUTE_FAILOVER);
+    assert_int_equal(r[1].patterns[0].kind, ROUTE_PATTERN_DOMAIN);
+    assert_int_equal(r[1].n_endpoints, 1);
+    assert_int_equal(r[1].endpoints[0], 0);
+    assert_int_equal(r[1].policy, CONFIG_ROUTE_ALL); /* the default */
+    assert_int_equal(r[2].patterns[0].kind, ROUTE_PATTERN_SUBDOMAIN);
+    assert_string_equal(r[2].patterns[0].domain, "example.org");
+    assert_int_equal(r[2].policy, CONFIG_ROUTE_ALL);
+    assert_int_equal(r[3].patterns[0].kind, ROUTE_PATTERN_ANY);
+    assert_int_equal(cfg->n_warnings, 0); /* every endpoint has a route */
+
+    /* The first route with a matching pattern; domains and ASCII local parts ignore case. */
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    assert_int_equal(route_of(cfg, "BILLING@Example.COM"), 0);
+    assert_int_equal(route_of(cfg, "invoices@example.com"), 0);
+    assert_int_equal(route_of(cfg, "support@example.com"), 1);
+    assert_int_equal(route_of(cfg, "anyone@HELP.example.com"), 1);
+    assert_int_equal(route_of(cfg, "x@eu.example.org"), 2);
+    assert_int_equal(route_of(cfg, "x@a.eu.example.org"), 2);
+    assert_int_equal(route_of(cfg, "x@example.org"), 3); /* not a subdomain: "*" takes it */
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), 3); /* no delimiter */
+    assert_int_equal(route_of(cfg, "postmaster"), 3);               /* only "*" matches it */
+    assert_int_equal(config_route_for(cfg, "billing@example.com>junk", 19), 0); /* len bounds */
+    assert_int_equal(config_route_for(NULL, "billing@example.com", 19), -1);
+    config_free(cfg);
+
+    /* Without a catch-all route some recipients have none. */
+    cfg = load_ok(routes_json(j, sizeof(j),
+                              "[{\"match\":[\"support@example.com\"],\"endpoints\":[\"helpdesk\","
+                              "\"billing\",\"archive\"]}]",
+                              NULL));
+    assert_int_equal(route_of(cfg, "support@example.com"), 0);
+    assert_int_equal(route_of(cfg, "Support@EXAMPLE.com"), 0);
+    assert_int_equal(route_of(cfg, "other@example.com"), -1);
+    assert_int_equal(route_of(cfg, "support@help.example.com"), -1);
+    assert_int_equal(route_of(cfg, "postmaster"), -1);
+    config_free(cfg);
+
+    /* No routes: -1 for everyone. */
+    cfg = load_ok("{" BASE "}");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    assert_int_equal(route_of(cfg, "user@example.com"), -1);
+    config_free(cfg);
+}
+
+static void test_routes_delimiter(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const char *routes = "[{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+                         "{\"match\":[\"support@example.com\",\"*@help.example.com\"],"
+                         "\"endpoints\":[\"helpdesk\",\"archive\"]}]";
+    struct config *cfg =
+        load_ok(routes_json(j, sizeof(j), routes, "\"recipient_delimiter\":\"+-\""));
+    assert_string_equal(cfg->recipient_delimiter, "+-");
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), 0);
+    assert_int_equal(route_of(cfg, "Billing-Q1@Example.com"), 0);
+    assert_int_equal(route_of(cfg, "billing+a-b@example.com"), 0); /* the first one cuts */
+    assert_int_equal(route_of(cfg, "support+urgent@example.com"), 1);
+    assert_int_equal(route_of(cfg, "billing.x@example.com"), -1); /* '.' is not a delimiter */
+    assert_int_equal(route_of(cfg, "billingx@example.com"), -1);
+    assert_int_equal(route_of(cfg, "\"billing+x\"@example.com"), -1); /* quoted: never cut */
+    assert_int_equal(route_of(cfg, "x+y@help.example.com"), 1);
+    config_free(cfg);
+
+    /* Without the delimiter the same addresses find no route. */
+    cfg = load_ok(routes_json(j, sizeof(j), routes, NULL));
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), -1);
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    config_free(cfg);
+}
+
+static void test_routes_warnings(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(routes_json(
+        j, sizeof(j), "[{\"match\":[\"*@example.com\"],\"endpoints\":[\"billing\"]}]", NULL));
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[0], "config.json: endpoints.helpdesk: no route uses this "
+                                          "endpoint; it receives nothing");
+    assert_string_equal(cfg->warnings[1], "config.json: endpoints.archive: no route uses this "
+                                          "endpoint; it receives nothing");
+    config_free(cfg);
+
+    /* one_route_per_transaction is meaningful with routes: no warning. */
+    cfg = load_ok(routes_json(j, sizeof(j), FOUR_ROUTES, "\"one_route_per_transaction\":true"));
+    assert_true(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+}
+
+static void test_routes_errors(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const struct {
+        const char *routes;  /* the value of "routes" */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"{}", "config.json: routes: must be an array of objects like {\"match\": "
+               "[\"*@example.com\"], \"endpoints\": [\"app\"]}"},
+        {"[]", "config.json: routes: must list at least one route (or leave it out: every "
+               "endpoint gets every message)"},
+        {"[\"*\"]", "config.json: routes[0]: must be an object like {\"match\": "
+                    "[\"*@example.com\"], \"endpoints\": [\"app\"]}"},
+        {"[{\"matches\":[\"*\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].matches: unknown key"},
+        {"[{\"endpoints\":[\"archive\"]}]", "config.json: routes[0].match: is required"},
+        {"[{\"match\":[\"*\"]}]", "config.json: routes[0].endpoints: is required"},
+        {"[{\"match\":\"*\",\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match: must be an array of patterns like [\"*@example.com\"]"},
+        {"[{\"match\":[],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match: must list at least one pattern"},
+        {"[{\"match\":[\"*\"],\"endpoints\":\"archive\"}]",
+         "config.json: routes[0].endpoints: must be an array of endpoint names"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[]}]",
+         "config.json: routes[0].endpoints: must list at least one endpoint"},
+        {"[{\"match\":[5],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: must be a string"},
+        {"[{\"match\":[\"example.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"example.com\" is not a pattern: a pattern is "
+         "local@domain, *@domain, *@*.domain or *"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\",\"nope\"]}]",
+         "config.json: routes[0].endpoints[1]: no endpoint is named \"nope\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"Archive\"]}]",
+         "config.json: routes[0].endpoints[0]: no endpoint is named \"Archive\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\",\"helpdesk\",\"archive\"]}]",
+         "config.json: routes[0].endpoints[2]: duplicate endpoint \"archive\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[7]}]",
+         "config.json: routes[0].endpoints[0]: must be a string"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"],\"policy\":\"any\"}]",
+         "config.json: routes[0].policy: must be \"all\" or \"failover\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"],\"policy\":1}]",
+         "config.json: routes[0].policy: must be a string"},
+        /* Patterns that can never match: a domain not served... */
+        {"[{\"match\":[\"*@example.com\",\"a@other.example\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[1]: \"a@other.example\" can never match: its domain is "
+         "not one of \"domains\""},
+        {"[{\"match\":[\"*@example.org\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"*@example.org\" can never match: its domain is not "
+         "one of \"domains\""},
+        {"[{\"match\":[\"*@*.help.example.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"*@*.help.example.com\" can never match: no domain "
+         "of \"domains\" is below its domain"},
+        /* ... the same pattern twice in a route, or in an earlier one ... */
+        {"[{\"match\":[\"*@example.com\",\"*@EXAMPLE.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[1]: duplicate pattern \"*@EXAMPLE.com\" (the same as "
+         "match[0])"},
+        {"[{\"match\":[\"a@example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"b@example.com\",\"A@Example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[1]: \"A@Example.com\" can never match: "
+         "routes[0].match[0] (\"a@example.com\") comes first and takes every address it would"},
+        /* ... a route after one that takes every address ... */
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"billing@example.com\" can never match: "
+         "routes[0].match[0] (\"*\") comes first and takes every address it would"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"*\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"*\" can never match: routes[0].match[0] (\"*\") "
+         "comes first and takes every address it would"},
+        /* ... or behind a wider pattern of an earlier route. */
+        {"[{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"vip@example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"vip@example.com\" can never match: "
+         "routes[0].match[0] (\"*@example.com\") comes first and takes every address it would"},
+        {"[{\"match\":[\"*@*.example.org\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"x@eu.example.org\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"x@eu.example.org\" can never match: "
+         "routes[0].match[0] (\"*@*.example.org\") comes first and takes every address it "
+         "would"},
+        {"[{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"*@help.example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"*@help.example.com\" can never match: "
+         "routes[0].match[0] (\"*@*.example.com\") comes first and takes every address it "
+         "would"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err_exact(routes_json(j, sizeof(j), bad[i].routes, NULL), bad[i].message);
+
+    /* A shadowed subdomain pattern, and an extension behind its base address. */
+    load_err_exact("{" LISTEN_KEY ",\"domains\":[\"a.eu.example.com\"]," EP_KEY ",\"routes\":["
+                   "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"app\"]},"
+                   "{\"match\":[\"*@*.eu.example.com\"],\"endpoints\":[\"app\"]}]}",
+                   "config.json: routes[1].match[0]: \"*@*.eu.example.com\" can never match: "
+                   "routes[0].match[0] (\"*@*.example.com\") comes first and takes every address "
+                   "it would");
+    const char *ext = "[{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+                      "{\"match\":[\"billing+eu@example.com\"],\"endpoints\":[\"archive\"]},"
+                      "{\"match\":[\"*\"],\"endpoints\":[\"helpdesk\"]}]";
+    load_err_exact(routes_json(j, sizeof(j), ext, "\"recipient_delimiter\":\"+\""),
+                   "config.json: routes[1].match[0]: \"billing+eu@example.com\" can never match: "
+                   "routes[0].match[0] (\"billing@example.com\") comes first and takes every "
+                   "address it would");
+
+    /* Narrow before wide is fine, and so are overlaps that leave some addresses. */
+    const char *fine[] = {
+        ext, /* without a delimiter "billing+eu" is just another address */
+        "[{\"match\":[\"billing+eu@example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+        "{\"match\":[\"*\"],\"endpoints\":[\"helpdesk\"]}]",
+        "[{\"match\":[\"vip@example.com\"],\"endpoints\":[\"billing\"]},"
+        "{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"billing\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@help.example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"billing\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@example.com\",\"a@example.com\"],\"endpoints\":[\"archive\","
+        "\"billing\",\"helpdesk\"]}]", /* redundant inside one route: harmless */
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        struct config *cfg = load_ok(routes_json(j, sizeof(j), fine[i], NULL));
+        config_free(cfg);
+    }
+    struct config *cfg =
+        load_ok(routes_json(j, sizeof(j), fine[0], "\"recipient_delimiter\":\"-\""));
+    config_free(cfg);
+
+    /* Every domain served: any pattern can match. */
+    cfg = load_ok("{" LISTEN_KEY ",\"domains\":[\"*\"]," EP_KEY ",\"routes\":[{\"match\":["
+                  "\"a@anything.example\",\"*@*.other.example\"],\"endpoints\":[\"app\"]}]}");
+    assert_int_equal(cfg->routes[0].n_patterns, 2);
+    config_free(cfg);
+}
+
+/* --webhook replaces the endpoints the routes name: it drops the routes too, and says so. */
+static void test_routes_webhook(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], err[ERR_MAX];
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x"};
+    struct config *cfg = NULL;
+    assert_int_equal(load(routes_json(j, sizeof(j), FOUR_ROUTES, NULL), &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].name, "default");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    assert_int_equal(route_of(cfg, "billing@example.com"), -1); /* every endpoint: the one */
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "--webhook: replaces the file's \"endpoints\" and drops its \"routes\": "
+                        "every message goes to the --webhook URL");
+    config_free(cfg);
+
+    /* With one_route_per_transaction, that one has nothing left to do either. */
+    assert_int_equal(
+        load(routes_json(j, sizeof(j), FOUR_ROUTES, "\"one_route_per_transaction\":true"), &ov,
+             &cfg, err),
+        0);
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[1],
+                        "config.json: one_route_per_transaction: has no effect without routes");
+    config_free(cfg);
+
+    /* No routes in the file: nothing to say. */
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+
+    /* The file's routes are still checked. */
+    load_err_ov(routes_json(j, sizeof(j), "[{\"match\":[\"*\"],\"endpoints\":[\"nope\"]}]", NULL),
+                &ov, "config.json: routes[0].endpoints[0]: no endpoint is named \"nope\"", NULL);
+}
+
 /* ---- TLS --------------------------------------------------------------------------------- */
 
 /* One certificate pair, for configs that need certificates. */
@@ -1679,6 +1990,11 @@ int main(void)
         cmocka_unit_test(test_recipient_delimiter),
         cmocka_unit_test(test_one_route_per_transaction),
         cmocka_unit_test(test_recipient_check),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_routes_delimiter),
+        cmocka_unit_test(test_routes_warnings),
+        cmocka_unit_test(test_routes_errors),
+        cmocka_unit_test(test_routes_webhook),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
