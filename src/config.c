@@ -969,13 +969,15 @@ struct config_part {
 };
 
 /* config_parts - the sections an object of section sec holds: the one it shares (first),
- * then its own. Returns how many (1 or 2). */
+ * then its own. base may be NULL when only the sections are wanted. Returns how many (1 or
+ * 2). */
 static size_t config_parts(enum config_sec sec, void *base, struct config_part part[2])
 {
     const struct config_section *s = &config_sections[sec];
     size_t n = 0;
     if (s->shares != CONFIG_SEC_NONE)
-        part[n++] = (struct config_part){s->shares, (char *)base + s->shares_offset};
+        part[n++] =
+            (struct config_part){s->shares, base != NULL ? (char *)base + s->shares_offset : NULL};
     part[n++] = (struct config_part){sec, base};
     return n;
 }
