@@ -6,12 +6,15 @@
  * listeners, endpoints with http(s) URLs, header values without CR/LF, lower-case domains,
  * TLS modes only with certificates, TLS files only for https endpoints, retry and breaker
  * within their ranges, reply_map sorted with valid replies, a recipient check within its
- * bounds, a delimiter of distinct allowed characters, warnings that are full messages).
+ * bounds, a delimiter of distinct allowed characters, warnings that are full messages, routes
+ * whose patterns are valid and each the first match for an address it names, whose
+ * endpoint indices are in range and distinct; --webhook leaves no routes).
  * Crashes and leaks are left to the sanitizers.
  *
  * Must not include jansson: it feeds text through the public interface only. */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,6 +76,72 @@ static void check_endpoint(const struct config_endpoint *e)
     }
 }
 
+/* check_pattern - a route's pattern is well formed, parses back the same way from its text,
+ * and the route it is in is the first for an address it matches (no earlier route takes all
+ * its addresses). */
+static void check_pattern(const struct config *cfg, size_t r, const struct route_pattern *p)
+{
+    char text[600], addr[600];
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT:
+        FUZZ_CHECK(p->local != NULL && p->domain != NULL);
+        snprintf(text, sizeof(text), "%s@%s", p->local, p->domain);
+        snprintf(addr, sizeof(addr), "%s", text);
+        break;
+    case ROUTE_PATTERN_DOMAIN:
+        FUZZ_CHECK(p->local == NULL && p->domain != NULL);
+        snprintf(text, sizeof(text), "*@%s", p->domain);
+        snprintf(addr, sizeof(addr), "fuzz@%s", p->domain);
+        break;
+    case ROUTE_PATTERN_SUBDOMAIN:
+        FUZZ_CHECK(p->local == NULL && p->domain != NULL);
+        snprintf(text, sizeof(text), "*@*.%s", p->domain);
+        snprintf(addr, sizeof(addr), "fuzz@x.%s", p->domain);
+        break;
+    case ROUTE_PATTERN_ANY:
+        FUZZ_CHECK(p->local == NULL && p->domain == NULL);
+        snprintf(text, sizeof(text), "*");
+        snprintf(addr, sizeof(addr), "postmaster");
+        break;
+    default:
+        FUZZ_FAIL("unknown pattern kind");
+    }
+    if (p->domain != NULL)
+        for (const char *d = p->domain; *d != '\0'; d++)
+            FUZZ_CHECK(!(*d >= 'A' && *d <= 'Z'));
+    struct route_pattern again;
+    FUZZ_CHECK(route_pattern_parse(text, &again, NULL) == 0 && again.kind == p->kind);
+    route_pattern_free(&again);
+    FUZZ_CHECK(route_pattern_match(p, addr, strlen(addr), cfg->recipient_delimiter));
+    long first = config_route_for(cfg, addr, strlen(addr));
+    FUZZ_CHECK(first >= 0 && (size_t)first <= r);
+    if (p->kind == ROUTE_PATTERN_EXACT || p->kind == ROUTE_PATTERN_ANY)
+        FUZZ_CHECK((size_t)first == r); /* only an exact pattern before it could take addr */
+}
+
+/* check_routes - every route matches something, names endpoints that exist, once each. */
+static void check_routes(const struct config *cfg)
+{
+    FUZZ_CHECK((cfg->routes == NULL) == (cfg->n_routes == 0));
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const struct config_route *route = &cfg->routes[r];
+        FUZZ_CHECK(route->n_patterns >= 1 && route->n_endpoints >= 1);
+        FUZZ_CHECK(route->policy == CONFIG_ROUTE_ALL || route->policy == CONFIG_ROUTE_FAILOVER);
+        for (size_t k = 0; k < route->n_patterns; k++) {
+            check_pattern(cfg, r, &route->patterns[k]);
+            FUZZ_CHECK(route_pattern_domain_served(&route->patterns[k], cfg->any_domain,
+                                                   cfg->domains, cfg->n_domains));
+        }
+        for (size_t k = 0; k < route->n_endpoints; k++) {
+            FUZZ_CHECK(route->endpoints[k] < cfg->n_endpoints);
+            for (size_t m = 0; m < k; m++)
+                FUZZ_CHECK(route->endpoints[m] != route->endpoints[k]);
+        }
+    }
+    if (cfg->n_routes == 0)
+        FUZZ_CHECK(config_route_for(cfg, "a@example.com", 13) == -1);
+}
+
 /* check_config - what config.h promises about a loaded config. */
 static void check_config(const struct config *cfg)
 {
@@ -116,6 +185,7 @@ static void check_config(const struct config *cfg)
             FUZZ_CHECK(strchr(cfg->recipient_delimiter + i + 1, ch) == NULL);
         }
     }
+    check_routes(cfg);
     FUZZ_CHECK((cfg->warnings == NULL) == (cfg->n_warnings == 0));
     for (size_t i = 0; i < cfg->n_warnings; i++)
         FUZZ_CHECK(cfg->warnings[i] != NULL && strchr(cfg->warnings[i], ':') != NULL);
@@ -141,6 +211,7 @@ static void load(const char *json, const struct config_overrides *ov)
             FUZZ_CHECK(strcmp(cfg->hostname, ov->hostname) == 0);
             FUZZ_CHECK(cfg->n_listeners == ov->n_listen && cfg->n_endpoints == 1);
             FUZZ_CHECK(strcmp(cfg->endpoints[0].url, ov->webhook) == 0);
+            FUZZ_CHECK(cfg->n_routes == 0); /* they named the file's endpoints */
         }
         config_free(cfg);
     } else {
