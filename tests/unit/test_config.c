@@ -1072,7 +1072,7 @@ static void test_example_file(void **state)
     char err[ERR_MAX];
     struct config *cfg = NULL;
     assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
-    assert_non_null(strstr(err, "endpoints.app.headers.Authorization: environment variable "
+    assert_non_null(strstr(err, "endpoints.helpdesk.headers.Authorization: environment variable "
                                 "SMTPHOOK_APP_TOKEN is not set"));
 
     setenv("SMTPHOOK_APP_TOKEN", "example-token", 1);
@@ -1091,10 +1091,34 @@ static void test_example_file(void **state)
     assert_int_equal(cfg->listeners[2].tls, CONFIG_TLS_IMPLICIT);
     assert_int_equal(cfg->n_domains, 2);
     assert_true(config_domain_accepted(cfg, "example.org", 11));
-    assert_int_equal(cfg->n_endpoints, 1);
-    assert_string_equal(cfg->endpoints[0].url, "https://app.internal/inbound");
+    assert_int_equal(cfg->n_endpoints, 2);
+    assert_string_equal(cfg->endpoints[0].name, "helpdesk");
+    assert_string_equal(cfg->endpoints[0].url, "https://helpdesk.internal/inbound");
     assert_string_equal(cfg->endpoints[0].headers[0].value, "Bearer example-token");
+    assert_string_equal(cfg->endpoints[1].name, "billing");
+    assert_string_equal(cfg->endpoints[1].headers[0].value, "Bearer example-token");
+    assert_int_equal(cfg->endpoints[1].n_reply_map, 1);
+    assert_int_equal(cfg->endpoints[1].reply_map[0].status, 409);
+    assert_int_equal(cfg->endpoints[1].reply_map[0].reply.code, 250);
+    /* A help desk gets everything but what the billing route takes. */
+    assert_int_equal(cfg->n_routes, 2);
+    assert_int_equal(cfg->routes[0].endpoints[0], 1);
+    assert_int_equal(cfg->routes[1].endpoints[0], 0);
+    assert_int_equal(config_route_for(cfg, "billing@example.com", 19), 0);
+    assert_int_equal(config_route_for(cfg, "billing+2026@example.com", 24), 0);
+    assert_int_equal(config_route_for(cfg, "invoices@example.org", 20), 0);
+    assert_int_equal(config_route_for(cfg, "support@example.com", 19), 1);
+    assert_string_equal(cfg->recipient_delimiter, "+");
+    assert_false(cfg->one_route_per_transaction);
+    assert_false(cfg->recipient_check.enabled);
+    assert_int_equal(cfg->n_warnings, 0);
     /* The example spells out every default. */
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms,
+                     CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
     assert_int_equal(cfg->limits.max_message_bytes, CONFIG_DEF_MAX_MESSAGE_BYTES);
     assert_int_equal(cfg->limits.transaction_timeout_ms, CONFIG_DEF_TRANSACTION_TIMEOUT_MS);
     assert_int_equal(cfg->limits.shutdown_timeout_ms, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS);
