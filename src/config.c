@@ -729,23 +729,30 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
+/* CONFIG_NESTED - a section that is the object at key name of its parent, in field. */
+#define CONFIG_NESTED(key, up, st, field)                                                          \
+    .name = (key), .parent = (up), .offset = offsetof(st, field)
+
 /* Every object of the file; nested sections are parsed after their parent's other keys. */
 static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_TOP] = {.parent = CONFIG_SEC_NONE},
     [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
     [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
     [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
-    [CONFIG_SEC_RETRY] = {"retry", CONFIG_SEC_ENDPOINT, offsetof(struct config_endpoint, retry)},
-    [CONFIG_SEC_BREAKER] = {"breaker", CONFIG_SEC_ENDPOINT,
-                            offsetof(struct config_endpoint, breaker)},
-    [CONFIG_SEC_LIMITS] = {"limits", CONFIG_SEC_TOP, offsetof(struct config, limits)},
-    [CONFIG_SEC_SPOOL] = {"spool", CONFIG_SEC_TOP, offsetof(struct config, spool)},
-    [CONFIG_SEC_TLS] = {"tls", CONFIG_SEC_TOP, offsetof(struct config, tls)},
+    [CONFIG_SEC_RETRY] = {CONFIG_NESTED("retry", CONFIG_SEC_ENDPOINT, struct config_endpoint,
+                                        retry)},
+    [CONFIG_SEC_BREAKER] = {CONFIG_NESTED("breaker", CONFIG_SEC_ENDPOINT, struct config_endpoint,
+                                          breaker)},
+    [CONFIG_SEC_LIMITS] = {CONFIG_NESTED("limits", CONFIG_SEC_TOP, struct config, limits)},
+    [CONFIG_SEC_SPOOL] = {CONFIG_NESTED("spool", CONFIG_SEC_TOP, struct config, spool)},
+    [CONFIG_SEC_TLS] = {CONFIG_NESTED("tls", CONFIG_SEC_TOP, struct config, tls)},
     [CONFIG_SEC_CERTIFICATE] = {.parent = CONFIG_SEC_NONE},
     [CONFIG_SEC_ROUTE] = {.parent = CONFIG_SEC_NONE},
-    [CONFIG_SEC_CHECK] = {"recipient_check", CONFIG_SEC_TOP,
-                          offsetof(struct config, recipient_check), CONFIG_SEC_HTTP,
-                          offsetof(struct config_recipient_check, http), config_check_finish},
+    [CONFIG_SEC_CHECK] = {CONFIG_NESTED("recipient_check", CONFIG_SEC_TOP, struct config,
+                                        recipient_check),
+                          .shares = CONFIG_SEC_HTTP,
+                          .shares_offset = offsetof(struct config_recipient_check, http),
+                          .finish = config_check_finish},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
