@@ -2,8 +2,11 @@
  *
  * One of the two modules that include jansson (with payload.c). Must not include libuv, curl
  * or OpenSSL. Its only I/O is reading the file and stat()ing the spool directory.
- * Policy is data: every integer key is a row of a rule table (key, field, min, max, default),
- * enforced by one function, so a limit's range lives in exactly one place.
+ * Policy is data: every scalar key (integer, boolean, string, enum) is a row of one descriptor
+ * table (section, key, type, field, bounds, default, validator), and every object of the file
+ * is a row of a section table. One function applies them to a JSON object, so a key's name,
+ * range and default live in exactly one place, and an object's allowed keys are its rows, its
+ * nested sections and its structural keys (arrays and maps, each with its own parser).
  * TLS files and cipher strings are only checked to be non-empty strings here: tls.c opens and
  * parses them when it builds the TLS context (it is the one module that includes OpenSSL). */
 #include "smtphook/config.h"
@@ -21,21 +24,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "smtphook/app_reply.h"
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/route.h"
 
-#define CONFIG_PATH_MAX     256     /* longest key path kept for messages */
-#define CONFIG_QUOTE_MAX    96      /* longest echo of a bad value in a message */
-#define CONFIG_HOSTNAME_MAX 255     /* RFC 1035 §2.3.4: names are at most 255 octets */
-#define CONFIG_DOMAIN_MAX   253     /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
-#define CONFIG_LABEL_MAX    63      /* RFC 1035 §2.3.4: labels are at most 63 octets */
-#define CONFIG_PORT_MAX     65535u  /* largest TCP port */
-#define CONFIG_PORT_DIGITS  5       /* digits in CONFIG_PORT_MAX */
-#define CONFIG_TIMEOUT_MIN  100u    /* endpoint timeouts: below this nothing completes */
-#define CONFIG_TIMEOUT_MAX  590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
-#define CONFIG_DEFAULT_NAME "default"     /* endpoint name given to --webhook */
-#define CONFIG_RESERVED_PFX "X-Smtphook-" /* header prefix the HTTP client owns */
+#define CONFIG_PATH_MAX          256    /* longest key path kept for messages */
+#define CONFIG_QUOTE_MAX         96     /* longest echo of a bad value in a message */
+#define CONFIG_HOSTNAME_MAX      255    /* RFC 1035 §2.3.4: names are at most 255 octets */
+#define CONFIG_DOMAIN_MAX        253    /* RFC 1035 §2.3.4: 255 octets on the wire, 253 as text */
+#define CONFIG_LABEL_MAX         63     /* RFC 1035 §2.3.4: labels are at most 63 octets */
+#define CONFIG_PORT_MAX          65535u /* largest TCP port */
+#define CONFIG_PORT_DIGITS       5      /* digits in CONFIG_PORT_MAX */
+#define CONFIG_TIMEOUT_MIN       100u   /* endpoint timeouts: below this nothing completes */
+#define CONFIG_TIMEOUT_MAX       590000u /* inside the 10 min wait after the dot, RFC 5321 §4.5.3.2.6 */
+#define CONFIG_CHOICES_MAX       128  /* longest list of enum values in a message */
+#define CONFIG_WARNING_MAX       512  /* longest warning, as long as main.c's error buffer */
+#define CONFIG_BACKOFF_MIN       10u  /* retry waits: shorter is a busy loop */
+#define CONFIG_ATTEMPTS_MAX      10u  /* retry: more only stretch a failure over the deadline */
+#define CONFIG_STATUS_MIN        100u /* reply_map keys: HTTP status codes, RFC 9110 §15 */
+#define CONFIG_STATUS_MAX        599u
+#define CONFIG_CHECK_TIMEOUT_MAX 60000u    /* recipient check: the sender waits at RCPT */
+#define CONFIG_CHECK_CACHE_MAX   86400000u /* a day */
+#define CONFIG_ADDR_MAX          512 /* an address made from a pattern: 64 + 1 + 255 and room */
+#define CONFIG_ROUTE_EXAMPLE     "{\"match\": [\"*@example.com\"], \"endpoints\": [\"app\"]}"
+#define CONFIG_DELIMITER_MAX     8u /* recipient_delimiter: a few alternatives ("+-") */
+#define CONFIG_DELIMITERS        "!#$%&'*+-./=?^_`{|}~" /* atext and '.' that are not alphanumeric */
+#define CONFIG_DEFAULT_NAME      "default"              /* endpoint name given to --webhook */
+#define CONFIG_RESERVED_PFX      "X-Smtphook-"          /* header prefix the HTTP client owns */
 
 /* TLS handshake deadline: a handshake takes a few round trips; RFC 5321 §4.5.3.2.7 gives a
  * client 5 minutes for any step, so longer would only keep dead connections around. */
@@ -44,79 +61,25 @@
 
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "unsigned limits are stored as uint32_t");
 
-/* One integer key: the rule is the whole policy for it. */
-struct config_int_rule {
-    const char *key; /* JSON key, the same as the struct field */
-    size_t offset;   /* field offset in the section struct */
-    size_t size;     /* sizeof the field: 4 or 8 */
-    uint64_t min;    /* smallest allowed value */
-    uint64_t max;    /* largest allowed value */
-    uint64_t def;    /* value when the key is absent */
-};
-
-/* CONFIG_FIELD - the first half of a rule row: key, offset and size of a struct field. */
-#define CONFIG_FIELD(type, field) #field, offsetof(type, field), sizeof(((type *)0)->field)
-
-/* "limits": ranges follow the protocol where it has an opinion. */
-static const struct config_int_rule config_limit_rules[] = {
-    {CONFIG_FIELD(struct config_limits, max_command_line_bytes), 512, 65536,
-     CONFIG_DEF_MAX_COMMAND_LINE_BYTES}, /* RFC 5321 §4.5.3.1.4: at least 512 */
-    {CONFIG_FIELD(struct config_limits, max_recipients), 100, 10000,
-     CONFIG_DEF_MAX_RECIPIENTS}, /* RFC 5321 §4.5.3.1.8: at least 100 */
-    {CONFIG_FIELD(struct config_limits, max_message_bytes), 65536, UINT64_C(1) << 40,
-     CONFIG_DEF_MAX_MESSAGE_BYTES}, /* RFC 5321 §4.5.3.1.7: at least 64k */
-    {CONFIG_FIELD(struct config_limits, idle_timeout_ms), 1000, 3600000,
-     CONFIG_DEF_IDLE_TIMEOUT_MS}, /* RFC 5321 §4.5.3.2.7 wants 5 min in production */
-    {CONFIG_FIELD(struct config_limits, max_errors), 1, 1000, CONFIG_DEF_MAX_ERRORS},
-    {CONFIG_FIELD(struct config_limits, max_connections), 1, 1000000, CONFIG_DEF_MAX_CONNECTIONS},
-    {CONFIG_FIELD(struct config_limits, max_connections_per_client), 1, 1000000,
-     CONFIG_DEF_MAX_CONNECTIONS_PER_CLIENT},
-    {CONFIG_FIELD(struct config_limits, transaction_timeout_ms), 1000, CONFIG_TIMEOUT_MAX,
-     CONFIG_DEF_TRANSACTION_TIMEOUT_MS}, /* the sender waits 10 min after the dot */
-    {CONFIG_FIELD(struct config_limits, shutdown_timeout_ms), 0, 3600000,
-     CONFIG_DEF_SHUTDOWN_TIMEOUT_MS},
-};
-
-/* "spool" integers ("directory" is a string, handled apart). */
-static const struct config_int_rule config_spool_rules[] = {
-    {CONFIG_FIELD(struct config_spool, memory_bytes), 0, 1073741824, CONFIG_DEF_SPOOL_MEMORY_BYTES},
-};
-
-/* Integers of one endpoint. */
-static const struct config_int_rule config_endpoint_rules[] = {
-    {CONFIG_FIELD(struct config_endpoint, timeout_ms), CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX,
-     CONFIG_DEF_ENDPOINT_TIMEOUT_MS},
-    {CONFIG_FIELD(struct config_endpoint, connect_timeout_ms), CONFIG_TIMEOUT_MIN,
-     CONFIG_TIMEOUT_MAX, CONFIG_DEF_ENDPOINT_CONNECT_MS},
-};
-
-/* Integers of "tls". */
-static const struct config_int_rule config_tls_rules[] = {
-    {CONFIG_FIELD(struct config_tls, handshake_timeout_ms), CONFIG_HANDSHAKE_MIN,
-     CONFIG_HANDSHAKE_MAX, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS},
-};
-
 #define CONFIG_NROWS(t) (sizeof(t) / sizeof((t)[0]))
-
-/* Allowed keys besides the integer rules, NULL-terminated. */
-static const char *const config_top_keys[] = {
-    "hostname", "log_level", "listeners", "domains", "endpoints", "limits", "spool", "tls", NULL};
-static const char *const config_listener_keys[] = {"address", "tls", "require_tls", NULL};
-static const char *const config_endpoint_keys[] = {"url",         "headers",    "ca_file",
-                                                   "client_cert", "client_key", NULL};
-static const char *const config_spool_keys[] = {"directory", NULL};
-static const char *const config_tls_keys[] = {
-    "certificates", "min_version",         "ciphers", "ciphersuites",
-    "groups",       "request_client_cert", NULL};
-static const char *const config_certificate_keys[] = {"cert", "key", NULL};
-static const char *const config_no_keys[] = {NULL};
 
 /* Listener "tls" values, indexed by enum config_tls_mode. */
 static const char *const config_tls_modes[] = {
     [CONFIG_TLS_NONE] = "none",
     [CONFIG_TLS_STARTTLS] = "starttls",
     [CONFIG_TLS_IMPLICIT] = "implicit",
+    [CONFIG_TLS_IMPLICIT + 1] = NULL,
 };
+
+/* "routes[].policy" values, indexed by enum config_route_policy. */
+static const char *const config_route_policies[] = {
+    [CONFIG_ROUTE_ALL] = "all",
+    [CONFIG_ROUTE_FAILOVER] = "failover",
+    [CONFIG_ROUTE_FAILOVER + 1] = NULL,
+};
+
+/* "recipient_check.on_failure" values, indexed by accept_on_failure. */
+static const char *const config_on_failure[] = {"defer", "accept", NULL};
 
 /* "tls.min_version" values: what OpenSSL calls the protocol versions. TLS 1.0 and 1.1 are
  * not offered (RFC 8996 deprecates them). */
@@ -134,9 +97,24 @@ struct config_ctx {
     size_t errlen;              /* size of err */
     char path[CONFIG_PATH_MAX]; /* key path, e.g. "listeners[1].address" */
     size_t pathlen;             /* bytes used in path */
+    struct config *cfg;         /* the config being built */
     bool *tls_given;            /* per file listener: "tls" was written (else the default) */
     size_t n_tls_given;         /* entries in tls_given; 0 once --listen replaced them */
+    bool routes_dropped;        /* --webhook replaced the endpoints the file's routes name */
 };
+
+/* config_vformat - "<what>: <path>: <message>" into buf (len > 0), truncated to fit. */
+static void config_vformat(const struct config_ctx *c, char *buf, size_t len, const char *fmt,
+                           va_list ap) __attribute__((format(printf, 4, 0)));
+static void config_vformat(const struct config_ctx *c, char *buf, size_t len, const char *fmt,
+                           va_list ap)
+{
+    int n = snprintf(buf, len, "%s%s%s%s", c->what ? c->what : "", c->what ? ": " : "", c->path,
+                     c->pathlen ? ": " : "");
+    size_t used = n < 0 ? 0 : (size_t)n;
+    if (used < len)
+        vsnprintf(buf + used, len - used, fmt, ap);
+}
 
 /* config_fail - write "<what>: <path>: <message>" to the error buffer; returns SH_ECONFIG. */
 static int config_fail(struct config_ctx *c, const char *fmt, ...)
@@ -145,15 +123,10 @@ static int config_fail(struct config_ctx *c, const char *fmt, ...)
 {
     if (c->err == NULL || c->errlen == 0)
         return SH_ECONFIG;
-    int n = snprintf(c->err, c->errlen, "%s%s%s%s", c->what ? c->what : "", c->what ? ": " : "",
-                     c->path, c->pathlen ? ": " : "");
-    size_t used = n < 0 ? 0 : (size_t)n;
-    if (used < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + used, c->errlen - used, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    config_vformat(c, c->err, c->errlen, fmt, ap);
+    va_end(ap);
     return SH_ECONFIG;
 }
 
@@ -162,6 +135,28 @@ static int config_nomem(struct config_ctx *c)
 {
     config_fail(c, "%s", sh_strerror(SH_ENOMEM));
     return SH_ENOMEM;
+}
+
+/* config_warn - add "<what>: <path>: <message>" to the config's warnings: a problem that
+ * does not stop a start. 0 or SH_ENOMEM. */
+static int config_warn(struct config_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int config_warn(struct config_ctx *c, const char *fmt, ...)
+{
+    char msg[CONFIG_WARNING_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    config_vformat(c, msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct config *cfg = c->cfg;
+    char **w = realloc(cfg->warnings, (cfg->n_warnings + 1) * sizeof(*w));
+    if (w == NULL)
+        return config_nomem(c);
+    cfg->warnings = w;
+    if ((w[cfg->n_warnings] = strdup(msg)) == NULL)
+        return config_nomem(c);
+    cfg->n_warnings++;
+    return 0;
 }
 
 /* config_quote - a printable copy of s for a message (admin text, but it may hold anything). */
@@ -287,110 +282,6 @@ static int config_string(struct config_ctx *c, const json_t *v, char **out)
         return config_fail(c, "must be a string");
     return config_expand(c, json_string_value(v), out);
 }
-
-/* config_bool - the boolean v at the current path into *out. */
-static int config_bool(struct config_ctx *c, const json_t *v, bool *out)
-{
-    if (!json_is_boolean(v))
-        return config_fail(c, "must be true or false");
-    *out = json_is_true(v);
-    return 0;
-}
-
-/* config_opt_string - if obj has key: a non-empty string (expanded) that replaces *out (the
- * old value is freed). Absent: *out is left alone. */
-static int config_opt_string(struct config_ctx *c, const json_t *obj, const char *key, char **out)
-{
-    const json_t *v = obj ? json_object_get(obj, key) : NULL;
-    if (v == NULL)
-        return 0;
-    size_t saved = config_push(c, key);
-    char *s = NULL;
-    int rc = config_string(c, v, &s);
-    if (rc != 0)
-        return rc;
-    free(*out);
-    *out = s; /* owned by the caller's struct from here on, also on the error below */
-    if (s[0] == '\0')
-        return config_fail(c, "must not be empty (leave the key out for the default)");
-    config_pop(c, saved);
-    return 0;
-}
-
-/* config_check_keys - every key of obj is in names or in the rule table; else an error
- * naming the unknown key (a typo must never be silently ignored). */
-static int config_check_keys(struct config_ctx *c, json_t *obj, const char *const *names,
-                             const struct config_int_rule *rules, size_t nrules)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        bool known = false;
-        for (size_t i = 0; names[i] != NULL && !known; i++)
-            known = strcmp(key, names[i]) == 0;
-        for (size_t i = 0; i < nrules && !known; i++)
-            known = strcmp(key, rules[i].key) == 0;
-        if (!known) {
-            config_push(c, key);
-            return config_fail(c, "unknown key");
-        }
-    }
-    return 0;
-}
-
-/* config_store - write v into the field a rule describes. */
-static void config_store(void *base, const struct config_int_rule *r, uint64_t v)
-{
-    char *p = (char *)base + r->offset;
-    if (r->size == sizeof(uint64_t)) {
-        uint64_t x = v;
-        memcpy(p, &x, sizeof(x));
-    } else {
-        uint32_t x = (uint32_t)v; /* every 4-byte field has a max below 2^32 */
-        memcpy(p, &x, sizeof(x));
-    }
-}
-
-/* config_ints - apply a rule table to obj (may be NULL): the default for every row, then
- * each present key, which must be a JSON integer inside the row's range. */
-static int config_ints(struct config_ctx *c, const json_t *obj, const struct config_int_rule *rules,
-                       size_t nrules, void *base)
-{
-    for (size_t i = 0; i < nrules; i++) {
-        const struct config_int_rule *r = &rules[i];
-        config_store(base, r, r->def);
-        json_t *v = obj ? json_object_get(obj, r->key) : NULL;
-        if (v == NULL)
-            continue;
-        json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
-        if (!json_is_integer(v) || n < 0 || (uint64_t)n < r->min || (uint64_t)n > r->max) {
-            config_push(c, r->key);
-            return config_fail(c, "must be an integer from %" PRIu64 " to %" PRIu64, r->min,
-                               r->max);
-        }
-        config_store(base, r, (uint64_t)n);
-    }
-    return 0;
-}
-
-/* config_section - the object at key (NULL if absent) with its keys checked. */
-static int config_section(struct config_ctx *c, json_t *root, const char *key,
-                          const char *const *names, const struct config_int_rule *rules,
-                          size_t nrules, json_t **out)
-{
-    *out = json_object_get(root, key);
-    if (*out == NULL)
-        return 0;
-    size_t saved = config_push(c, key);
-    if (!json_is_object(*out))
-        return config_fail(c, "must be an object");
-    int rc = config_check_keys(c, *out, names, rules, nrules);
-    if (rc == 0)
-        config_pop(c, saved);
-    return rc;
-}
-
 /* config_hostname_problem - NULL if s can be our banner/EHLO name, else what is wrong. */
 static const char *config_hostname_problem(const char *s)
 {
@@ -490,19 +381,38 @@ static bool config_header_value_ok(const char *value)
     return true;
 }
 
-/* config_listener_set - parse text into l (l->address is a new copy). The caller names the
- * value in the path; 0, SH_ECONFIG or SH_ENOMEM. */
-static int config_listener_set(struct config_ctx *c, struct config_listener *l, const char *text)
+/* config_address_problem - NULL if s is a listen address config_parse_address takes. */
+static const char *config_address_problem(const char *s)
 {
-    if (config_parse_address(text, &l->addr, &l->addrlen) != 0) {
-        char q[CONFIG_QUOTE_MAX];
-        return config_fail(c,
-                           "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port "
-                           "1 to 65535; no host names)",
-                           config_quote(q, sizeof(q), text));
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (config_parse_address(s, &ss, &len) == 0)
+        return NULL;
+    return "is not IPv4:port or [IPv6]:port (a numeric address, port 1 to 65535; no host names)";
+}
+
+/* config_delimiter_problem - NULL if s can be recipient_delimiter: characters that may
+ * start an extension in an unquoted local part (RFC 5321 §4.1.2 Dot-string: atext and '.'),
+ * but no letter or digit, each at most once. route.c cuts at the first one found. */
+static const char *config_delimiter_problem(const char *s)
+{
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        if (strchr(CONFIG_DELIMITERS, s[i]) == NULL)
+            return "may contain only the characters " CONFIG_DELIMITERS;
+        if (strchr(s + i + 1, s[i]) != NULL)
+            return "must not repeat a character";
     }
-    l->address = strdup(text);
-    return l->address ? 0 : config_nomem(c);
+    return NULL;
+}
+
+/* config_tls_version_problem - NULL if s names a TLS version we offer. */
+static const char *config_tls_version_problem(const char *s)
+{
+    for (size_t k = 0; config_tls_versions[k] != NULL; k++) {
+        if (strcmp(s, config_tls_versions[k]) == 0)
+            return NULL;
+    }
+    return "must be \"TLSv1.2\" or \"TLSv1.3\"";
 }
 
 /* config_free_listeners - release an array of n listeners. */
@@ -513,22 +423,40 @@ static void config_free_listeners(struct config_listener *l, size_t n)
     free(l);
 }
 
+/* config_free_endpoint - release what one endpoint owns (not the struct). */
+static void config_free_endpoint(struct config_endpoint *e)
+{
+    free(e->name);
+    free(e->url);
+    for (size_t j = 0; j < e->n_headers; j++) {
+        free(e->headers[j].name);
+        free(e->headers[j].value);
+    }
+    free(e->headers);
+    free(e->ca_file);
+    free(e->client_cert);
+    free(e->client_key);
+    free(e->reply_map);
+}
+
 /* config_free_endpoints - release an array of n endpoints. */
 static void config_free_endpoints(struct config_endpoint *e, size_t n)
 {
-    for (size_t i = 0; i < n && e; i++) {
-        free(e[i].name);
-        free(e[i].url);
-        for (size_t j = 0; j < e[i].n_headers; j++) {
-            free(e[i].headers[j].name);
-            free(e[i].headers[j].value);
-        }
-        free(e[i].headers);
-        free(e[i].ca_file);
-        free(e[i].client_cert);
-        free(e[i].client_key);
-    }
+    for (size_t i = 0; i < n && e; i++)
+        config_free_endpoint(&e[i]);
     free(e);
+}
+
+/* config_free_routes - release an array of n routes. */
+static void config_free_routes(struct config_route *r, size_t n)
+{
+    for (size_t i = 0; i < n && r; i++) {
+        for (size_t k = 0; k < r[i].n_patterns; k++)
+            route_pattern_free(&r[i].patterns[k]);
+        free(r[i].patterns);
+        free(r[i].endpoints);
+    }
+    free(r);
 }
 
 /* config_free_certificates - release an array of n certificate/key pairs. */
@@ -541,87 +469,686 @@ static void config_free_certificates(struct config_certificate *certs, size_t n)
     free(certs);
 }
 
-/* config_listener_tls - a listener's "tls" and "require_tls" keys (both optional). Whether
- * the mode fits the certificates is checked in config_finish, after the overrides. */
-static int config_listener_tls(struct config_ctx *c, const json_t *item, size_t i,
-                               struct config_listener *l)
+/* ---- the descriptor tables -------------------------------------------------------------- */
+
+/* The objects of the file that hold keys. Each has a C struct (its "base"); a nested
+ * section's struct lies at an offset inside its parent's. */
+enum config_sec {
+    CONFIG_SEC_NONE = 0,    /* no section (no parent) */
+    CONFIG_SEC_TOP,         /* the file itself: struct config */
+    CONFIG_SEC_LISTENER,    /* an entry of "listeners": struct config_listener */
+    CONFIG_SEC_HTTP,        /* the request keys of an endpoint: struct config_endpoint */
+    CONFIG_SEC_ENDPOINT,    /* a value of "endpoints": struct config_endpoint, shares HTTP */
+    CONFIG_SEC_RETRY,       /* an endpoint's "retry": struct config_retry */
+    CONFIG_SEC_BREAKER,     /* an endpoint's "breaker": struct config_breaker */
+    CONFIG_SEC_LIMITS,      /* "limits": struct config_limits */
+    CONFIG_SEC_SPOOL,       /* "spool": struct config_spool */
+    CONFIG_SEC_TLS,         /* "tls": struct config_tls */
+    CONFIG_SEC_CERTIFICATE, /* an entry of "tls.certificates": struct config_certificate */
+    CONFIG_SEC_CHECK,       /* "recipient_check": struct config_recipient_check, shares HTTP */
+    CONFIG_SEC_ROUTE,       /* an entry of "routes": struct config_route */
+    CONFIG_SEC_COUNT,       /* number of entries in config_sections */
+};
+
+/* How a scalar key's JSON value is read and stored. */
+enum config_type {
+    CONFIG_T_U32,       /* integer in a 4-byte unsigned field */
+    CONFIG_T_U64,       /* integer in an 8-byte unsigned field (uint64_t, size_t) */
+    CONFIG_T_BOOL,      /* true or false into a bool */
+    CONFIG_T_STRING,    /* string, ${NAME} expanded, into a char * the config owns */
+    CONFIG_T_ENUM,      /* one of names[], its index into an enum (or a bool: names[1] true) */
+    CONFIG_T_LOG_LEVEL, /* a log_level_parse() name into an int */
+};
+
+/* An integer key bounded by another integer key of the same section. When the key is left
+ * out, its default yields to the other key's value instead of failing. */
+enum config_rel {
+    CONFIG_REL_NONE = 0, /* no bound */
+    CONFIG_REL_AT_MOST,  /* value <= the other key's */
+    CONFIG_REL_AT_LEAST, /* value >= the other key's */
+};
+
+#define CONFIG_REQUIRED 0x1u /* absent: "is required" */
+#define CONFIG_ECHO     0x2u /* the validator's message quotes the value (never for secrets) */
+
+/* One scalar key: the row is the whole policy for it. */
+struct config_key {
+    enum config_sec section;                   /* the object it belongs to */
+    const char *key;                           /* its name in that object */
+    enum config_type type;                     /* how the value is read and stored */
+    size_t offset;                             /* its field in the section's struct */
+    size_t size;                               /* sizeof that field */
+    unsigned flags;                            /* CONFIG_REQUIRED, CONFIG_ECHO */
+    uint64_t min;                              /* integers: smallest; strings: 1 = non-empty */
+    uint64_t max;                              /* integers: largest; strings: longest, 0: any */
+    uint64_t def;                              /* default of integers, bools, enums, levels */
+    const char *def_text;                      /* default of strings, NULL for none */
+    const char *const *names;                  /* enums: value names by value, NULL-terminated */
+    const char *(*problem)(const char *value); /* strings: NULL if fine, else what is wrong */
+    enum config_rel rel;                       /* integers: bounded by another key */
+    size_t rel_offset;                         /* that key's field */
+};
+
+/* A key whose value is an array or a map: its own parser, called with the value or NULL
+ * when the key is absent, the path already naming the key. */
+struct config_struct {
+    enum config_sec section;                                   /* the object it belongs to */
+    const char *key;                                           /* its name in that object */
+    int (*parse)(struct config_ctx *c, json_t *v, void *base); /* 0 or an error code */
+};
+
+/* One object of the file. */
+struct config_section {
+    const char *name;       /* key in the parent object; NULL for entries of arrays and maps */
+    enum config_sec parent; /* the object it is nested in, or CONFIG_SEC_NONE */
+    size_t offset;          /* its struct inside the parent's struct */
+    enum config_sec shares; /* a section whose keys the object also has, or CONFIG_SEC_NONE */
+    size_t shares_offset;   /* that section's struct inside this one */
+    int (*finish)(struct config_ctx *c, json_t *obj, void *base); /* checks across keys */
+};
+
+/* CONFIG_WIDTH - sizeof a struct field. */
+#define CONFIG_WIDTH(st, field) sizeof(((st *)0)->field)
+
+/* CONFIG_ASSERT - 0, or a compile error when cond is false; usable inside an initializer. */
+#define CONFIG_ASSERT(cond) (0 * sizeof(char[(cond) ? 1 : -1]))
+
+/* clang-format off */
+/* CONFIG_UINT_ROW - the members of an integer row; its type follows the field's width, and a
+ * default outside the range or a range too wide for the field does not compile. */
+#define CONFIG_UINT_ROW(sec, name, st, field, lo, hi, dflt)                                        \
+    .section = (sec), .key = (name),                                                               \
+    .type = CONFIG_WIDTH(st, field) == 8 ? CONFIG_T_U64 : CONFIG_T_U32,                            \
+    .offset = offsetof(st, field) +                                                                \
+              CONFIG_ASSERT((CONFIG_WIDTH(st, field) == 8 ||                                       \
+                             (CONFIG_WIDTH(st, field) == 4 && (hi) <= UINT32_MAX)) &&              \
+                            (lo) <= (dflt) && (dflt) <= (hi)),                                     \
+    .size = CONFIG_WIDTH(st, field), .min = (lo), .max = (hi), .def = (dflt)
+
+/* CONFIG_UINT - an integer key from lo to hi. */
+#define CONFIG_UINT(sec, name, st, field, lo, hi, dflt)                                            \
+    {CONFIG_UINT_ROW(sec, name, st, field, lo, hi, dflt)}
+
+/* CONFIG_UINT_REL - an integer key also bounded by another field of its struct. */
+#define CONFIG_UINT_REL(sec, name, st, field, lo, hi, dflt, relation, other)                       \
+    {CONFIG_UINT_ROW(sec, name, st, field, lo, hi, dflt),                                          \
+     .rel = (relation), .rel_offset = offsetof(st, other)}
+
+/* CONFIG_BOOL - true or false. */
+#define CONFIG_BOOL(sec, name, st, field, dflt)                                                    \
+    {.section = (sec), .key = (name), .type = CONFIG_T_BOOL,                                       \
+     .offset = offsetof(st, field) + CONFIG_ASSERT(CONFIG_WIDTH(st, field) == sizeof(bool)),       \
+     .size = CONFIG_WIDTH(st, field), .def = (dflt)}
+
+/* CONFIG_STRING - a string; lo 1: not empty; hi: longest, 0 for any; check: a validator. */
+#define CONFIG_STRING(sec, name, st, field, fl, lo, hi, dflt, check)                               \
+    {.section = (sec), .key = (name), .type = CONFIG_T_STRING,                                     \
+     .offset = offsetof(st, field) +                                                               \
+               CONFIG_ASSERT(CONFIG_WIDTH(st, field) == sizeof(char *) && (lo) <= 1),              \
+     .size = CONFIG_WIDTH(st, field), .flags = (fl), .min = (lo), .max = (hi),                     \
+     .def_text = (dflt), .problem = (check)}
+
+/* CONFIG_ENUM - one of values (NULL-terminated), stored as its index. */
+#define CONFIG_ENUM(sec, name, st, field, values, dflt)                                            \
+    {.section = (sec), .key = (name), .type = CONFIG_T_ENUM,                                       \
+     .offset = offsetof(st, field) + CONFIG_ASSERT(CONFIG_WIDTH(st, field) == sizeof(int) ||       \
+                                                   CONFIG_WIDTH(st, field) == sizeof(bool)),       \
+     .size = CONFIG_WIDTH(st, field), .def = (dflt), .names = (values)}
+
+/* CONFIG_LOG_LEVEL - a log level name. */
+#define CONFIG_LOG_LEVEL(sec, name, st, field, dflt)                                               \
+    {.section = (sec), .key = (name), .type = CONFIG_T_LOG_LEVEL,                                  \
+     .offset = offsetof(st, field) + CONFIG_ASSERT(CONFIG_WIDTH(st, field) == sizeof(int)),        \
+     .size = CONFIG_WIDTH(st, field), .def = (dflt)}
+/* clang-format on */
+
+/* Every scalar key of the file, grouped by section in file-documentation order. Ranges follow
+ * the protocol where it has an opinion. */
+static const struct config_key config_keys[] = {
+    CONFIG_STRING(CONFIG_SEC_TOP, "hostname", struct config, hostname, 0, 0, 0, NULL,
+                  config_hostname_problem), /* the default, the machine's name, comes last */
+    CONFIG_LOG_LEVEL(CONFIG_SEC_TOP, "log_level", struct config, log_level, LOG_LEVEL_INFO),
+    CONFIG_STRING(CONFIG_SEC_TOP, "recipient_delimiter", struct config, recipient_delimiter, 0, 1,
+                  CONFIG_DELIMITER_MAX, NULL, config_delimiter_problem),
+    CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,
+                one_route_per_transaction, false), /* only meaningful with routes */
+
+    CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address,
+                  CONFIG_REQUIRED | CONFIG_ECHO, 0, 0, NULL, config_address_problem),
+    CONFIG_ENUM(CONFIG_SEC_LISTENER, "tls", struct config_listener, tls, config_tls_modes,
+                CONFIG_TLS_NONE), /* the real default depends on the certificates */
+    CONFIG_BOOL(CONFIG_SEC_LISTENER, "require_tls", struct config_listener, require_tls, false),
+
+    CONFIG_STRING(CONFIG_SEC_HTTP, "url", struct config_endpoint, url, CONFIG_REQUIRED, 0, 0, NULL,
+                  config_url_problem), /* the URL may carry a token: never echoed */
+    CONFIG_STRING(CONFIG_SEC_HTTP, "ca_file", struct config_endpoint, ca_file, 0, 1, 0, NULL, NULL),
+    CONFIG_STRING(CONFIG_SEC_HTTP, "client_cert", struct config_endpoint, client_cert, 0, 1, 0,
+                  NULL, NULL),
+    CONFIG_STRING(CONFIG_SEC_HTTP, "client_key", struct config_endpoint, client_key, 0, 1, 0, NULL,
+                  NULL),
+
+    CONFIG_UINT(CONFIG_SEC_ENDPOINT, "timeout_ms", struct config_endpoint, timeout_ms,
+                CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_ENDPOINT_TIMEOUT_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_ENDPOINT, "connect_timeout_ms", struct config_endpoint,
+                    connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX,
+                    CONFIG_DEF_ENDPOINT_CONNECT_MS, CONFIG_REL_AT_MOST, timeout_ms),
+
+    CONFIG_UINT(CONFIG_SEC_RETRY, "max_attempts", struct config_retry, max_attempts, 1,
+                CONFIG_ATTEMPTS_MAX, CONFIG_DEF_RETRY_MAX_ATTEMPTS),
+    CONFIG_UINT(CONFIG_SEC_RETRY, "initial_backoff_ms", struct config_retry, initial_backoff_ms,
+                CONFIG_BACKOFF_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_RETRY, "max_backoff_ms", struct config_retry, max_backoff_ms,
+                    CONFIG_BACKOFF_MIN, CONFIG_TIMEOUT_MAX, CONFIG_DEF_RETRY_MAX_BACKOFF_MS,
+                    CONFIG_REL_AT_LEAST, initial_backoff_ms),
+
+    CONFIG_UINT(CONFIG_SEC_BREAKER, "failures", struct config_breaker, failures, 0, 1000,
+                CONFIG_DEF_BREAKER_FAILURES), /* 0: never opens */
+    CONFIG_UINT(CONFIG_SEC_BREAKER, "cooldown_ms", struct config_breaker, cooldown_ms, 1000,
+                3600000, CONFIG_DEF_BREAKER_COOLDOWN_MS),
+
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_command_line_bytes", struct config_limits,
+                max_command_line_bytes, 512, 65536,
+                CONFIG_DEF_MAX_COMMAND_LINE_BYTES), /* RFC 5321 §4.5.3.1.4: at least 512 */
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_recipients", struct config_limits, max_recipients, 100,
+                10000, CONFIG_DEF_MAX_RECIPIENTS), /* RFC 5321 §4.5.3.1.8: at least 100 */
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_message_bytes", struct config_limits, max_message_bytes,
+                65536, UINT64_C(1) << 40,
+                CONFIG_DEF_MAX_MESSAGE_BYTES), /* RFC 5321 §4.5.3.1.7: at least 64k */
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "idle_timeout_ms", struct config_limits, idle_timeout_ms, 1000,
+                3600000, CONFIG_DEF_IDLE_TIMEOUT_MS), /* RFC 5321 §4.5.3.2.7: 5 min */
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_errors", struct config_limits, max_errors, 1, 1000,
+                CONFIG_DEF_MAX_ERRORS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_connections", struct config_limits, max_connections, 1,
+                1000000, CONFIG_DEF_MAX_CONNECTIONS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_connections_per_client", struct config_limits,
+                max_connections_per_client, 1, 1000000, CONFIG_DEF_MAX_CONNECTIONS_PER_CLIENT),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "transaction_timeout_ms", struct config_limits,
+                transaction_timeout_ms, 1000, CONFIG_TIMEOUT_MAX,
+                CONFIG_DEF_TRANSACTION_TIMEOUT_MS), /* the sender waits 10 min after the dot */
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "shutdown_timeout_ms", struct config_limits, shutdown_timeout_ms,
+                0, 3600000, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS),
+
+    CONFIG_UINT(CONFIG_SEC_SPOOL, "memory_bytes", struct config_spool, memory_bytes, 0, 1073741824,
+                CONFIG_DEF_SPOOL_MEMORY_BYTES),
+    CONFIG_STRING(CONFIG_SEC_SPOOL, "directory", struct config_spool, directory, 0, 1, 0,
+                  CONFIG_DEF_SPOOL_DIRECTORY, NULL), /* checked with stat() at the end */
+
+    CONFIG_STRING(CONFIG_SEC_TLS, "min_version", struct config_tls, min_version, 0, 1, 0,
+                  CONFIG_DEF_TLS_MIN_VERSION, config_tls_version_problem),
+    CONFIG_STRING(CONFIG_SEC_TLS, "ciphers", struct config_tls, ciphers, 0, 1, 0,
+                  CONFIG_DEF_TLS_CIPHERS, NULL),
+    CONFIG_STRING(CONFIG_SEC_TLS, "ciphersuites", struct config_tls, ciphersuites, 0, 1, 0, NULL,
+                  NULL),
+    CONFIG_STRING(CONFIG_SEC_TLS, "groups", struct config_tls, groups, 0, 1, 0, NULL, NULL),
+    CONFIG_BOOL(CONFIG_SEC_TLS, "request_client_cert", struct config_tls, request_client_cert,
+                false),
+    CONFIG_UINT(CONFIG_SEC_TLS, "handshake_timeout_ms", struct config_tls, handshake_timeout_ms,
+                CONFIG_HANDSHAKE_MIN, CONFIG_HANDSHAKE_MAX, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS),
+
+    CONFIG_UINT(CONFIG_SEC_CHECK, "timeout_ms", struct config_recipient_check, http.timeout_ms,
+                CONFIG_TIMEOUT_MIN, CONFIG_CHECK_TIMEOUT_MAX, CONFIG_DEF_CHECK_TIMEOUT_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_CHECK, "connect_timeout_ms", struct config_recipient_check,
+                    http.connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_CHECK_TIMEOUT_MAX,
+                    CONFIG_DEF_CHECK_CONNECT_MS, CONFIG_REL_AT_MOST, http.timeout_ms),
+    CONFIG_UINT(CONFIG_SEC_CHECK, "cache_ms", struct config_recipient_check, cache_ms, 0,
+                CONFIG_CHECK_CACHE_MAX, CONFIG_DEF_CHECK_CACHE_MS),
+    CONFIG_ENUM(CONFIG_SEC_CHECK, "on_failure", struct config_recipient_check, accept_on_failure,
+                config_on_failure, false),
+
+    CONFIG_ENUM(CONFIG_SEC_ROUTE, "policy", struct config_route, policy, config_route_policies,
+                CONFIG_ROUTE_ALL),
+
+    CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "cert", struct config_certificate, cert, CONFIG_REQUIRED,
+                  1, 0, NULL, NULL),
+    CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "key", struct config_certificate, key, CONFIG_REQUIRED, 1,
+                  0, NULL, NULL),
+};
+
+static int config_listeners(struct config_ctx *c, json_t *arr, void *base);
+static int config_domains(struct config_ctx *c, json_t *arr, void *base);
+static int config_endpoints(struct config_ctx *c, json_t *obj, void *base);
+static int config_headers(struct config_ctx *c, json_t *obj, void *base);
+static int config_certificates(struct config_ctx *c, json_t *arr, void *base);
+static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
+static int config_routes(struct config_ctx *c, json_t *arr, void *base);
+static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
+static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
+static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
+
+/* The keys with their own parsers, in the order they are parsed. */
+static const struct config_struct config_structs[] = {
+    {CONFIG_SEC_TOP, "listeners", config_listeners},
+    {CONFIG_SEC_TOP, "domains", config_domains},
+    {CONFIG_SEC_TOP, "endpoints", config_endpoints},
+    {CONFIG_SEC_TOP, "routes", config_routes}, /* after the domains and endpoints it names */
+    {CONFIG_SEC_ROUTE, "match", config_route_match},
+    {CONFIG_SEC_ROUTE, "endpoints", config_route_endpoints},
+    {CONFIG_SEC_HTTP, "headers", config_headers},
+    {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
+    {CONFIG_SEC_TLS, "certificates", config_certificates},
+};
+
+/* CONFIG_NESTED - a section that is the object at key name of its parent, in field. */
+#define CONFIG_NESTED(key, up, st, field)                                                          \
+    .name = (key), .parent = (up), .offset = offsetof(st, field)
+
+/* Every object of the file; nested sections are parsed after their parent's other keys. */
+static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
+    [CONFIG_SEC_TOP] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
+    [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
+    [CONFIG_SEC_RETRY] = {CONFIG_NESTED("retry", CONFIG_SEC_ENDPOINT, struct config_endpoint,
+                                        retry)},
+    [CONFIG_SEC_BREAKER] = {CONFIG_NESTED("breaker", CONFIG_SEC_ENDPOINT, struct config_endpoint,
+                                          breaker)},
+    [CONFIG_SEC_LIMITS] = {CONFIG_NESTED("limits", CONFIG_SEC_TOP, struct config, limits)},
+    [CONFIG_SEC_SPOOL] = {CONFIG_NESTED("spool", CONFIG_SEC_TOP, struct config, spool)},
+    [CONFIG_SEC_TLS] = {CONFIG_NESTED("tls", CONFIG_SEC_TOP, struct config, tls)},
+    [CONFIG_SEC_CERTIFICATE] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_ROUTE] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_CHECK] = {CONFIG_NESTED("recipient_check", CONFIG_SEC_TOP, struct config,
+                                        recipient_check),
+                          .shares = CONFIG_SEC_HTTP,
+                          .shares_offset = offsetof(struct config_recipient_check, http),
+                          .finish = config_check_finish},
+};
+
+/* ---- applying the tables ---------------------------------------------------------------- */
+
+/* config_row - the row of a section's field; NULL only for a mistake in the tables. */
+static const struct config_key *config_row(enum config_sec sec, size_t offset)
 {
-    const json_t *v = json_object_get(item, "tls");
-    int rc = 0;
-    if (v != NULL) {
-        size_t saved = config_push(c, "tls");
-        char *mode = NULL;
-        if ((rc = config_string(c, v, &mode)) != 0)
+    for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+        if (config_keys[i].section == sec && config_keys[i].offset == offset)
+            return &config_keys[i];
+    }
+    return NULL;
+}
+
+/* config_key_name - the JSON name of a section's field, for messages. */
+static const char *config_key_name(enum config_sec sec, size_t offset)
+{
+    const struct config_key *k = config_row(sec, offset);
+    return k != NULL ? k->key : "?";
+}
+
+/* CONFIG_NAME - the JSON name of a field of a section's struct. */
+#define CONFIG_NAME(sec, type, field) config_key_name(sec, offsetof(type, field))
+
+/* config_struct_name - the JSON name of a structural key, found by its parser. */
+static const char *config_struct_name(int (*parse)(struct config_ctx *, json_t *, void *))
+{
+    for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
+        if (config_structs[i].parse == parse)
+            return config_structs[i].key;
+    }
+    return "?";
+}
+
+/* config_given - does obj (may be NULL) write the key of a section's field? */
+static bool config_given(const json_t *obj, enum config_sec sec, size_t offset)
+{
+    const struct config_key *k = config_row(sec, offset);
+    return obj != NULL && k != NULL && json_object_get(obj, k->key) != NULL;
+}
+
+/* config_push_section - push the names of a nested section and its parents ("spool"). */
+static void config_push_section(struct config_ctx *c, enum config_sec sec)
+{
+    const struct config_section *s = &config_sections[sec];
+    if (s->parent != CONFIG_SEC_NONE)
+        config_push_section(c, s->parent);
+    if (s->name != NULL)
+        config_push(c, s->name);
+}
+
+/* config_set_key_path - the path becomes what: <section>.<key> of a section's field. */
+static void config_set_key_path(struct config_ctx *c, const char *what, enum config_sec sec,
+                                size_t offset)
+{
+    config_set_path(c, what, "");
+    config_push_section(c, sec);
+    config_push(c, config_key_name(sec, offset));
+}
+
+/* config_load_uint - the integer field a row describes. */
+static uint64_t config_load_uint(const char *base, const struct config_key *k)
+{
+    if (k->type == CONFIG_T_U64) {
+        uint64_t x;
+        memcpy(&x, base + k->offset, sizeof(x));
+        return x;
+    }
+    uint32_t x;
+    memcpy(&x, base + k->offset, sizeof(x));
+    return x;
+}
+
+/* config_store - write an integer, bool, enum index or level into the field a row describes
+ * (not strings). Every 4-byte integer field has a max below 2^32 (CONFIG_UINT checks). */
+static void config_store(char *base, const struct config_key *k, uint64_t v)
+{
+    char *p = base + k->offset;
+    if (k->type == CONFIG_T_U64) {
+        uint64_t x = v;
+        memcpy(p, &x, sizeof(x));
+    } else if (k->type == CONFIG_T_U32) {
+        uint32_t x = (uint32_t)v;
+        memcpy(p, &x, sizeof(x));
+    } else if (k->size == sizeof(bool)) {
+        bool x = v != 0;
+        memcpy(p, &x, sizeof(x));
+    } else {
+        int x = (int)v; /* enum values and log levels are small */
+        memcpy(p, &x, sizeof(x));
+    }
+}
+
+/* config_store_text - a string field takes s (owned by the struct from here on). */
+static void config_store_text(char *base, const struct config_key *k, char *s)
+{
+    char **p = (char **)(void *)(base + k->offset);
+    free(*p);
+    *p = s;
+}
+
+/* config_fail_choices - "must be "a", "b" or "c"" for an enum row. */
+static int config_fail_choices(struct config_ctx *c, const struct config_key *k)
+{
+    char list[CONFIG_CHOICES_MAX] = "";
+    size_t used = 0;
+    for (size_t i = 0; k->names[i] != NULL && used < sizeof(list); i++) {
+        const char *sep = i == 0 ? "" : k->names[i + 1] == NULL ? " or " : ", ";
+        int n = snprintf(list + used, sizeof(list) - used, "%s\"%s\"", sep, k->names[i]);
+        used += n < 0 ? sizeof(list) : (size_t)n;
+    }
+    return config_fail(c, "must be %s", list);
+}
+
+/* config_text - a string row's value v into its field: expanded, then bounds and validator. */
+static int config_text(struct config_ctx *c, const struct config_key *k, const json_t *v,
+                       char *base)
+{
+    char *s = NULL;
+    int rc = config_string(c, v, &s);
+    if (rc != 0)
+        return rc;
+    config_store_text(base, k, s); /* also on the errors below: freed with the struct */
+    size_t len = strlen(s);
+    if (len < k->min)
+        return config_fail(c, "%s",
+                           (k->flags & CONFIG_REQUIRED) != 0
+                               ? "must not be empty"
+                               : "must not be empty (leave the key out for the default)");
+    if (k->max != 0 && len > k->max)
+        return config_fail(c, "must be at most %" PRIu64 " characters", k->max);
+    const char *problem = k->problem != NULL ? k->problem(s) : NULL;
+    if (problem == NULL)
+        return 0;
+    if ((k->flags & CONFIG_ECHO) == 0)
+        return config_fail(c, "%s", problem);
+    char q[CONFIG_QUOTE_MAX];
+    return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), s), problem);
+}
+
+/* config_choice - an enum or log level row's value v into its field. */
+static int config_choice(struct config_ctx *c, const struct config_key *k, const json_t *v,
+                         char *base)
+{
+    char *s = NULL;
+    int rc = config_string(c, v, &s);
+    if (rc != 0)
+        return rc;
+    int value = -1;
+    if (k->type == CONFIG_T_LOG_LEVEL) {
+        value = log_level_parse(s);
+    } else {
+        for (int i = 0; k->names[i] != NULL && value < 0; i++) {
+            if (strcmp(s, k->names[i]) == 0)
+                value = i;
+        }
+    }
+    free(s);
+    if (value >= 0) {
+        config_store(base, k, (uint64_t)value);
+        return 0;
+    }
+    if (k->type == CONFIG_T_LOG_LEVEL)
+        return config_fail(c, "must be one of \"error\", \"warn\", \"info\", \"debug\"");
+    return config_fail_choices(c, k);
+}
+
+/* config_value - one row's value v (present) into its field; the path names the key. */
+static int config_value(struct config_ctx *c, const struct config_key *k, const json_t *v,
+                        char *base)
+{
+    switch (k->type) {
+    case CONFIG_T_U32:
+    case CONFIG_T_U64: {
+        json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (n < 0 || (uint64_t)n < k->min || (uint64_t)n > k->max)
+            return config_fail(c, "must be an integer from %" PRIu64 " to %" PRIu64, k->min,
+                               k->max);
+        config_store(base, k, (uint64_t)n);
+        return 0;
+    }
+    case CONFIG_T_BOOL:
+        if (!json_is_boolean(v))
+            return config_fail(c, "must be true or false");
+        config_store(base, k, json_is_true(v) ? 1 : 0);
+        return 0;
+    case CONFIG_T_STRING:
+        return config_text(c, k, v, base);
+    case CONFIG_T_ENUM:
+    case CONFIG_T_LOG_LEVEL:
+        return config_choice(c, k, v, base);
+    }
+    return config_fail(c, "unknown key type"); /* not reached: the switch covers the enum */
+}
+
+/* config_relation - a row bounded by another key: a default yields, a given value must fit. */
+static int config_relation(struct config_ctx *c, json_t *obj, const struct config_key *k,
+                           char *base)
+{
+    const struct config_key *o = config_row(k->section, k->rel_offset);
+    if (o == NULL)
+        return config_fail(c, "%s: no row for its bound", k->key); /* a mistake in the table */
+    uint64_t v = config_load_uint(base, k);
+    uint64_t bound = config_load_uint(base, o);
+    bool at_most = k->rel == CONFIG_REL_AT_MOST;
+    if (at_most ? v <= bound : v >= bound)
+        return 0;
+    if (json_object_get(obj, k->key) == NULL) {
+        config_store(base, k, bound);
+        return 0;
+    }
+    config_push(c, k->key);
+    return config_fail(c, "must not be %s %s (%" PRIu64 ")", at_most ? "greater than" : "less than",
+                       o->key, bound);
+}
+
+/* One section applied to its struct: an object's own section or the one it shares. */
+struct config_part {
+    enum config_sec sec; /* the section */
+    char *base;          /* its struct */
+};
+
+/* config_parts - the sections an object of section sec holds: the one it shares (first),
+ * then its own. base may be NULL when only the sections are wanted. Returns how many (1 or
+ * 2). */
+static size_t config_parts(enum config_sec sec, void *base, struct config_part part[2])
+{
+    const struct config_section *s = &config_sections[sec];
+    size_t n = 0;
+    if (s->shares != CONFIG_SEC_NONE)
+        part[n++] =
+            (struct config_part){s->shares, base != NULL ? (char *)base + s->shares_offset : NULL};
+    part[n++] = (struct config_part){sec, base};
+    return n;
+}
+
+/* config_defaults - every row of a section (and of the one it shares) and of its nested
+ * sections takes its default. 0 or SH_ENOMEM (a default string is copied). */
+static int config_defaults(struct config_ctx *c, enum config_sec sec, void *base)
+{
+    struct config_part part[2];
+    size_t n = config_parts(sec, base, part);
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+            const struct config_key *k = &config_keys[i];
+            if (k->section != part[p].sec)
+                continue;
+            if (k->type != CONFIG_T_STRING) {
+                config_store(part[p].base, k, k->def);
+                continue;
+            }
+            char *s = NULL;
+            if (k->def_text != NULL && (s = strdup(k->def_text)) == NULL)
+                return config_nomem(c);
+            config_store_text(part[p].base, k, s);
+        }
+        for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+            if (config_sections[s].parent != part[p].sec)
+                continue;
+            int rc =
+                config_defaults(c, (enum config_sec)s, part[p].base + config_sections[s].offset);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* config_known - is key a row, a structural key or a nested section of sec, or of the
+ * section it shares? */
+static bool config_known(enum config_sec sec, const char *key)
+{
+    struct config_part part[2];
+    size_t n = config_parts(sec, NULL, part);
+    for (size_t p = 0; p < n; p++) {
+        for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+            if (config_keys[i].section == part[p].sec && strcmp(config_keys[i].key, key) == 0)
+                return true;
+        }
+        for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
+            if (config_structs[i].section == part[p].sec && strcmp(config_structs[i].key, key) == 0)
+                return true;
+        }
+        for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+            if (config_sections[s].parent == part[p].sec &&
+                strcmp(config_sections[s].name, key) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* config_rows - the rows of one section from obj: a given value is checked and stored, an
+ * absent one keeps its default (or is an error when required); then the bounds by other
+ * keys. */
+static int config_rows(struct config_ctx *c, json_t *obj, const struct config_part *part)
+{
+    int rc;
+    for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+        const struct config_key *k = &config_keys[i];
+        if (k->section != part->sec)
+            continue;
+        size_t saved = config_push(c, k->key);
+        json_t *v = json_object_get(obj, k->key);
+        if (v != NULL)
+            rc = config_value(c, k, v, part->base);
+        else
+            rc = (k->flags & CONFIG_REQUIRED) != 0 ? config_fail(c, "is required") : 0;
+        if (rc != 0)
             return rc;
-        size_t m = 0;
-        while (m < CONFIG_NROWS(config_tls_modes) && strcmp(mode, config_tls_modes[m]) != 0)
-            m++;
-        free(mode);
-        if (m == CONFIG_NROWS(config_tls_modes))
-            return config_fail(c, "must be \"none\", \"starttls\" or \"implicit\"");
-        l->tls = (enum config_tls_mode)m;
-        c->tls_given[i] = true;
         config_pop(c, saved);
     }
-    if ((v = json_object_get(item, "require_tls")) != NULL) {
-        size_t saved = config_push(c, "require_tls");
-        if ((rc = config_bool(c, v, &l->require_tls)) != 0)
+    for (size_t i = 0; i < CONFIG_NROWS(config_keys); i++) {
+        const struct config_key *k = &config_keys[i];
+        if (k->section == part->sec && k->rel != CONFIG_REL_NONE &&
+            (rc = config_relation(c, obj, k, part->base)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* config_structs_of - the structural keys of one section, each by its parser. */
+static int config_structs_of(struct config_ctx *c, json_t *obj, const struct config_part *part)
+{
+    for (size_t i = 0; i < CONFIG_NROWS(config_structs); i++) {
+        const struct config_struct *st = &config_structs[i];
+        if (st->section != part->sec)
+            continue;
+        size_t saved = config_push(c, st->key);
+        int rc = st->parse(c, json_object_get(obj, st->key), part->base);
+        if (rc != 0)
             return rc;
         config_pop(c, saved);
     }
     return 0;
 }
 
-/* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}
- * objects. */
-static int config_listeners(struct config_ctx *c, json_t *arr, struct config *cfg)
+static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec, void *base);
+
+/* config_children - the nested sections of one section that obj has. */
+static int config_children(struct config_ctx *c, json_t *obj, const struct config_part *part)
 {
-    size_t saved = config_push(c, "listeners");
-    if (!json_is_array(arr))
-        return config_fail(c, "must be an array of objects like {\"address\": \"0.0.0.0:25\"}");
-    size_t n = json_array_size(arr);
-    if (n == 0)
-        return config_fail(c, "must list at least one listener");
-    cfg->listeners = calloc(n, sizeof(*cfg->listeners));
-    if (cfg->listeners == NULL)
-        return config_nomem(c);
-    cfg->n_listeners = n;
-    c->tls_given = calloc(n, sizeof(*c->tls_given));
-    if (c->tls_given == NULL)
-        return config_nomem(c);
-    c->n_tls_given = n;
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = json_array_get(arr, i);
-        size_t at = config_push_index(c, i);
-        if (!json_is_object(item))
-            return config_fail(c, "must be an object like {\"address\": \"0.0.0.0:25\"}");
-        int rc = config_check_keys(c, item, config_listener_keys, NULL, 0);
+    for (int s = 0; s < CONFIG_SEC_COUNT; s++) {
+        const struct config_section *n = &config_sections[s];
+        json_t *v;
+        if (n->parent != part->sec || (v = json_object_get(obj, n->name)) == NULL)
+            continue;
+        size_t saved = config_push(c, n->name);
+        if (!json_is_object(v))
+            return config_fail(c, "must be an object");
+        int rc = config_object(c, v, (enum config_sec)s, part->base + n->offset);
         if (rc != 0)
             return rc;
-        size_t key = config_push(c, "address");
-        json_t *v = json_object_get(item, "address");
-        if (v == NULL)
-            return config_fail(c, "is required");
-        char *text = NULL;
-        rc = config_string(c, v, &text);
-        if (rc == 0)
-            rc = config_listener_set(c, &cfg->listeners[i], text);
-        free(text);
-        if (rc != 0)
-            return rc;
-        config_pop(c, key);
-        if ((rc = config_listener_tls(c, item, i, &cfg->listeners[i])) != 0)
-            return rc;
-        config_pop(c, at);
+        config_pop(c, saved);
     }
-    config_pop(c, saved);
     return 0;
 }
+
+/* config_object - apply a section to obj (a JSON object; the path names it) with base holding
+ * the defaults: an unknown key is an error (a typo must never be silently ignored); then the
+ * rows and their bounds, the structural keys, the checks across keys, and last the nested
+ * sections that are present. Each step takes the shared section first. */
+static int config_object(struct config_ctx *c, json_t *obj, enum config_sec sec, void *base)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (!config_known(sec, key)) {
+            config_push(c, key);
+            return config_fail(c, "unknown key");
+        }
+    }
+    struct config_part part[2];
+    size_t n = config_parts(sec, base, part);
+    int rc = 0;
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_rows(c, obj, &part[p]);
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_structs_of(c, obj, &part[p]);
+    for (size_t p = 0; p < n && rc == 0; p++) {
+        int (*finish)(struct config_ctx *, json_t *, void *) = config_sections[part[p].sec].finish;
+        if (finish != NULL)
+            rc = finish(c, obj, part[p].base);
+    }
+    for (size_t p = 0; p < n && rc == 0; p++)
+        rc = config_children(c, obj, &part[p]);
+    return rc;
+}
+
+/* ---- structural keys -------------------------------------------------------------------- */
 
 /* config_domains - "domains": lower-case domain names, or ["*"] for any. */
-static int config_domains(struct config_ctx *c, json_t *arr, struct config *cfg)
+static int config_domains(struct config_ctx *c, json_t *arr, void *base)
 {
-    size_t saved = config_push(c, "domains");
+    struct config *cfg = base;
     if (arr == NULL)
         return config_fail(c, "is required: list the accepted domains, or [\"*\"] for any");
     if (!json_is_array(arr))
@@ -660,7 +1187,6 @@ static int config_domains(struct config_ctx *c, json_t *arr, struct config *cfg)
         }
         config_pop(c, at);
     }
-    config_pop(c, saved);
     return 0;
 }
 
@@ -679,16 +1205,16 @@ static bool config_name_ok(const char *s)
 }
 
 /* config_headers - an endpoint's "headers": name -> value; names case-insensitively unique. */
-static int config_headers(struct config_ctx *c, json_t *obj, struct config_endpoint *e)
+static int config_headers(struct config_ctx *c, json_t *obj, void *base)
 {
-    size_t saved = config_push(c, "headers");
+    struct config_endpoint *e = base;
+    if (obj == NULL)
+        return 0;
     if (!json_is_object(obj))
         return config_fail(c, "must be an object of header names to values");
     size_t n = json_object_size(obj);
-    if (n == 0) {
-        config_pop(c, saved);
+    if (n == 0)
         return 0;
-    }
     e->headers = calloc(n, sizeof(*e->headers));
     if (e->headers == NULL)
         return config_nomem(c);
@@ -716,36 +1242,173 @@ static int config_headers(struct config_ctx *c, json_t *obj, struct config_endpo
             return config_fail(c, "value must not contain CR, LF or other control characters");
         config_pop(c, at);
     }
-    config_pop(c, saved);
     return 0;
 }
 
-/* config_endpoint_tls - an endpoint's "ca_file", "client_cert" and "client_key": https only,
- * the certificate and its key together. The files are opened by curl at the first request. */
-static int config_endpoint_tls(struct config_ctx *c, const json_t *obj, struct config_endpoint *e)
+/* config_listener_set - a --listen value into l (l->address is a new copy), checked as the
+ * file's "address" is. The caller names the value in the path; 0, SH_ECONFIG or SH_ENOMEM. */
+static int config_listener_set(struct config_ctx *c, struct config_listener *l, const char *text)
 {
-    int rc;
-    if ((rc = config_opt_string(c, obj, "ca_file", &e->ca_file)) != 0 ||
-        (rc = config_opt_string(c, obj, "client_cert", &e->client_cert)) != 0 ||
-        (rc = config_opt_string(c, obj, "client_key", &e->client_key)) != 0)
-        return rc;
-    if ((e->client_cert == NULL) != (e->client_key == NULL)) {
-        bool cert = e->client_cert != NULL;
-        config_push(c, cert ? "client_key" : "client_cert");
-        return config_fail(c, "is required with %s (give both or neither)",
-                           cert ? "client_cert" : "client_key");
+    const char *problem = config_address_problem(text);
+    if (problem != NULL) {
+        char q[CONFIG_QUOTE_MAX];
+        return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), text), problem);
     }
-    const char *key = e->ca_file != NULL       ? "ca_file"
-                      : e->client_cert != NULL ? "client_cert"
-                                               : NULL;
-    if (key != NULL && strncasecmp(e->url, "https://", 8) != 0) {
-        config_push(c, key);
+    config_parse_address(text, &l->addr, &l->addrlen);
+    l->address = strdup(text);
+    return l->address ? 0 : config_nomem(c);
+}
+
+/* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}
+ * objects. Whether a TLS mode fits the certificates is checked in config_finish, after the
+ * overrides. */
+static int config_listeners(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config *cfg = base;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of objects like {\"address\": \"0.0.0.0:25\"}");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one listener");
+    cfg->listeners = calloc(n, sizeof(*cfg->listeners));
+    if (cfg->listeners == NULL)
+        return config_nomem(c);
+    cfg->n_listeners = n;
+    c->tls_given = calloc(n, sizeof(*c->tls_given));
+    if (c->tls_given == NULL)
+        return config_nomem(c);
+    c->n_tls_given = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        struct config_listener *l = &cfg->listeners[i];
+        size_t at = config_push_index(c, i);
+        if (!json_is_object(item))
+            return config_fail(c, "must be an object like {\"address\": \"0.0.0.0:25\"}");
+        int rc = config_defaults(c, CONFIG_SEC_LISTENER, l);
+        if (rc == 0)
+            rc = config_object(c, item, CONFIG_SEC_LISTENER, l);
+        if (rc != 0)
+            return rc;
+        config_parse_address(l->address, &l->addr, &l->addrlen); /* the row checked it */
+        c->tls_given[i] =
+            config_given(item, CONFIG_SEC_LISTENER, offsetof(struct config_listener, tls));
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_http_finish - the request's "ca_file", "client_cert" and "client_key": https only,
+ * the certificate and its key together. The files are opened by curl at the first request. */
+static int config_http_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_endpoint *e = base;
+    (void)obj;
+    const char *cert = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, client_cert);
+    const char *key = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, client_key);
+    const char *ca = CONFIG_NAME(CONFIG_SEC_HTTP, struct config_endpoint, ca_file);
+    if ((e->client_cert == NULL) != (e->client_key == NULL)) {
+        bool have_cert = e->client_cert != NULL;
+        config_push(c, have_cert ? key : cert);
+        return config_fail(c, "is required with %s (give both or neither)", have_cert ? cert : key);
+    }
+    const char *given = e->ca_file != NULL ? ca : e->client_cert != NULL ? cert : NULL;
+    if (given != NULL && strncasecmp(e->url, "https://", 8) != 0) {
+        config_push(c, given);
         return config_fail(c, "applies to https:// URLs only");
     }
     return 0;
 }
 
-/* config_endpoint - one endpoint object, named by its key in "endpoints". */
+/* config_check_finish - "recipient_check" is present: it is on, and its requests are an
+ * endpoint's, named after the key, tried once and never behind a breaker (an answer that
+ * does not come in time is on_failure's business). */
+static int config_check_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_recipient_check *chk = base;
+    (void)obj;
+    chk->enabled = true;
+    free(chk->http.name);
+    if ((chk->http.name = strdup(config_sections[CONFIG_SEC_CHECK].name)) == NULL)
+        return config_nomem(c);
+    int err = config_defaults(c, CONFIG_SEC_RETRY, &chk->http.retry);
+    if (err == 0)
+        err = config_defaults(c, CONFIG_SEC_BREAKER, &chk->http.breaker);
+    chk->http.retry.max_attempts = 1;
+    chk->http.breaker.failures = 0;
+    return err;
+}
+
+/* config_status - an HTTP status as a reply_map key: three digits, 100 to 599. */
+static bool config_status(const char *key, unsigned *status)
+{
+    unsigned v = 0;
+    size_t n = 0;
+    for (; key[n] >= '0' && key[n] <= '9' && n < 3; n++)
+        v = v * 10u + (unsigned)(key[n] - '0');
+    if (n != 3 || key[n] != '\0' || v < CONFIG_STATUS_MIN || v > CONFIG_STATUS_MAX)
+        return false;
+    *status = v;
+    return true;
+}
+
+/* config_rule_cmp - qsort order of reply_map rules: by status. */
+static int config_rule_cmp(const void *a, const void *b)
+{
+    unsigned x = ((const struct config_reply_rule *)a)->status;
+    unsigned y = ((const struct config_reply_rule *)b)->status;
+    return x < y ? -1 : x > y;
+}
+
+/* config_reply_map - an endpoint's "reply_map": HTTP status -> the SMTP reply it gives, as
+ * "250", "550 5.7.1" or "550 5.7.1 Text" (app_reply.h), stored in status order. A status
+ * appears once: the JSON parser refuses a repeated key, and only the three-digit spelling is
+ * taken. */
+static int config_reply_map(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_endpoint *e = base;
+    if (obj == NULL)
+        return 0;
+    if (!json_is_object(obj))
+        return config_fail(c, "must be an object of HTTP statuses to SMTP replies, like "
+                              "{\"409\": \"250\"}");
+    size_t n = json_object_size(obj);
+    if (n == 0)
+        return 0;
+    e->reply_map = calloc(n, sizeof(*e->reply_map));
+    if (e->reply_map == NULL)
+        return config_nomem(c);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t at = config_push(c, key);
+        struct config_reply_rule *r = &e->reply_map[e->n_reply_map];
+        if (!config_status(key, &r->status))
+            return config_fail(c, "must be an HTTP status from %u to %u", CONFIG_STATUS_MIN,
+                               CONFIG_STATUS_MAX);
+        char *text = NULL;
+        int rc = config_string(c, v, &text);
+        if (rc != 0)
+            return rc;
+        const char *why = NULL;
+        bool ok = app_reply_parse(text, strlen(text), APP_REPLY_CODE_OPTIONAL, &r->reply, &why);
+        if (!ok) {
+            char q[CONFIG_QUOTE_MAX];
+            config_quote(q, sizeof(q), text);
+            free(text);
+            return config_fail(c, "\"%s\" is not an SMTP reply: %s", q, why);
+        }
+        free(text);
+        e->n_reply_map++;
+        config_pop(c, at);
+    }
+    qsort(e->reply_map, e->n_reply_map, sizeof(*e->reply_map), config_rule_cmp);
+    return 0;
+}
+
+/* config_endpoint - one endpoint object, named by its key in "endpoints"; e is zeroed. */
 static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
                            struct config_endpoint *e)
 {
@@ -757,50 +1420,21 @@ static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
         return config_nomem(c);
     if (!json_is_object(obj))
         return config_fail(c, "must be an object like {\"url\": \"https://...\"}");
-    int rc = config_check_keys(c, obj, config_endpoint_keys, config_endpoint_rules,
-                               CONFIG_NROWS(config_endpoint_rules));
+    int rc = config_defaults(c, CONFIG_SEC_ENDPOINT, e);
+    if (rc == 0)
+        rc = config_object(c, obj, CONFIG_SEC_ENDPOINT, e);
     if (rc != 0)
         return rc;
-
-    size_t at = config_push(c, "url");
-    json_t *url = json_object_get(obj, "url");
-    if (url == NULL)
-        return config_fail(c, "is required");
-    rc = config_string(c, url, &e->url);
-    if (rc != 0)
-        return rc;
-    const char *problem = config_url_problem(e->url);
-    if (problem != NULL) /* the URL may carry a token: never echo it */
-        return config_fail(c, "%s", problem);
-    config_pop(c, at);
-
-    rc = config_ints(c, obj, config_endpoint_rules, CONFIG_NROWS(config_endpoint_rules), e);
-    if (rc != 0)
-        return rc;
-    /* The default connect timeout shrinks to fit a short timeout_ms; a given one must. */
-    if (json_object_get(obj, "connect_timeout_ms") == NULL && e->connect_timeout_ms > e->timeout_ms)
-        e->connect_timeout_ms = e->timeout_ms;
-    if (e->connect_timeout_ms > e->timeout_ms) {
-        config_push(c, "connect_timeout_ms");
-        return config_fail(c, "must not be greater than timeout_ms (%" PRIu64 ")", e->timeout_ms);
-    }
-    if ((rc = config_endpoint_tls(c, obj, e)) != 0)
-        return rc;
-
-    json_t *headers = json_object_get(obj, "headers");
-    if (headers != NULL) {
-        rc = config_headers(c, headers, e);
-        if (rc != 0)
-            return rc;
-    }
     config_pop(c, saved);
     return 0;
 }
 
 /* config_endpoints - "endpoints": name -> endpoint, in file order. */
-static int config_endpoints(struct config_ctx *c, json_t *obj, struct config *cfg)
+static int config_endpoints(struct config_ctx *c, json_t *obj, void *base)
 {
-    size_t saved = config_push(c, "endpoints");
+    struct config *cfg = base;
+    if (obj == NULL)
+        return 0;
     if (!json_is_object(obj))
         return config_fail(c, "must be an object of endpoint names to endpoints");
     size_t n = json_object_size(obj);
@@ -819,14 +1453,214 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, struct config *cf
         if (rc != 0)
             return rc;
     }
-    config_pop(c, saved);
+    return 0;
+}
+
+/* config_pattern_text - a pattern as written (lower-case domain), for messages. */
+static const char *config_pattern_text(char *buf, size_t len, const struct route_pattern *p)
+{
+    char raw[CONFIG_ADDR_MAX];
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT:
+        snprintf(raw, sizeof(raw), "%s@%s", p->local, p->domain);
+        break;
+    case ROUTE_PATTERN_DOMAIN:
+        snprintf(raw, sizeof(raw), "*@%s", p->domain);
+        break;
+    case ROUTE_PATTERN_SUBDOMAIN:
+        snprintf(raw, sizeof(raw), "*@*.%s", p->domain);
+        break;
+    case ROUTE_PATTERN_ANY:
+        snprintf(raw, sizeof(raw), "*");
+        break;
+    }
+    return config_quote(buf, len, raw);
+}
+
+/* config_covers - does q match every address p matches, so that p never decides when q comes
+ * first? An exact p is covered when q matches its address (the delimiter widens both alike);
+ * a domain or subdomain p only by a pattern of domains, tried with a made-up local part (and
+ * for a subdomain p a made-up first label) that stands for all of them. */
+static bool config_covers(const struct route_pattern *q, const struct route_pattern *p,
+                          const char *delimiters)
+{
+    char addr[CONFIG_ADDR_MAX];
+    int n = -1;
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT:
+        n = snprintf(addr, sizeof(addr), "%s@%s", p->local, p->domain);
+        break;
+    case ROUTE_PATTERN_DOMAIN:
+        if (q->kind != ROUTE_PATTERN_EXACT)
+            n = snprintf(addr, sizeof(addr), "x@%s", p->domain);
+        break;
+    case ROUTE_PATTERN_SUBDOMAIN:
+        if (q->kind == ROUTE_PATTERN_SUBDOMAIN || q->kind == ROUTE_PATTERN_ANY)
+            n = snprintf(addr, sizeof(addr), "x@x.%s", p->domain);
+        break;
+    case ROUTE_PATTERN_ANY:
+        return q->kind == ROUTE_PATTERN_ANY;
+    }
+    if (n < 0 || (size_t)n >= sizeof(addr))
+        return false;
+    return route_pattern_match(q, addr, (size_t)n, delimiters);
+}
+
+/* config_pattern_useful - the last parsed pattern of route ri can match some address: its
+ * domain is served, it is not in its route twice, and no pattern of an earlier route takes
+ * all its addresses first (config_route_for picks the first route that matches). */
+static int config_pattern_useful(struct config_ctx *c, size_t ri, const char *text)
+{
+    const struct config *cfg = c->cfg;
+    const struct config_route *r = &cfg->routes[ri];
+    const struct route_pattern *p = &r->patterns[r->n_patterns - 1];
+    const char *delim = cfg->recipient_delimiter;
+    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX];
+    config_quote(q, sizeof(q), text);
+    if (!route_pattern_domain_served(p, cfg->any_domain, cfg->domains, cfg->n_domains))
+        return config_fail(c, "\"%s\" can never match: %s", q,
+                           p->kind == ROUTE_PATTERN_SUBDOMAIN
+                               ? "no domain of \"domains\" is below its domain"
+                               : "its domain is not one of \"domains\"");
+    for (size_t k = 0; k + 1 < r->n_patterns; k++) {
+        const struct route_pattern *e = &r->patterns[k];
+        if (config_covers(e, p, delim) && config_covers(p, e, delim))
+            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])", q, k);
+    }
+    for (size_t j = 0; j < ri; j++) {
+        for (size_t k = 0; k < cfg->routes[j].n_patterns; k++) {
+            const struct route_pattern *e = &cfg->routes[j].patterns[k];
+            if (!config_covers(e, p, delim))
+                continue;
+            return config_fail(c,
+                               "\"%s\" can never match: routes[%zu].match[%zu] (\"%s\") comes "
+                               "first and takes every address it would",
+                               q, j, k, config_pattern_text(other, sizeof(other), e));
+        }
+    }
+    return 0;
+}
+
+/* config_route_match - a route's "match": patterns of route.h, each able to match. */
+static int config_route_match(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_route *r = base;
+    size_t ri = (size_t)(r - c->cfg->routes);
+    if (arr == NULL)
+        return config_fail(c, "is required");
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of patterns like [\"*@example.com\"]");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one pattern");
+    r->patterns = calloc(n, sizeof(*r->patterns));
+    if (r->patterns == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *text = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &text);
+        if (rc != 0)
+            return rc;
+        const char *why = NULL;
+        rc = route_pattern_parse(text, &r->patterns[r->n_patterns], &why);
+        if (rc == 0) {
+            r->n_patterns++;
+            rc = config_pattern_useful(c, ri, text);
+        } else if (rc == SH_ENOMEM) {
+            rc = config_nomem(c);
+        } else {
+            char q[CONFIG_QUOTE_MAX];
+            rc = config_fail(c, "\"%s\" is not a pattern: %s", config_quote(q, sizeof(q), text),
+                             why);
+        }
+        free(text);
+        if (rc != 0)
+            return rc;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_route_endpoints - a route's "endpoints": names of "endpoints", each once, kept as
+ * indices in the route's order. */
+static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_route *r = base;
+    const struct config *cfg = c->cfg;
+    if (arr == NULL)
+        return config_fail(c, "is required");
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of endpoint names");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one endpoint");
+    r->endpoints = calloc(n, sizeof(*r->endpoints));
+    if (r->endpoints == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *name = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &name);
+        if (rc != 0)
+            return rc;
+        size_t e = 0;
+        while (e < cfg->n_endpoints && strcmp(cfg->endpoints[e].name, name) != 0)
+            e++;
+        bool twice = false;
+        for (size_t k = 0; k < r->n_endpoints && !twice; k++)
+            twice = r->endpoints[k] == e;
+        char q[CONFIG_QUOTE_MAX];
+        config_quote(q, sizeof(q), name);
+        free(name);
+        if (e == cfg->n_endpoints)
+            return config_fail(c, "no endpoint is named \"%s\"", q);
+        if (twice)
+            return config_fail(c, "duplicate endpoint \"%s\"", q);
+        r->endpoints[r->n_endpoints++] = e;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_routes - "routes": [{"match": [...], "endpoints": [...], "policy": ...}, ...], in
+ * order; the first route with a matching pattern takes a recipient. */
+static int config_routes(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config *cfg = base;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr))
+        return config_fail(c, "must be an array of objects like " CONFIG_ROUTE_EXAMPLE);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return config_fail(c, "must list at least one route (or leave it out: every endpoint "
+                              "gets every message)");
+    cfg->routes = calloc(n, sizeof(*cfg->routes));
+    if (cfg->routes == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        size_t at = config_push_index(c, i);
+        if (!json_is_object(item))
+            return config_fail(c, "must be an object like " CONFIG_ROUTE_EXAMPLE);
+        struct config_route *r = &cfg->routes[cfg->n_routes++]; /* freed with cfg from here */
+        int rc = config_defaults(c, CONFIG_SEC_ROUTE, r);
+        if (rc == 0)
+            rc = config_object(c, item, CONFIG_SEC_ROUTE, r);
+        if (rc != 0)
+            return rc;
+        config_pop(c, at);
+    }
     return 0;
 }
 
 /* config_certificates - "tls.certificates": [{"cert": FILE, "key": FILE}, ...]. */
-static int config_certificates(struct config_ctx *c, const json_t *arr, struct config_tls *t)
+static int config_certificates(struct config_ctx *c, json_t *arr, void *base)
 {
-    size_t saved = config_push(c, "certificates");
+    struct config_tls *t = base;
+    if (arr == NULL)
+        return 0;
     if (!json_is_array(arr))
         return config_fail(c, "must be an array of objects like {\"cert\": \"fullchain.pem\", "
                               "\"key\": \"privkey.pem\"}");
@@ -844,127 +1678,12 @@ static int config_certificates(struct config_ctx *c, const json_t *arr, struct c
         if (!json_is_object(item))
             return config_fail(c, "must be an object like {\"cert\": \"fullchain.pem\", "
                                   "\"key\": \"privkey.pem\"}");
-        int rc = config_check_keys(c, item, config_certificate_keys, NULL, 0);
+        int rc = config_object(c, item, CONFIG_SEC_CERTIFICATE, &t->certificates[i]);
         if (rc != 0)
-            return rc;
-        for (size_t k = 0; config_certificate_keys[k] != NULL; k++) {
-            if (json_object_get(item, config_certificate_keys[k]) == NULL) {
-                config_push(c, config_certificate_keys[k]);
-                return config_fail(c, "is required");
-            }
-        }
-        if ((rc = config_opt_string(c, item, "cert", &t->certificates[i].cert)) != 0 ||
-            (rc = config_opt_string(c, item, "key", &t->certificates[i].key)) != 0)
             return rc;
         config_pop(c, at);
     }
-    config_pop(c, saved);
     return 0;
-}
-
-/* config_tls - the "tls" section (optional) into cfg->tls, which holds the defaults. */
-static int config_tls(struct config_ctx *c, json_t *root, struct config_tls *t)
-{
-    json_t *v;
-    int rc = config_section(c, root, "tls", config_tls_keys, config_tls_rules,
-                            CONFIG_NROWS(config_tls_rules), &v);
-    if (rc != 0 || v == NULL)
-        return rc;
-    size_t saved = config_push(c, "tls");
-    if ((rc = config_ints(c, v, config_tls_rules, CONFIG_NROWS(config_tls_rules), t)) != 0)
-        return rc;
-    json_t *certs = json_object_get(v, "certificates");
-    if (certs != NULL && (rc = config_certificates(c, certs, t)) != 0)
-        return rc;
-    if ((rc = config_opt_string(c, v, "min_version", &t->min_version)) != 0)
-        return rc;
-    size_t k = 0;
-    while (config_tls_versions[k] != NULL && strcmp(t->min_version, config_tls_versions[k]) != 0)
-        k++;
-    if (config_tls_versions[k] == NULL) {
-        config_push(c, "min_version");
-        return config_fail(c, "must be \"TLSv1.2\" or \"TLSv1.3\"");
-    }
-    if ((rc = config_opt_string(c, v, "ciphers", &t->ciphers)) != 0 ||
-        (rc = config_opt_string(c, v, "ciphersuites", &t->ciphersuites)) != 0 ||
-        (rc = config_opt_string(c, v, "groups", &t->groups)) != 0)
-        return rc;
-    json_t *b = json_object_get(v, "request_client_cert");
-    if (b != NULL) {
-        config_push(c, "request_client_cert");
-        if ((rc = config_bool(c, b, &t->request_client_cert)) != 0)
-            return rc;
-    }
-    config_pop(c, saved);
-    return 0;
-}
-
-/* config_root - everything the file says, into cfg (which holds the defaults already). */
-static int config_root(struct config_ctx *c, json_t *root, struct config *cfg)
-{
-    json_t *v;
-    int rc = config_check_keys(c, root, config_top_keys, NULL, 0);
-    if (rc != 0)
-        return rc;
-
-    if ((v = json_object_get(root, "hostname")) != NULL) {
-        size_t saved = config_push(c, "hostname");
-        if ((rc = config_string(c, v, &cfg->hostname)) != 0)
-            return rc;
-        const char *problem = config_hostname_problem(cfg->hostname);
-        if (problem != NULL)
-            return config_fail(c, "%s", problem);
-        config_pop(c, saved);
-    }
-    if ((v = json_object_get(root, "log_level")) != NULL) {
-        size_t saved = config_push(c, "log_level");
-        char *name = NULL;
-        if ((rc = config_string(c, v, &name)) != 0)
-            return rc;
-        cfg->log_level = log_level_parse(name);
-        free(name);
-        if (cfg->log_level < 0)
-            return config_fail(c, "must be one of \"error\", \"warn\", \"info\", \"debug\"");
-        config_pop(c, saved);
-    }
-    if ((v = json_object_get(root, "listeners")) != NULL) {
-        if ((rc = config_listeners(c, v, cfg)) != 0)
-            return rc;
-    }
-    if ((rc = config_domains(c, json_object_get(root, "domains"), cfg)) != 0)
-        return rc;
-    if ((v = json_object_get(root, "endpoints")) != NULL) {
-        if ((rc = config_endpoints(c, v, cfg)) != 0)
-            return rc;
-    }
-
-    if ((rc = config_section(c, root, "limits", config_no_keys, config_limit_rules,
-                             CONFIG_NROWS(config_limit_rules), &v)) != 0)
-        return rc;
-    size_t saved = config_push(c, "limits");
-    if ((rc = config_ints(c, v, config_limit_rules, CONFIG_NROWS(config_limit_rules),
-                          &cfg->limits)) != 0)
-        return rc;
-    config_pop(c, saved);
-
-    if ((rc = config_section(c, root, "spool", config_spool_keys, config_spool_rules,
-                             CONFIG_NROWS(config_spool_rules), &v)) != 0)
-        return rc;
-    saved = config_push(c, "spool");
-    if ((rc = config_ints(c, v, config_spool_rules, CONFIG_NROWS(config_spool_rules),
-                          &cfg->spool)) != 0)
-        return rc;
-    json_t *dir = v ? json_object_get(v, "directory") : NULL;
-    if (dir != NULL) {
-        config_push(c, "directory");
-        char *d = NULL;
-        if ((rc = config_string(c, dir, &d)) != 0)
-            return rc;
-        free(cfg->spool.directory);
-        cfg->spool.directory = d;
-    }
-    config_pop(c, saved);
-    return config_tls(c, root, &cfg->tls);
 }
 
 /* config_overrides_tls - --tls-cert and --tls-key, both or neither: one certificate that
@@ -1023,7 +1742,9 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         if (l == NULL)
             return config_nomem(c);
         for (size_t i = 0; i < ov->n_listen; i++) {
-            int rc = config_listener_set(c, &l[i], ov->listen[i]);
+            int rc = config_defaults(c, CONFIG_SEC_LISTENER, &l[i]);
+            if (rc == 0)
+                rc = config_listener_set(c, &l[i], ov->listen[i]);
             if (rc != 0) {
                 config_free_listeners(l, ov->n_listen);
                 return rc;
@@ -1044,16 +1765,22 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         struct config_endpoint *e = calloc(1, sizeof(*e));
         if (e == NULL)
             return config_nomem(c);
-        config_ints(c, NULL, config_endpoint_rules, CONFIG_NROWS(config_endpoint_rules), e);
-        e->name = strdup(CONFIG_DEFAULT_NAME);
-        e->url = strdup(ov->webhook);
-        if (e->name == NULL || e->url == NULL) {
+        int rc = config_defaults(c, CONFIG_SEC_ENDPOINT, e);
+        if (rc == 0 && ((e->name = strdup(CONFIG_DEFAULT_NAME)) == NULL ||
+                        (e->url = strdup(ov->webhook)) == NULL))
+            rc = config_nomem(c);
+        if (rc != 0) {
             config_free_endpoints(e, 1);
-            return config_nomem(c);
+            return rc;
         }
         config_free_endpoints(cfg->endpoints, cfg->n_endpoints);
         cfg->endpoints = e;
         cfg->n_endpoints = 1;
+        /* The routes name the file's endpoints, which are gone: the one URL gets it all. */
+        c->routes_dropped = cfg->n_routes > 0;
+        config_free_routes(cfg->routes, cfg->n_routes);
+        cfg->routes = NULL;
+        cfg->n_routes = 0;
     }
     return config_overrides_tls(c, ov, &cfg->tls);
 }
@@ -1071,12 +1798,12 @@ static int config_finish_tls(struct config_ctx *c, const char *what, struct conf
             l->tls = certs ? CONFIG_TLS_STARTTLS : CONFIG_TLS_NONE;
         const char *key = NULL;
         if (l->tls != CONFIG_TLS_NONE && !certs)
-            key = "tls";
+            key = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, tls);
         else if (l->require_tls && l->tls == CONFIG_TLS_NONE)
-            key = "require_tls";
+            key = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, require_tls);
         if (key == NULL)
             continue;
-        config_set_path(c, what, "listeners");
+        config_set_path(c, what, config_struct_name(config_listeners));
         config_push_index(c, i);
         config_push(c, key);
         if (l->require_tls && l->tls == CONFIG_TLS_NONE && given)
@@ -1087,6 +1814,37 @@ static int config_finish_tls(struct config_ctx *c, const char *what, struct conf
     return 0;
 }
 
+/* config_warnings - what is allowed but probably not meant, once the overrides are in. */
+static int config_warnings(struct config_ctx *c, const char *what, struct config *cfg)
+{
+    int rc = 0;
+    if (c->routes_dropped) {
+        config_set_path(c, NULL, "--webhook");
+        rc = config_warn(c,
+                         "replaces the file's \"%s\" and drops its \"%s\": every message "
+                         "goes to the --webhook URL",
+                         config_struct_name(config_endpoints), config_struct_name(config_routes));
+    }
+    if (rc == 0 && cfg->one_route_per_transaction && cfg->n_routes == 0) {
+        config_set_key_path(c, what, CONFIG_SEC_TOP,
+                            offsetof(struct config, one_route_per_transaction));
+        rc = config_warn(c, "has no effect without routes");
+    }
+    for (size_t e = 0; e < cfg->n_endpoints && cfg->n_routes > 0 && rc == 0; e++) {
+        bool used = false;
+        for (size_t r = 0; r < cfg->n_routes && !used; r++) {
+            for (size_t k = 0; k < cfg->routes[r].n_endpoints && !used; k++)
+                used = cfg->routes[r].endpoints[k] == e;
+        }
+        if (used)
+            continue;
+        config_set_path(c, what, config_struct_name(config_endpoints));
+        config_push(c, cfg->endpoints[e].name);
+        rc = config_warn(c, "no route uses this endpoint; it receives nothing");
+    }
+    return rc;
+}
+
 /* config_finish - what must hold after the file and the overrides: a host name, at least one
  * listener and endpoint, an existing spool directory, TLS modes that fit the certificates. */
 static int config_finish(struct config_ctx *c, const char *what, struct config *cfg)
@@ -1095,19 +1853,19 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
     if (cfg->n_listeners == 0) {
         if (what == NULL)
             return config_fail(c, "no listeners: give --listen or a config file");
-        config_set_path(c, what, "listeners");
+        config_set_path(c, what, config_struct_name(config_listeners));
         return config_fail(c, "at least one listener is required (or give --listen)");
     }
     if (cfg->n_endpoints == 0) {
         if (what == NULL)
             return config_fail(c, "no endpoints: give --webhook or a config file");
-        config_set_path(c, what, "endpoints");
+        config_set_path(c, what, config_struct_name(config_endpoints));
         return config_fail(c, "at least one endpoint is required (or give --webhook)");
     }
 
     if (cfg->hostname == NULL) {
         char host[CONFIG_HOSTNAME_MAX + 1];
-        config_set_path(c, what, "hostname");
+        config_set_key_path(c, what, CONFIG_SEC_TOP, offsetof(struct config, hostname));
         if (gethostname(host, sizeof(host)) != 0)
             return config_fail(c, "gethostname: %s; set \"hostname\" or --hostname",
                                strerror(errno));
@@ -1124,13 +1882,14 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
     /* Checked now rather than at the first large message, when it would cost a 451. */
     struct stat st;
     char q[CONFIG_QUOTE_MAX];
-    config_set_path(c, what, "spool.directory");
+    config_set_key_path(c, what, CONFIG_SEC_SPOOL, offsetof(struct config_spool, directory));
     config_quote(q, sizeof(q), cfg->spool.directory);
     if (stat(cfg->spool.directory, &st) != 0)
         return config_fail(c, "\"%s\": %s", q, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return config_fail(c, "\"%s\" is not a directory", q);
-    return config_finish_tls(c, what, cfg);
+    int rc = config_finish_tls(c, what, cfg);
+    return rc != 0 ? rc : config_warnings(c, what, cfg);
 }
 
 /* config_build - the config from a parsed file (root, NULL for none) and the overrides. */
@@ -1143,24 +1902,16 @@ static int config_build(json_t *root, const char *what, const struct config_over
     if (cfg == NULL)
         return config_nomem(&c);
 
-    cfg->log_level = LOG_LEVEL_INFO;
-    config_ints(&c, NULL, config_limit_rules, CONFIG_NROWS(config_limit_rules), &cfg->limits);
-    config_ints(&c, NULL, config_spool_rules, CONFIG_NROWS(config_spool_rules), &cfg->spool);
-    config_ints(&c, NULL, config_tls_rules, CONFIG_NROWS(config_tls_rules), &cfg->tls);
-    cfg->spool.directory = strdup(CONFIG_DEF_SPOOL_DIRECTORY);
-    cfg->tls.min_version = strdup(CONFIG_DEF_TLS_MIN_VERSION);
-    cfg->tls.ciphers = strdup(CONFIG_DEF_TLS_CIPHERS);
-    if (cfg->spool.directory == NULL || cfg->tls.min_version == NULL || cfg->tls.ciphers == NULL) {
-        rc = config_nomem(&c);
+    c.cfg = cfg;
+    if ((rc = config_defaults(&c, CONFIG_SEC_TOP, cfg)) != 0)
         goto fail;
-    }
 
     if (root == NULL) {
         cfg->any_domain = true; /* quick start: no file, every recipient domain */
     } else if (!json_is_object(root)) {
         rc = config_fail(&c, "the top level must be a JSON object");
         goto fail;
-    } else if ((rc = config_root(&c, root, cfg)) != 0) {
+    } else if ((rc = config_object(&c, root, CONFIG_SEC_TOP, cfg)) != 0) {
         goto fail;
     }
     if ((rc = config_overrides_apply(&c, ov, cfg)) != 0)
@@ -1336,6 +2087,21 @@ bool config_domain_accepted(const struct config *cfg, const char *domain, size_t
     return false;
 }
 
+/* config_route_for - the first route with a pattern that matches addr; see config.h. */
+long config_route_for(const struct config *cfg, const char *addr, size_t len)
+{
+    if (cfg == NULL || addr == NULL)
+        return -1;
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const struct config_route *route = &cfg->routes[r];
+        for (size_t k = 0; k < route->n_patterns; k++) {
+            if (route_pattern_match(&route->patterns[k], addr, len, cfg->recipient_delimiter))
+                return (long)r;
+        }
+    }
+    return -1;
+}
+
 /* config_free - release a config and everything it owns; NULL is ignored. */
 void config_free(struct config *cfg)
 {
@@ -1347,11 +2113,17 @@ void config_free(struct config *cfg)
         free(cfg->domains[i]);
     free(cfg->domains);
     config_free_endpoints(cfg->endpoints, cfg->n_endpoints);
+    config_free_routes(cfg->routes, cfg->n_routes);
     free(cfg->spool.directory);
     config_free_certificates(cfg->tls.certificates, cfg->tls.n_certificates);
     free(cfg->tls.min_version);
     free(cfg->tls.ciphers);
     free(cfg->tls.ciphersuites);
     free(cfg->tls.groups);
+    free(cfg->recipient_delimiter);
+    config_free_endpoint(&cfg->recipient_check.http);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        free(cfg->warnings[i]);
+    free(cfg->warnings);
     free(cfg);
 }

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  -l, --listen ADDR    listen address, e.g. 127.0.0.1:2525 or [::1]:2525;\n"
     "                       may repeat; replaces the file's \"listeners\"\n"
     "  -w, --webhook URL    post every message to URL; replaces the file's \"endpoints\"\n"
+    "                       and drops its \"routes\"\n"
     "  -n, --hostname NAME  name in the banner and EHLO reply\n"
     "      --tls-cert FILE  PEM certificate (then its chain) for STARTTLS; replaces the\n"
     "                       file's \"tls.certificates\"; needs --tls-key\n"
@@ -103,6 +104,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* Warnings do not fail the check: the configuration would start. */
+        for (size_t i = 0; i < cfg->n_warnings; i++)
+            fprintf(stderr, "smtphook: warning: %s\n", cfg->warnings[i]);
         /* The certificates are checked exactly as a start would check them. */
         struct tls_server *tls = NULL;
         if (cfg->tls.n_certificates > 0 && tls_server_new(&cfg->tls, &tls, err, sizeof(err)) != 0) {
@@ -116,6 +120,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)cfg->log_level);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        log_warn("%s", cfg->warnings[i]);
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();

@@ -2,7 +2,9 @@
  *
  * config.c reads a JSON file with jansson, expands ${NAME} from the environment in every
  * string, applies command-line overrides and checks every value. Every error message names
- * the key ("limits.max_recipients: must be at least 100"). Unknown keys are errors.
+ * the key ("limits.max_recipients: must be an integer from 100 to 10000"). Unknown keys are
+ * errors. What loads but is probably not meant (an endpoint no route uses) is a warning in
+ * config.warnings, for main.c to print or log.
  * Only config.c includes jansson; this header exposes plain C structs. */
 #ifndef SMTPHOOK_CONFIG_H
 #define SMTPHOOK_CONFIG_H
@@ -188,7 +190,7 @@ struct config {
 struct config_overrides {
     const char *const *listen; /* --listen, may repeat; replaces "listeners" */
     size_t n_listen;           /* entries in listen */
-    const char *webhook;       /* --webhook URL: replaces "endpoints" with one "default" */
+    const char *webhook;       /* --webhook URL: one endpoint "default"; drops "routes" */
     const char *hostname;      /* --hostname */
     const char *tls_cert;      /* --tls-cert: replaces "tls.certificates" with one entry */
     const char *tls_key;       /* --tls-key: its key (both or neither) */

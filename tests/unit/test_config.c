@@ -70,10 +70,28 @@ static void load_err(const char *json, const char *needle1, const char *needle2)
     load_err_ov(json, NULL, needle1, needle2);
 }
 
+/* load_err_exact - the config must fail with SH_ECONFIG and exactly this message. */
+static void load_err_exact(const char *json, const char *want)
+{
+    char err[ERR_MAX];
+    struct config *cfg = (struct config *)1;
+    assert_int_equal(config_load_string(json, "config.json", NULL, &cfg, err, sizeof(err)),
+                     SH_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err, want);
+}
+
 /* with_key - "{BASE,<extra>}" into buf. */
 static const char *with_key(char *buf, size_t len, const char *extra)
 {
     snprintf(buf, len, "{" BASE ",%s}", extra);
+    return buf;
+}
+
+/* ep_json - a config whose only endpoint is "app": {<body>}. */
+static const char *ep_json(char *buf, size_t len, const char *body)
+{
+    snprintf(buf, len, "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{%s}}}", body);
     return buf;
 }
 
@@ -116,6 +134,14 @@ static void test_defaults(void **state)
     assert_null(cfg->endpoints[0].ca_file);
     assert_null(cfg->endpoints[0].client_cert);
     assert_null(cfg->endpoints[0].client_key);
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms,
+                     CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
+    assert_null(cfg->endpoints[0].reply_map);
+    assert_int_equal(cfg->endpoints[0].n_reply_map, 0);
 
     /* No "tls": no certificates, so every listener is plaintext; the settings have their
      * defaults for when --tls-cert brings a certificate. */
@@ -129,6 +155,14 @@ static void test_defaults(void **state)
     assert_null(cfg->tls.groups);
     assert_false(cfg->tls.request_client_cert);
     assert_int_equal(cfg->tls.handshake_timeout_ms, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS);
+
+    /* No routing: every recipient to every endpoint, no delimiter, no check, no warnings. */
+    assert_null(cfg->recipient_delimiter);
+    assert_false(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    assert_null(cfg->warnings);
+    assert_false(cfg->recipient_check.enabled);
+    assert_null(cfg->recipient_check.http.url);
     config_free(cfg);
     config_free(NULL);
 }
@@ -170,7 +204,7 @@ static void test_full_values(void **state)
 /* ---- integer ranges ---------------------------------------------------------------------- */
 
 struct int_case {
-    const char *section; /* "limits", "spool" or "endpoints.app" */
+    const char *section; /* "limits", "spool", "tls", "endpoints.app", "endpoints.app.retry"... */
     const char *key;     /* key inside it */
     long long min;       /* documented range */
     long long max;
@@ -192,13 +226,46 @@ static const struct int_case int_cases[] = {
     {"endpoints.app", "timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_TIMEOUT_MS},
     {"endpoints.app", "connect_timeout_ms", 100, 590000, CONFIG_DEF_ENDPOINT_CONNECT_MS},
     {"tls", "handshake_timeout_ms", 1000, 300000, CONFIG_DEF_TLS_HANDSHAKE_TIMEOUT_MS},
+    {"endpoints.app.retry", "max_attempts", 1, 10, CONFIG_DEF_RETRY_MAX_ATTEMPTS},
+    {"endpoints.app.retry", "initial_backoff_ms", 10, 590000, CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS},
+    {"endpoints.app.retry", "max_backoff_ms", 10, 590000, CONFIG_DEF_RETRY_MAX_BACKOFF_MS},
+    {"endpoints.app.breaker", "failures", 0, 1000, CONFIG_DEF_BREAKER_FAILURES},
+    {"endpoints.app.breaker", "cooldown_ms", 1000, 3600000, CONFIG_DEF_BREAKER_COOLDOWN_MS},
+    {"recipient_check", "timeout_ms", 100, 60000, CONFIG_DEF_CHECK_TIMEOUT_MS},
+    {"recipient_check", "connect_timeout_ms", 100, 60000, CONFIG_DEF_CHECK_CONNECT_MS},
+    {"recipient_check", "cache_ms", 0, 86400000, CONFIG_DEF_CHECK_CACHE_MS},
 };
 
 /* int_value - the loaded value of a case's key. */
 static uint64_t int_value(const struct config *cfg, const struct int_case *c)
 {
     const struct config_limits *l = &cfg->limits;
+    const struct config_endpoint *e = &cfg->endpoints[0];
     const char *k = c->key;
+    if (strcmp(c->section, "endpoints.app.retry") == 0) {
+        if (strcmp(k, "max_attempts") == 0)
+            return e->retry.max_attempts;
+        if (strcmp(k, "initial_backoff_ms") == 0)
+            return e->retry.initial_backoff_ms;
+        if (strcmp(k, "max_backoff_ms") == 0)
+            return e->retry.max_backoff_ms;
+    }
+    if (strcmp(c->section, "recipient_check") == 0) {
+        const struct config_recipient_check *rc = &cfg->recipient_check;
+        assert_true(rc->enabled);
+        if (strcmp(k, "timeout_ms") == 0)
+            return rc->http.timeout_ms;
+        if (strcmp(k, "connect_timeout_ms") == 0)
+            return rc->http.connect_timeout_ms;
+        if (strcmp(k, "cache_ms") == 0)
+            return rc->cache_ms;
+    }
+    if (strcmp(c->section, "endpoints.app.breaker") == 0) {
+        if (strcmp(k, "failures") == 0)
+            return e->breaker.failures;
+        if (strcmp(k, "cooldown_ms") == 0)
+            return e->breaker.cooldown_ms;
+    }
     if (strcmp(k, "max_command_line_bytes") == 0)
         return l->max_command_line_bytes;
     if (strcmp(k, "max_recipients") == 0)
@@ -233,7 +300,22 @@ static uint64_t int_value(const struct config *cfg, const struct int_case *c)
  * other timeout is set so that connect <= total holds for every in-range value. */
 static const char *int_json(char *buf, size_t len, const struct int_case *c, const char *raw)
 {
-    if (strcmp(c->section, "endpoints.app") == 0) {
+    if (strncmp(c->section, "endpoints.app.", 14) == 0) {
+        /* retry's backoffs bound each other like the endpoint's timeouts. */
+        const char *other = strcmp(c->key, "initial_backoff_ms") == 0 ? "\"max_backoff_ms\":590000,"
+                            : strcmp(c->key, "max_backoff_ms") == 0   ? "\"initial_backoff_ms\":10,"
+                                                                      : "";
+        snprintf(buf, len,
+                 "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{\"url\":\"http://h/\","
+                 "\"%s\":{%s\"%s\":%s}}}}",
+                 c->section + 14, other, c->key, raw);
+    } else if (strcmp(c->section, "recipient_check") == 0) {
+        const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100,"
+                            : strcmp(c->key, "connect_timeout_ms") == 0 ? "\"timeout_ms\":60000,"
+                                                                        : "";
+        snprintf(buf, len, "{" BASE ",\"recipient_check\":{\"url\":\"http://h/\",%s\"%s\":%s}}",
+                 other, c->key, raw);
+    } else if (strcmp(c->section, "endpoints.app") == 0) {
         const char *other = strcmp(c->key, "timeout_ms") == 0 ? "\"connect_timeout_ms\":100"
                                                               : "\"timeout_ms\":590000";
         snprintf(buf, len,
@@ -317,6 +399,308 @@ static void test_connect_default_fits_total(void **state)
     assert_int_equal(cfg->endpoints[0].timeout_ms, 500);
     assert_int_equal(cfg->endpoints[0].connect_timeout_ms, 500);
     config_free(cfg);
+}
+
+/* retry and breaker: nested objects of an endpoint, each key optional. */
+static void test_retry_breaker(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(ep_json(j, sizeof(j),
+                                         "\"url\":\"http://h/\",\"retry\":{\"max_attempts\":1,"
+                                         "\"initial_backoff_ms\":250,\"max_backoff_ms\":250},"
+                                         "\"breaker\":{\"failures\":0,\"cooldown_ms\":1000}"));
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, 1);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms, 250);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, 250);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, 0); /* never opens */
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, 1000);
+    config_free(cfg);
+
+    /* Empty objects keep every default. */
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{},\"breaker\":{}"));
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
+    config_free(cfg);
+
+    /* The default max_backoff_ms grows to a longer initial_backoff_ms; a given one must not
+     * be shorter, whether the initial wait is given or the default. */
+    cfg = load_ok(
+        ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{\"initial_backoff_ms\":20000}"));
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms, 20000);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, 20000);
+    config_free(cfg);
+    load_err_exact(ep_json(j, sizeof(j),
+                           "\"url\":\"http://h/\",\"retry\":{\"initial_backoff_ms\":2000,"
+                           "\"max_backoff_ms\":1999}"),
+                   "config.json: endpoints.app.retry.max_backoff_ms: must not be less than "
+                   "initial_backoff_ms (2000)");
+    load_err_exact(
+        ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"retry\":{\"max_backoff_ms\":999}"),
+        "config.json: endpoints.app.retry.max_backoff_ms: must not be less than "
+        "initial_backoff_ms (1000)");
+
+    const struct {
+        const char *body;    /* the endpoint object's keys */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"\"url\":\"http://h/\",\"retry\":3",
+         "config.json: endpoints.app.retry: must be an object"},
+        {"\"url\":\"http://h/\",\"breaker\":[]",
+         "config.json: endpoints.app.breaker: must be an object"},
+        {"\"url\":\"http://h/\",\"retry\":{\"attempts\":2}",
+         "config.json: endpoints.app.retry.attempts: unknown key"},
+        {"\"url\":\"http://h/\",\"breaker\":{\"cooldown\":1}",
+         "config.json: endpoints.app.breaker.cooldown: unknown key"},
+        {"\"url\":\"http://h/\",\"retry\":{\"max_attempts\":0}",
+         "config.json: endpoints.app.retry.max_attempts: must be an integer from 1 to 10"},
+        {"\"url\":\"http://h/\",\"breaker\":{\"failures\":true}",
+         "config.json: endpoints.app.breaker.failures: must be an integer from 0 to 1000"},
+        {"\"url\":\"http://h/\",\"max_attempts\":2",
+         "config.json: endpoints.app.max_attempts: unknown key"}, /* belongs in "retry" */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err_exact(ep_json(j, sizeof(j), bad[i].body), bad[i].message);
+
+    /* --webhook's endpoint has the defaults. */
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x"};
+    char err[ERR_MAX];
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
+    config_free(cfg);
+}
+
+/* reply_map: HTTP status -> SMTP reply, stored in status order. */
+static void test_reply_map(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    setenv("CFG_TEST_REPLY", "Not allowed here", 1);
+    struct config *cfg =
+        load_ok(ep_json(j, sizeof(j),
+                        "\"url\":\"http://h/\",\"reply_map\":{\"409\":\"250\","
+                        "\"403\":\"550 5.7.1 ${CFG_TEST_REPLY}\",\"599\":\" 451 4.3.0 \","
+                        "\"100\":\"550 5.6.0\",\"404\":\"550\"}"));
+    const struct config_endpoint *e = &cfg->endpoints[0];
+    assert_int_equal(e->n_reply_map, 5);
+    const unsigned order[] = {100, 403, 404, 409, 599};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(e->reply_map[i].status, order[i]);
+    assert_int_equal(e->reply_map[0].reply.code, 550);
+    assert_string_equal(e->reply_map[0].reply.esc, "5.6.0");
+    assert_string_equal(e->reply_map[0].reply.text, "");
+    assert_int_equal(e->reply_map[1].reply.code, 550);
+    assert_string_equal(e->reply_map[1].reply.esc, "5.7.1");
+    assert_string_equal(e->reply_map[1].reply.text, "Not allowed here"); /* expanded */
+    assert_int_equal(e->reply_map[2].reply.code, 550);
+    assert_string_equal(e->reply_map[2].reply.esc, ""); /* the code's default one */
+    assert_int_equal(e->reply_map[3].reply.code, 250);
+    assert_int_equal(e->reply_map[4].reply.code, 451);
+    assert_string_equal(e->reply_map[4].reply.esc, "4.3.0");
+    config_free(cfg);
+
+    cfg = load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"reply_map\":{}"));
+    assert_int_equal(cfg->endpoints[0].n_reply_map, 0);
+    config_free(cfg);
+
+    /* Keys: three digits, 100 to 599. */
+    const char *statuses[] = {"99", "099", "600", "4xx", "+409", "409 ", "4090", "", "1e2"};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char body[256], want[256];
+        snprintf(body, sizeof(body), "\"url\":\"http://h/\",\"reply_map\":{\"%s\":\"250\"}",
+                 statuses[i]);
+        snprintf(want, sizeof(want),
+                 "config.json: endpoints.app.reply_map.%s: must be an HTTP status from 100 to 599",
+                 statuses[i][0] != '\0' ? statuses[i] : "\"\"");
+        load_err_exact(ep_json(j, sizeof(j), body), want);
+    }
+
+    /* Values: app_reply_parse's reason, naming the key. */
+    const struct {
+        const char *value;   /* JSON of the value */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"\"421\"", "config.json: endpoints.app.reply_map.409: \"421\" is not an SMTP reply: 421 "
+                    "is refused: it announces a close that does not happen"},
+        {"\"550 no such user\"", "config.json: endpoints.app.reply_map.409: \"550 no such user\" "
+                                 "is not an SMTP reply: an enhanced status code (like 5.1.1) must "
+                                 "follow the reply code"},
+        {"\"550 4.7.1\"", "config.json: endpoints.app.reply_map.409: \"550 4.7.1\" is not an SMTP "
+                          "reply: enhanced code class does not match the reply code"},
+        {"\"354\"", "config.json: endpoints.app.reply_map.409: \"354\" is not an SMTP reply: the "
+                    "reply code must be 250, 4yz or 5yz"},
+        {"\"\"",
+         "config.json: endpoints.app.reply_map.409: \"\" is not an SMTP reply: the value is "
+         "empty"},
+        {"550", "config.json: endpoints.app.reply_map.409: must be a string"},
+        {"\"${CFG_TEST_UNSET}\"",
+         "config.json: endpoints.app.reply_map.409: environment variable CFG_TEST_UNSET is not "
+         "set"},
+    };
+    unsetenv("CFG_TEST_UNSET");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "\"url\":\"http://h/\",\"reply_map\":{\"409\":%s}",
+                 bad[i].value);
+        load_err_exact(ep_json(j, sizeof(j), body), bad[i].message);
+    }
+    load_err_exact(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"reply_map\":[\"409\"]"),
+                   "config.json: endpoints.app.reply_map: must be an object of HTTP statuses to "
+                   "SMTP replies, like {\"409\": \"250\"}");
+    /* A status given twice is refused by the JSON parser already. */
+    load_err(ep_json(j, sizeof(j),
+                     "\"url\":\"http://h/\",\"reply_map\":{\"409\":\"250\",\"409\":\"550\"}"),
+             "config.json: line 1", "duplicate");
+}
+
+/* recipient_delimiter: 1 to 8 distinct characters that can start an address extension. */
+static void test_recipient_delimiter(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], extra[128];
+    const char *good[] = {"+", "-", "+-", "._=", "~|{}", "!#$%&'*+", "/?^_`"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(extra, sizeof(extra), "\"recipient_delimiter\":\"%s\"", good[i]);
+        struct config *cfg = load_ok(with_key(j, sizeof(j), extra));
+        assert_string_equal(cfg->recipient_delimiter, good[i]);
+        assert_int_equal(cfg->n_warnings, 0);
+        config_free(cfg);
+    }
+    const struct {
+        const char *value;   /* JSON of the value */
+        const char *problem; /* after "config.json: recipient_delimiter: " */
+    } bad[] = {
+        {"\"\"", "must not be empty (leave the key out for the default)"},
+        {"\"+-=~!#$%&\"", "must be at most 8 characters"},
+        {"\"@\"", "may contain only the characters !#$%&'*+-./=?^_`{|}~"},
+        {"\"\\\"\"", "may contain only the characters"}, /* '"' */
+        {"\"\\\\\"", "may contain only the characters"}, /* '\\' */
+        {"\" \"", "may contain only the characters"},
+        {"\"a\"", "may contain only the characters"},
+        {"\"+7\"", "may contain only the characters"},
+        {"\"(\"", "may contain only the characters"},
+        {"\",\"", "may contain only the characters"},
+        {"\"+\\u00e9\"", "may contain only the characters"},
+        {"\"++\"", "must not repeat a character"},
+        {"\"+-+\"", "must not repeat a character"},
+        {"43", "must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[256];
+        snprintf(extra, sizeof(extra), "\"recipient_delimiter\":%s", bad[i].value);
+        snprintf(want, sizeof(want), "config.json: recipient_delimiter: %s", bad[i].problem);
+        load_err(with_key(j, sizeof(j), extra), want, NULL);
+    }
+}
+
+/* one_route_per_transaction: only meaningful with routes, so without them a warning. */
+static void test_one_route_per_transaction(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(with_key(j, sizeof(j), "\"one_route_per_transaction\":true"));
+    assert_true(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "config.json: one_route_per_transaction: has no effect without routes");
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j), "\"one_route_per_transaction\":false"));
+    assert_false(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+    load_err_exact(with_key(j, sizeof(j), "\"one_route_per_transaction\":1"),
+                   "config.json: one_route_per_transaction: must be true or false");
+}
+
+/* recipient_check: the request keys of an endpoint (parsed by the same rows) plus its own. */
+static void test_recipient_check(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(
+        with_key(j, sizeof(j), "\"recipient_check\":{\"url\":\"http://127.0.0.1:9/check\"}"));
+    const struct config_recipient_check *rc = &cfg->recipient_check;
+    assert_true(rc->enabled);
+    assert_string_equal(rc->http.name, "recipient_check");
+    assert_string_equal(rc->http.url, "http://127.0.0.1:9/check");
+    assert_int_equal(rc->http.timeout_ms, CONFIG_DEF_CHECK_TIMEOUT_MS);
+    assert_int_equal(rc->http.connect_timeout_ms, CONFIG_DEF_CHECK_CONNECT_MS);
+    assert_int_equal(rc->http.n_headers, 0);
+    assert_null(rc->http.ca_file);
+    assert_int_equal(rc->http.retry.max_attempts, 1); /* no retry */
+    assert_int_equal(rc->http.breaker.failures, 0);   /* no breaker */
+    assert_int_equal(rc->http.n_reply_map, 0);
+    assert_int_equal(rc->cache_ms, CONFIG_DEF_CHECK_CACHE_MS);
+    assert_false(rc->accept_on_failure);                /* "defer" */
+    assert_string_equal(cfg->endpoints[0].name, "app"); /* the endpoints are untouched */
+    assert_int_equal(cfg->n_endpoints, 1);
+    config_free(cfg);
+
+    setenv("CFG_TEST_TOKEN", "s3cret", 1);
+    cfg = load_ok(with_key(j, sizeof(j),
+                           "\"recipient_check\":{\"url\":\"https://check.example/rcpt\","
+                           "\"timeout_ms\":1000,\"headers\":{\"Authorization\":\"Bearer "
+                           "${CFG_TEST_TOKEN}\"},\"ca_file\":\"ca.pem\",\"client_cert\":\"c.pem\","
+                           "\"client_key\":\"c.key\",\"cache_ms\":0,\"on_failure\":\"accept\"}"));
+    rc = &cfg->recipient_check;
+    assert_int_equal(rc->http.timeout_ms, 1000);
+    assert_int_equal(rc->http.connect_timeout_ms, 1000); /* the default shrank to fit */
+    assert_int_equal(rc->http.n_headers, 1);
+    assert_string_equal(rc->http.headers[0].value, "Bearer s3cret");
+    assert_string_equal(rc->http.ca_file, "ca.pem");
+    assert_string_equal(rc->http.client_cert, "c.pem");
+    assert_string_equal(rc->http.client_key, "c.key");
+    assert_int_equal(rc->cache_ms, 0);
+    assert_true(rc->accept_on_failure);
+    config_free(cfg);
+    cfg = load_ok(with_key(j, sizeof(j),
+                           "\"recipient_check\":{\"url\":\"http://h/\",\"on_failure\":\"defer\"}"));
+    assert_false(cfg->recipient_check.accept_on_failure);
+    config_free(cfg);
+
+    const struct {
+        const char *check;   /* the recipient_check object */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"[]", "config.json: recipient_check: must be an object"},
+        {"{}", "config.json: recipient_check.url: is required"},
+        {"{\"url\":\"ftp://h/\"}",
+         "config.json: recipient_check.url: must start with http:// or https://"},
+        {"{\"url\":\"http://h/\",\"timeout_ms\":1000,\"connect_timeout_ms\":1001}",
+         "config.json: recipient_check.connect_timeout_ms: must not be greater than timeout_ms "
+         "(1000)"},
+        {"{\"url\":\"http://h/\",\"connect_timeout_ms\":5001}",
+         "config.json: recipient_check.connect_timeout_ms: must not be greater than timeout_ms "
+         "(5000)"},
+        {"{\"url\":\"http://h/\",\"timeout_ms\":60001}",
+         "config.json: recipient_check.timeout_ms: must be an integer from 100 to 60000"},
+        {"{\"url\":\"http://h/\",\"on_failure\":\"reject\"}",
+         "config.json: recipient_check.on_failure: must be \"defer\" or \"accept\""},
+        {"{\"url\":\"http://h/\",\"on_failure\":true}",
+         "config.json: recipient_check.on_failure: must be a string"},
+        {"{\"url\":\"http://h/\",\"ca_file\":\"ca.pem\"}",
+         "config.json: recipient_check.ca_file: applies to https:// URLs only"},
+        {"{\"url\":\"https://h/\",\"client_cert\":\"c.pem\"}",
+         "config.json: recipient_check.client_key: is required with client_cert (give both or "
+         "neither)"},
+        {"{\"url\":\"http://h/\",\"headers\":{\"Host\":\"x\"}}",
+         "config.json: recipient_check.headers.Host: header is set by smtphook and cannot be "
+         "configured"},
+        {"{\"url\":\"http://h/\",\"retry\":{}}", "config.json: recipient_check.retry: unknown key"},
+        {"{\"url\":\"http://h/\",\"breaker\":{}}",
+         "config.json: recipient_check.breaker: unknown key"},
+        {"{\"url\":\"http://h/\",\"reply_map\":{}}",
+         "config.json: recipient_check.reply_map: unknown key"},
+        {"{\"url\":\"http://h/\",\"cache\":1}", "config.json: recipient_check.cache: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char extra[512];
+        snprintf(extra, sizeof(extra), "\"recipient_check\":%s", bad[i].check);
+        load_err_exact(with_key(j, sizeof(j), extra), bad[i].message);
+    }
 }
 
 /* ---- types and unknown keys -------------------------------------------------------------- */
@@ -454,6 +838,11 @@ static void test_spool_directory(void **state)
     snprintf(extra, sizeof(extra), "\"spool\":{\"directory\":\"%s\"}", file);
     load_err(with_key(j, sizeof(j), extra), "spool.directory", "is not a directory");
     unlink(file);
+
+    /* An empty directory is refused like every other optional string. */
+    load_err_exact(with_key(j, sizeof(j), "\"spool\":{\"directory\":\"\"}"),
+                   "config.json: spool.directory: must not be empty (leave the key out for the "
+                   "default)");
 }
 
 /* ---- ${NAME} expansion ------------------------------------------------------------------- */
@@ -683,7 +1072,7 @@ static void test_example_file(void **state)
     char err[ERR_MAX];
     struct config *cfg = NULL;
     assert_int_equal(config_load(path, NULL, &cfg, err, sizeof(err)), SH_ECONFIG);
-    assert_non_null(strstr(err, "endpoints.app.headers.Authorization: environment variable "
+    assert_non_null(strstr(err, "endpoints.helpdesk.headers.Authorization: environment variable "
                                 "SMTPHOOK_APP_TOKEN is not set"));
 
     setenv("SMTPHOOK_APP_TOKEN", "example-token", 1);
@@ -702,10 +1091,34 @@ static void test_example_file(void **state)
     assert_int_equal(cfg->listeners[2].tls, CONFIG_TLS_IMPLICIT);
     assert_int_equal(cfg->n_domains, 2);
     assert_true(config_domain_accepted(cfg, "example.org", 11));
-    assert_int_equal(cfg->n_endpoints, 1);
-    assert_string_equal(cfg->endpoints[0].url, "https://app.internal/inbound");
+    assert_int_equal(cfg->n_endpoints, 2);
+    assert_string_equal(cfg->endpoints[0].name, "helpdesk");
+    assert_string_equal(cfg->endpoints[0].url, "https://helpdesk.internal/inbound");
     assert_string_equal(cfg->endpoints[0].headers[0].value, "Bearer example-token");
+    assert_string_equal(cfg->endpoints[1].name, "billing");
+    assert_string_equal(cfg->endpoints[1].headers[0].value, "Bearer example-token");
+    assert_int_equal(cfg->endpoints[1].n_reply_map, 1);
+    assert_int_equal(cfg->endpoints[1].reply_map[0].status, 409);
+    assert_int_equal(cfg->endpoints[1].reply_map[0].reply.code, 250);
+    /* A help desk gets everything but what the billing route takes. */
+    assert_int_equal(cfg->n_routes, 2);
+    assert_int_equal(cfg->routes[0].endpoints[0], 1);
+    assert_int_equal(cfg->routes[1].endpoints[0], 0);
+    assert_int_equal(config_route_for(cfg, "billing@example.com", 19), 0);
+    assert_int_equal(config_route_for(cfg, "billing+2026@example.com", 24), 0);
+    assert_int_equal(config_route_for(cfg, "invoices@example.org", 20), 0);
+    assert_int_equal(config_route_for(cfg, "support@example.com", 19), 1);
+    assert_string_equal(cfg->recipient_delimiter, "+");
+    assert_false(cfg->one_route_per_transaction);
+    assert_false(cfg->recipient_check.enabled);
+    assert_int_equal(cfg->n_warnings, 0);
     /* The example spells out every default. */
+    assert_int_equal(cfg->endpoints[0].retry.max_attempts, CONFIG_DEF_RETRY_MAX_ATTEMPTS);
+    assert_int_equal(cfg->endpoints[0].retry.initial_backoff_ms,
+                     CONFIG_DEF_RETRY_INITIAL_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].retry.max_backoff_ms, CONFIG_DEF_RETRY_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->endpoints[0].breaker.failures, CONFIG_DEF_BREAKER_FAILURES);
+    assert_int_equal(cfg->endpoints[0].breaker.cooldown_ms, CONFIG_DEF_BREAKER_COOLDOWN_MS);
     assert_int_equal(cfg->limits.max_message_bytes, CONFIG_DEF_MAX_MESSAGE_BYTES);
     assert_int_equal(cfg->limits.transaction_timeout_ms, CONFIG_DEF_TRANSACTION_TIMEOUT_MS);
     assert_int_equal(cfg->limits.shutdown_timeout_ms, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS);
@@ -838,13 +1251,6 @@ static void test_domains(void **state)
 
 /* ---- endpoints and headers --------------------------------------------------------------- */
 
-/* ep_json - a config whose only endpoint is "app": {<body>}. */
-static const char *ep_json(char *buf, size_t len, const char *body)
-{
-    snprintf(buf, len, "{" LISTEN_KEY "," DOMAIN_KEY ",\"endpoints\":{\"app\":{%s}}}", body);
-    return buf;
-}
-
 static void test_endpoint_urls_and_names(void **state)
 {
     (void)state;
@@ -930,6 +1336,317 @@ static void test_headers(void **state)
     cfg =
         load_ok(ep_json(j, sizeof(j), "\"url\":\"http://h/\",\"headers\":{\"X-Smtphooks\":\"1\"}"));
     config_free(cfg);
+}
+
+/* ---- routes ------------------------------------------------------------------------------ */
+
+/* Three endpoints, domains with subdomains to route, and ",<extra>" (routes and so on). */
+#define ROUTE_BASE                                                                                 \
+    LISTEN_KEY ",\"domains\":[\"example.com\",\"help.example.com\",\"eu.example.org\"],"           \
+               "\"endpoints\":{\"helpdesk\":{\"url\":\"http://h/help\"},"                          \
+               "\"billing\":{\"url\":\"http://h/bill\"},\"archive\":{\"url\":\"http://h/arch\"}}"
+
+/* routes_json - a config of ROUTE_BASE with "routes": <routes> and ",<extra>" if given. */
+static const char *routes_json(char *buf, size_t len, const char *routes, const char *extra)
+{
+    snprintf(buf, len, "{" ROUTE_BASE ",\"routes\":%s%s%s}", routes, extra ? "," : "",
+             extra ? extra : "");
+    return buf;
+}
+
+/* route_of - config_route_for on a NUL-terminated address. */
+static long route_of(const struct config *cfg, const char *addr)
+{
+    return config_route_for(cfg, addr, strlen(addr));
+}
+
+#define FOUR_ROUTES                                                                                \
+    "[{\"match\":[\"billing@example.com\",\"invoices@example.com\"],"                              \
+    "\"endpoints\":[\"billing\",\"archive\"],\"policy\":\"failover\"},"                            \
+    "{\"match\":[\"*@help.example.com\",\"support@example.com\"],\"endpoints\":[\"helpdesk\"]},"   \
+    "{\"match\":[\"*@*.example.org\"],\"endpoints\":[\"helpdesk\",\"archive\"],"                   \
+    "\"policy\":\"all\"},"                                                                         \
+    "{\"match\":[\"*\"],\"endpoints\":[\"archive\"]}]"
+
+static void test_routes(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(routes_json(j, sizeof(j), FOUR_ROUTES, NULL));
+    assert_int_equal(cfg->n_routes, 4);
+    const struct config_route *r = cfg->routes;
+    assert_int_equal(r[0].n_patterns, 2);
+    assert_int_equal(r[0].patterns[0].kind, ROUTE_PATTERN_EXACT);
+    assert_string_equal(r[0].patterns[0].local, "billing");
+    assert_string_equal(r[0].patterns[0].domain, "example.com");
+    assert_int_equal(r[0].n_endpoints, 2);
+    assert_int_equal(r[0].endpoints[0], 1); /* billing: indices into cfg->endpoints */
+    assert_int_equal(r[0].endpoints[1], 2); /* archive */
+    assert_int_equal(r[0].policy, CONFIG_ROUTE_FAILOVER);
+    assert_int_equal(r[1].patterns[0].kind, ROUTE_PATTERN_DOMAIN);
+    assert_int_equal(r[1].n_endpoints, 1);
+    assert_int_equal(r[1].endpoints[0], 0);
+    assert_int_equal(r[1].policy, CONFIG_ROUTE_ALL); /* the default */
+    assert_int_equal(r[2].patterns[0].kind, ROUTE_PATTERN_SUBDOMAIN);
+    assert_string_equal(r[2].patterns[0].domain, "example.org");
+    assert_int_equal(r[2].policy, CONFIG_ROUTE_ALL);
+    assert_int_equal(r[3].patterns[0].kind, ROUTE_PATTERN_ANY);
+    assert_int_equal(cfg->n_warnings, 0); /* every endpoint has a route */
+
+    /* The first route with a matching pattern; domains and ASCII local parts ignore case. */
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    assert_int_equal(route_of(cfg, "BILLING@Example.COM"), 0);
+    assert_int_equal(route_of(cfg, "invoices@example.com"), 0);
+    assert_int_equal(route_of(cfg, "support@example.com"), 1);
+    assert_int_equal(route_of(cfg, "anyone@HELP.example.com"), 1);
+    assert_int_equal(route_of(cfg, "x@eu.example.org"), 2);
+    assert_int_equal(route_of(cfg, "x@a.eu.example.org"), 2);
+    assert_int_equal(route_of(cfg, "x@example.org"), 3); /* not a subdomain: "*" takes it */
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), 3); /* no delimiter */
+    assert_int_equal(route_of(cfg, "postmaster"), 3);               /* only "*" matches it */
+    assert_int_equal(config_route_for(cfg, "billing@example.com>junk", 19), 0); /* len bounds */
+    assert_int_equal(config_route_for(NULL, "billing@example.com", 19), -1);
+    config_free(cfg);
+
+    /* Without a catch-all route some recipients have none. */
+    cfg = load_ok(routes_json(j, sizeof(j),
+                              "[{\"match\":[\"support@example.com\"],\"endpoints\":[\"helpdesk\","
+                              "\"billing\",\"archive\"]}]",
+                              NULL));
+    assert_int_equal(route_of(cfg, "support@example.com"), 0);
+    assert_int_equal(route_of(cfg, "Support@EXAMPLE.com"), 0);
+    assert_int_equal(route_of(cfg, "other@example.com"), -1);
+    assert_int_equal(route_of(cfg, "support@help.example.com"), -1);
+    assert_int_equal(route_of(cfg, "postmaster"), -1);
+    config_free(cfg);
+
+    /* No routes: -1 for everyone. */
+    cfg = load_ok("{" BASE "}");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    assert_int_equal(route_of(cfg, "user@example.com"), -1);
+    config_free(cfg);
+}
+
+static void test_routes_delimiter(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const char *routes = "[{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+                         "{\"match\":[\"support@example.com\",\"*@help.example.com\"],"
+                         "\"endpoints\":[\"helpdesk\",\"archive\"]}]";
+    struct config *cfg =
+        load_ok(routes_json(j, sizeof(j), routes, "\"recipient_delimiter\":\"+-\""));
+    assert_string_equal(cfg->recipient_delimiter, "+-");
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), 0);
+    assert_int_equal(route_of(cfg, "Billing-Q1@Example.com"), 0);
+    assert_int_equal(route_of(cfg, "billing+a-b@example.com"), 0); /* the first one cuts */
+    assert_int_equal(route_of(cfg, "support+urgent@example.com"), 1);
+    assert_int_equal(route_of(cfg, "billing.x@example.com"), -1); /* '.' is not a delimiter */
+    assert_int_equal(route_of(cfg, "billingx@example.com"), -1);
+    assert_int_equal(route_of(cfg, "\"billing+x\"@example.com"), -1); /* quoted: never cut */
+    assert_int_equal(route_of(cfg, "x+y@help.example.com"), 1);
+    config_free(cfg);
+
+    /* Without the delimiter the same addresses find no route. */
+    cfg = load_ok(routes_json(j, sizeof(j), routes, NULL));
+    assert_int_equal(route_of(cfg, "billing+2024@example.com"), -1);
+    assert_int_equal(route_of(cfg, "billing@example.com"), 0);
+    config_free(cfg);
+}
+
+static void test_routes_warnings(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    struct config *cfg = load_ok(routes_json(
+        j, sizeof(j), "[{\"match\":[\"*@example.com\"],\"endpoints\":[\"billing\"]}]", NULL));
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[0], "config.json: endpoints.helpdesk: no route uses this "
+                                          "endpoint; it receives nothing");
+    assert_string_equal(cfg->warnings[1], "config.json: endpoints.archive: no route uses this "
+                                          "endpoint; it receives nothing");
+    config_free(cfg);
+
+    /* one_route_per_transaction is meaningful with routes: no warning. */
+    cfg = load_ok(routes_json(j, sizeof(j), FOUR_ROUTES, "\"one_route_per_transaction\":true"));
+    assert_true(cfg->one_route_per_transaction);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+}
+
+static void test_routes_errors(void **state)
+{
+    (void)state;
+    char j[JSON_MAX];
+    const struct {
+        const char *routes;  /* the value of "routes" */
+        const char *message; /* exactly */
+    } bad[] = {
+        {"{}", "config.json: routes: must be an array of objects like {\"match\": "
+               "[\"*@example.com\"], \"endpoints\": [\"app\"]}"},
+        {"[]", "config.json: routes: must list at least one route (or leave it out: every "
+               "endpoint gets every message)"},
+        {"[\"*\"]", "config.json: routes[0]: must be an object like {\"match\": "
+                    "[\"*@example.com\"], \"endpoints\": [\"app\"]}"},
+        {"[{\"matches\":[\"*\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].matches: unknown key"},
+        {"[{\"endpoints\":[\"archive\"]}]", "config.json: routes[0].match: is required"},
+        {"[{\"match\":[\"*\"]}]", "config.json: routes[0].endpoints: is required"},
+        {"[{\"match\":\"*\",\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match: must be an array of patterns like [\"*@example.com\"]"},
+        {"[{\"match\":[],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match: must list at least one pattern"},
+        {"[{\"match\":[\"*\"],\"endpoints\":\"archive\"}]",
+         "config.json: routes[0].endpoints: must be an array of endpoint names"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[]}]",
+         "config.json: routes[0].endpoints: must list at least one endpoint"},
+        {"[{\"match\":[5],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: must be a string"},
+        {"[{\"match\":[\"example.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"example.com\" is not a pattern: a pattern is "
+         "local@domain, *@domain, *@*.domain or *"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\",\"nope\"]}]",
+         "config.json: routes[0].endpoints[1]: no endpoint is named \"nope\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"Archive\"]}]",
+         "config.json: routes[0].endpoints[0]: no endpoint is named \"Archive\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\",\"helpdesk\",\"archive\"]}]",
+         "config.json: routes[0].endpoints[2]: duplicate endpoint \"archive\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[7]}]",
+         "config.json: routes[0].endpoints[0]: must be a string"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"],\"policy\":\"any\"}]",
+         "config.json: routes[0].policy: must be \"all\" or \"failover\""},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"],\"policy\":1}]",
+         "config.json: routes[0].policy: must be a string"},
+        /* Patterns that can never match: a domain not served... */
+        {"[{\"match\":[\"*@example.com\",\"a@other.example\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[1]: \"a@other.example\" can never match: its domain is "
+         "not one of \"domains\""},
+        {"[{\"match\":[\"*@example.org\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"*@example.org\" can never match: its domain is not "
+         "one of \"domains\""},
+        {"[{\"match\":[\"*@*.help.example.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[0]: \"*@*.help.example.com\" can never match: no domain "
+         "of \"domains\" is below its domain"},
+        /* ... the same pattern twice in a route, or in an earlier one ... */
+        {"[{\"match\":[\"*@example.com\",\"*@EXAMPLE.com\"],\"endpoints\":[\"archive\"]}]",
+         "config.json: routes[0].match[1]: duplicate pattern \"*@EXAMPLE.com\" (the same as "
+         "match[0])"},
+        {"[{\"match\":[\"a@example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"b@example.com\",\"A@Example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[1]: \"A@Example.com\" can never match: "
+         "routes[0].match[0] (\"a@example.com\") comes first and takes every address it would"},
+        /* ... a route after one that takes every address ... */
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"billing@example.com\" can never match: "
+         "routes[0].match[0] (\"*\") comes first and takes every address it would"},
+        {"[{\"match\":[\"*\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"*\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"*\" can never match: routes[0].match[0] (\"*\") "
+         "comes first and takes every address it would"},
+        /* ... or behind a wider pattern of an earlier route. */
+        {"[{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"vip@example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"vip@example.com\" can never match: "
+         "routes[0].match[0] (\"*@example.com\") comes first and takes every address it would"},
+        {"[{\"match\":[\"*@*.example.org\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"x@eu.example.org\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"x@eu.example.org\" can never match: "
+         "routes[0].match[0] (\"*@*.example.org\") comes first and takes every address it "
+         "would"},
+        {"[{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"archive\"]},"
+         "{\"match\":[\"*@help.example.com\"],\"endpoints\":[\"billing\"]}]",
+         "config.json: routes[1].match[0]: \"*@help.example.com\" can never match: "
+         "routes[0].match[0] (\"*@*.example.com\") comes first and takes every address it "
+         "would"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        load_err_exact(routes_json(j, sizeof(j), bad[i].routes, NULL), bad[i].message);
+
+    /* A shadowed subdomain pattern, and an extension behind its base address. */
+    load_err_exact("{" LISTEN_KEY ",\"domains\":[\"a.eu.example.com\"]," EP_KEY ",\"routes\":["
+                   "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"app\"]},"
+                   "{\"match\":[\"*@*.eu.example.com\"],\"endpoints\":[\"app\"]}]}",
+                   "config.json: routes[1].match[0]: \"*@*.eu.example.com\" can never match: "
+                   "routes[0].match[0] (\"*@*.example.com\") comes first and takes every address "
+                   "it would");
+    const char *ext = "[{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+                      "{\"match\":[\"billing+eu@example.com\"],\"endpoints\":[\"archive\"]},"
+                      "{\"match\":[\"*\"],\"endpoints\":[\"helpdesk\"]}]";
+    load_err_exact(routes_json(j, sizeof(j), ext, "\"recipient_delimiter\":\"+\""),
+                   "config.json: routes[1].match[0]: \"billing+eu@example.com\" can never match: "
+                   "routes[0].match[0] (\"billing@example.com\") comes first and takes every "
+                   "address it would");
+
+    /* Narrow before wide is fine, and so are overlaps that leave some addresses. */
+    const char *fine[] = {
+        ext, /* without a delimiter "billing+eu" is just another address */
+        "[{\"match\":[\"billing+eu@example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"billing@example.com\"],\"endpoints\":[\"billing\"]},"
+        "{\"match\":[\"*\"],\"endpoints\":[\"helpdesk\"]}]",
+        "[{\"match\":[\"vip@example.com\"],\"endpoints\":[\"billing\"]},"
+        "{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"billing\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@help.example.com\"],\"endpoints\":[\"archive\"]},"
+        "{\"match\":[\"*@*.example.com\"],\"endpoints\":[\"billing\",\"helpdesk\"]}]",
+        "[{\"match\":[\"*@example.com\",\"a@example.com\"],\"endpoints\":[\"archive\","
+        "\"billing\",\"helpdesk\"]}]", /* redundant inside one route: harmless */
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        struct config *cfg = load_ok(routes_json(j, sizeof(j), fine[i], NULL));
+        config_free(cfg);
+    }
+    struct config *cfg =
+        load_ok(routes_json(j, sizeof(j), fine[0], "\"recipient_delimiter\":\"-\""));
+    config_free(cfg);
+
+    /* Every domain served: any pattern can match. */
+    cfg = load_ok("{" LISTEN_KEY ",\"domains\":[\"*\"]," EP_KEY ",\"routes\":[{\"match\":["
+                  "\"a@anything.example\",\"*@*.other.example\"],\"endpoints\":[\"app\"]}]}");
+    assert_int_equal(cfg->routes[0].n_patterns, 2);
+    config_free(cfg);
+}
+
+/* --webhook replaces the endpoints the routes name: it drops the routes too, and says so. */
+static void test_routes_webhook(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], err[ERR_MAX];
+    struct config_overrides ov = {.webhook = "http://127.0.0.1:9/x"};
+    struct config *cfg = NULL;
+    assert_int_equal(load(routes_json(j, sizeof(j), FOUR_ROUTES, NULL), &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_endpoints, 1);
+    assert_string_equal(cfg->endpoints[0].name, "default");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    assert_int_equal(route_of(cfg, "billing@example.com"), -1); /* every endpoint: the one */
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "--webhook: replaces the file's \"endpoints\" and drops its \"routes\": "
+                        "every message goes to the --webhook URL");
+    config_free(cfg);
+
+    /* With one_route_per_transaction, that one has nothing left to do either. */
+    assert_int_equal(
+        load(routes_json(j, sizeof(j), FOUR_ROUTES, "\"one_route_per_transaction\":true"), &ov,
+             &cfg, err),
+        0);
+    assert_int_equal(cfg->n_warnings, 2);
+    assert_string_equal(cfg->warnings[1],
+                        "config.json: one_route_per_transaction: has no effect without routes");
+    config_free(cfg);
+
+    /* No routes in the file: nothing to say. */
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_warnings, 0);
+    config_free(cfg);
+
+    /* The file's routes are still checked. */
+    load_err_ov(routes_json(j, sizeof(j), "[{\"match\":[\"*\"],\"endpoints\":[\"nope\"]}]", NULL),
+                &ov, "config.json: routes[0].endpoints[0]: no endpoint is named \"nope\"", NULL);
 }
 
 /* ---- TLS --------------------------------------------------------------------------------- */
@@ -1037,6 +1754,10 @@ static void test_tls_errors(void **state)
         snprintf(extra, sizeof(extra), "\"tls\":%s", bad[i].tls);
         load_err(with_key(j, sizeof(j), extra), bad[i].path, bad[i].problem);
     }
+    /* A required key has no default to fall back on. */
+    load_err_exact(
+        with_key(j, sizeof(j), "\"tls\":{\"certificates\":[{\"cert\":\"\",\"key\":\"k\"}]}"),
+        "config.json: tls.certificates[0].cert: must not be empty");
 }
 
 static void test_listener_tls(void **state)
@@ -1288,6 +2009,16 @@ int main(void)
         cmocka_unit_test(test_exact_message),
         cmocka_unit_test(test_connect_exceeds_total),
         cmocka_unit_test(test_connect_default_fits_total),
+        cmocka_unit_test(test_retry_breaker),
+        cmocka_unit_test(test_reply_map),
+        cmocka_unit_test(test_recipient_delimiter),
+        cmocka_unit_test(test_one_route_per_transaction),
+        cmocka_unit_test(test_recipient_check),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_routes_delimiter),
+        cmocka_unit_test(test_routes_warnings),
+        cmocka_unit_test(test_routes_errors),
+        cmocka_unit_test(test_routes_webhook),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_required_keys),
