@@ -185,6 +185,58 @@ static void test_map_headers_cut_off(void **state)
                             map(HTTP_FAILURE_NONE, 200, 99, 100).text);
 }
 
+/* The Smtphook-Reply rules delivery shares with the recipient check: only an answered
+ * response's header, given once, valid, agreeing with the status class. */
+static void test_app_reply_rules(void **state)
+{
+    (void)state;
+    const struct {
+        enum http_failure failure;
+        long status;
+        bool complete;
+        const char *value;
+        bool repeated;
+        bool used;   /* the reply stands */
+        bool reason; /* ignored, with a reason for the log */
+    } rows[] = {
+        {HTTP_FAILURE_NONE, 200, true, "250 2.1.5 welcome", false, true, false},
+        {HTTP_FAILURE_NONE, 404, true, "550 5.1.1 no such user", false, true, false},
+        {HTTP_FAILURE_NONE, 503, true, "450 4.2.1 busy", false, true, false},
+        {HTTP_FAILURE_OTHER, 403, true, "550 5.7.1 no", false, true, false},
+        /* absent: nothing to ignore */
+        {HTTP_FAILURE_NONE, 200, true, NULL, false, false, false},
+        /* no answer: neither used nor worth a warning */
+        {HTTP_FAILURE_NONE, 200, false, "250 2.1.5 cut", false, false, false},
+        {HTTP_FAILURE_OTHER, 200, true, "250 2.1.5 broken", false, false, false},
+        {HTTP_FAILURE_TIMEOUT, 0, false, NULL, false, false, false},
+        /* ignored, and why */
+        {HTTP_FAILURE_NONE, 200, true, "250 2.1.5 twice", true, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "250 no esc", false, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "550 5.1.1 refused by a 200", false, false, true},
+        {HTTP_FAILURE_NONE, 404, true, "250 2.1.5 accepted by a 404", false, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "251 2.1.5 other 2yz", false, false, true},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct http_response r;
+        memset(&r, 0, sizeof(r));
+        r.failure = rows[i].failure;
+        r.status = rows[i].status;
+        r.headers_complete = rows[i].complete;
+        r.smtp_reply = rows[i].value;
+        r.smtp_reply_repeated = rows[i].repeated;
+        struct app_reply out;
+        memset(&out, 0, sizeof(out));
+        const char *why = "unset";
+        bool used = delivery_app_reply(&r, &out, &why);
+        if (used != rows[i].used || (why != NULL) != rows[i].reason)
+            fail_msg("row %zu: used %d why %s", i, (int)used, why ? why : "(none)");
+        if (used)
+            assert_true(strstr(rows[i].value, out.text) != NULL && out.code >= 250);
+        else
+            assert_int_equal(out.code, 0); /* *out untouched */
+    }
+}
+
 /* result - a delivery whose reply is that of (failure, status). */
 static struct txn_delivery result(const char *name, enum http_failure f, long status)
 {
@@ -1180,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_map_table),
         cmocka_unit_test(test_map_headers_cut_off),
         cmocka_unit_test(test_fold_order),
+        cmocka_unit_test(test_app_reply_rules),
         cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_413, setup, teardown),
