@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "smtphook/error.h"
+#include "smtphook/siphash.h"
 
 #define CLIENT_MAP_MIN_SLOTS 16u        /* smallest table; a power of two */
 #define CLIENT_MAP_MAX_SLOTS (1u << 31) /* largest table: slot numbers stay below 2^32 */
@@ -35,82 +36,13 @@ struct client_slot {
 };
 
 struct client_map {
-    uint64_t k0, k1;              /* SipHash key */
+    struct siphash_key key;       /* SipHash key, from the seed */
     struct client_slot *slots;    /* n_slots slots, a power of two */
     size_t n_slots;               /* slots allocated */
     struct client_entry *entries; /* records, dense: [0, count) */
     size_t cap;                   /* entries allocated */
     size_t count;                 /* records held */
 };
-
-/* ---- SipHash-1-3 (Aumasson and Bernstein; one compression, three finalization rounds) ---- */
-
-/* rotl - rotate left by b (0 < b < 64). */
-static uint64_t rotl(uint64_t x, unsigned b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-/* sip_round - one SipRound on v[0..3]. */
-static void sip_round(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = rotl(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = rotl(v[0], 32);
-    v[2] += v[3];
-    v[3] = rotl(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = rotl(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = rotl(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = rotl(v[2], 32);
-}
-
-/* load_le - n (<= 8) bytes as a little-endian number. */
-static uint64_t load_le(const unsigned char *p, size_t n)
-{
-    uint64_t x = 0;
-    for (size_t i = n; i > 0; i--)
-        x = (x << 8) | p[i - 1];
-    return x;
-}
-
-/* siphash13 - the 64-bit SipHash-1-3 of data[0, len) under the key (k0, k1). */
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t v[4] = {k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull,
-                     k0 ^ 0x6c7967656e657261ull, k1 ^ 0x7465646279746573ull};
-    size_t full = len - len % 8;
-    for (size_t i = 0; i < full; i += 8) {
-        uint64_t m = load_le(p + i, 8);
-        v[3] ^= m;
-        sip_round(v);
-        v[0] ^= m;
-    }
-    uint64_t last = ((uint64_t)(len & 0xff) << 56) | load_le(p + full, len % 8);
-    v[3] ^= last;
-    sip_round(v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for (int i = 0; i < 3; i++)
-        sip_round(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-/* splitmix64 - the next output of SplitMix64 from *state: spreads a plain seed (0, a
- * counter, a time) over the 128 bits of the SipHash key. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* ---- the table ------------------------------------------------------------------------- */
 
@@ -126,7 +58,7 @@ static size_t key_length(const char *key)
 /* hash_key - the key's 32-bit hash under this map's key. */
 static uint32_t hash_key(const struct client_map *m, const char *key, size_t len)
 {
-    return (uint32_t)siphash13(m->k0, m->k1, key, len);
+    return (uint32_t)siphash13(&m->key, key, len);
 }
 
 /* record_idle - all counters of the record are zero. A counter added to client_record must
@@ -263,9 +195,7 @@ int client_map_new(uint64_t seed, struct client_map **out)
     struct client_map *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return SH_ENOMEM;
-    uint64_t state = seed;
-    m->k0 = splitmix64(&state);
-    m->k1 = splitmix64(&state);
+    m->key = siphash_key_from_seed(seed);
     if (resize_table(m, CLIENT_MAP_MIN_SLOTS) != 0 || resize_entries(m, CLIENT_MAP_MIN_RECS) != 0) {
         client_map_free(m);
         return SH_ENOMEM;

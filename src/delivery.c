@@ -154,6 +154,35 @@ static const char *delivery_class_esc(unsigned code)
     return code < 300 ? "2.0.0" : code < 500 ? "4.3.0" : "5.3.0";
 }
 
+/* delivery_answered - see delivery.h. A 2xx with a transfer error is no answer (the exchange
+ * did not complete); a final non-2xx status is, once its header section ended. */
+bool delivery_answered(const struct http_response *resp)
+{
+    return resp->status >= 100 && resp->headers_complete &&
+           (resp->failure == HTTP_FAILURE_NONE || resp->status >= 300);
+}
+
+/* delivery_app_reply - see delivery.h. */
+bool delivery_app_reply(const struct http_response *resp, struct app_reply *out, const char **why)
+{
+    struct app_reply r;
+    *why = NULL;
+    if (!delivery_answered(resp) || resp->smtp_reply == NULL)
+        return false;
+    if (resp->smtp_reply_repeated) {
+        *why = "Smtphook-Reply given more than once";
+        return false;
+    }
+    if (!app_reply_parse(resp->smtp_reply, strlen(resp->smtp_reply), APP_REPLY_FULL, &r, why))
+        return false;
+    if (!app_reply_agrees(&r, resp->status)) {
+        *why = "Smtphook-Reply does not agree with the HTTP status class";
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
 /* delivery_choose - see delivery.h. A response counts only when its header block ended: a
  * cut-off response's headers are not trusted either. */
 void delivery_choose(const struct config_endpoint *ep, const struct http_response *resp,
@@ -165,9 +194,7 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
     *retry = def.retry;
     *app = false;
     *why = NULL;
-    bool answered = resp->status >= 100 && resp->headers_complete &&
-                    (resp->failure == HTTP_FAILURE_NONE || resp->status >= 300);
-    if (!answered)
+    if (!delivery_answered(resp))
         return;
     const struct config_reply_rule *rule = delivery_rule(ep, resp->status);
     if (rule != NULL) {
@@ -181,19 +208,10 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
             snprintf(out->text, sizeof(out->text), "endpoint answered HTTP %ld", resp->status);
         }
     }
-    if (resp->smtp_reply != NULL) {
-        struct app_reply r;
-        if (resp->smtp_reply_repeated)
-            *why = "Smtphook-Reply given more than once";
-        else if (!app_reply_parse(resp->smtp_reply, strlen(resp->smtp_reply), APP_REPLY_FULL, &r,
-                                  why))
-            ;
-        else if (!app_reply_agrees(&r, resp->status))
-            *why = "Smtphook-Reply does not agree with the HTTP status class";
-        else {
-            *out = r;
-            *app = true;
-        }
+    struct app_reply r;
+    if (delivery_app_reply(resp, &r, why)) {
+        *out = r;
+        *app = true;
     }
     /* Another attempt is worth it only where both the answer and the reply say "later". */
     *retry = *retry && out->code / 100 == 4;
@@ -728,8 +746,8 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     job_done(d);
 }
 
-/* delivery_header_line - "Name: value" for an endpoint header, malloc'ed. */
-static char *delivery_header_line(const struct config_header *h)
+/* delivery_header_line - see delivery.h. */
+char *delivery_header_line(const struct config_header *h)
 {
     size_t n = strlen(h->name) + strlen(h->value) + sizeof(": ");
     char *line = malloc(n);

@@ -105,13 +105,25 @@ static int payload_tls(json_t *root, const struct envelope_tls *tls, int *err)
     return 0;
 }
 
+/* payload_client - the "client" member, as the envelope has it: address, port, helo. */
+static int payload_client(json_t *root, const char *address, uint16_t port, const char *helo,
+                          int *err)
+{
+    json_t *client = payload_child(root, "client", json_object(), err);
+    if (client == NULL || payload_set(client, "address", payload_string(address, 1, err), err) ||
+        payload_set(client, "port", json_integer(port), err) ||
+        payload_set(client, "helo", payload_string(helo, 1, err), err))
+        return *err;
+    return 0;
+}
+
 /* payload_build - the envelope as a jansson object, keys in the documented order. Every
  * child is attached to root as soon as it exists, so one decref cleans up. */
 static json_t *payload_build(const struct envelope *env, int *err)
 {
     char when[PAYLOAD_TIME_MAX];
     json_t *root = json_object();
-    json_t *client, *rcpt, *params;
+    json_t *rcpt, *params;
     if (root == NULL) {
         *err = SH_ENOMEM;
         return NULL;
@@ -123,13 +135,8 @@ static json_t *payload_build(const struct envelope *env, int *err)
         payload_set(root, "received_at", json_string(when), err))
         goto fail;
 
-    if ((client = payload_child(root, "client", json_object(), err)) == NULL ||
-        payload_set(client, "address", payload_string(env->client_address, 1, err), err) ||
-        payload_set(client, "port", json_integer(env->client_port), err) ||
-        payload_set(client, "helo", payload_string(env->helo, 1, err), err))
-        goto fail;
-
-    if (payload_tls(root, &env->tls, err) != 0 ||
+    if (payload_client(root, env->client_address, env->client_port, env->helo, err) != 0 ||
+        payload_tls(root, &env->tls, err) != 0 ||
         payload_set(root, "mail_from", payload_string(env->mail_from, 0, err), err))
         goto fail;
 
@@ -191,18 +198,14 @@ static int payload_escape_del(char *text, size_t len, char **out)
     return 0;
 }
 
-/* payload_envelope_json - the envelope as compact, ASCII-only JSON; non-ASCII characters
- * become \uXXXX escapes (RFC 8259 §7) and control characters are escaped too, so the text
- * is a safe header value. Dumped into our own allocation: the caller free()s it whatever
- * allocator jansson was given. */
-int payload_envelope_json(const struct envelope *env, char **out)
+/* payload_dump - root (a reference the caller gives up) as compact, ASCII-only JSON;
+ * non-ASCII characters become \uXXXX escapes (RFC 8259 §7) and control characters and DEL
+ * are escaped too, so the text is a safe header value. Dumped into our own allocation: the
+ * caller free()s *out whatever allocator jansson was given. */
+static int payload_dump(json_t *root, char **out)
 {
     int err = 0;
     char *text = NULL;
-    *out = NULL;
-    json_t *root = payload_build(env, &err);
-    if (root == NULL)
-        return err != 0 ? err : SH_ENOMEM;
     size_t need = json_dumpb(root, NULL, 0, PAYLOAD_DUMP_FLAGS);
     if (need == 0 || (text = malloc(need + 1)) == NULL) {
         err = SH_ENOMEM;
@@ -220,6 +223,39 @@ fail:
     free(text);
     json_decref(root);
     return err;
+}
+
+/* payload_envelope_json - the envelope's object, dumped by payload_dump. */
+int payload_envelope_json(const struct envelope *env, char **out)
+{
+    int err = 0;
+    *out = NULL;
+    json_t *root = payload_build(env, &err);
+    if (root == NULL)
+        return err != 0 ? err : SH_ENOMEM;
+    return payload_dump(root, out);
+}
+
+/* payload_rcpt_check_json - see payload.h: built like the envelope (the same "client" and
+ * "tls" members), dumped the same way. */
+int payload_rcpt_check_json(const char *recipient, const char *sender, const char *client_address,
+                            uint16_t client_port, const char *helo, const struct envelope_tls *tls,
+                            char **out)
+{
+    static const struct envelope_tls plaintext; /* every pointer NULL */
+    int err = 0;
+    *out = NULL;
+    json_t *root = json_object();
+    if (root == NULL)
+        return SH_ENOMEM;
+    if (payload_set(root, "recipient", payload_string(recipient, 0, &err), &err) ||
+        payload_set(root, "sender", payload_string(sender, 0, &err), &err) ||
+        payload_client(root, client_address, client_port, helo, &err) != 0 ||
+        payload_tls(root, tls != NULL ? tls : &plaintext, &err) != 0) {
+        json_decref(root);
+        return err != 0 ? err : SH_ENOMEM;
+    }
+    return payload_dump(root, out);
 }
 
 /* payload_is_plain - bytes that pass percent-encoding unchanged: visible ASCII

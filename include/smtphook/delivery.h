@@ -53,6 +53,17 @@ typedef void (*delivery_done_fn)(void *arg, struct txn *t);
  * is the message size, compared with resp->body_sent to detect a body not fully sent. */
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size);
 
+/* delivery_answered - does the response answer at all: a status whose header section ended
+ * (a cut-off response's status and headers are not trusted, RFC 9112 §8), and for a 2xx
+ * no transfer error besides (pure). The recipient check follows the same rule. */
+bool delivery_answered(const struct http_response *resp);
+
+/* delivery_app_reply - the app's Smtphook-Reply of an answered response, when it may stand:
+ * given once, the full form of app_reply.h, agreeing with the status class. true with *out;
+ * false with *why the reason it was ignored (static), or NULL when there was none to ignore
+ * (absent, dropped as too long, or no answer). Shared with the recipient check (pure). */
+bool delivery_app_reply(const struct http_response *resp, struct app_reply *out, const char **why);
+
 /* delivery_choose - the reply one endpoint's answer gives: delivery_map, then the
  * endpoint's reply_map for the status, then a valid Smtphook-Reply header (pure). *why is
  * set (static text) when a Smtphook-Reply header was present but ignored. *app is set when
@@ -64,6 +75,10 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
 /* delivery_fold - the delivery whose reply the sender hears: the first permanent failure
  * in the order given, else the first temporary one; -1 when all succeeded. */
 long delivery_fold(const struct txn_delivery *deliveries, size_t n);
+
+/* delivery_header_line - "Name: value" for a configured request header, malloc'ed (NULL
+ * without memory). Shared with the recipient check. */
+char *delivery_header_line(const struct config_header *h);
 
 /* delivery_context_new - what all deliveries share: the loop, the HTTP client, the config
  * and one circuit breaker per endpoint. 0 or SH_ENOMEM. */

@@ -10,11 +10,13 @@
  *   X-Smtphook-Rcpt-To: <percent-encoded addresses, separated by ", ">
  *   <body: the message exactly as received, after dot-unstuffing>
  * Percent-encoding covers every byte outside 0x21..0x7E and '%' and ',', so no header
- * can be split or forged and UTF-8 addresses are recovered by decoding. */
+ * can be split or forged and UTF-8 addresses are recovered by decoding. The recipient
+ * check's request body (rcpt_check.h) is built here too, with the same JSON rules. */
 #ifndef SMTPHOOK_PAYLOAD_H
 #define SMTPHOOK_PAYLOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "smtphook/envelope.h"
 
@@ -32,6 +34,17 @@
  *  "mail_from","rcpt_to":[...],"size","params":{"body","smtputf8"},"chunked"}.
  * *out is malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM/SH_EINVAL. */
 int payload_envelope_json(const struct envelope *env, char **out);
+
+/* payload_rcpt_check_json - the body of a recipient check (rcpt_check.h), compact JSON
+ * escaped as payload_envelope_json's: {"recipient","sender" ("" for the null sender; NULL
+ * is taken as ""),"client":{"address","port","helo"},"tls":null or {"version","cipher",
+ * "sni","client_certificate":null or {"subject","sha256"}}}. client_address and helo may
+ * be NULL (JSON null); tls NULL or with version NULL is a plaintext session. *out is
+ * malloc'ed, NUL-terminated; caller frees. 0 or SH_ENOMEM, SH_EINVAL for a string that is
+ * not UTF-8. */
+int payload_rcpt_check_json(const char *recipient, const char *sender, const char *client_address,
+                            uint16_t client_port, const char *helo, const struct envelope_tls *tls,
+                            char **out);
 
 /* payload_headers - every "Name: value" line above (without CRLF), Content-Type first.
  * *out is a malloc'ed array of *n malloc'ed strings; free with payload_headers_free. */

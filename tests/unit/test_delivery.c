@@ -1,7 +1,8 @@
 /* test_delivery.c - the reply table and fold, then delivery + http_client end to end against
- * a small HTTP/1.1 server that runs on the same libuv loop on 127.0.0.1; the server can also
- * answer with raw scripted bytes, to see how http_client reads a response's head through
- * curl (cut off, interim 1xx, obs-fold, trailers, the kept header values and their bounds). */
+ * a small HTTP/1.1 server that runs on the same libuv loop on 127.0.0.1 (http_test_server.c);
+ * the server can also answer with raw scripted bytes, to see how http_client reads a
+ * response's head through curl (cut off, interim 1xx, obs-fold, trailers, the kept header
+ * values and their bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <strings.h>
 #include <uv.h>
 
 #include "smtphook/buf.h"
@@ -19,6 +19,8 @@
 #include "smtphook/error.h"
 #include "smtphook/payload.h"
 #include "smtphook/txn.h"
+
+#include "http_test_server.h"
 
 #define BODY_BYTES   150000u /* the message: past the spool's memory part */
 #define SPOOL_MEMORY 4096u   /* so the body is read back from the temporary file */
@@ -185,6 +187,58 @@ static void test_map_headers_cut_off(void **state)
                             map(HTTP_FAILURE_NONE, 200, 99, 100).text);
 }
 
+/* The Smtphook-Reply rules delivery shares with the recipient check: only an answered
+ * response's header, given once, valid, agreeing with the status class. */
+static void test_app_reply_rules(void **state)
+{
+    (void)state;
+    const struct {
+        enum http_failure failure;
+        long status;
+        bool complete;
+        const char *value;
+        bool repeated;
+        bool used;   /* the reply stands */
+        bool reason; /* ignored, with a reason for the log */
+    } rows[] = {
+        {HTTP_FAILURE_NONE, 200, true, "250 2.1.5 welcome", false, true, false},
+        {HTTP_FAILURE_NONE, 404, true, "550 5.1.1 no such user", false, true, false},
+        {HTTP_FAILURE_NONE, 503, true, "450 4.2.1 busy", false, true, false},
+        {HTTP_FAILURE_OTHER, 403, true, "550 5.7.1 no", false, true, false},
+        /* absent: nothing to ignore */
+        {HTTP_FAILURE_NONE, 200, true, NULL, false, false, false},
+        /* no answer: neither used nor worth a warning */
+        {HTTP_FAILURE_NONE, 200, false, "250 2.1.5 cut", false, false, false},
+        {HTTP_FAILURE_OTHER, 200, true, "250 2.1.5 broken", false, false, false},
+        {HTTP_FAILURE_TIMEOUT, 0, false, NULL, false, false, false},
+        /* ignored, and why */
+        {HTTP_FAILURE_NONE, 200, true, "250 2.1.5 twice", true, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "250 no esc", false, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "550 5.1.1 refused by a 200", false, false, true},
+        {HTTP_FAILURE_NONE, 404, true, "250 2.1.5 accepted by a 404", false, false, true},
+        {HTTP_FAILURE_NONE, 200, true, "251 2.1.5 other 2yz", false, false, true},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct http_response r;
+        memset(&r, 0, sizeof(r));
+        r.failure = rows[i].failure;
+        r.status = rows[i].status;
+        r.headers_complete = rows[i].complete;
+        r.smtp_reply = rows[i].value;
+        r.smtp_reply_repeated = rows[i].repeated;
+        struct app_reply out;
+        memset(&out, 0, sizeof(out));
+        const char *why = "unset";
+        bool used = delivery_app_reply(&r, &out, &why);
+        if (used != rows[i].used || (why != NULL) != rows[i].reason)
+            fail_msg("row %zu: used %d why %s", i, (int)used, why ? why : "(none)");
+        if (used)
+            assert_true(strstr(rows[i].value, out.text) != NULL && out.code >= 250);
+        else
+            assert_int_equal(out.code, 0); /* *out untouched */
+    }
+}
+
 /* result - a delivery whose reply is that of (failure, status). */
 static struct txn_delivery result(const char *name, enum http_failure f, long status)
 {
@@ -227,235 +281,13 @@ static void test_fold_order(void **state)
     assert_int_equal(delivery_fold(p3, 5), 4);
 }
 
-/* ---- a tiny HTTP/1.1 server on the test's loop -------------------------------------------- */
-
-struct server;
-
-/* One accepted connection. */
-struct sconn {
-    uv_tcp_t tcp;       /* the connection */
-    struct server *srv; /* owner */
-    struct buf in;      /* bytes not yet parsed */
-    int answered;       /* the current request was answered early */
-    struct sconn *next; /* open list */
-    struct sconn *prev; /* open list */
-};
-
-struct server {
-    uv_loop_t *loop;      /* the test's loop */
-    uv_tcp_t listener;    /* 127.0.0.1:port */
-    int port;             /* bound port */
-    int status;           /* status to answer with; 0 = never answer */
-    int early;            /* answer as soon as the head is in, before the body */
-    const char *script;   /* instead of status: these raw bytes after the body, then close */
-    size_t script_len;    /* bytes in script */
-    unsigned connections; /* accepted so far */
-    unsigned requests;    /* complete requests seen */
-    struct buf head;      /* last request line and headers */
-    struct buf body;      /* last request body */
-    struct sconn *conns;  /* open connections */
-};
-
-/* One response on its way out. */
-struct swrite {
-    uv_write_t req; /* libuv write */
-    char text[256]; /* the response */
-};
-
-static void sconn_on_close(uv_handle_t *h)
-{
-    struct sconn *c = h->data;
-    buf_free(&c->in);
-    free(c);
-}
-
-/* sconn_close - unlink and close one connection. */
-static void sconn_close(struct sconn *c)
-{
-    struct server *srv = c->srv;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    uv_close((uv_handle_t *)&c->tcp, sconn_on_close);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    b->base = malloc(suggested);
-    b->len = b->base != NULL ? suggested : 0;
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req->data);
-}
-
-/* find - memmem for a NUL-terminated needle. */
-static const char *find(const char *hay, size_t len, const char *needle)
-{
-    return memmem(hay, len, needle, strlen(needle));
-}
-
-/* content_length - the Content-Length value in a request head, -1 without one. */
-static long content_length(const char *head, size_t len)
-{
-    static const char name[] = "\r\ncontent-length:";
-    for (size_t i = 0; i + sizeof(name) - 1 < len; i++) {
-        if (strncasecmp(head + i, name, sizeof(name) - 1) == 0)
-            return strtol(head + i + sizeof(name) - 1, NULL, 10);
-    }
-    return -1;
-}
-
-/* sconn_answer - write the response (keep-alive). */
-static void sconn_answer(struct sconn *c)
-{
-    struct swrite *w = calloc(1, sizeof(*w));
-    assert_non_null(w);
-    int n = snprintf(w->text, sizeof(w->text),
-                     "HTTP/1.1 %d Test\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
-                     "\r\nok",
-                     c->srv->status);
-    uv_buf_t b = uv_buf_init(w->text, (unsigned)n);
-    w->req.data = w;
-    assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written), 0);
-}
-
-/* One scripted response on its way out: the connection closes once it is written. */
-struct sscript {
-    uv_write_t req;  /* libuv write */
-    struct sconn *c; /* the connection to close */
-    char data[];     /* the response bytes */
-};
-
-static void on_script_written(uv_write_t *req, int status)
-{
-    struct sscript *w = req->data;
-    /* A write cancelled by server_stop finds its connection closing already. */
-    if (status == 0 && !uv_is_closing((uv_handle_t *)&w->c->tcp))
-        sconn_close(w->c);
-    free(w);
-}
-
-/* sconn_script - write the server's script as it is, then close. */
-static void sconn_script(struct sconn *c)
-{
-    const struct server *srv = c->srv;
-    struct sscript *w = malloc(sizeof(*w) + srv->script_len);
-    assert_non_null(w);
-    w->c = c;
-    memcpy(w->data, srv->script, srv->script_len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)srv->script_len);
-    w->req.data = w;
-    assert_int_equal(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_script_written), 0);
-}
-
-/* sconn_parse - take every complete request out of c->in and answer it, after the body
- * or (early) right after the head; with a script, answer the first one and stop. */
-static void sconn_parse(struct sconn *c)
-{
-    struct server *srv = c->srv;
-    for (;;) {
-        const char *end = find(c->in.data, c->in.len, "\r\n\r\n");
-        if (end == NULL)
-            return;
-        size_t head_len = (size_t)(end - c->in.data) + 4;
-        if (srv->early && srv->status != 0 && !c->answered) {
-            sconn_answer(c);
-            c->answered = 1;
-        }
-        long cl = content_length(c->in.data, head_len);
-        size_t body_len = cl > 0 ? (size_t)cl : 0;
-        if (c->in.len < head_len + body_len)
-            return;
-        buf_reset(&srv->head);
-        buf_reset(&srv->body);
-        assert_int_equal(buf_append(&srv->head, c->in.data, head_len), 0);
-        assert_int_equal(buf_append(&srv->body, c->in.data + head_len, body_len), 0);
-        buf_consume(&c->in, head_len + body_len);
-        srv->requests++;
-        if (srv->script != NULL) {
-            sconn_script(c);
-            return;
-        }
-        if (srv->status != 0 && !c->answered)
-            sconn_answer(c);
-        c->answered = 0;
-    }
-}
-
-static void sconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    struct sconn *c = s->data;
-    if (n < 0) {
-        sconn_close(c);
-    } else if (n > 0) {
-        assert_int_equal(buf_append(&c->in, b->base, (size_t)n), 0);
-        sconn_parse(c);
-    }
-    free(b->base);
-}
-
-static void server_on_connection(uv_stream_t *listener, int status)
-{
-    struct server *srv = listener->data;
-    assert_int_equal(status, 0);
-    struct sconn *c = calloc(1, sizeof(*c));
-    assert_non_null(c);
-    c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
-    c->tcp.data = c;
-    assert_int_equal(uv_accept(listener, (uv_stream_t *)&c->tcp), 0);
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->connections++;
-    assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, on_alloc, sconn_on_read), 0);
-}
-
-/* server_start - listen on an ephemeral port of 127.0.0.1. */
-static void server_start(struct server *srv, uv_loop_t *loop, int status)
-{
-    memset(srv, 0, sizeof(*srv));
-    srv->loop = loop;
-    srv->status = status;
-    struct sockaddr_in addr;
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
-    assert_int_equal(uv_tcp_init(loop, &srv->listener), 0);
-    srv->listener.data = srv;
-    assert_int_equal(uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&srv->listener, 16, server_on_connection), 0);
-    struct sockaddr_storage bound;
-    int len = sizeof(bound);
-    assert_int_equal(uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len), 0);
-    srv->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-}
-
-/* server_stop - close the listener and every connection; buffers go now, handles in their
- * close callbacks. */
-static void server_stop(struct server *srv)
-{
-    if (!uv_is_closing((uv_handle_t *)&srv->listener))
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-    while (srv->conns != NULL)
-        sconn_close(srv->conns);
-    buf_free(&srv->head);
-    buf_free(&srv->body);
-}
-
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 struct fixture {
     uv_loop_t loop;                                /* everything runs here */
     struct http_client *hc;                        /* the client under test */
     struct delivery_context *ctx;                  /* made at the first delivery */
-    struct server srv[2];                          /* endpoints */
+    struct http_test_server srv[2];                /* endpoints */
     struct txn *t;                                 /* the message */
     char *body;                                    /* its bytes */
     char urls[MAX_RESULTS][64];                    /* endpoint URLs */
@@ -537,7 +369,7 @@ static int teardown(void **state)
     delivery_context_free(f->ctx);
     for (size_t i = 0; i < 2; i++) {
         if (f->srv[i].loop != NULL)
-            server_stop(&f->srv[i]);
+            http_test_server_stop(&f->srv[i]);
     }
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     unsigned handles = 0;
@@ -632,36 +464,12 @@ static int run_until(struct fixture *f, cond_fn cond, uint64_t ms)
 /* use_server - endpoint i posts to a new server that answers with status (0: never). */
 static void use_server(struct fixture *f, size_t i, int status)
 {
-    server_start(&f->srv[i], &f->loop, status);
+    http_test_server_start(&f->srv[i], &f->loop, status);
     snprintf(f->urls[i], sizeof(f->urls[i]), "http://127.0.0.1:%d/hook/%zu", f->srv[i].port, i);
 }
 
-/* header_line - the value of header name in the request head, NULL if absent. */
-static char *header_line(const struct buf *head, const char *name, char *dst, size_t dstlen)
-{
-    size_t n = strlen(name);
-    const char *p = head->data;
-    const char *end = head->data + head->len;
-    while (p < end) {
-        const char *eol = find(p, (size_t)(end - p), "\r\n");
-        if (eol == NULL)
-            break;
-        if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
-            const char *v = p + n + 1;
-            while (v < eol && *v == ' ')
-                v++;
-            size_t len = (size_t)(eol - v) < dstlen - 1 ? (size_t)(eol - v) : dstlen - 1;
-            memcpy(dst, v, len);
-            dst[len] = '\0';
-            return dst;
-        }
-        p = eol + 2;
-    }
-    return NULL;
-}
-
 /* check_request - the server got the exact body and the headers. */
-static void check_request(struct fixture *f, const struct server *srv, size_t i)
+static void check_request(struct fixture *f, const struct http_test_server *srv, size_t i)
 {
     char v[4096], want[64];
     assert_int_equal(srv->body.len, BODY_BYTES);
@@ -669,29 +477,31 @@ static void check_request(struct fixture *f, const struct server *srv, size_t i)
     snprintf(want, sizeof(want), "POST /hook/%zu HTTP/1.1\r\n", i);
     assert_true(srv->head.len > strlen(want));
     assert_memory_equal(srv->head.data, want, strlen(want));
-    assert_string_equal(header_line(&srv->head, "Content-Type", v, sizeof(v)), "message/rfc822");
+    assert_string_equal(http_test_header(&srv->head, "Content-Type", v, sizeof(v)),
+                        "message/rfc822");
     snprintf(want, sizeof(want), "%u", BODY_BYTES);
-    assert_string_equal(header_line(&srv->head, "Content-Length", v, sizeof(v)), want);
-    assert_string_equal(header_line(&srv->head, "X-Smtphook-Id", v, sizeof(v)), "testid.1");
+    assert_string_equal(http_test_header(&srv->head, "Content-Length", v, sizeof(v)), want);
+    assert_string_equal(http_test_header(&srv->head, "X-Smtphook-Id", v, sizeof(v)), "testid.1");
     /* Endpoint i's share is delivery i here: every endpoint gets every recipient. */
     assert_true(i < f->t->n_deliveries);
     const char *key = f->t->deliveries[i].key;
     assert_int_equal(strlen(key), DIGEST_HEX);
-    assert_string_equal(header_line(&srv->head, "Idempotency-Key", v, sizeof(v)), key);
-    assert_string_equal(header_line(&srv->head, "X-Smtphook-Mail-From", v, sizeof(v)), "");
-    assert_string_equal(header_line(&srv->head, "X-Smtphook-Rcpt-To", v, sizeof(v)),
+    assert_string_equal(http_test_header(&srv->head, "Idempotency-Key", v, sizeof(v)), key);
+    assert_string_equal(http_test_header(&srv->head, "X-Smtphook-Mail-From", v, sizeof(v)), "");
+    assert_string_equal(http_test_header(&srv->head, "X-Smtphook-Rcpt-To", v, sizeof(v)),
                         "bob@example.com, j%C3%B6rg@example.com");
-    assert_string_equal(header_line(&srv->head, "Authorization", v, sizeof(v)), "Bearer s3cret");
+    assert_string_equal(http_test_header(&srv->head, "Authorization", v, sizeof(v)),
+                        "Bearer s3cret");
     char *json = NULL;
     struct envelope view = f->t->env;
     view.key = key;
     assert_int_equal(payload_envelope_json(&view, &json), 0);
-    assert_string_equal(header_line(&srv->head, "X-Smtphook-Envelope", v, sizeof(v)), json);
+    assert_string_equal(http_test_header(&srv->head, "X-Smtphook-Envelope", v, sizeof(v)), json);
     free(json);
-    assert_non_null(header_line(&srv->head, "User-Agent", v, sizeof(v)));
+    assert_non_null(http_test_header(&srv->head, "User-Agent", v, sizeof(v)));
     assert_memory_equal(v, "smtphook/", 9);
-    assert_null(header_line(&srv->head, "Expect", v, sizeof(v)));
-    assert_null(header_line(&srv->head, "Transfer-Encoding", v, sizeof(v)));
+    assert_null(http_test_header(&srv->head, "Expect", v, sizeof(v)));
+    assert_null(http_test_header(&srv->head, "Transfer-Encoding", v, sizeof(v)));
 }
 
 /* deliver - run one delivery to completion. */
@@ -775,7 +585,7 @@ static void test_e2e_connection_refused(void **state)
     /* A port that was just free: bind, note it, close. */
     use_server(f, 0, 200);
     int port = f->srv[0].port;
-    server_stop(&f->srv[0]);
+    http_test_server_stop(&f->srv[0]);
     f->srv[0].loop = NULL;
     uv_run(&f->loop, UV_RUN_NOWAIT);
     snprintf(f->urls[0], sizeof(f->urls[0]), "http://127.0.0.1:%d/hook/0", port);
@@ -936,8 +746,8 @@ static void test_client_close_with_requests_running(void **state)
     assert_non_null(r2);
     assert_true(run_until(f, cond_two_requests, WAIT_MS));
     char v[64];
-    assert_string_equal(header_line(&f->srv[0].head, "X-Empty", v, sizeof(v)), "");
-    assert_string_equal(header_line(&f->srv[0].head, "X-Test", v, sizeof(v)), "1");
+    assert_string_equal(http_test_header(&f->srv[0].head, "X-Empty", v, sizeof(v)), "");
+    assert_string_equal(http_test_header(&f->srv[0].head, "X-Test", v, sizeof(v)), "1");
     http_request_cancel(r1);
     http_client_close(f->hc); /* r2 still running: cancelled, no callback */
     f->hc = NULL;
@@ -1180,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_map_table),
         cmocka_unit_test(test_map_headers_cut_off),
         cmocka_unit_test(test_fold_order),
+        cmocka_unit_test(test_app_reply_rules),
         cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_413, setup, teardown),

@@ -1,5 +1,6 @@
 /* test_payload.c - the envelope JSON (parsed back with jansson) and the request headers:
- * exact fields, ASCII-only escaping of UTF-8, and header values no input can split. */
+ * exact fields, ASCII-only escaping of UTF-8, and header values no input can split; then
+ * the recipient check's body, golden and escaped the same way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -391,6 +392,119 @@ static void test_percent_encoding_table(void **state)
     free(out);
 }
 
+/* ---- the recipient check's body ------------------------------------------------------ */
+
+/* rcpt_json - the recipient-check body for these fields, checked ASCII-only and parsed
+ * back; *text keeps the JSON text. */
+static json_t *rcpt_json(const char *rcpt, const char *sender, const char *addr, uint16_t port,
+                         const char *helo, const struct envelope_tls *tls, char **text)
+{
+    assert_int_equal(payload_rcpt_check_json(rcpt, sender, addr, port, helo, tls, text), 0);
+    assert_non_null(*text);
+    for (const char *p = *text; *p != '\0'; p++)
+        assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7F);
+    json_t *root = json_loads(*text, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(root);
+    return root;
+}
+
+/* The documented shape, compact, keys in order: checked as the exact text. */
+static void test_rcpt_json_golden(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    json_t *root = rcpt_json(rcpt1, from1, "192.0.2.7", 40001, "client.example.org", NULL, &text);
+    assert_string_equal(text, "{\"recipient\":\"bob@example.com\",\"sender\":\"alice@example.org\","
+                              "\"client\":{\"address\":\"192.0.2.7\",\"port\":40001,"
+                              "\"helo\":\"client.example.org\"},\"tls\":null}");
+    assert_int_equal(json_object_size(root), 4);
+    json_decref(root);
+    free(text);
+
+    /* the null sender, no HELO, no address; a tls struct without version is plaintext */
+    struct envelope_tls plain;
+    memset(&plain, 0, sizeof(plain));
+    plain.cipher = "ignored without a version";
+    root = rcpt_json(rcpt2, "", NULL, 0, NULL, &plain, &text);
+    assert_string_equal(text, "{\"recipient\":\"carol+tag@example.com\",\"sender\":\"\","
+                              "\"client\":{\"address\":null,\"port\":0,\"helo\":null},"
+                              "\"tls\":null}");
+    json_decref(root);
+    free(text);
+
+    /* a NULL sender is the null sender too */
+    root = rcpt_json(rcpt1, NULL, "::1", 25, "h", NULL, &text);
+    assert_string_equal(json_string_value(json_object_get(root, "sender")), "");
+    json_decref(root);
+    free(text);
+}
+
+/* The "tls" member is the envelope's, for the same facts. */
+static void test_rcpt_json_tls(void **state)
+{
+    (void)state;
+    struct envelope env = sample();
+    env.tls.version = "TLSv1.3";
+    env.tls.cipher = "TLS_AES_256_GCM_SHA384";
+    env.tls.sni = "mx.example.test";
+    env.tls.peer_subject = "CN=printer,O=Acme";
+    env.tls.peer_sha256 = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    char *text = NULL, *envelope = NULL;
+    json_t *root =
+        rcpt_json(rcpt1, from1, env.client_address, env.client_port, env.helo, &env.tls, &text);
+    json_t *whole = parse(&env, &envelope);
+    assert_true(json_equal(json_object_get(root, "tls"), json_object_get(whole, "tls")));
+    assert_true(json_equal(json_object_get(root, "client"), json_object_get(whole, "client")));
+    assert_non_null(strstr(text, ",\"tls\":{\"version\":\"TLSv1.3\",\"cipher\":"
+                                 "\"TLS_AES_256_GCM_SHA384\",\"sni\":\"mx.example.test\","
+                                 "\"client_certificate\":{\"subject\":\"CN=printer,O=Acme\","
+                                 "\"sha256\":\"0f1e"));
+    json_decref(whole);
+    json_decref(root);
+    free(envelope);
+    free(text);
+}
+
+/* UTF-8 as \uXXXX, control characters and DEL escaped; the values round-trip. */
+static void test_rcpt_json_escaping(void **state)
+{
+    (void)state;
+    char rcpt[] = "j\xc3\xb6rg@\xe4\xbe\x8b\xe5\xad\x90.cn";
+    char sender[] = "emoji\xf0\x9f\x98\x80@example.com";
+    char helo[] = "a\"b\\c\r\n\t\x7f\x01";
+    char *text = NULL;
+    json_t *root = rcpt_json(rcpt, sender, "192.0.2.1", 1, helo, NULL, &text);
+    assert_non_null(strstr(text, "\"recipient\":\"j\\u00F6rg@\\u4F8B\\u5B50.cn\""));
+    assert_non_null(strstr(text, "\"sender\":\"emoji\\uD83D\\uDE00@example.com\""));
+    assert_non_null(strstr(text, "\"helo\":\"a\\\"b\\\\c\\r\\n\\t\\u007F\\u0001\""));
+    assert_string_equal(json_string_value(json_object_get(root, "recipient")), rcpt);
+    assert_string_equal(json_string_value(json_object_get(root, "sender")), sender);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "client"), "helo")),
+                        helo);
+    json_decref(root);
+    free(text);
+}
+
+/* A string that is not UTF-8 is refused, whichever field holds it. */
+static void test_rcpt_json_invalid_utf8(void **state)
+{
+    (void)state;
+    char *text = (char *)1;
+    assert_int_equal(payload_rcpt_check_json("a\xff@x", "", NULL, 0, NULL, NULL, &text), SH_EINVAL);
+    assert_null(text);
+    assert_int_equal(payload_rcpt_check_json("a@x", "\xc3", NULL, 0, NULL, NULL, &text), SH_EINVAL);
+    assert_null(text);
+    assert_int_equal(payload_rcpt_check_json("a@x", "", NULL, 0, "\xe4\xbe", NULL, &text),
+                     SH_EINVAL);
+    assert_null(text);
+    struct envelope_tls tls;
+    memset(&tls, 0, sizeof(tls));
+    tls.version = "TLSv1.2";
+    tls.peer_subject = "CN=\xff";
+    assert_int_equal(payload_rcpt_check_json("a@x", "", NULL, 0, NULL, &tls, &text), SH_EINVAL);
+    assert_null(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +518,10 @@ int main(void)
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_headers_hostile_inputs),
         cmocka_unit_test(test_percent_encoding_table),
+        cmocka_unit_test(test_rcpt_json_golden),
+        cmocka_unit_test(test_rcpt_json_tls),
+        cmocka_unit_test(test_rcpt_json_escaping),
+        cmocka_unit_test(test_rcpt_json_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
