@@ -206,7 +206,8 @@ void txn_key(const struct txn *t, const size_t *rcpts, size_t n_rcpts, char out[
     digest_hex(key, out);
 }
 
-/* txn_log_deliveries - "name:status:ms" (or "name:failure:ms") per delivery into dst; "-"
+/* txn_log_deliveries - "name:status:ms:attempts=N" (or "name:failure:ms:attempts=N") per
+ * delivery into dst; "-"
  * when there were none. Truncated, never overrun, with many endpoints. */
 static void txn_log_deliveries(const struct txn *t, char *dst, size_t dstlen)
 {
@@ -216,11 +217,11 @@ static void txn_log_deliveries(const struct txn *t, char *dst, size_t dstlen)
         const struct txn_delivery *d = &t->deliveries[i];
         int k;
         if (d->failure == NULL)
-            k = snprintf(dst + n, dstlen - n, "%s%s:%ld:%" PRIu64 "ms", i ? "," : "", d->name,
-                         d->status, d->elapsed_ms);
+            k = snprintf(dst + n, dstlen - n, "%s%s:%ld:%" PRIu64 "ms:attempts=%u", i ? "," : "",
+                         d->name, d->status, d->elapsed_ms, d->attempts);
         else
-            k = snprintf(dst + n, dstlen - n, "%s%s:%s:%" PRIu64 "ms", i ? "," : "", d->name,
-                         d->failure, d->elapsed_ms);
+            k = snprintf(dst + n, dstlen - n, "%s%s:%s:%" PRIu64 "ms:attempts=%u", i ? "," : "",
+                         d->name, d->failure, d->elapsed_ms, d->attempts);
         if (k < 0)
             break;
         n += (size_t)k;

@@ -92,7 +92,7 @@ void txn_key(const struct txn *t, const size_t *rcpts, size_t n_rcpts, char out[
 
 /* txn_log - the one log line of a transaction, with its reply and each delivery
  * (client text sanitized): "txn id=... client=... from=<...> rcpts=N size=N
- * endpoints=NAME:STATUS:MS,... reply="250 2.0.0" ms=N", ms counted from the start of the
+ * endpoints=NAME:STATUS:MS:attempts=N,... reply="250 2.0.0" ms=N", ms counted from the start of the
  * body to now_ms. */
 void txn_log(const struct txn *t, int64_t now_ms);
 

@@ -32,9 +32,10 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSaniti
                    "runtime error:")
 
 
-def make_config(port, url, limits=None, endpoints=None, domains=None, **top):
+def make_config(port, url, limits=None, endpoints=None, domains=None, retry=None, **top):
     """A complete config dict: listener on 127.0.0.1:port, endpoint "app" at url (unless
-    endpoints is given), short timeouts suited to tests, limits merged over the defaults."""
+    endpoints is given; retry= sets its "retry"), short timeouts suited to tests, limits
+    merged over the defaults."""
     lim = {
         "max_command_line_bytes": 2048,
         "max_recipients": 100,
@@ -50,6 +51,8 @@ def make_config(port, url, limits=None, endpoints=None, domains=None, **top):
     if endpoints is None:
         endpoints = {"app": {"url": url, "timeout_ms": 10000, "connect_timeout_ms": 2000,
                              "headers": {"Authorization": "Bearer ${TOKEN}"}}}
+        if retry is not None:
+            endpoints["app"]["retry"] = retry
     cfg = {
         "hostname": "mx.test",
         "log_level": "info",

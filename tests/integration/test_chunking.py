@@ -41,7 +41,7 @@ def bdat(data, last=False):
 class Chunking(SmtphookTestCase):
     def setUp(self):
         self.rcv = self.start_receiver()
-        self.start_smtphook(self.rcv)
+        self.start_smtphook(self.rcv, retry={"max_attempts": 1})
         self.c = self.connect()
 
     def begin(self, c=None, params=""):

@@ -384,13 +384,18 @@ class Log(SmtphookTestCase):
 
     def test_failed_delivery_logged_with_id(self):
         rcv = self.start_receiver(status=503)
-        sh = self.start_smtphook(rcv)
+        sh = self.start_smtphook(rcv, retry={"max_attempts": 2, "initial_backoff_ms": 50})
         reply = self.send_mail()
         self.assertReply(reply, 451)
         rid = rcv.wait_for(1)[0].header("X-Smtphook-Id")
-        lines = sh.wait_log(re.escape(rid) + r"(?![\w.])")
+        lines = sh.wait_log(r"txn id=" + re.escape(rid) + r" client=")
         self.assertEqual(len(lines), 1, "expected one transaction line:\n%s" % sh.log())
-        self.assertIn("451", lines[0])
+        self.assertIn('reply="451 4.3.0"', lines[0])
+        self.assertIn("endpoints=app:503:", lines[0])
+        self.assertIn(":attempts=2", lines[0])
+        # Each attempt that is followed by another one has its own line.
+        attempts = sh.wait_log(r"txn id=" + re.escape(rid) + r" endpoint app attempt 1: 451")
+        self.assertEqual(len(attempts), 1, sh.log())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ class StatusMapping(SmtphookTestCase):
     def check(self, status, code, esc):
         """Deliver one message to a receiver answering status; expect code and esc."""
         rcv = self.start_receiver(status=status)
-        self.start_smtphook(rcv)
+        self.start_smtphook(rcv, retry={"max_attempts": 1})
         reply = self.send_mail(body=MSG)
         rcv.wait_for(1)
         time.sleep(0.3)  # a retry would show up by now
@@ -68,7 +68,7 @@ class StatusMapping(SmtphookTestCase):
     def test_redirect_not_followed_451(self):
         rcv = self.start_receiver(status=302)
         rcv.set(redirect=rcv.url("/elsewhere"))
-        self.start_smtphook(rcv)
+        self.start_smtphook(rcv, retry={"max_attempts": 1})
         reply = self.send_mail(body=MSG)
         self.assertReply(reply, 451, "4.3.5")
         time.sleep(0.5)
@@ -78,13 +78,14 @@ class StatusMapping(SmtphookTestCase):
 
 class TransportFailures(SmtphookTestCase):
     def test_endpoint_down_451(self):
-        self.start_smtphook(url=down_url())
+        self.start_smtphook(url=down_url(), retry={"max_attempts": 1})
         reply = self.send_mail(body=MSG)
         self.assertReply(reply, 451, "4.4.1")
 
     def test_endpoint_timeout_451(self):
         rcv = self.start_receiver(delay=10)
-        self.start_smtphook(rcv, endpoints={"app": {"url": rcv.url(), "timeout_ms": 700}})
+        self.start_smtphook(rcv, endpoints={"app": {"url": rcv.url(), "timeout_ms": 700,
+                                                        "retry": {"max_attempts": 1}}})
         t0 = time.monotonic()
         reply = self.send_mail(body=MSG)
         self.assertReply(reply, 451, "4.4.7")
@@ -92,7 +93,7 @@ class TransportFailures(SmtphookTestCase):
 
     def test_close_without_answer_451(self):
         rcv = self.start_receiver(mode="close")
-        self.start_smtphook(rcv)
+        self.start_smtphook(rcv, retry={"max_attempts": 1})
         reply = self.send_mail(body=MSG)
         self.assertReply(reply, 451, "4.")
         self.assertGreaterEqual(len(rcv.requests), 1)
@@ -101,7 +102,7 @@ class TransportFailures(SmtphookTestCase):
         # The app answers 200 without reading a 16 MB body and drops the connection: the
         # message did not arrive, so the sender must not hear 250.
         rcv = self.start_receiver(mode="early")
-        self.start_smtphook(rcv, limits={"max_message_bytes": 40000000})
+        self.start_smtphook(rcv, retry={"max_attempts": 1}, limits={"max_message_bytes": 40000000})
         body = (b"z" * 1022 + b"\r\n") * (16 * 1024)
         reply = self.send_mail(body=body, reply_timeout=30)
         self.assertReply(reply, 451, "4.")
@@ -110,7 +111,7 @@ class TransportFailures(SmtphookTestCase):
         # The app closes every connection after its answer without saying so: the next
         # message must not fail on the dead pooled connection.
         rcv = self.start_receiver(mode="drop")
-        self.start_smtphook(rcv)
+        self.start_smtphook(rcv, retry={"max_attempts": 1})
         c = self.connect()
         self.ehlo(c)
         for i in range(5):
@@ -121,7 +122,7 @@ class TransportFailures(SmtphookTestCase):
 
     def test_recovers_after_endpoint_comes_back(self):
         rcv = self.start_receiver(status=503)
-        self.start_smtphook(rcv)
+        self.start_smtphook(rcv, retry={"max_attempts": 1})
         c = self.connect()
         self.ehlo(c)
         self.assertReply(self.transaction(c, "a@example.org", ["b@example.com"], MSG), 451)
