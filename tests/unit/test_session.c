@@ -506,6 +506,14 @@ static void test_refused_data_drops_input(void **state)
     assert_null(session_txn(&r.e.session));
     run_free(&r);
 
+    /* A DATA refused by the command table's rules is a refused DATA too (RFC 2920 §3.1:
+     * DATA ends a group whatever becomes of it). */
+    expect_codes(&cfg, "DATA\r\nEHLO x\r\n", "220 503 421");
+    expect_codes(&cfg,
+                 "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\nDATA x\r\nNOOP\r\n",
+                 "220 250 250 250 501 421");
+    expect_codes(&cfg, "EHLO x\r\nDATA x\r\n", "220 250 501");
+
     /* A client that waits for the reply, as it must, keeps its session and transaction. */
     run_init(&r, &cfg);
     run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nDATA\r\n");
