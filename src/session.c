@@ -760,7 +760,11 @@ enum session_action session_line(struct session *s, const char *line, size_t len
 
     /* Shutting down: once no transaction is open, say so and close. */
     if (a == SESSION_ACTION_NONE && !session_in_transaction(s))
-        return session_close_if_stopping(s, out);
+        a = session_close_if_stopping(s, out);
+    /* RFC 2920 §3.1: DATA is the last command of a group whatever becomes of it, so a DATA
+     * refused by the table's rules (an argument, no HELO yet) is a refused DATA too. */
+    if (a == SESSION_ACTION_NONE && cmd.verb == SMTP_VERB_DATA)
+        return SESSION_ACTION_REFUSED;
     return a;
 }
 
