@@ -163,8 +163,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._respond(b["status"], close=True)
             return
         body, length, digest = self._read_body()
-        rcv._record(Request(self.command, self.path, self.headers, body, length, digest,
-                            arrived, port, self.client_cert))
+        req = Request(self.command, self.path, self.headers, body, length, digest, arrived,
+                      port, self.client_cert)
+        rcv._record(req)
         if b["mode"] == "close":
             self.close_connection = True
             try:
@@ -172,13 +173,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        if b["delay"] > 0 and rcv._stopping.wait(b["delay"]):
+        status, extra, delay = b["status"], [], b["delay"]
+        if b["responder"] is not None:
+            # A test's own answer for this request: (status, [(header, value)...], delay).
+            status, extra, delay = b["responder"](req)
+            extra = list(extra)
+        if delay > 0 and rcv._stopping.wait(delay):
             self.close_connection = True
             return
-        extra = []
-        if b["status"] in (301, 302, 303, 307, 308):
+        if status in (301, 302, 303, 307, 308):
             extra.append(("Location", b["redirect"] or rcv.url("/redirected")))
-        self._respond(b["status"], extra)
+        self._respond(status, extra)
         if b["mode"] == "drop":
             # keep-alive promised, connection dropped anyway (an app server's idle reaper)
             self.close_connection = True
@@ -201,10 +206,14 @@ class Receiver:
     status: the HTTP status to answer; delay: seconds to wait before answering;
     redirect: Location for 3xx; mode: "normal", "close" (read the request, close without an
     answer), "early" (answer before reading the body, then close) or "drop" (answer, then
-    close without announcing it). ssl_context: an ssl.SSLContext (server side) to serve
-    HTTPS with; None (the default) serves plain HTTP."""
+    close without announcing it). responder: None, or a function of the Request (called in
+    the handler's thread, after the body was read) that returns (status, [(header, value),
+    ...], delay) for it: scripted answers, per-path or per-attempt behaviour, extra response
+    headers. ssl_context: an ssl.SSLContext (server side) to serve HTTPS with; None (the
+    default) serves plain HTTP."""
 
-    def __init__(self, status=200, delay=0.0, redirect=None, mode="normal", ssl_context=None):
+    def __init__(self, status=200, delay=0.0, redirect=None, mode="normal", ssl_context=None,
+                 responder=None):
         self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -212,7 +221,7 @@ class Receiver:
         self.errors = []  # exceptions raised in handler threads
         self._conns = set()
         self._behaviour = {"status": status, "delay": delay, "redirect": redirect,
-                           "mode": mode}
+                           "mode": mode, "responder": responder}
         self._stopping = threading.Event()
         self._server = None
         self._thread = None
@@ -248,7 +257,7 @@ class Receiver:
         return "%s://%s:%d%s" % (scheme, host, self.port, path)
 
     def set(self, **kw):
-        """Change behaviour: status=, delay=, redirect=, mode=."""
+        """Change behaviour: status=, delay=, redirect=, mode=, responder=."""
         with self._lock:
             for k, v in kw.items():
                 if k not in self._behaviour:
