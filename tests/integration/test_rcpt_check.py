@@ -305,6 +305,20 @@ class Failures(CheckCase):
         self.assertReply(c.cmd("DATA"), 554, "5.5.1")
         self.assertNoRequests(self.app, settle=0)
 
+    def test_idle_timer_stops_while_checking(self):
+        # the client waits for our reply: a check slower than idle_timeout_ms is no idle
+        # client, and the timer runs again once the checks are answered
+        self.start_checked(check={"timeout_ms": 5000}, limits={"idle_timeout_ms": 1000})
+        self.check.answer("slow@example.com", delay=1.6)
+        c = self.session()
+        t0 = time.monotonic()
+        self.assertReply(self.rcpt(c, "slow@example.com"), 250, "2.1.5")
+        answered = time.monotonic()
+        self.assertGreaterEqual(answered - t0, 1.5)
+        self.assertReply(c.read_reply(10), 421, "4.4.2")
+        self.assertGreaterEqual(time.monotonic() - answered, 0.9, "a full idle_timeout_ms")
+        self.assertTrue(c.wait_closed(5.0))
+
     def test_on_failure_accept(self):
         self.start_checked(check={"on_failure": "accept", "timeout_ms": 500})
         self.check.answer("err@example.com", 500)
