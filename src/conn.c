@@ -258,7 +258,7 @@ static void on_timeout(uv_timer_t *t)
         conn_close(c, "write timeout");
         return;
     }
-    if (c->delivery != NULL)
+    if (c->delivery != NULL || c->checks != NULL)
         return;
     smtp_engine_timeout(&c->engine);
     c->close_after_write = true;
@@ -279,7 +279,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 
 /* conn_update_reading - read while nothing stops it: too much input held, too much unsent
  * output, the client's end of input. The timer runs whenever the connection waits for the
- * client, to read from it or to write to it; it stops only while we wait for the webhook. */
+ * client, to read from it or to write to it; it stops only while we wait for the webhook or
+ * for recipient checks (each bounded by its own timeout), since then the client waits for us. */
 static void conn_update_reading(struct conn *c)
 {
     if (c->closing)
@@ -304,7 +305,8 @@ static void conn_update_reading(struct conn *c)
         uint64_t now = uv_now(c->sh->loop);
         uint64_t left = c->handshake_deadline > now ? c->handshake_deadline - now : 0;
         uv_timer_start(&c->timer, on_timeout, left, 0);
-    } else if (c->delivery == NULL || c->close_after_write || c->write_pending > 0)
+    } else if ((c->delivery == NULL && c->checks == NULL) || c->close_after_write ||
+               c->write_pending > 0)
         uv_timer_start(&c->timer, on_timeout, c->sh->cfg->limits.idle_timeout_ms, 0);
     else
         uv_timer_stop(&c->timer);
