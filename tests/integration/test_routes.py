@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import smtplib
+import subprocess
 import tempfile
 import time
 import unittest
@@ -34,13 +35,13 @@ ROUTES_COM_NET = [{"match": ["*@example.com"], "endpoints": ["com"]},
                   {"match": ["*@example.net"], "endpoints": ["net"]}]
 
 
-def endpoint(url, attempts=1, breaker=None):
-    """An endpoint entry with short timeouts; attempts: retry.max_attempts (1: no retry);
-    breaker: its "breaker" settings, if any."""
+def endpoint(url, settings=None):
+    """An endpoint entry with short timeouts and no retry, settings merged over it (retry:
+    {"max_attempts": 3} keeps the short backoff)."""
     e = {"url": url, "timeout_ms": 5000, "connect_timeout_ms": 1000,
-         "retry": dict(BACKOFF, max_attempts=attempts)}
-    if breaker is not None:
-        e["breaker"] = breaker
+         "retry": dict(BACKOFF, max_attempts=1)}
+    for key, value in (settings or {}).items():
+        e[key] = dict(e[key], **value) if isinstance(e.get(key), dict) else value
     return e
 
 
@@ -52,17 +53,13 @@ def rcpt_header(req):
 class RoutesCase(SmtphookTestCase):
     """Starts one receiver per endpoint name and smtphook with routes over them."""
 
-    def start_routed(self, routes, names, domains=("example.com",), urls=None, attempts=None,
-                     breakers=None, **top):
+    def start_routed(self, routes, names, domains=("example.com",), settings=None, **top):
         """Receivers for names (each answering 200 unless changed later), endpoints of those
-        names (urls overrides an endpoint's URL, attempts its retry.max_attempts, breakers its
-        breaker), the routes; returns {name: receiver}."""
-        urls = urls or {}
-        attempts = attempts or {}
-        breakers = breakers or {}
+        names (settings: {name: {key: value}} for endpoint()), the routes; returns
+        {name: receiver}."""
+        settings = settings or {}
         self.rcv = {n: self.start_receiver() for n in names}
-        eps = {n: endpoint(urls.get(n) or self.rcv[n].url(), attempts.get(n, 1), breakers.get(n))
-               for n in names}
+        eps = {n: endpoint(self.rcv[n].url(), settings.get(n)) for n in names}
         port = free_port()
         cfg = make_config(port, None, endpoints=eps, domains=list(domains), routes=routes, **top)
         self.start_smtphook(config=cfg)
@@ -157,8 +154,8 @@ class Matrix(RoutesCase):
             ("x@a.b.example.net", "sub"),
             ("x@SUB.Example.NET", "sub"),
             ("x@example.net", "any"),
-            # <postmaster> is postmaster@example.com (the first domain served): route 2,
-            # not only the catch-all that matches a domain-less address
+            # <postmaster> is postmaster@example.com (the first domain served), so the
+            # *@example.com route takes it; as it is, only the catch-all would match it
             ("postmaster", "com"),
             # a catch-all route serves the configured domains only: no relaying
             ("x@other.test", (550, "5.7.1")),
@@ -353,7 +350,7 @@ class Policies(RoutesCase):
                          r"endpoints=first:200:\d+ms:attempts=1,second:503:\d+ms:attempts=1 ")
 
     def test_failover_first_down_second_gets_it(self):
-        self.start_policy("failover", urls={"first": down_url()})
+        self.start_policy("failover", settings={"first": {"url": down_url()}})
         reply = self.send()
         self.assertReply(reply, 250, "2.0.0")
         self.assertOneEach("second")
@@ -372,6 +369,19 @@ class Policies(RoutesCase):
         second, = self.posts("second")
         self.assertLess(first.arrived, second.arrived, "the second only after the first")
 
+    def test_failover_first_timing_out_second_gets_it(self):
+        rcv = self.start_policy("failover", settings={
+            "first": {"timeout_ms": 300, "connect_timeout_ms": 300}})
+        rcv["first"].set(delay=5)
+        started = time.monotonic()
+        reply = self.send()
+        self.assertReply(reply, 250, "2.0.0")
+        self.assertLess(time.monotonic() - started, 4, "the first endpoint's timeout decides")
+        self.assertOneEach("first", "second")
+        self.assertRegex(self.txn_line(reply),
+                         r"endpoints=first:endpoint timed out:\d+ms:attempts=1,"
+                         r"second:200:\d+ms:attempts=1 ")
+
     def test_failover_first_403_is_550_second_never_called(self):
         rcv = self.start_policy("failover")
         rcv["first"].set(status=403)
@@ -379,6 +389,24 @@ class Policies(RoutesCase):
         self.assertReply(reply, 550, "5.7.1")
         self.assertOneEach("first")
         self.assertEqual(self.posts("second"), [], "a permanent refusal decides")
+
+    def test_failover_follows_the_reply_the_operator_mapped(self):
+        # reply_map turns the first endpoint's 403 into a temporary failure: failover then
+        rcv = self.start_policy("failover", settings={
+            "first": {"reply_map": {"403": "451 4.7.0 Not yet"}}})
+        rcv["first"].set(status=403)
+        self.assertReply(self.send(), 250, "2.0.0")
+        self.assertOneEach("first", "second")
+
+    def test_failover_stops_at_a_permanent_reply_the_app_chose(self):
+        rcv = self.start_policy("failover")
+        rcv["first"].set(responder=lambda req: (
+            503, [("Smtphook-Reply", "550 5.7.1 No such list")], 0))
+        reply = self.send()
+        self.assertReply(reply, 550, "5.7.1")
+        self.assertEqual(reply.text, "5.7.1 No such list")
+        self.assertOneEach("first")
+        self.assertEqual(self.posts("second"), [])
 
     def test_failover_first_2xx_second_never_called(self):
         self.start_policy("failover")
@@ -397,7 +425,7 @@ class Policies(RoutesCase):
 
     def test_failover_in_order_until_one_accepts(self):
         rcv = self.start_policy("failover", names=("first", "second", "third", "fourth"),
-                                urls={"second": down_url()})
+                                settings={"second": {"url": down_url()}})
         rcv["first"].set(status=503)
         reply = self.send()
         self.assertReply(reply, 250, "2.0.0")
@@ -416,8 +444,8 @@ class Policies(RoutesCase):
         self.assertOneEach("first", "second")
 
     def test_failover_passes_an_open_breaker_at_once(self):
-        rcv = self.start_policy("failover", breakers={"first": {"failures": 1,
-                                                                "cooldown_ms": 60000}})
+        rcv = self.start_policy("failover", settings={
+            "first": {"breaker": {"failures": 1, "cooldown_ms": 60000}}})
         rcv["first"].set(status=503)
         self.assertReply(self.send(), 250, "2.0.0")  # the 503 opens first's breaker
         self.assertEqual(len(self.posts("first")), 1)
@@ -431,7 +459,7 @@ class Policies(RoutesCase):
                          r"attempts=0,second:200:\d+ms:attempts=1 ")
 
     def test_failover_after_the_first_endpoint_used_its_retries(self):
-        rcv = self.start_policy("failover", attempts={"first": 3})
+        rcv = self.start_policy("failover", settings={"first": {"retry": {"max_attempts": 3}}})
         rcv["first"].set(status=503)
         reply = self.send()
         self.assertReply(reply, 250, "2.0.0")
@@ -482,6 +510,22 @@ class OneRoutePerTransaction(RoutesCase):
         self.assertEqual(net.body, MSG)
         self.assertNotEqual(net.header("X-Smtphook-Id"), com.header("X-Smtphook-Id"))
 
+    def test_swaks_reports_the_452_and_does_not_send_them_again(self):
+        # A client that sends each message once: the 452 recipients are its to handle. swaks
+        # shows them ("<**") and still exits 0 for the recipients that were accepted.
+        swaks = shutil.which("swaks") or "/usr/bin/swaks"
+        self.assertTrue(os.access(swaks, os.X_OK), "swaks is not installed (apt-get install swaks)")
+        p = subprocess.run([swaks, "--server", "%s:%d" % (HOST, self.sh.port), "--from", SENDER,
+                            "--to", "c1@example.com,n1@example.net,c2@example.com",
+                            "--body", "via swaks"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"<\*\* +452 4\.5\.3 Error: recipient of another route")
+        self.assertRegex(p.stdout, r"<- +250 2\.0\.0 Ok: delivered as ")
+        com, = self.posts("com")
+        self.assertEqual(com.envelope()["rcpt_to"], ["c1@example.com", "c2@example.com"])
+        self.assertEqual(self.posts("net"), [])
+
     def test_452_is_not_charged_to_the_error_budget(self):
         c = self.connect()
         self.ehlo(c)
@@ -496,32 +540,36 @@ class OneRoutePerTransaction(RoutesCase):
         self.assertEqual(com.envelope()["rcpt_to"], ["c1@example.com"])
 
 
-class PostfixOneRoutePerTransaction(RoutesCase):
-    """Postfix 3.7 as the sender, relaying one message to recipients of two routes.
+class PostfixSender(RoutesCase):
+    """Postfix 3.7 as the sending MTA (postfix.py: a private instance relaying to smtphook,
+    which retries deferred mail after minimal_backoff_time = 1s, queue_run_delay = 1s).
 
-    What it does with the recipients answered 452 4.5.3 (observed with Postfix 3.7.11; the
-    instance of postfix.py retries after minimal_backoff_time = 1s, queue_run_delay = 1s):
-    it does not send them in a second transaction on the same connection. Its smtp client
-    delivers the accepted recipients, logs the others as deferred
+    What Postfix does with recipients answered 452 4.5.3 under one_route_per_transaction
+    (observed with Postfix 3.7.11): it does not send them in a second transaction on the same
+    connection, nor on a new connection right away. Its smtp client sends the message to the
+    recipients that were accepted and logs the others as deferred:
 
-        9D43EA78758: to=<n1@example.net>, relay=127.0.0.1[127.0.0.1]:33451, ..., dsn=4.5.3,
-            status=deferred (host 127.0.0.1[127.0.0.1] said: 452 4.5.3 Error: recipient of
-            another route, send it in a separate transaction (in reply to RCPT TO command))
-        9D43EA78758: to=<c1@example.com>, ..., status=sent (250 2.0.0 Ok: delivered as
-            6b0e930a49241.1)
+        smtp[..]: 9D43EA78758: to=<n1@example.net>, relay=127.0.0.1[127.0.0.1]:33451,
+            delay=0.02, delays=0.01/0.01/0/0.01, dsn=4.5.3, status=deferred (host
+            127.0.0.1[127.0.0.1] said: 452 4.5.3 Error: recipient of another route, send it
+            in a separate transaction (in reply to RCPT TO command))
+        smtp[..]: 9D43EA78758: to=<c1@example.com>, relay=127.0.0.1[127.0.0.1]:33451, ...,
+            dsn=2.0.0, status=sent (250 2.0.0 Ok: delivered as 6b0e930a49241.1)
 
-    and the queue manager brings the message back at the next queue run, about a second
-    later here (the default backoff would make that minutes):
+    The queue manager takes the message up again at its next queue run (a second later here,
+    minutes with the default minimal_backoff_time = 300s) and only then are they sent, over
+    a new SMTP connection: smtphook's ids are <connection id>.<transaction>, and both ids
+    are transaction 1 of their connection (6b0e930a49241.1, then 6b0e930a49242.1), from
+    different client ports:
 
-        qmgr[...]: 9D43EA78758: from=<alice@example.org>, size=231, nrcpt=4 (queue active)
-        smtp[...]: 9D43EA78758: to=<n1@example.net>, ..., delay=1, ..., status=sent (250 2.0.0
-            Ok: delivered as 6b0e930a49242.1)
-        qmgr[...]: 9D43EA78758: removed
+        qmgr[..]: 9D43EA78758: from=<alice@example.org>, size=231, nrcpt=4 (queue active)
+        smtp[..]: 9D43EA78758: to=<n1@example.net>, ..., delay=1, delays=1/0/0/0,
+            dsn=2.0.0, status=sent (250 2.0.0 Ok: delivered as 6b0e930a49242.1)
+        qmgr[..]: 9D43EA78758: removed
 
-    That second delivery comes over a new SMTP connection: smtphook's transaction ids are
-    <connection id>.<n>, and both are transaction 1 of their connection (…1.1, then …2.1),
-    from different client ports. The deferred recipients keep nrcpt=4 in the qmgr line (the
-    queue file's count), but only they are sent the second time."""
+    Postfix sorts a message's recipients, so each queue run offers them in the same order and
+    the same route is the one bound: while that route's endpoint fails (451 after the dot),
+    the other route's recipients get 452 at every run and wait for it."""
 
     @classmethod
     def setUpClass(cls):
@@ -555,10 +603,13 @@ class PostfixOneRoutePerTransaction(RoutesCase):
 
     def wait_removed(self, qid, timeout=postfix.DELIVERY_TIMEOUT):
         """Postfix's log lines about qid once its queue manager removed it (every recipient
-        done); fails when any recipient bounced."""
+        done); fails at once when a recipient bounced."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [ln for ln in self.pf.log_lines() if qid + ":" in ln]
+            bounced = [ln for ln in lines if "status=bounced" in ln]
+            if bounced:
+                self.fail("Postfix bounced %s:\n%s" % (qid, "\n".join(bounced)))
             if any(ln.endswith("%s: removed" % qid) for ln in lines):
                 return lines
             if time.monotonic() >= deadline:
@@ -566,14 +617,20 @@ class PostfixOneRoutePerTransaction(RoutesCase):
                           % (qid, timeout, self.pf.log_tail()))
             time.sleep(0.05)
 
+    @staticmethod
+    def message(subject):
+        """A complete message with a unique Message-ID, so Postfix adds no header but
+        Received:."""
+        return (b"From: alice@example.org\r\nTo: c1@example.com\r\nSubject: " + subject +
+                b"\r\nDate: Sat, 29 Nov 2025 10:00:00 +0000\r\n"
+                b"Message-ID: <" + uuid.uuid4().hex.encode() + b"@injector.test>\r\n"
+                b"\r\nHello from Postfix.\r\n")
+
     def test_452_recipients_come_back_at_the_next_queue_run_on_a_new_connection(self):
         rcpts = ["c1@example.com", "n1@example.net", "c2@example.com", "n2@example.net"]
         routes = {"com": ["c1@example.com", "c2@example.com"],
                   "net": ["n1@example.net", "n2@example.net"]}
-        msg = (b"From: alice@example.org\r\nTo: c1@example.com\r\nSubject: two routes\r\n"
-               b"Date: Sat, 29 Nov 2025 10:00:00 +0000\r\n"
-               b"Message-ID: <" + uuid.uuid4().hex.encode() + b"@injector.test>\r\n"
-               b"\r\nTo two routes.\r\n")
+        msg = self.message(b"two routes")
         qid = self.pf.inject("alice@example.org", rcpts, msg)
         lines = self.wait_removed(qid)
         outcomes = self.pf.outcomes(qid)
@@ -613,6 +670,23 @@ class PostfixOneRoutePerTransaction(RoutesCase):
             rid = now_id if r not in later else then_id
             self.assertRegex(ln, r"status=sent \(250 2\.0\.0 Ok: delivered as %s\)"
                              % re.escape(rid))
+
+    def test_message_retried_after_451_keeps_its_key(self):
+        answers = iter([503])
+        self.rcv["com"].set(responder=lambda req: (next(answers, 200), [], 0))
+        msg = self.message(b"retried")
+        qid = self.pf.inject("alice@example.org", ["c1@example.com"], msg)
+        lines = self.wait_removed(qid)
+        statuses = [status for _, status, _ in self.pf.outcomes(qid)]
+        self.assertEqual(statuses, ["deferred", "sent"], "\n".join(lines))
+        self.assertRegex(self.pf.outcomes(qid)[0][2], r"said: 451 4\.3\.0 ")
+        one, two = self.posts("com")
+        # Postfix sends the queued bytes again (its Received: field included): the same key
+        self.assertEqual(one.body, two.body)
+        self.assertTrue(two.body.endswith(msg))
+        self.assertEqual(one.header("Idempotency-Key"), two.header("Idempotency-Key"))
+        self.assertNotEqual(one.header("X-Smtphook-Id"), two.header("X-Smtphook-Id"))
+        self.assertEqual(self.posts("net"), [])
 
 
 # -- 5. Idempotency-Key --------------------------------------------------------------------------
