@@ -9,6 +9,7 @@ one recorded. smtphook answers the final dot only after every delivery of the me
 arrives are all the requests of that message: "never called" needs no waiting.
 """
 
+import glob
 import json
 import os
 import re
@@ -540,14 +541,21 @@ class OneRoutePerTransaction(RoutesCase):
         self.assertEqual(com.envelope()["rcpt_to"], ["c1@example.com"])
 
 
+POSTQUEUE = "/usr/sbin/postqueue"
+# Deferred mail waits for a flush: nothing comes back on its own while a test runs.
+POSTFIX_BACKOFF = {"minimal_backoff_time": "300s", "maximal_backoff_time": "300s",
+                   "queue_run_delay": "300s"}
+
+
 class PostfixSender(RoutesCase):
-    """Postfix 3.7 as the sending MTA (postfix.py: a private instance relaying to smtphook,
-    which retries deferred mail after minimal_backoff_time = 1s, queue_run_delay = 1s).
+    """Postfix 3.7 as the sending MTA (postfix.py: a private instance relaying to smtphook),
+    here with the default 300 s backoff, so deferred mail comes back only when the test
+    flushes it ("postqueue -c DIR -i QUEUE_ID").
 
     What Postfix does with recipients answered 452 4.5.3 under one_route_per_transaction
-    (observed with Postfix 3.7.11): it does not send them in a second transaction on the same
-    connection, nor on a new connection right away. Its smtp client sends the message to the
-    recipients that were accepted and logs the others as deferred:
+    (observed with Postfix 3.7.11): neither a second transaction on the same connection nor a
+    new connection right away. Its smtp client sends the message to the recipients that were
+    accepted, logs the others as deferred and is done with the message:
 
         smtp[..]: 9D43EA78758: to=<n1@example.net>, relay=127.0.0.1[127.0.0.1]:33451,
             delay=0.02, delays=0.01/0.01/0/0.01, dsn=4.5.3, status=deferred (host
@@ -556,10 +564,10 @@ class PostfixSender(RoutesCase):
         smtp[..]: 9D43EA78758: to=<c1@example.com>, relay=127.0.0.1[127.0.0.1]:33451, ...,
             dsn=2.0.0, status=sent (250 2.0.0 Ok: delivered as 6b0e930a49241.1)
 
-    The queue manager takes the message up again at its next queue run (a second later here,
-    minutes with the default minimal_backoff_time = 300s) and only then are they sent, over
-    a new SMTP connection: smtphook's ids are <connection id>.<transaction>, and both ids
-    are transaction 1 of their connection (6b0e930a49241.1, then 6b0e930a49242.1), from
+    They go out at a later queue run: after minimal_backoff_time (300 s by default; with 1 s
+    they came a second later), or at once after a flush. That run opens a new SMTP
+    connection: smtphook's ids are <connection id>.<transaction>, and both ids are
+    transaction 1 of their connection (6b0e930a49241.1, then 6b0e930a49242.1), from
     different client ports:
 
         qmgr[..]: 9D43EA78758: from=<alice@example.org>, size=231, nrcpt=4 (queue active)
@@ -567,16 +575,16 @@ class PostfixSender(RoutesCase):
             dsn=2.0.0, status=sent (250 2.0.0 Ok: delivered as 6b0e930a49242.1)
         qmgr[..]: 9D43EA78758: removed
 
-    Postfix sorts a message's recipients, so each queue run offers them in the same order and
-    the same route is the one bound: while that route's endpoint fails (451 after the dot),
-    the other route's recipients get 452 at every run and wait for it."""
+    Postfix sorts a message's recipients, so every queue run offers them in the same order
+    and binds the same route: while that route's endpoint fails (451 after the dot), the
+    other route's recipients get 452 at every run and wait for it."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         postfix.require_root()
         cls.relay_port = free_port()
-        cls.pf = postfix.Postfix(cls.relay_port)
+        cls.pf = postfix.Postfix(cls.relay_port, settings=POSTFIX_BACKOFF)
         cls.addClassCleanup(cls.pf.stop)
         cls.pf.start()
 
@@ -601,22 +609,6 @@ class PostfixSender(RoutesCase):
                 outcomes[i] = (test, text + "\n--- Postfix log ---\n" + self.pf.log_tail())
         return out
 
-    def wait_removed(self, qid, timeout=postfix.DELIVERY_TIMEOUT):
-        """Postfix's log lines about qid once its queue manager removed it (every recipient
-        done); fails at once when a recipient bounced."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = [ln for ln in self.pf.log_lines() if qid + ":" in ln]
-            bounced = [ln for ln in lines if "status=bounced" in ln]
-            if bounced:
-                self.fail("Postfix bounced %s:\n%s" % (qid, "\n".join(bounced)))
-            if any(ln.endswith("%s: removed" % qid) for ln in lines):
-                return lines
-            if time.monotonic() >= deadline:
-                self.fail("Postfix did not finish %s within %ss:\n%s"
-                          % (qid, timeout, self.pf.log_tail()))
-            time.sleep(0.05)
-
     @staticmethod
     def message(subject):
         """A complete message with a unique Message-ID, so Postfix adds no header but
@@ -626,60 +618,111 @@ class PostfixSender(RoutesCase):
                 b"Message-ID: <" + uuid.uuid4().hex.encode() + b"@injector.test>\r\n"
                 b"\r\nHello from Postfix.\r\n")
 
-    def test_452_recipients_come_back_at_the_next_queue_run_on_a_new_connection(self):
+    def qid_lines(self, qid):
+        return [ln for ln in self.pf.log_lines() if qid + ":" in ln]
+
+    def wait_outcomes(self, qid, n, timeout=postfix.DELIVERY_TIMEOUT):
+        """Wait until Postfix logged n delivery outcomes (sent, deferred) for qid; return
+        them as postfix.Postfix.outcomes does. A bounce fails at once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.pf.outcomes(qid)
+            bounced = [ln for _, status, ln in got if status == "bounced"]
+            if bounced:
+                self.fail("Postfix bounced %s:\n%s" % (qid, "\n".join(bounced)))
+            if len(got) >= n:
+                return got
+            if time.monotonic() >= deadline:
+                self.fail("Postfix logged %d of %d outcomes of %s within %ss"
+                          % (len(got), n, qid, timeout))
+            time.sleep(0.05)
+
+    def wait_removed(self, qid, timeout=postfix.DELIVERY_TIMEOUT):
+        """Postfix's log lines about qid once its queue manager removed it (done)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.qid_lines(qid)
+            if any(ln.endswith("%s: removed" % qid) for ln in lines):
+                return lines
+            if time.monotonic() >= deadline:
+                self.fail("Postfix did not finish %s within %ss" % (qid, timeout))
+            time.sleep(0.05)
+
+    def flush(self, qid, timeout=postfix.DELIVERY_TIMEOUT):
+        """Deliver the deferred message qid now ("postqueue -i": a queue run for it alone,
+        through the instance's flush service), once the queue manager has moved it to the
+        deferred queue (a flush finds nothing before)."""
+        deadline = time.monotonic() + timeout
+        pattern = os.path.join(self.pf.queue_dir, "deferred", "**", qid)
+        while not glob.glob(pattern, recursive=True):
+            if time.monotonic() >= deadline:
+                self.fail("%s did not reach the deferred queue within %ss" % (qid, timeout))
+            time.sleep(0.05)
+        p = subprocess.run([POSTQUEUE, "-c", self.pf.config_dir, "-i", qid],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_452_recipients_go_out_at_a_later_queue_run_on_a_new_connection(self):
         rcpts = ["c1@example.com", "n1@example.net", "c2@example.com", "n2@example.net"]
         routes = {"com": ["c1@example.com", "c2@example.com"],
                   "net": ["n1@example.net", "n2@example.net"]}
         msg = self.message(b"two routes")
         qid = self.pf.inject("alice@example.org", rcpts, msg)
+
+        # The first attempt: one route's recipients sent, the other's deferred at RCPT.
+        first = self.wait_outcomes(qid, len(rcpts))
+        deferred = sorted(r for r, status, _ in first if status == "deferred")
+        sent = sorted(r for r, status, _ in first if status == "sent")
+        self.assertIn(deferred, routes.values(), "\n".join(ln for _, _, ln in first))
+        self.assertIn(sent, routes.values(), "\n".join(ln for _, _, ln in first))
+        for r, status, ln in first:
+            if status == "deferred":
+                self.assertRegex(ln, r"dsn=4\.5\.3, status=deferred \(host %s\[%s\] said: 452 "
+                                 r"4\.5\.3 Error: recipient of another route.*\(in reply to "
+                                 r"RCPT TO command\)" % (re.escape(HOST), re.escape(HOST)))
+        now_name = [n for n, group in routes.items() if group == sent][0]
+        later_name = [n for n, group in routes.items() if group == deferred][0]
+        now, = self.posts(now_name)
+        self.assertEqual(sorted(now.envelope()["rcpt_to"]), sent)
+        self.assertEqual(self.posts(later_name), [], "Postfix is done with the message for now")
+
+        # A later queue run sends the deferred ones: a new connection, the first transaction.
+        self.flush(qid)
         lines = self.wait_removed(qid)
         outcomes = self.pf.outcomes(qid)
-        deferred = [(r, ln) for r, status, ln in outcomes if status == "deferred"]
-        sent = [(r, ln) for r, status, ln in outcomes if status == "sent"]
-        self.assertEqual(len(sent), 4, "\n".join(lines))
-        self.assertEqual(sorted(r for r, _ in sent), sorted(rcpts))
-        # one route's recipients were answered 452 4.5.3 at RCPT and deferred by Postfix
-        self.assertTrue(deferred, "\n".join(lines))
-        later = sorted(r for r, _ in deferred)
-        self.assertIn(later, routes.values())
-        for _, ln in deferred:
-            self.assertRegex(ln, r"dsn=4\.5\.3, status=deferred \(host %s\[%s\] said: 452 4\.5\.3 "
-                             r"Error: recipient of another route.*\(in reply to RCPT TO command\)"
-                             % (re.escape(HOST), re.escape(HOST)))
-        # each endpoint got its recipients exactly once
-        first_name = "com" if later == routes["net"] else "net"
-        later_name = "net" if first_name == "com" else "com"
-        now, = self.posts(first_name)
-        then, = self.posts(later_name)
-        self.assertEqual(sorted(now.envelope()["rcpt_to"]), routes[first_name])
-        self.assertEqual(sorted(then.envelope()["rcpt_to"]), later)
-        self.assertTrue(now.body.endswith(msg))
-        self.assertTrue(then.body.endswith(msg))
-        # the deferred ones were sent after the queue manager took the message up again
+        self.assertEqual(len(outcomes), len(rcpts) + len(deferred), "\n".join(lines))
+        self.assertEqual(sorted(r for r, status, _ in outcomes[len(rcpts):]
+                                if status == "sent"), deferred)
         active = [i for i, ln in enumerate(lines) if "(queue active)" in ln]
         self.assertEqual(len(active), 2, "\n".join(lines))
-        for r, ln in sent:
-            after_second = lines.index(ln) > active[1]
-            self.assertEqual(after_second, r in later, ln)
-        # ... in a new SMTP connection: the first transaction of another connection
+        self.assertGreater(lines.index(outcomes[len(rcpts)][2]), active[1])
+        now, = self.posts(now_name)
+        then, = self.posts(later_name)
+        self.assertEqual(sorted(then.envelope()["rcpt_to"]), deferred)
+        self.assertTrue(now.body.endswith(msg))
+        self.assertTrue(then.body.endswith(msg))
         now_id, then_id = now.header("X-Smtphook-Id"), then.header("X-Smtphook-Id")
         self.assertTrue(now_id.endswith(".1") and then_id.endswith(".1"), (now_id, then_id))
         self.assertNotEqual(now_id.rsplit(".", 1)[0], then_id.rsplit(".", 1)[0])
         self.assertNotEqual(now.envelope()["client"]["port"], then.envelope()["client"]["port"])
-        for r, ln in sent:
-            rid = now_id if r not in later else then_id
-            self.assertRegex(ln, r"status=sent \(250 2\.0\.0 Ok: delivered as %s\)"
-                             % re.escape(rid))
+        for r, status, ln in outcomes:
+            if status == "sent":
+                rid = then_id if r in deferred else now_id
+                self.assertRegex(ln, r"status=sent \(250 2\.0\.0 Ok: delivered as %s\)"
+                                 % re.escape(rid))
 
     def test_message_retried_after_451_keeps_its_key(self):
         answers = iter([503])
         self.rcv["com"].set(responder=lambda req: (next(answers, 200), [], 0))
         msg = self.message(b"retried")
         qid = self.pf.inject("alice@example.org", ["c1@example.com"], msg)
+        (_, status, line), = self.wait_outcomes(qid, 1)
+        self.assertEqual(status, "deferred", line)
+        self.assertRegex(line, r"said: 451 4\.3\.0 ")
+        self.flush(qid)
         lines = self.wait_removed(qid)
         statuses = [status for _, status, _ in self.pf.outcomes(qid)]
         self.assertEqual(statuses, ["deferred", "sent"], "\n".join(lines))
-        self.assertRegex(self.pf.outcomes(qid)[0][2], r"said: 451 4\.3\.0 ")
         one, two = self.posts("com")
         # Postfix sends the queued bytes again (its Received: field included): the same key
         self.assertEqual(one.body, two.body)
