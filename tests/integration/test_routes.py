@@ -787,6 +787,25 @@ class Keys(RoutesCase):
         self.assertReply(self.send_mail(body=MSG, mail_from=SENDER, rcpts=[x, y]), 250)
         self.assertEqual(self.key_of("app"), keys["base"])
 
+    def test_same_bytes_by_bdat_or_data_same_key(self):
+        self.start_routed([{"match": ["*@example.com"], "endpoints": ["app"]}], ["app"])
+        c = self.connect()
+        self.ehlo(c)
+        rcpts = ["a@example.com", "b@example.com"]
+        self.assertReply(self.deliver(c, rcpts), 250)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        for rcpt in reversed(rcpts):
+            self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 250)
+        half = len(MSG) // 2
+        c.send(b"BDAT %d\r\n%s" % (half, MSG[:half]))
+        self.assertReply(c.read_reply(), 250)
+        c.send(b"BDAT %d LAST\r\n%s" % (len(MSG) - half, MSG[half:]))
+        self.assertReply(c.read_reply(), 250, "2.0.0")
+        data, bdat = self.posts("app")
+        self.assertIs(bdat.envelope()["chunked"], True)
+        self.assertEqual(bdat.body, data.body)
+        self.assertEqual(bdat.header("Idempotency-Key"), data.header("Idempotency-Key"))
+
     def test_endpoints_with_the_same_share_get_the_same_key(self):
         self.start_routed(
             [{"match": ["*@example.com"], "endpoints": ["one", "two"]}], ["one", "two"])
