@@ -473,7 +473,7 @@ static size_t conn_feed(struct conn *c, const char *data, size_t len)
         used = len;
     conn_carry(c, st);
     if (c->sh->rcpt_check != NULL)
-        conn_start_checks(c, used < len || c->held.len > 0);
+        conn_start_checks(c, used < len); /* when fed from held, data is the held input */
     return used;
 }
 
@@ -556,6 +556,7 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
     }
     char *buf = c->sh->read_buffer;
     size_t cap = c->sh->read_buffer_size, have = 0;
+    bool spilled = false;
     enum tls_read_status st;
     for (;;) {
         bool was_established = tls_conn_established(c->tls);
@@ -566,11 +567,15 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         if (st != TLS_READ_DATA)
             break;
         have += n;
-        if (have == cap) { /* more plaintext than the buffer: handle this much first */
-            conn_input(c, buf, have);
-            have = 0;
-            if (c->closing)
+        if (have == cap) {
+            /* More plaintext than the buffer: it waits in held, so that the whole read is
+             * fed at once (a refused DATA must see everything behind it). */
+            if (buf_append(&c->held, buf, have) != 0) {
+                conn_close(c, "out of memory");
                 return;
+            }
+            spilled = true;
+            have = 0;
         }
     }
     if (st == TLS_READ_ERROR) {
@@ -584,7 +589,11 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         conn_resume(c);
         return;
     }
-    if (have > 0)
+    if (spilled && have > 0 && buf_append(&c->held, buf, have) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    if (!spilled && have > 0)
         conn_input(c, buf, have);
     if (c->closing)
         return;

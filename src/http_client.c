@@ -34,14 +34,13 @@
 #define SMTPHOOK_VERSION "0.0.0"
 #endif
 
-#define HTTP_USER_AGENT      "smtphook/" SMTPHOOK_VERSION
-#define HTTP_MAX_CONNECTS    64L          /* idle connections kept for reuse */
-#define HTTP_PROTOCOLS       "http,https" /* never file://, ftp:// ... */
-#define HTTP_NO_EXPECT       "Expect:"    /* no 100-continue round trip (RFC 9110 §10.1.1) */
-#define HTTP_HEADER_NAME_MAX 256u         /* longest header name rewritten for an empty value */
-#define HTTP_PEM             "PEM"        /* file format of the client certificate and key */
-#define HTTP_REASON_MAX      (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
-#define HTTP_NO_FIELD        (-1)                    /* http_head.folding: no kept field */
+#define HTTP_USER_AGENT   "smtphook/" SMTPHOOK_VERSION
+#define HTTP_MAX_CONNECTS 64L          /* idle connections kept for reuse */
+#define HTTP_PROTOCOLS    "http,https" /* never file://, ftp:// ... */
+#define HTTP_NO_EXPECT    "Expect:"    /* no 100-continue round trip (RFC 9110 §10.1.1) */
+#define HTTP_PEM          "PEM"        /* file format of the client certificate and key */
+#define HTTP_REASON_MAX   (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
+#define HTTP_NO_FIELD     (-1)                    /* http_head.folding: no kept field */
 
 /* The response headers that are kept, and the longest value kept of each. */
 enum http_field_id {
@@ -607,13 +606,14 @@ static int http_add_header(struct curl_slist **list, const char *line)
     struct curl_slist *l;
     if (v != NULL && *v == '\0' && colon != line) {
         size_t n = (size_t)(colon - line);
-        char name[HTTP_HEADER_NAME_MAX + 2];
-        if (n > HTTP_HEADER_NAME_MAX)
-            return SH_EINVAL;
+        char *name = malloc(n + 2); /* any length a configured name may have */
+        if (name == NULL)
+            return SH_ENOMEM;
         memcpy(name, line, n);
         name[n] = ';';
         name[n + 1] = '\0';
         l = curl_slist_append(*list, name);
+        free(name);
     } else {
         l = curl_slist_append(*list, line);
     }

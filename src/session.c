@@ -349,7 +349,7 @@ static long session_txn_route(const struct session *s)
 {
     if (s->txn != NULL && s->txn->env.n_rcpt > 0)
         return s->txn->rcpt_route[0];
-    for (size_t i = 0; i < s->n_pending; i++) {
+    for (size_t i = s->pending_head; i < s->n_pending; i++) {
         if (s->pending[i].kind == RCPT_ACCEPT || s->pending[i].kind == RCPT_CHECK)
             return s->pending[i].route;
     }
@@ -360,7 +360,7 @@ static long session_txn_route(const struct session *s)
 static size_t session_rcpt_count(const struct session *s)
 {
     size_t n = s->txn != NULL ? s->txn->env.n_rcpt : 0;
-    for (size_t i = 0; i < s->n_pending; i++)
+    for (size_t i = s->pending_head; i < s->n_pending; i++) /* answered ones are counted */
         n += s->pending[i].kind == RCPT_ACCEPT || s->pending[i].kind == RCPT_CHECK;
     return n;
 }
@@ -427,7 +427,10 @@ static enum session_action rcpt_apply(struct session *s, enum rcpt_kind kind, en
             reply_write(out, REPLY_RCPT_OK, NULL);
         return SESSION_ACTION_NONE;
     case RCPT_SOFT:
-        reply_write(out, id, NULL);
+        if (custom != NULL)
+            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+        else
+            reply_write(out, id, NULL);
         return SESSION_ACTION_NONE;
     case RCPT_ERROR:
     case RCPT_CHECK:
@@ -540,6 +543,12 @@ bool session_checking(const struct session *s)
     return s->pending_head < s->n_pending;
 }
 
+/* session_waiting - see session.h. */
+bool session_waiting(const struct session *s)
+{
+    return s->deferred != NULL || s->deferred_too_long;
+}
+
 /* session_rcpt_checked - see session.h. The head of the line is answered as far as it is
  * decided; the queue keeps its indices until it is empty, so that the checks still out
  * find their entries. */
@@ -551,7 +560,11 @@ enum session_action session_rcpt_checked(struct session *s, size_t index, bool a
         return SESSION_ACTION_NONE;
     struct session_rcpt *r = &s->pending[index];
     r->decided = true;
-    r->kind = accept ? RCPT_ACCEPT : RCPT_ERROR;
+    /* A temporary refusal (the check failed, or the app said "later") is no error of the
+     * client's: it is not charged to the error budget. */
+    r->kind = accept                                    ? RCPT_ACCEPT
+              : reply != NULL && reply->code / 100 == 4 ? RCPT_SOFT
+                                                        : RCPT_ERROR;
     if (reply != NULL) {
         r->custom = *reply;
         r->has_custom = true;

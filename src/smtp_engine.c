@@ -202,7 +202,7 @@ enum smtp_engine_stop smtp_engine_rcpt_checked(struct smtp_engine *e, size_t ind
 /* smtp_engine_waiting - see smtp_engine.h. */
 bool smtp_engine_waiting(const struct smtp_engine *e)
 {
-    return !e->closed && session_checking(&e->session);
+    return !e->closed && session_waiting(&e->session);
 }
 
 /* smtp_engine_txn - see smtp_engine.h. */

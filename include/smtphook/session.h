@@ -162,8 +162,12 @@ enum session_action session_rcpt_checked(struct session *s, size_t index, bool a
                                          const struct app_reply *reply, int64_t now_ms,
                                          struct buf *out);
 
-/* session_checking - recipient checks are pending (input must wait). */
+/* session_checking - RCPT replies are waiting for recipient checks: further RCPTs join the
+ * line, any other command waits (see session_waiting). */
 bool session_checking(const struct session *s);
+
+/* session_waiting - a command is kept until the checks are answered: input must wait. */
+bool session_waiting(const struct session *s);
 
 /* session_desync - input arrived that the client sent without waiting for a reply it had
  * to wait for (behind a refused DATA): 421 4.5.0, CLOSE. None of it is executed. */

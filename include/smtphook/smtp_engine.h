@@ -96,7 +96,8 @@ enum smtp_engine_stop smtp_engine_rcpt_checked(struct smtp_engine *e, size_t ind
                                                const struct app_reply *reply, bool more,
                                                int64_t now_ms);
 
-/* smtp_engine_waiting - recipient checks are pending: input must wait. */
+/* smtp_engine_waiting - a command waits for the recipient checks under way: input must wait
+ * (RCPTs behind pending checks are fed on, so that their checks run at the same time). */
 bool smtp_engine_waiting(const struct smtp_engine *e);
 
 /* smtp_engine_txn - the transaction being built, or NULL (for the log of an abandoned one). */
