@@ -722,9 +722,13 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     }
     uint64_t now = delivery_now(d);
     /* The breaker counts temporary failures of the endpoint itself; any answer of a live
-     * app (a permanent refusal too) counts as success. */
-    delivery_breaker_log(d, td->endpoint,
-                         breaker_record(&d->ctx->breakers[td->endpoint], retry, now));
+     * app (a permanent refusal too) counts as success. A success that only ends a run of
+     * failures too short to open it changes no state worth a log line. */
+    struct breaker *br = &d->ctx->breakers[td->endpoint];
+    bool was_closed = br->state == BREAKER_CLOSED;
+    enum breaker_change ch = breaker_record(br, retry, now);
+    if (!(ch == BREAKER_RECLOSED && was_closed))
+        delivery_breaker_log(d, td->endpoint, ch);
 
     uint64_t delay = 0;
     if (retry && !d->finished) {
