@@ -705,6 +705,12 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         log_warn("endpoint %s for id=%s: Smtphook-Reply \"%s\" ignored: %s", ep->name, t->env.id,
                  log_sanitize(value, sizeof(value), resp->smtp_reply, strlen(resp->smtp_reply)),
                  why);
+    } else if (resp->smtp_reply_dropped && delivery_answered(resp)) {
+        /* The client kept no value to judge, but the app did send one: say so, or an
+         * over-long reply would vanish without a trace. */
+        log_warn("endpoint %s for id=%s: Smtphook-Reply ignored: the value is longer than %u "
+                 "bytes or holds a NUL",
+                 ep->name, t->env.id, HTTP_SMTP_REPLY_MAX);
     }
     if (resp->failure != HTTP_FAILURE_NONE && resp->error != NULL) {
         /* The reply says what kind of failure; curl's reason says what to fix (which
@@ -716,9 +722,13 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     }
     uint64_t now = delivery_now(d);
     /* The breaker counts temporary failures of the endpoint itself; any answer of a live
-     * app (a permanent refusal too) counts as success. */
-    delivery_breaker_log(d, td->endpoint,
-                         breaker_record(&d->ctx->breakers[td->endpoint], retry, now));
+     * app (a permanent refusal too) counts as success. A success that only ends a run of
+     * failures too short to open it changes no state worth a log line. */
+    struct breaker *br = &d->ctx->breakers[td->endpoint];
+    bool was_closed = br->state == BREAKER_CLOSED;
+    enum breaker_change ch = breaker_record(br, retry, now);
+    if (!(ch == BREAKER_RECLOSED && was_closed))
+        delivery_breaker_log(d, td->endpoint, ch);
 
     uint64_t delay = 0;
     if (retry && !d->finished) {

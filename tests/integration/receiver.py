@@ -210,11 +210,13 @@ class Receiver:
     the handler's thread, after the body was read) that returns (status, [(header, value),
     ...], delay) for it: scripted answers, per-path or per-attempt behaviour, extra response
     headers. ssl_context: an ssl.SSLContext (server side) to serve HTTPS with; None (the
-    default) serves plain HTTP."""
+    default) serves plain HTTP. port: where to listen (0, the default: any free port); a
+    fixed one lets an endpoint come up at an address smtphook was already given."""
 
     def __init__(self, status=200, delay=0.0, redirect=None, mode="normal", ssl_context=None,
-                 responder=None):
+                 responder=None, port=0):
         self.ssl_context = ssl_context
+        self._want_port = port
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._requests = []
@@ -228,7 +230,7 @@ class Receiver:
         self.port = None
 
     def start(self):
-        self._server = _Server((HOST, 0), _Handler)
+        self._server = _Server((HOST, self._want_port), _Handler)
         self._server.receiver = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
