@@ -194,7 +194,9 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
     *retry = def.retry;
     *app = false;
     *why = NULL;
-    if (!delivery_answered(resp))
+    /* No answer, or a 2xx before the whole body was sent: nothing may turn it into a
+     * success (the body did not get through), nor into a refusal. */
+    if (!delivery_answered(resp) || (resp->status / 100 == 2 && resp->body_sent < body_size))
         return;
     const struct config_reply_rule *rule = delivery_rule(ep, resp->status);
     if (rule != NULL) {
@@ -513,6 +515,7 @@ static void job_fail_local(struct delivery_job *job, const struct delivery_reply
 /* group_rcpts_add - add the recipients of g to the sorted, unique set (*set, *n). */
 static int group_rcpts_add(size_t **set, size_t *n, const struct delivery_group *g)
 {
+    /* + 1: never a realloc to 0 bytes, which may free and return NULL */
     size_t *grown = realloc(*set, (*n + g->n_rcpts) * sizeof(**set) + 1);
     if (grown == NULL)
         return SH_ENOMEM;
@@ -632,40 +635,41 @@ static size_t delivery_round(struct delivery *d, bool first)
     return started;
 }
 
-/* delivery_round_end - no job is active: failover routes whose endpoint failed for now move
- * to the next one while time remains; when none does, the delivery is over. A round whose
- * every delivery ends at once (breakers open) leads straight to the next. */
-static void delivery_round_end(struct delivery *d)
+/* delivery_progress - after jobs ended: each failover route whose endpoint failed for now
+ * moves on to its next one at once, while time remains (another route's slower endpoint
+ * does not hold it up); a route whose answer is final settles. New deliveries that end at
+ * once (breakers open) lead straight to the next endpoint. When nothing is active and no
+ * route wants another try, the delivery is over. */
+static void delivery_progress(struct delivery *d)
 {
-    while (d->active == 0 && !d->finished) {
-        bool more = false;
+    while (!d->finished) {
         bool time_left = delivery_now(d) < d->deadline;
         for (size_t g = 0; g < d->n_groups; g++) {
             struct delivery_group *grp = &d->groups[g];
-            if (grp->policy != CONFIG_ROUTE_FAILOVER || grp->settled)
+            if (grp->policy != CONFIG_ROUTE_FAILOVER || grp->settled || grp->current < 0 ||
+                d->jobs[grp->current]->state != JOB_DONE)
                 continue;
             const struct txn_delivery *cur = &d->t->deliveries[grp->current];
             if (cur->reply.code / 100 == 4 && grp->next + 1 < grp->n_endpoints && time_left) {
                 grp->next++;
                 grp->current = -1;
-                more = true;
             } else {
                 grp->settled = true;
             }
         }
-        if (!more) {
-            delivery_finish(d);
-            return;
-        }
+        size_t before = d->n_jobs;
         delivery_round(d, false);
+        if (d->n_jobs == before)
+            break;
     }
+    if (!d->finished && d->active == 0)
+        delivery_finish(d);
 }
 
-/* job_done - a job finished: the round may be over. */
+/* job_done - a job finished: routes may move on, or the delivery be over. */
 static void job_done(struct delivery *d)
 {
-    if (d->active == 0 && !d->finished)
-        delivery_round_end(d);
+    delivery_progress(d);
 }
 
 /* delivery_breaker_log - a breaker changed state: say so once. */
@@ -695,6 +699,9 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     bool retry = false, app = false;
     const char *why = NULL;
     delivery_choose(ep, resp, d->body_size, &td->reply, &retry, &app, &why);
+    /* The breaker counts the endpoint's own failures: no answer at all (TLS included), or
+     * an answer that says "later" (5xx, 408, 429); any other answer shows a live app. */
+    bool down = !delivery_answered(resp) || delivery_map(resp, d->body_size).retry;
     job->app_reply = app;
     td->status = resp->status;
     td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete
@@ -726,7 +733,7 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
      * failures too short to open it changes no state worth a log line. */
     struct breaker *br = &d->ctx->breakers[td->endpoint];
     bool was_closed = br->state == BREAKER_CLOSED;
-    enum breaker_change ch = breaker_record(br, retry, now);
+    enum breaker_change ch = breaker_record(br, down, now);
     if (!(ch == BREAKER_RECLOSED && was_closed))
         delivery_breaker_log(d, td->endpoint, ch);
 
@@ -863,12 +870,17 @@ static void delivery_attempt(struct delivery_job *job)
     }
     delivery_breaker_log(d, td->endpoint, ch);
     job->attempt_ms = now;
-    td->attempts++;
     if (delivery_request(job, now) != 0) {
         log_error("txn id=%s endpoint %s: cannot start the request", d->t->env.id, td->name);
-        job_fail_local(job, &delivery_local);
+        /* A probe let through must not leave the breaker waiting for its answer. */
+        breaker_record(&d->ctx->breakers[td->endpoint], true, now);
+        if (td->attempts == 0)
+            job_fail_local(job, &delivery_local);
+        else
+            job_finish(job);
         return;
     }
+    td->attempts++;
     job->state = JOB_RUNNING;
 }
 

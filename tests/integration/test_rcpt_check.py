@@ -21,7 +21,7 @@ import time
 import certs
 from helpers import HOST
 from receiver import down_url
-from smtp_client import dot_stuff
+from smtp_client import Closed, dot_stuff
 from smtphook_process import TOKEN
 from test_clients import SWAKS, tool
 from testcase import SmtphookTestCase
@@ -752,3 +752,59 @@ class RealClients(CheckCase):
         self.assertEqual(env["rcpt_to"], ["bob@example.com", "carol@example.com"])
         self.assertEqual(sorted(self.check.asked()),
                          ["bob@example.com", "carol@example.com", "nobody@example.com"])
+
+
+class HeldInput(SmtphookTestCase):
+    """Checks whose RCPTs come in later reads, or from input held during a delivery (found
+    in review)."""
+
+    def test_refused_data_from_held_input_after_cached_check_keeps_session(self):
+        app = self.start_receiver(delay=1.0)  # the delivery runs while the next commands wait
+
+        def check(req):
+            rcpt = json.loads(req.body)["recipient"]
+            return (404 if rcpt.startswith("bad") else 200), [], 0.0
+
+        chk = self.start_receiver(responder=check)
+        self.start_smtphook(app, recipient_check={"url": chk.url("/check"), "cache_ms": 60000})
+        c = self.connect()
+        self.ehlo(c)
+        # bad@example.com's 404 goes into the cache
+        self.assertReply(c.cmd("MAIL FROM:<s@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<bad@example.com>"), 550, "5.1.1")
+        self.assertReply(c.cmd("RSET"), 250)
+        # a message, and behind its final dot the next transaction up to its DATA (a group
+        # a pipelining client may send; nothing follows the DATA)
+        self.assertReply(c.cmd("MAIL FROM:<s@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<good@example.com>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"Subject: x\r\n\r\nhi\r\n.\r\n"
+               b"MAIL FROM:<s@example.org>\r\nRCPT TO:<bad@example.com>\r\nDATA\r\n")
+        self.assertReply(c.read_reply(), 250)  # the message
+        self.assertReply(c.read_reply(), 250)  # MAIL
+        self.assertReply(c.read_reply(), 550, "5.1.1")  # RCPT, from the cache
+        self.assertReply(c.read_reply(), 554)  # DATA: no valid recipients
+        # the client did wait after DATA: its session goes on
+        try:
+            r = c.cmd("NOOP", timeout=3)
+        except Closed:
+            self.fail("session closed after a refused DATA with nothing behind it: %r" % c.buf)
+        self.assertReply(r, 250, msg="NOOP after the refused DATA: %s" % r)
+
+    def test_rcpt_checks_of_later_reads_run_concurrently(self):
+        app = self.start_receiver()
+        chk = self.start_receiver(delay=1.0)
+        self.start_smtphook(app, recipient_check={"url": chk.url("/check"), "cache_ms": 0})
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<s@example.org>"), 250)
+        t0 = time.monotonic()
+        for rcpt in ("a", "b", "c"):  # pipelined, in three packets
+            c.send(b"RCPT TO:<%s@example.com>\r\n" % rcpt.encode())
+            time.sleep(0.2)
+        for _ in range(3):
+            self.assertReply(c.read_reply(), 250)
+        took = time.monotonic() - t0
+        arrived = [round(q.arrived - t0, 1) for q in chk.requests]
+        self.assertLess(took, 1.8, "checks ran one after the other: requests at %s s" % arrived)
+

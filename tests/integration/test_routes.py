@@ -918,5 +918,37 @@ class CheckConfig(unittest.TestCase):
         self.assertEqual(p.stdout, "%s: configuration ok\n" % self.path)
 
 
+
+
+class FailoverTiming(SmtphookTestCase):
+    """A failover route moves on as soon as its endpoint failed, whatever other routes of the
+    message are still doing (found in review)."""
+
+    def test_failover_standby_not_held_up_by_another_route(self):
+        slow = self.start_receiver(delay=7.0)  # route A's only endpoint: 200 after 7 s
+        primary = self.start_receiver(status=503)  # route B: failover primary -> standby
+        standby = self.start_receiver(delay=1.5)  # the standby accepts within 1.5 s
+
+        def ep(r):
+            return {"url": r.url(), "timeout_ms": 10000, "retry": {"max_attempts": 1}}
+
+        self.start_smtphook(
+            endpoints={"slow": ep(slow), "primary": ep(primary), "standby": ep(standby)},
+            domains=["example.com", "example.org"],
+            routes=[{"match": ["*@example.com"], "endpoints": ["slow"]},
+                    {"match": ["*@example.org"], "endpoints": ["primary", "standby"],
+                     "policy": "failover"}],
+            limits={"transaction_timeout_ms": 8000})
+        c = self.connect(timeout=20)
+        self.ehlo(c)
+        t0 = time.monotonic()
+        r = self.transaction(c, "s@example.net", ["a@example.com", "b@example.org"],
+                             b"Subject: x\r\n\r\nhi\r\n", reply_timeout=20)
+        started = [q.arrived - t0 for q in standby.requests]
+        self.assertTrue(started and started[0] < 2.0,
+                        "standby tried at %s s (only once route A's endpoint answered)" % started)
+        self.assertReply(r, 250, msg="every endpoint wanted accepted in time: %s" % r)
+
+
 if __name__ == "__main__":
     unittest.main()

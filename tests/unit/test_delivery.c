@@ -984,12 +984,62 @@ static void test_e2e_response_cut_off(void **state)
     expect_app(&f->reply, 250, "2.0.0");
 }
 
+/* A 200 that came before the whole body went out, with a valid Smtphook-Reply: the body was
+ * not delivered whole, so the reply must stay the table's 451 4.4.2 (retried), never 250. */
+static void test_partial_body_not_accepted_by_smtphook_reply(void **state)
+{
+    (void)state;
+    struct config_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    struct http_response r;
+    memset(&r, 0, sizeof(r));
+    r.failure = HTTP_FAILURE_NONE;
+    r.status = 200;
+    r.headers_complete = true;
+    r.body_sent = 50; /* of 100 */
+    r.smtp_reply = "250 2.0.0 stored";
+    struct app_reply out;
+    memset(&out, 0, sizeof(out));
+    bool retry = false, app = false;
+    const char *why = NULL;
+    delivery_choose(&ep, &r, 100, &out, &retry, &app, &why);
+    assert_int_equal(out.code, 451);
+    assert_string_equal(out.esc, "4.4.2");
+}
+
+/* The same with a reply_map row for 200 instead of the header. */
+static void test_partial_body_not_accepted_by_reply_map(void **state)
+{
+    (void)state;
+    struct config_reply_rule rule;
+    memset(&rule, 0, sizeof(rule));
+    rule.status = 200;
+    rule.reply.code = 250;
+    struct config_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.reply_map = &rule;
+    ep.n_reply_map = 1;
+    struct http_response r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    r.headers_complete = true;
+    r.body_sent = 50;
+    struct app_reply out;
+    memset(&out, 0, sizeof(out));
+    bool retry = false, app = false;
+    const char *why = NULL;
+    delivery_choose(&ep, &r, 100, &out, &retry, &app, &why);
+    assert_int_equal(out.code, 451);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map_table),
         cmocka_unit_test(test_map_headers_cut_off),
         cmocka_unit_test(test_fold_order),
+        cmocka_unit_test(test_partial_body_not_accepted_by_smtphook_reply),
+        cmocka_unit_test(test_partial_body_not_accepted_by_reply_map),
         cmocka_unit_test(test_app_reply_rules),
         cmocka_unit_test_setup_teardown(test_e2e_200, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_500, setup, teardown),

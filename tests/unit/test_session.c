@@ -1110,10 +1110,50 @@ static void test_require_tls(void **state)
     run_free(&r);
 }
 
+/* check_line - one command line into the session. */
+static enum session_action check_line(struct session *s, const char *text, struct buf *out)
+{
+    return session_line(s, text, strlen(text), 1700000000000, out);
+}
+
+/* Found in review: answered queue entries were counted again toward max_recipients. With
+ * max_recipients 3: a accepted from the queue while b's check is still out, then c.
+ * Two recipients are accepted or pending, so c is the third and must be checked, not
+ * refused with 452 4.5.3. */
+static void test_rcpt_count_after_partial_answers(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.limits.max_recipients = 3;
+    cfg.recipient_check.enabled = true;
+
+    struct session s;
+    struct buf out;
+    memset(&out, 0, sizeof(out));
+    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
+    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
+    assert_int_equal(check_line(&s, "RCPT TO:<b@example.com>", &out), SESSION_ACTION_CHECK);
+    long a = session_take_check(&s);
+    long b = session_take_check(&s);
+    assert_true(a >= 0 && b >= 0);
+    /* a is accepted: it leaves the queue and joins the transaction; b is still out */
+    assert_int_equal(session_rcpt_checked(&s, (size_t)a, true, NULL, 1700000000000, &out),
+                     SESSION_ACTION_NONE);
+    assert_true(session_checking(&s));
+    /* the third recipient: checked like the others (not queued for a 452) */
+    enum session_action third = check_line(&s, "RCPT TO:<c@example.com>", &out);
+    session_free(&s);
+    buf_free(&out);
+    assert_int_equal(third, SESSION_ACTION_CHECK);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_WARN); /* no txn line for every 552 of the split tests */
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rcpt_count_after_partial_answers),
         cmocka_unit_test(test_full_session),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_greeting_and_ehlo),
