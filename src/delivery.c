@@ -242,6 +242,8 @@ struct delivery_context {
     const struct config *cfg; /* endpoints, routes, limits (not owned) */
     struct breaker *breakers; /* one per endpoint, config order */
     size_t *all_endpoints;    /* 0, 1, ... n_endpoints - 1: the route of a config without */
+    struct delivery *active;  /* deliveries under way (for a stop) */
+    uint64_t stop_at;         /* loop time by which every delivery must end, 0: none */
 };
 
 /* delivery_context_new - see delivery.h. */
@@ -331,10 +333,13 @@ struct delivery {
     size_t active;                 /* jobs not done */
     bool started;                  /* the first round was planned */
     bool finished;                 /* done was called (or cancelled) */
+    struct delivery *prev, *next;  /* ctx->active */
 };
 
 static void delivery_attempt(struct delivery_job *job);
 static void delivery_on_timer(uv_timer_t *timer);
+static void job_finish(struct delivery_job *job);
+static void job_done(struct delivery *d);
 
 /* delivery_free - release everything but the transaction; requests are gone by now. */
 static void delivery_free(struct delivery *d)
@@ -358,9 +363,17 @@ static void on_timer_closed(uv_handle_t *h)
     delivery_free(h->data);
 }
 
-/* delivery_release - stop the timer and free once libuv has closed it. */
+/* delivery_release - leave the active list, stop the timer and free once libuv has closed
+ * it. */
 static void delivery_release(struct delivery *d)
 {
+    if (d->prev != NULL)
+        d->prev->next = d->next;
+    else if (d->ctx->active == d)
+        d->ctx->active = d->next;
+    if (d->next != NULL)
+        d->next->prev = d->prev;
+    d->prev = d->next = NULL;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
@@ -489,6 +502,43 @@ static void delivery_arm(struct delivery *d)
     }
     uint64_t now = delivery_now(d);
     uv_timer_start(&d->timer, delivery_on_timer, at > now ? at - now : 0, 0);
+}
+
+/* delivery_stop_waiting - the deadline came forward: a retry now due after it will not
+ * happen, so its share ends at once with its last answer (the sender hears that, not a 421
+ * at the end of the shutdown); the rest runs on until the new deadline. */
+static void delivery_stop_waiting(struct delivery *d)
+{
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        struct delivery_job *job = d->jobs[i];
+        if (job->state == JOB_WAITING && d->t->deliveries[job->index].attempts > 0 &&
+            job->retry_at >= d->deadline)
+            job_finish(job);
+    }
+    job_done(d);
+    if (!d->finished)
+        delivery_arm(d);
+}
+
+/* delivery_context_stop - see delivery.h. Each delivery's deadline comes forward: a retry
+ * that would wait past it is not scheduled (the sender gets the last answer now), and
+ * what still runs at it ends as at a deadline. */
+void delivery_context_stop(struct delivery_context *ctx, uint64_t within_ms)
+{
+    uint64_t at = uv_now(ctx->loop) + within_ms;
+    if (ctx->stop_at != 0 && ctx->stop_at <= at)
+        return;
+    ctx->stop_at = at;
+    struct delivery *d = ctx->active;
+    while (d != NULL) {
+        struct delivery *next = d->next; /* d may finish (and leave the list) below */
+        if (d->deadline > at) {
+            d->deadline = at;
+            if (d->started && !d->finished)
+                delivery_stop_waiting(d);
+        }
+        d = next;
+    }
 }
 
 /* job_finish - this delivery has its result. */
@@ -1011,6 +1061,12 @@ int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn
     uv_timer_init(ctx->loop, &d->timer);
     d->timer.data = d;
     d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
+    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
+        d->deadline = ctx->stop_at;
+    d->next = ctx->active;
+    if (ctx->active != NULL)
+        ctx->active->prev = d;
+    ctx->active = d;
     uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
     if (out != NULL)
         *out = d;

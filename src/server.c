@@ -361,6 +361,9 @@ void server_stop(struct server *srv)
     srv->stopping = true;
     log_info("stopping: %u connection(s) open", srv->n_conns);
     close_listeners(srv);
+    /* Deliveries end a little before the bound, so that their replies still go out. */
+    uint64_t bound = srv->cfg->limits.shutdown_timeout_ms;
+    delivery_context_stop(srv->delivery, bound - (bound / 4 < 1000 ? bound / 4 : 1000));
     struct server_conn *sc = srv->conns;
     while (sc != NULL) {
         struct server_conn *next = sc->next; /* conn_shutdown may close and free sc */

@@ -85,6 +85,10 @@ char *delivery_header_line(const struct config_header *h);
 int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct config *cfg,
                          struct delivery_context **out);
 
+/* delivery_context_stop - the server stops: every delivery, running or still to come, must
+ * end within within_ms; their deadlines come forward to that. */
+void delivery_context_stop(struct delivery_context *ctx, uint64_t within_ms);
+
 /* delivery_context_free - release it; no delivery may be running. NULL is ignored. */
 void delivery_context_free(struct delivery_context *ctx);
 
