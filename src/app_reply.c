@@ -76,7 +76,7 @@ static const char *code_problem(unsigned code)
     unsigned first = code / 100;
     unsigned second = code / 10 % 10;
     if (second > 5)
-        return "the reply code's second digit must be 0 to 5 (RFC 5321 §4.2)";
+        return "the reply code's second digit must be 0 to 5 (RFC 5321 section 4.2)";
     if (first == 2)
         return code == 250 ? NULL : "the only success reply code allowed is 250";
     if (first != 4 && first != 5)
@@ -123,15 +123,15 @@ static const char *read_esc(struct reader *r, unsigned code, char *esc)
         return "an enhanced status code (like 5.1.1) must follow the reply code";
     unsigned char cls = r->s[r->pos++];
     if (at_end(r) || r->s[r->pos] != '.')
-        return "the enhanced status code must be class.subject.detail (RFC 3463 §2)";
+        return "the enhanced status code must be class.subject.detail (RFC 3463 section 2)";
     r->pos++;
     if (!read_esc_number(r) || at_end(r) || r->s[r->pos] != '.')
-        return "the enhanced status code must be class.subject.detail (RFC 3463 §2)";
+        return "the enhanced status code must be class.subject.detail (RFC 3463 section 2)";
     r->pos++;
     if (!read_esc_number(r) || !part_ends(r))
-        return "the enhanced status code must be class.subject.detail (RFC 3463 §2)";
+        return "the enhanced status code must be class.subject.detail (RFC 3463 section 2)";
     if (cls != '2' && cls != '4' && cls != '5')
-        return "the enhanced status code's class must be 2, 4 or 5 (RFC 3463 §2)";
+        return "the enhanced status code's class must be 2, 4 or 5 (RFC 3463 section 2)";
     if ((unsigned)(cls - '0') != code / 100)
         return "enhanced code class does not match the reply code";
     size_t n = r->pos - start; /* at most 1 + 1 + 3 + 1 + 3 */

@@ -358,7 +358,7 @@ static const char *config_header_name_problem(const char *name)
         return "header name must not be empty";
     for (const char *p = name; *p; p++) {
         if (!config_tchar((unsigned char)*p))
-            return "header name must be an HTTP token (RFC 9110 §5.6.2)";
+            return "header name must be an HTTP token (RFC 9110 section 5.6.2)";
     }
     for (size_t i = 0; config_reserved_headers[i] != NULL; i++) {
         if (strcasecmp(name, config_reserved_headers[i]) == 0)

@@ -436,6 +436,10 @@ static void rcpt_check_on_response(void *arg, const struct http_response *resp)
         log_warn("recipient check <%s>: Smtphook-Reply \"%s\" ignored: %s", req->rcpt_log,
                  log_sanitize(value, sizeof(value), resp->smtp_reply, strlen(resp->smtp_reply)),
                  ignored);
+    } else if (resp->smtp_reply_dropped && delivery_answered(resp)) {
+        log_warn("recipient check <%s>: Smtphook-Reply ignored: the value is longer than %u "
+                 "bytes or holds a NUL",
+                 req->rcpt_log, HTTP_SMTP_REPLY_MAX);
     }
     if (keep && req->cacheable)
         cache_put(rc, req->key, req->key_len, req->hash, &res, uv_now(rc->loop));

@@ -152,13 +152,13 @@ static const char *local_problem(const char *s, size_t len)
     if (len == 0)
         return "the local part is empty";
     if (len > SMTP_LOCAL_PART_MAX)
-        return "the local part is longer than 64 bytes (RFC 5321 §4.5.3.1.1)";
+        return "the local part is longer than 64 bytes (RFC 5321 section 4.5.3.1.1)";
     if (memchr(s, '*', len) != NULL)
         return "'*' may only be the whole local part (*@domain) or the whole pattern (*)";
     if (!smtp_cmd_valid_utf8(s, len))
         return "the local part contains a control character or is not valid UTF-8";
     if (s[0] == '"' ? !quoted_string_ok(s, len) : !dot_string_ok(s, len))
-        return "the local part is not a dot-string or a quoted string (RFC 5321 §4.1.2)";
+        return "the local part is not a dot-string or a quoted string (RFC 5321 section 4.1.2)";
     return NULL;
 }
 
@@ -173,7 +173,7 @@ static const char *domain_problem(const char *s, size_t len, size_t room)
     if (memchr(s, '*', len) != NULL)
         return "'*' may only be the whole first label of the domain (*@*.domain)";
     if (len > room)
-        return "the domain is too long for an address (255 bytes, RFC 5321 §4.5.3.1.2)";
+        return "the domain is too long for an address (255 bytes, RFC 5321 section 4.5.3.1.2)";
     size_t label = 0; /* bytes in the current label */
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = i < len ? (unsigned char)s[i] : '.';

@@ -254,13 +254,14 @@ static const struct why_case why_cases[] = {
     {"421 4.3.2 x", FULL, "421 is refused: it announces a close that does not happen"},
     {"251 2.1.5 x", FULL, "the only success reply code allowed is 250"},
     {"354 3.0.0 x", FULL, "the reply code must be 250, 4yz or 5yz"},
-    {"570 5.0.0 x", FULL, "the reply code's second digit must be 0 to 5 (RFC 5321 §4.2)"},
+    {"570 5.0.0 x", FULL, "the reply code's second digit must be 0 to 5 (RFC 5321 section 4.2)"},
     {"", FULL, "the value is empty"},
     {"5.1.1 x", FULL, "the value must start with a three-digit reply code"},
     {"550", FULL, "an enhanced status code and a text must follow the code"},
     {"550 5.1.1", FULL, "a text must follow the enhanced status code"},
     {"550 no", OPT, "an enhanced status code (like 5.1.1) must follow the reply code"},
-    {"550 5.1 x", FULL, "the enhanced status code must be class.subject.detail (RFC 3463 §2)"},
+    {"550 5.1 x", FULL,
+     "the enhanced status code must be class.subject.detail (RFC 3463 section 2)"},
     {"550 5.1.1 a\tb", FULL, "the text must be printable ASCII without control characters"},
 };
 
