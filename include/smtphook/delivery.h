@@ -1,10 +1,11 @@
 /* delivery.h - one transaction's trip to the web app, folded into one SMTP reply.
  *
  * The recipients are split by route (config.routes; without routes every endpoint gets
- * every recipient). Each endpoint gets one POST per message whose envelope holds only the
- * recipients routed to it, with its own Idempotency-Key. A route's policy "all" posts to
- * each of its endpoints at once; "failover" tries them in order, the next only after a
- * temporary failure of the previous one.
+ * every recipient). Each endpoint gets one share per message - its request, and retries of
+ * it - whose envelope holds only the recipients routed to it, with its own Idempotency-Key
+ * (only an endpoint that is a failover target of one route and an endpoint of another can
+ * get a second share). A route's policy "all" posts to each of its endpoints at once;
+ * "failover" tries them in order, the next as soon as the previous one failed for now.
  *
  * Each result maps to an SMTP reply (RFC 5321 §4.2, enhanced codes RFC 3463):
  *   2xx after receiving the whole body, header block complete -> 250 2.0.0
