@@ -2,7 +2,8 @@
  *
  * A transaction starts at MAIL and owns: a deep copy of the envelope (no string borrowed
  * from the session, the connection or its TLS state), the spool with the body, the running
- * hash of the body, the times, and one delivery record per endpoint the message goes to.
+ * hash of the body, the times, and one delivery record per share posted (as a rule one per
+ * endpoint the message goes to).
  * The session builds it (MAIL, RCPT, the body) and hands it over when the message is
  * complete; from then on it lives on its own: a delivery, a log line, later a queue entry,
  * whether the client is still connected or not. Pure apart from the spool's file I/O: no
