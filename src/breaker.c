@@ -57,6 +57,20 @@ void breaker_init(struct breaker *b, const struct config_breaker *cfg)
     b->probe_ms = 0;
 }
 
+/* breaker_refusing - see breaker.h; the same conditions as breaker_allow. */
+bool breaker_refusing(const struct breaker *b, uint64_t now_ms)
+{
+    switch (b->state) {
+    case BREAKER_OPEN:
+        return !disabled(b) && elapsed(now_ms, b->opened_ms) < b->cfg->cooldown_ms;
+    case BREAKER_HALF_OPEN:
+        return b->probe_out && !disabled(b) && elapsed(now_ms, b->probe_ms) < b->cfg->cooldown_ms;
+    case BREAKER_CLOSED:
+    default:
+        return false;
+    }
+}
+
 /* breaker_allow - see breaker.h. A probe that has not answered within a cooldown is taken
  * as lost (its request was canceled and never recorded), so the next request becomes the
  * probe instead of the breaker refusing for ever. */

@@ -691,6 +691,13 @@ uv_stream_t *conn_stream(struct conn *c)
     return (uv_stream_t *)&c->tcp;
 }
 
+/* conn_route_down - session_route_down_fn: ask the deliveries' circuit breakers. */
+static bool conn_route_down(void *arg, long route)
+{
+    const struct conn *c = arg;
+    return delivery_route_down(c->sh->delivery, route);
+}
+
 /* conn_accepted - see conn.h. */
 int conn_accepted(struct conn *c)
 {
@@ -701,6 +708,7 @@ int conn_accepted(struct conn *c)
     const struct config *cfg = c->sh->cfg;
     smtp_engine_init(&c->engine, cfg, c->address, c->port, c->id, CONN_WRITE_MAX_BYTES);
     c->engine_ready = true;
+    session_set_route_probe(&c->engine.session, conn_route_down, c);
     session_set_tls_policy(&c->engine.session,
                            c->lcfg->tls == CONFIG_TLS_STARTTLS && c->sh->tls != NULL,
                            c->lcfg->require_tls);

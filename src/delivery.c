@@ -272,6 +272,25 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
     return 0;
 }
 
+/* delivery_route_down - see delivery.h. */
+bool delivery_route_down(const struct delivery_context *ctx, long route)
+{
+    const struct config *cfg = ctx->cfg;
+    const size_t *eps = ctx->all_endpoints;
+    size_t n = cfg->n_endpoints;
+    enum config_route_policy policy = CONFIG_ROUTE_ALL;
+    if (route >= 0 && (size_t)route < cfg->n_routes) {
+        eps = cfg->routes[route].endpoints;
+        n = cfg->routes[route].n_endpoints;
+        policy = cfg->routes[route].policy;
+    }
+    uint64_t now = uv_now(ctx->loop);
+    size_t refusing = 0;
+    for (size_t i = 0; i < n; i++)
+        refusing += breaker_refusing(&ctx->breakers[eps[i]], now);
+    return n > 0 && (policy == CONFIG_ROUTE_ALL ? refusing > 0 : refusing == n);
+}
+
 /* delivery_context_free - see delivery.h. */
 void delivery_context_free(struct delivery_context *ctx)
 {

@@ -138,6 +138,13 @@ void session_set_tls_policy(struct session *s, bool offer_starttls, bool require
     s->tls_required = require_tls;
 }
 
+/* session_set_route_probe - see session.h. */
+void session_set_route_probe(struct session *s, session_route_down_fn fn, void *arg)
+{
+    s->route_down = fn;
+    s->route_down_arg = arg;
+}
+
 /* session_tls_started - RFC 3207 §4.2: after the handshake the server discards what it
  * knew from the client (HELO name, transaction), so the client starts again with EHLO.
  * The strings stay owned by the connection's TLS state. */
@@ -392,6 +399,14 @@ static enum rcpt_kind rcpt_decide(struct session *s, const struct smtp_command *
             *id = REPLY_UNKNOWN_RCPT;
             return RCPT_ERROR;
         }
+    }
+    if (s->route_down != NULL && s->route_down(s->route_down_arg, *route)) {
+        /* Its app is known to be down: this recipient waits (the sender tries it again
+         * later), the others of the message go where they can, and it binds no route. */
+        *id = REPLY_ROUTE_DOWN;
+        return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+    }
+    if (s->cfg->n_routes > 0) {
         long bound = session_txn_route(s);
         if (s->cfg->one_route_per_transaction && bound >= 0 && bound != *route) {
             /* Not an error of the client's: it sends these in another transaction. */

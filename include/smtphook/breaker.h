@@ -47,6 +47,10 @@ void breaker_init(struct breaker *b, const struct config_breaker *cfg);
  * is BREAKER_PROBING); false otherwise. change may be NULL. */
 bool breaker_allow(struct breaker *b, uint64_t now_ms, enum breaker_change *change);
 
+/* breaker_refusing - would breaker_allow refuse a request now? Changes nothing (for a
+ * recipient that can be deferred before its message is sent). */
+bool breaker_refusing(const struct breaker *b, uint64_t now_ms);
+
 /* breaker_record - the result of a request that breaker_allow let through: temporary
  * failure or not. Returns what changed. */
 enum breaker_change breaker_record(struct breaker *b, bool temporary_failure, uint64_t now_ms);

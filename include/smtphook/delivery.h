@@ -86,6 +86,11 @@ char *delivery_header_line(const struct config_header *h);
 int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct config *cfg,
                          struct delivery_context **out);
 
+/* delivery_route_down - can the route (an index into config.routes; -1 without routes:
+ * every endpoint, policy all) deliver nothing now because of open circuit breakers? "all":
+ * any of its endpoints refusing; "failover": every one refusing. Changes nothing. */
+bool delivery_route_down(const struct delivery_context *ctx, long route);
+
 /* delivery_context_stop - the server stops: every delivery, running or still to come, must
  * end within within_ms; their deadlines come forward to that. */
 void delivery_context_stop(struct delivery_context *ctx, uint64_t within_ms);

@@ -55,6 +55,8 @@
     X(SIZE_EXCEEDED, 552, "5.3.4", "Message size exceeds fixed limit")                             \
     X(RELAY_DENIED, 550, "5.7.1", "Relay access denied")                                           \
     X(UNKNOWN_RCPT, 550, "5.1.1", "Error: recipient address rejected: user unknown")               \
+    X(ROUTE_DOWN, 451, "4.4.1",                                                                    \
+      "Error: the application for this recipient is unavailable, try again later")                 \
     X(OTHER_ROUTE, 452, "4.5.3",                                                                   \
       "Error: recipient of another route, send it in a separate transaction")                      \
     X(TOO_MANY_RCPTS, 452, "4.5.3", "Error: too many recipients")                                  \

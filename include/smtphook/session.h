@@ -64,33 +64,39 @@ struct session_rcpt {
     struct app_reply custom; /* that reply */
 };
 
+/* Asked at RCPT: can the route deliver nothing now (open circuit breakers)? route is an
+ * index into config.routes, -1 without routes. */
+typedef bool (*session_route_down_fn)(void *arg, long route);
+
 struct session {
-    enum session_state state;     /* see enum */
-    const struct config *cfg;     /* limits, hostname, domains (not owned) */
-    char *helo;                   /* HELO/EHLO argument, NULL before */
-    bool esmtp;                   /* EHLO was used */
-    struct txn *txn;              /* current transaction from MAIL on, NULL otherwise */
-    struct session_rcpt *pending; /* RCPTs whose replies wait, in command order */
-    size_t pending_head;          /* first entry not yet answered */
-    size_t n_pending;             /* entries used (the queue is [pending_head, n_pending)) */
-    size_t pending_cap;           /* entries allocated */
-    char *deferred;               /* a command that came while checks were pending, or NULL */
-    size_t deferred_len;          /* its length */
-    bool deferred_too_long;       /* ... or an over-long line that did */
-    unsigned errors;              /* error replies so far (error budget) */
-    unsigned rcpt_overshoot;      /* recipients refused with 452 for the recipient limit */
-    unsigned transactions;        /* transactions started, for ids */
-    bool shutting_down;           /* server stops: close after the current transaction */
-    bool tls_offered;             /* STARTTLS may be used on this listener */
-    bool tls_required;            /* MAIL needs TLS first (530 5.7.0) */
-    struct envelope_tls tls;      /* TLS facts once a handshake is done (strings not owned) */
-    uint64_t chunk_size;          /* bytes of the BDAT chunk being read */
-    bool chunk_last;              /* that chunk is the LAST one */
-    bool chunk_discard;           /* that chunk is read and thrown away (no transaction) */
-    bool chunk_syntax;            /* ... because its BDAT line was malformed: 501 after it */
-    char id_prefix[32];           /* unique per connection; ids are "<prefix>.<n>" */
-    char client_address[64];      /* peer IP as text */
-    uint16_t client_port;         /* peer port */
+    enum session_state state;         /* see enum */
+    const struct config *cfg;         /* limits, hostname, domains (not owned) */
+    char *helo;                       /* HELO/EHLO argument, NULL before */
+    bool esmtp;                       /* EHLO was used */
+    session_route_down_fn route_down; /* see session_set_route_probe, or NULL */
+    void *route_down_arg;             /* passed to route_down */
+    struct txn *txn;                  /* current transaction from MAIL on, NULL otherwise */
+    struct session_rcpt *pending;     /* RCPTs whose replies wait, in command order */
+    size_t pending_head;              /* first entry not yet answered */
+    size_t n_pending;                 /* entries used (the queue is [pending_head, n_pending)) */
+    size_t pending_cap;               /* entries allocated */
+    char *deferred;                   /* a command that came while checks were pending, or NULL */
+    size_t deferred_len;              /* its length */
+    bool deferred_too_long;           /* ... or an over-long line that did */
+    unsigned errors;                  /* error replies so far (error budget) */
+    unsigned rcpt_overshoot;          /* recipients refused with 452 for the recipient limit */
+    unsigned transactions;            /* transactions started, for ids */
+    bool shutting_down;               /* server stops: close after the current transaction */
+    bool tls_offered;                 /* STARTTLS may be used on this listener */
+    bool tls_required;                /* MAIL needs TLS first (530 5.7.0) */
+    struct envelope_tls tls;          /* TLS facts once a handshake is done (strings not owned) */
+    uint64_t chunk_size;              /* bytes of the BDAT chunk being read */
+    bool chunk_last;                  /* that chunk is the LAST one */
+    bool chunk_discard;               /* that chunk is read and thrown away (no transaction) */
+    bool chunk_syntax;                /* ... because its BDAT line was malformed: 501 after it */
+    char id_prefix[32];               /* unique per connection; ids are "<prefix>.<n>" */
+    char client_address[64];          /* peer IP as text */
+    uint16_t client_port;             /* peer port */
 };
 
 /* session_init - a new session for a client; id_prefix must be unique per connection.
@@ -101,6 +107,11 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
 /* session_set_tls_policy - the listener's TLS rules: STARTTLS offered, TLS required for MAIL.
  * Call before the greeting. */
 void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls);
+
+/* session_set_route_probe - how to learn at RCPT that a recipient's route is down; NULL
+ * (the default): never. A recipient of a route that is down gets 451 4.4.1 at once, so the
+ * rest of the message goes where it can and only those recipients wait. */
+void session_set_route_probe(struct session *s, session_route_down_fn fn, void *arg);
 
 /* session_tls_started - a handshake finished (after STARTTLS, or before the greeting on an
  * implicit TLS listener): record the facts (pointers kept until the next MAIL copies them

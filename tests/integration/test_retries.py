@@ -11,11 +11,12 @@ seconds; times are asserted with lower bounds and generous upper bounds."""
 import email.utils
 import re
 import signal
+import smtplib
 import threading
 import time
 import unittest
 
-from helpers import free_port
+from helpers import HOST, free_port
 from receiver import Receiver
 from testcase import SmtphookTestCase
 
@@ -389,15 +390,19 @@ class Breaker(RetryCase):
         return opened
 
     def assertRefusedAtOnce(self, rcv):
+        """While the breaker is open the recipient itself is deferred, at RCPT: the sender
+        keeps the message for later and sends no text; no request is made."""
         before = len(rcv.requests)
-        reply, took = self.timed_send()
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<sender@example.org>"), 250)
+        t0 = time.monotonic()
+        reply = c.cmd("RCPT TO:<rcpt@example.com>")
+        self.assertLess(time.monotonic() - t0, SLACK)
         self.assertReply(reply, 451, "4.4.1")
-        self.assertIn("circuit open", reply.text)
-        self.assertLess(took, SLACK)
+        self.assertIn("unavailable, try again later", reply.text)
+        self.assertReply(c.cmd("DATA"), 554, "5.5.1")
         self.assertEqual(len(rcv.requests), before, "no request while the breaker is open")
-        rid = re.search(r"\(id (\S+)\)", reply.text).group(1)
-        self.assertRegex(self.txn_line(rid),
-                         r"endpoints=app:endpoint unavailable \(circuit open\):\d+ms:attempts=0 ")
 
     def wait_cooldown(self, opened):
         left = opened + self.COOLDOWN_MS / 1000.0 + 0.2 - time.monotonic()
@@ -489,6 +494,34 @@ class Breaker(RetryCase):
         rid = rcv.requests[0].header("X-Smtphook-Id")
         self.assertRegex(self.txn_line(rid), r"endpoints=app:503:\d+ms:attempts=2 ")
         self.assertRefusedAtOnce(rcv)
+
+    def test_open_breaker_defers_only_its_routes_recipients(self):
+        # Two routes; route a's app is down and its breaker open. A message to both: the
+        # recipient of route a gets 451 4.4.1 at RCPT (its sender tries it again later), the
+        # other is delivered now, once (no whole-message 451 that would make route b's app
+        # get it twice), and route a binds nothing with one_route_per_transaction.
+        ra = self.start_receiver(status=503)
+        rb = self.start_receiver(status=200)
+        self.start_smtphook(
+            endpoints={"a": self.endpoint(ra.url("/a"), retry=ONE,
+                                          breaker={"failures": 1, "cooldown_ms": 60000}),
+                       "b": self.endpoint(rb.url("/b"), retry=ONE)},
+            routes=[{"match": ["a@example.com"], "endpoints": ["a"]},
+                    {"match": ["b@example.com"], "endpoints": ["b"]}],
+            one_route_per_transaction=True)
+        c = self.connect()
+        self.ehlo(c)
+        self.send_message(c, "sender@example.org", ["a@example.com"], MSG)
+        self.assertReply(c.read_reply(10), 451, "4.3.0")
+        self.assertTrue(self.sh.wait_log(r"endpoint a: circuit breaker open after 1 "))
+        with smtplib.SMTP(HOST, self.sh.port, timeout=10) as smtp:
+            refused = smtp.sendmail("sender@example.org", ["a@example.com", "b@example.com"],
+                                    MSG)
+        self.assertEqual(list(refused), ["a@example.com"])
+        self.assertEqual(refused["a@example.com"][0], 451)
+        self.assertEqual(len(ra.requests), 1, "nothing more for the app that is down")
+        self.assertEqual(len(rb.wait_for(1)), 1)
+        self.assertEqual(rb.requests[0].envelope()["rcpt_to"], ["b@example.com"])
 
     def test_failover_goes_straight_to_the_next_endpoint(self):
         r1 = self.start_receiver(status=503)
