@@ -51,8 +51,13 @@ static void run(const char *name, const struct config_breaker *cfg, const struct
         const struct step *s = &steps[i];
         enum breaker_change ch = (enum breaker_change)99;
         bool allowed = false;
-        if (s->op == ALLOW)
+        if (s->op == ALLOW) {
+            /* breaker_refusing foretells breaker_allow exactly, and changes nothing */
+            struct breaker before = b;
+            assert_int_equal(breaker_refusing(&b, s->now), !s->allowed);
+            assert_memory_equal(&before, &b, sizeof(b));
             allowed = breaker_allow(&b, s->now, &ch);
+        }
         else
             ch = breaker_record(&b, s->op == FAIL, s->now);
         if (allowed != s->allowed || ch != s->change || b.state != s->state ||

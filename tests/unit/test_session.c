@@ -1149,11 +1149,44 @@ static void test_rcpt_count_after_partial_answers(void **state)
     assert_int_equal(third, SESSION_ACTION_CHECK);
 }
 
+/* down_flag - a route probe: every route is down while *arg says so. */
+static bool down_flag(void *arg, long route)
+{
+    (void)route;
+    return *(bool *)arg;
+}
+
+/* A recipient whose route is down gets 451 4.4.1 at RCPT, is not charged to the error budget
+ * and binds nothing; the others of the message go on. */
+static void test_route_down_defers_the_recipient(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.limits.max_errors = 2;
+    bool down = true;
+    struct run r;
+    run_init(&r, &cfg);
+    session_set_route_probe(&r.e.session, down_flag, &down);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
+                     "RCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n");
+    char got[256];
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 250 451 451 451"); /* three, none an error: no 421 */
+    assert_non_null(strstr(replies(&r), "451 4.4.1 "));
+    down = false;
+    run_feed_str(&r, "RCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 250 451 451 451 250 354 250");
+    assert_non_null(strstr(posted(&r), "[a@b.c 1]x\r\n"));
+    run_free(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_WARN); /* no txn line for every 552 of the split tests */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcpt_count_after_partial_answers),
+        cmocka_unit_test(test_route_down_defers_the_recipient),
         cmocka_unit_test(test_full_session),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_greeting_and_ehlo),
