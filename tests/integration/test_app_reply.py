@@ -209,14 +209,11 @@ class InvalidAppReply(AppReplyCase):
                 self.assertIn(why, lines[0])
                 self.assertRegex(lines[0], r"^\S+ warn ")
         # What the app put in the header reaches the log only as printable ASCII (its
-        # control and 8-bit bytes become "?"); the reasons are smtphook's own (UTF-8 text,
-        # "RFC 3463 \u00a72"), so the check is: no control byte, nothing but those reasons
-        # outside ASCII.
+        # control and 8-bit bytes become "?"), and smtphook's own reasons are ASCII too: the
+        # whole log is printable ASCII lines.
         with open(self.sh.stderr_path, "rb") as f:
             raw = f.read()
-        self.assertFalse([b for b in raw if b != 0x0a and (b < 0x20 or b == 0x7f)], raw[-500:])
-        self.assertNotIn(b"\xe9", raw)
-        self.assertEqual(set(raw.decode("utf-8")) - set(map(chr, range(0x80))), {"\u00a7"})
+        self.assertFalse([b for b in raw if b != 0x0a and not 0x20 <= b < 0x7f], raw[-500:])
         self.assertIn('Smtphook-Reply "550 5.1.1 No?mailbox" ignored', raw.decode("utf-8"))
         self.assertIn('Smtphook-Reply "550 5.1.1 Caf? closed" ignored', raw.decode("utf-8"))
 
