@@ -382,9 +382,8 @@ static void on_timer_closed(uv_handle_t *h)
     delivery_free(h->data);
 }
 
-/* delivery_release - leave the active list, stop the timer and free once libuv has closed
- * it. */
-static void delivery_release(struct delivery *d)
+/* delivery_unlink - leave the context's list of deliveries under way. */
+static void delivery_unlink(struct delivery *d)
 {
     if (d->prev != NULL)
         d->prev->next = d->next;
@@ -393,6 +392,11 @@ static void delivery_release(struct delivery *d)
     if (d->next != NULL)
         d->next->prev = d->prev;
     d->prev = d->next = NULL;
+}
+
+/* delivery_release - stop the timer and free once libuv has closed it. */
+static void delivery_release(struct delivery *d)
+{
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
@@ -506,6 +510,9 @@ static void delivery_finish(struct delivery *d)
     d->finished = true;
     delivery_cancel_requests(d);
     delivery_final_reply(d);
+    /* Off the context's list before done: done may close the last connection, and the
+     * server then frees the context. Nothing of it is touched afterwards. */
+    delivery_unlink(d);
     d->done(d->arg, d->t);
     delivery_release(d);
 }
@@ -1100,5 +1107,6 @@ void delivery_cancel(struct delivery *d)
         return;
     d->finished = true;
     delivery_cancel_requests(d);
+    delivery_unlink(d);
     delivery_release(d);
 }
