@@ -2,10 +2,16 @@
 """bench.py - figures for smtphook's performance budget (prints, never asserts).
 
   python3 tests/bench/bench.py [--binary build/smtphook] [--idle 1000] [--messages 2000]
+                               [--throughput-messages 10000] [--rounds 3] [--syscall-messages 1000]
+                               [--only idle,throughput,syscalls,size,tls]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
-  - throughput and CPU per message with Postfix's smtp-source (20 sessions);
+  - throughput and CPU per message with Postfix's smtp-source (20 sessions kept open, 4 KB
+    messages) to a fast receiver (fast_receiver.py), and the same with 100 routes that every RCPT
+    walks (the match last) and with a recipient check per RCPT (cache_ms 0, then the cache
+    on), each as a relative cost: the runs alternate, the median of --rounds is printed;
+  - system calls per message (strace -f -c on smtphook during smtp-source), by call;
   - peak RSS after a 5 KB message and after a 50 MB message (memory must not grow with
     message size: the body is streamed to a spool that moves to a temp file);
   - TLS: memory per idle connection after STARTTLS, smtphook CPU per full handshake and per
@@ -16,6 +22,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +39,11 @@ import helpers  # noqa: E402
 import smtp_client  # noqa: E402
 import smtphook_process  # noqa: E402
 from receiver import Receiver  # noqa: E402
+
+MESSAGE_BYTES = 4096  # smtp-source -l: the payload of the throughput messages
+SESSIONS = 20  # smtp-source -s: sessions at once
+ROUTES = 100  # routes in the routing figure; only the last one matches
+SYSCALLS_SHOWN = 8  # system calls named in the per-message line, most frequent first
 
 
 
@@ -50,6 +62,40 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_ns(pid):
+    """CPU time of a process in nanoseconds, summed over its threads (schedstat counts in
+    ns, where /proc/PID/stat counts in clock ticks of 10 ms)."""
+    total = 0
+    task_dir = "/proc/%d/task" % pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "schedstat")) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class FastReceiver:
+    """fast_receiver.py in a process of its own: answers 200 at once, keeps nothing."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fast_receiver.py")],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError("fast_receiver.py did not start")
+        self.port = int(line[1])
+
+    def url(self, path="/inbound"):
+        return "http://%s:%d%s" % (helpers.HOST, self.port, path)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out = self.proc.communicate(timeout=10)[0]
+        return out
 
 
 def start(binary, receiver, limits, **top):
@@ -83,24 +129,139 @@ def bench_idle(binary, receiver, n):
         sh.cleanup_dir()
 
 
-def bench_throughput(binary, receiver, messages):
-    sh = start(binary, receiver, {})
+def smtp_source(port, messages, sessions=SESSIONS):
+    """Postfix's smtp-source: messages of MESSAGE_BYTES over sessions at once."""
+    subprocess.run(["/usr/sbin/smtp-source", "-d", "-s", str(sessions), "-m", str(messages),
+                    "-l", str(MESSAGE_BYTES), "-f", "sender@example.org", "-t",
+                    "rcpt@example.com", "%s:%d" % (helpers.HOST, port)], check=True)
+
+
+def routes_config(n):
+    """n routes to one endpoint: n - 1 patterns that the bench's recipient
+    (rcpt@example.com) does not match, of every kind (an exact address of its domain, an
+    exact address elsewhere, a domain, a subdomain), then "*@example.com" last. Every domain
+    is served, so the domain check costs the same as without routes."""
+    kinds = ("user%d@example.com", "rcpt@d%d.example.net", "*@d%d.example.org",
+             "*@*.s%d.example.com")
+    routes = [{"match": [kinds[i % len(kinds)] % i], "endpoints": ["app"]}
+              for i in range(n - 1)]
+    routes.append({"match": ["*@example.com"], "endpoints": ["app"]})
+    return routes
+
+
+def throughput_variants(fast):
+    """(name, config keys) of the CPU-per-message comparison; the first is the baseline."""
+    check = {"url": fast.url("/check"), "timeout_ms": 5000}
+    return [
+        ("throughput", {}),
+        ("routing (%d routes, the match last)" % ROUTES, {"routes": routes_config(ROUTES)}),
+        ("recipient check (cache_ms 0: every RCPT asks)",
+         {"recipient_check": dict(check, cache_ms=0)}),
+        ("recipient check (cache on)", {"recipient_check": dict(check, cache_ms=60000)}),
+    ]
+
+
+def run_throughput(binary, fast, messages, top):
+    """One smtphook with the config keys top, messages through it: (wall s, CPU ns, peak
+    RSS KiB)."""
+    sh = start(binary, fast, {}, domains=["*"], **top)
     try:
         pid = sh.proc.pid
-        cpu0 = cpu_seconds(pid)
+        cpu0 = cpu_ns(pid)
         t0 = time.monotonic()
-        subprocess.run(["/usr/sbin/smtp-source", "-s", "20", "-m", str(messages), "-f",
-                        "sender@example.org", "-t", "rcpt@example.com",
-                        "%s:%d" % (helpers.HOST, sh.port)], check=True)
+        smtp_source(sh.port, messages)
         wall = time.monotonic() - t0
-        cpu = cpu_seconds(pid) - cpu0
-        print("throughput: %d messages over 20 sessions in %.2f s = %.0f msg/s; "
-              "smtphook CPU %.3f s = %.0f us per message; peak RSS %d KiB"
-              % (messages, wall, messages / wall, cpu, cpu * 1e6 / messages,
-                 proc_status(pid, "VmHWM")))
+        return wall, cpu_ns(pid) - cpu0, proc_status(pid, "VmHWM")
     finally:
         sh.stop()
         sh.cleanup_dir()
+
+
+def bench_throughput(binary, messages, rounds):
+    """Throughput and CPU per message, plain and with routes and recipient checks, to the
+    fast receiver. The variants take turns, round after round, so that a slow moment of the
+    machine does not fall on one of them; each figure is the median round."""
+    fast = FastReceiver()
+    try:
+        variants = throughput_variants(fast)
+        runs = {name: [] for name, _ in variants}
+        for _ in range(rounds):
+            for name, top in variants:
+                runs[name].append(run_throughput(binary, fast, messages, top))
+        per_msg = {}
+        for name, _ in variants:
+            by_cpu = sorted(runs[name], key=lambda r: r[1])
+            wall, cpu, hwm = by_cpu[len(by_cpu) // 2]
+            per_msg[name] = cpu / messages
+            spread = ""
+            if rounds > 1:
+                spread = " (rounds %.0f..%.0f)" % (by_cpu[0][1] / messages / 1e3,
+                                                   by_cpu[-1][1] / messages / 1e3)
+            print("%s: %d messages of %d KB over %d sessions in %.2f s = %.0f msg/s; "
+                  "smtphook CPU %.3f s = %.1f us per message%s; peak RSS %d KiB"
+                  % (name, messages, MESSAGE_BYTES // 1024, SESSIONS, wall, messages / wall,
+                     cpu / 1e9, cpu / messages / 1e3, spread, hwm))
+        base = per_msg[variants[0][0]]
+        names = [n for n, _ in variants]
+        print("routing: %+.1f %% CPU per message (%d routes; goal: under 5 %%); recipient "
+              "check: %+.1f %% (cache_ms 0), %+.1f %% (cache on); median of %d rounds"
+              % ((per_msg[names[1]] / base - 1) * 100, ROUTES,
+                 (per_msg[names[2]] / base - 1) * 100, (per_msg[names[3]] / base - 1) * 100,
+                 rounds))
+    finally:
+        fast.stop()
+
+
+def parse_strace_summary(text):
+    """strace -c's table: {syscall: calls}, and the total."""
+    calls = {}
+    total = 0
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 5 or not f[3].isdigit():
+            continue
+        name = f[-1]
+        if name == "total":
+            total = int(f[3])
+        else:
+            calls[name] = int(f[3])
+    return calls, total
+
+
+def bench_syscalls(binary, messages):
+    """System calls per message: strace -f -c attached to smtphook while smtp-source sends
+    messages of MESSAGE_BYTES to the fast receiver (session set-up and teardown included,
+    spread over the messages of a session)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        print("system calls: skipped (strace not installed; apt-get install strace)")
+        return
+    fast = FastReceiver()
+    sh = start(binary, fast, {}, domains=["*"])
+    out = tempfile.NamedTemporaryFile(prefix="smtphook-strace-", delete=False)
+    out.close()
+    try:
+        tracer = subprocess.Popen([strace, "-f", "-c", "-o", out.name, "-p", str(sh.proc.pid)],
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached (strace prints nothing to tell)
+        if tracer.poll() is not None:
+            print("system calls: skipped (strace could not attach: ptrace not allowed?)")
+            return
+        smtp_source(sh.port, messages)
+        time.sleep(0.2)  # the last replies and closes
+        tracer.send_signal(signal.SIGINT)  # detach and write the summary
+        tracer.wait(10)
+        with open(out.name) as f:
+            calls, total = parse_strace_summary(f.read())
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:SYSCALLS_SHOWN]
+        print("system calls: %.1f per message of %d KB (%d messages over %d sessions; %s)"
+              % (total / messages, MESSAGE_BYTES // 1024, messages, SESSIONS,
+                 ", ".join("%s %.1f" % (name, n / messages) for name, n in top)))
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        fast.stop()
+        os.unlink(out.name)
 
 
 def send(port, body):
@@ -256,7 +417,17 @@ def main():
     ap.add_argument("--binary", default=os.path.join(HERE, "..", "..", "build", "smtphook"))
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--throughput-messages", type=int, default=10000,
+                    help="messages per throughput run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of each throughput variant (the median is printed)")
+    ap.add_argument("--syscall-messages", type=int, default=1000,
+                    help="messages sent under strace")
+    ap.add_argument("--only", default="idle,throughput,syscalls,size,tls",
+                    help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
+    binary = os.path.abspath(args.binary)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, args.idle + 256))
@@ -266,10 +437,16 @@ def main():
     receiver = Receiver().start()
     receiver.keep_bodies = False
     try:
-        bench_idle(os.path.abspath(args.binary), receiver, idle)
-        bench_throughput(os.path.abspath(args.binary), receiver, args.messages)
-        bench_size(os.path.abspath(args.binary), receiver)
-        bench_tls(os.path.abspath(args.binary), receiver, min(idle, 500), args.messages)
+        if "idle" in only:
+            bench_idle(binary, receiver, idle)
+        if "throughput" in only:
+            bench_throughput(binary, args.throughput_messages, args.rounds)
+        if "syscalls" in only:
+            bench_syscalls(binary, args.syscall_messages)
+        if "size" in only:
+            bench_size(binary, receiver)
+        if "tls" in only:
+            bench_tls(binary, receiver, min(idle, 500), args.messages)
     finally:
         receiver.stop()
 
