@@ -810,6 +810,7 @@ static int delivery_request(struct delivery_job *job, uint64_t now)
     opts.headers = lines;
     opts.n_headers = n_payload + ep->n_headers;
     opts.body_size = d->body_size;
+    opts.body = t->spool != NULL ? spool_memory(t->spool) : NULL; /* NULL: in the file */
     opts.body_read = delivery_body_read;
     opts.body_arg = d;
     opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline - now);

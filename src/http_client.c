@@ -656,10 +656,17 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_PROTOCOLS_STR, HTTP_PROTOCOLS);
     HTTP_SET(CURLOPT_POST, 1L);
     HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_size);
-    HTTP_SET(CURLOPT_READFUNCTION, http_read_cb);
-    HTTP_SET(CURLOPT_READDATA, req);
-    HTTP_SET(CURLOPT_SEEKFUNCTION, http_seek_cb);
-    HTTP_SET(CURLOPT_SEEKDATA, req);
+    if (opts->body != NULL) {
+        /* A body in memory is curl's to read: one under 64 KiB (MAX_INITIAL_POST_SIZE) goes
+         * out in the same send as the headers, and curl starts it over by itself when it
+         * sends the request again. */
+        HTTP_SET(CURLOPT_POSTFIELDS, opts->body);
+    } else {
+        HTTP_SET(CURLOPT_READFUNCTION, http_read_cb);
+        HTTP_SET(CURLOPT_READDATA, req);
+        HTTP_SET(CURLOPT_SEEKFUNCTION, http_seek_cb);
+        HTTP_SET(CURLOPT_SEEKDATA, req);
+    }
     HTTP_SET(CURLOPT_WRITEFUNCTION, http_discard_cb);
     HTTP_SET(CURLOPT_WRITEDATA, req);
     HTTP_SET(CURLOPT_HEADERFUNCTION, http_header_cb);
@@ -710,7 +717,7 @@ int http_request_start(struct http_client *hc, const struct http_request_opts *o
     if (out != NULL)
         *out = NULL;
     if (hc == NULL || hc->closing || opts == NULL || opts->url == NULL || done == NULL ||
-        (opts->body_size > 0 && opts->body_read == NULL))
+        (opts->body_size > 0 && opts->body == NULL && opts->body_read == NULL))
         return SH_EINVAL;
     struct http_request *req = calloc(1, sizeof(*req));
     int rc = SH_ENOMEM;

@@ -43,7 +43,9 @@ struct http_request_opts {
     const char *const *headers;  /* "Name: value" lines */
     size_t n_headers;            /* entries in headers */
     uint64_t body_size;          /* Content-Length */
-    http_body_read_fn body_read; /* body source */
+    const char *body;            /* the body in memory (body_size bytes, unchanged until done
+                                  * or cancel), or NULL: read through body_read */
+    http_body_read_fn body_read; /* body source without body */
     void *body_arg;              /* passed to body_read */
     uint64_t timeout_ms;         /* whole request */
     uint64_t connect_timeout_ms; /* connection set-up */
