@@ -2,7 +2,9 @@
  * on the same libuv loop: a body from memory and one read through the callback arrive byte
  * for byte, small (one send with the headers) and past curl's 64 KiB of a first send; a
  * request that a reused connection drops unanswered is sent again on a fresh one, its body
- * from the start. The response head itself is tested in test_delivery.c. */
+ * from the start; connections are reused, and one the endpoint closes while it is idle
+ * leaves no busy poll handle behind. The response head itself is tested in
+ * test_delivery.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +211,55 @@ static void test_resent_through_callback(void **state)
     resent(*state, FROM_CALLBACK, LARGE_BYTES);
 }
 
+static void on_turn(uv_check_t *h)
+{
+    (*(unsigned *)h->data)++;
+}
+
+/* turns - loop iterations in ms of loop time with nothing to do for the client. */
+static unsigned turns(struct fixture *f, uint64_t ms)
+{
+    unsigned n = 0;
+    int expired = 0;
+    uv_check_t check;
+    uv_timer_t guard;
+    uv_check_init(&f->loop, &check);
+    check.data = &n;
+    uv_check_start(&check, on_turn);
+    uv_timer_init(&f->loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, on_guard, ms, 0);
+    while (!expired)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    return n;
+}
+
+/* test_idle_connection_closed - the endpoint closes a kept-alive connection between two
+ * requests: the poll handle kept for it does not spin on the dead socket, and the next
+ * request goes out on a new connection. */
+static void test_idle_connection_closed(void **state)
+{
+    struct fixture *f = *state;
+    post(f, FROM_MEMORY, SMALL_BYTES);
+    http_test_server_drop(&f->srv);
+    assert_true(turns(f, 200) < 50); /* a handful: the close, the guard */
+    post(f, FROM_MEMORY, SMALL_BYTES);
+    assert_int_equal(f->srv.connections, 2);
+}
+
+/* test_many_requests_one_connection - requests one after the other reuse the connection. */
+static void test_many_requests_one_connection(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 20; i++)
+        post(f, i % 2 == 0 ? FROM_MEMORY : FROM_CALLBACK, SMALL_BYTES);
+    assert_int_equal(f->srv.requests, 20);
+    assert_int_equal(f->srv.connections, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +269,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resent_from_memory_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resent_from_memory_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resent_through_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connection_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_requests_one_connection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
