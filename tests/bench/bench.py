@@ -3,7 +3,8 @@
 
   python3 tests/bench/bench.py [--binary build/smtphook] [--idle 1000] [--messages 2000]
                                [--throughput-messages 10000] [--rounds 3] [--syscall-messages 1000]
-                               [--only idle,throughput,syscalls,size,tls]
+                               [--callgrind-messages 200,600]
+                               [--only idle,throughput,instructions,syscalls,size,tls]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
@@ -11,6 +12,8 @@ Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
     messages) to a fast receiver (fast_receiver.py), and the same with 100 routes that every RCPT
     walks (the match last) and with a recipient check per RCPT (cache_ms 0, then the cache
     on), each as a relative cost: the runs alternate, the median of --rounds is printed;
+  - the same relative costs in instructions per message under callgrind (exact, where CPU
+    time varies by a few percent from run to run);
   - system calls per message during smtp-source, by call, the median of --rounds: with
     strace -f -c, and with perf stat over the syscall tracepoints (timing untouched);
   - peak RSS after a 5 KB message and after a 50 MB message (memory must not grow with
@@ -151,14 +154,17 @@ def routes_config(n):
 
 
 def throughput_variants(fast):
-    """(name, config keys) of the CPU-per-message comparison; the first is the baseline."""
+    """(name, short name, config keys) of the per-message comparisons; the first is the
+    baseline."""
     check = {"url": fast.url("/check"), "timeout_ms": 5000}
     return [
-        ("throughput", {}),
-        ("routing (%d routes, the match last)" % ROUTES, {"routes": routes_config(ROUTES)}),
-        ("recipient check (cache_ms 0: every RCPT asks)",
+        ("throughput", "plain", {}),
+        ("routing (%d routes, the match last)" % ROUTES, "routing",
+         {"routes": routes_config(ROUTES)}),
+        ("recipient check (cache_ms 0: every RCPT asks)", "check (cache_ms 0)",
          {"recipient_check": dict(check, cache_ms=0)}),
-        ("recipient check (cache on)", {"recipient_check": dict(check, cache_ms=60000)}),
+        ("recipient check (cache on)", "check (cache on)",
+         {"recipient_check": dict(check, cache_ms=60000)}),
     ]
 
 
@@ -185,12 +191,12 @@ def bench_throughput(binary, messages, rounds):
     fast = FastReceiver()
     try:
         variants = throughput_variants(fast)
-        runs = {name: [] for name, _ in variants}
+        runs = {name: [] for name, _, _ in variants}
         for _ in range(rounds):
-            for name, top in variants:
+            for name, _, top in variants:
                 runs[name].append(run_throughput(binary, fast, messages, top))
         per_msg = {}
-        for name, _ in variants:
+        for name, _, _ in variants:
             by_cpu = sorted(runs[name], key=lambda r: r[1])
             wall, cpu, hwm = by_cpu[len(by_cpu) // 2]
             per_msg[name] = cpu / messages
@@ -203,7 +209,7 @@ def bench_throughput(binary, messages, rounds):
                   % (name, messages, MESSAGE_BYTES // 1024, SESSIONS, wall, messages / wall,
                      cpu / 1e9, cpu / messages / 1e3, spread, hwm))
         base = per_msg[variants[0][0]]
-        names = [n for n, _ in variants]
+        names = [n for n, _, _ in variants]
         print("routing: %+.1f %% CPU per message (%d routes; goal: under 5 %%); recipient "
               "check: %+.1f %% (cache_ms 0), %+.1f %% (cache on); median of %d rounds"
               % ((per_msg[names[1]] / base - 1) * 100, ROUTES,
@@ -211,6 +217,66 @@ def bench_throughput(binary, messages, rounds):
                  rounds))
     finally:
         fast.stop()
+
+
+class CallgrindSmtphook(smtphook_process.Smtphook):
+    """smtphook under valgrind's callgrind, which counts the instructions it runs."""
+
+    def __init__(self, config, out_file):
+        super().__init__(config)
+        self.out_file = out_file
+
+    def command(self):
+        return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out_file,
+                smtphook_process.BINARY, "--config", self.config_path]
+
+
+def count_instructions(binary, fast, messages, top):
+    """Instructions smtphook runs from its start to its exit with messages sent through it
+    (config keys top)."""
+    smtphook_process.BINARY = binary
+    port = helpers.free_port()
+    cfg = smtphook_process.make_config(port, fast.url(), domains=["*"], **top)
+    out = tempfile.NamedTemporaryFile(prefix="smtphook-callgrind-", delete=False)
+    out.close()
+    sh = CallgrindSmtphook(cfg, out.name)
+    try:
+        sh.start()
+        smtp_source(sh.port, messages)
+        sh.stop()
+        with open(out.name) as f:
+            for line in f:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no totals in callgrind's output")
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        os.unlink(out.name)
+
+
+def bench_instructions(binary, few, many):
+    """Instructions per message under callgrind: the difference between a run of many and
+    one of few messages, over the messages between, so that start-up and the loading of the
+    configuration (100 routes take a while to check) fall out. Exact where CPU time has a
+    spread of several percent: it is the figure to judge a relative cost by."""
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped (valgrind not installed)")
+        return
+    fast = FastReceiver()
+    try:
+        per_msg = []
+        for _, label, top in throughput_variants(fast):
+            n_few = count_instructions(binary, fast, few, top)
+            n_many = count_instructions(binary, fast, many, top)
+            per_msg.append((label, (n_many - n_few) / (many - few)))
+    finally:
+        fast.stop()
+    base = per_msg[0][1]
+    print("instructions per message (callgrind, %d - %d messages of %d KB): %.0fk %s; %s"
+          % (many, few, MESSAGE_BYTES // 1024, base / 1e3, per_msg[0][0],
+             "; ".join("%s %.0fk (%+.1f %%)" % (label, n / 1e3, (n / base - 1) * 100)
+                       for label, n in per_msg[1:])))
 
 
 def parse_strace_summary(text):
@@ -511,7 +577,9 @@ def main():
                     help="runs of each throughput variant (the median is printed)")
     ap.add_argument("--syscall-messages", type=int, default=1000,
                     help="messages sent under strace")
-    ap.add_argument("--only", default="idle,throughput,syscalls,size,tls",
+    ap.add_argument("--callgrind-messages", default="200,600",
+                    help="messages of the two callgrind runs per variant (few,many)")
+    ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls",
                     help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -529,6 +597,9 @@ def main():
             bench_idle(binary, receiver, idle)
         if "throughput" in only:
             bench_throughput(binary, args.throughput_messages, args.rounds)
+        if "instructions" in only:
+            few, many = (int(n) for n in args.callgrind_messages.split(","))
+            bench_instructions(binary, few, many)
         if "syscalls" in only:
             bench_syscalls(binary, args.syscall_messages, args.rounds)
         if "size" in only:
