@@ -2087,15 +2087,19 @@ bool config_domain_accepted(const struct config *cfg, const char *domain, size_t
     return false;
 }
 
-/* config_route_for - the first route with a pattern that matches addr; see config.h. */
+/* config_route_for - the first route with a pattern that matches addr; see config.h. The
+ * address is split once (its '@', its extension) for all the patterns, which every RCPT
+ * walks in order up to the first match. */
 long config_route_for(const struct config *cfg, const char *addr, size_t len)
 {
-    if (cfg == NULL || addr == NULL)
+    if (cfg == NULL || addr == NULL || cfg->n_routes == 0)
         return -1;
+    struct route_address a;
+    route_address_split(addr, len, cfg->recipient_delimiter, &a);
     for (size_t r = 0; r < cfg->n_routes; r++) {
         const struct config_route *route = &cfg->routes[r];
         for (size_t k = 0; k < route->n_patterns; k++) {
-            if (route_pattern_match(&route->patterns[k], addr, len, cfg->recipient_delimiter))
+            if (route_address_match(&route->patterns[k], &a))
                 return (long)r;
         }
     }

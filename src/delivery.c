@@ -903,6 +903,7 @@ static int delivery_request(struct delivery_job *job, uint64_t now)
     opts.headers = lines;
     opts.n_headers = n_payload + ep->n_headers;
     opts.body_size = d->body_size;
+    opts.body = t->spool != NULL ? spool_memory(t->spool) : NULL; /* NULL: in the file */
     opts.body_read = delivery_body_read;
     opts.body_arg = d;
     opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline - now);
@@ -1016,20 +1017,37 @@ static void delivery_on_timer(uv_timer_t *timer)
     }
 }
 
+/* delivery_next_route - the first route after prev (config order) that a recipient of t is
+ * on, or -1. */
+static long delivery_next_route(const struct txn *t, long prev)
+{
+    long next = -1;
+    for (size_t i = 0; i < t->env.n_rcpt; i++) {
+        long r = t->rcpt_route[i];
+        if (r > prev && (next < 0 || r < next))
+            next = r;
+    }
+    return next;
+}
+
 /* delivery_groups - the recipients by route, in the order routes are listed; without
- * routes one group: every endpoint, every recipient, all at once. */
+ * routes one group: every endpoint, every recipient, all at once. Only the routes the
+ * recipients are on are visited, so a config of many routes costs a message nothing more. */
 static int delivery_groups(struct delivery *d)
 {
     const struct config *cfg = d->ctx->cfg;
     const struct txn *t = d->t;
-    size_t n_routes = cfg->n_routes > 0 ? cfg->n_routes : 1;
-    d->groups = calloc(n_routes, sizeof(*d->groups));
+    size_t n_max = 1; /* groups at most: one per route a recipient is on */
+    if (cfg->n_routes > 0 && t->env.n_rcpt > 0)
+        n_max = t->env.n_rcpt < cfg->n_routes ? t->env.n_rcpt : cfg->n_routes;
+    d->groups = calloc(n_max, sizeof(*d->groups));
     if (d->groups == NULL)
         return SH_ENOMEM;
-    for (size_t r = 0; r < n_routes; r++) {
+    long r = cfg->n_routes > 0 ? delivery_next_route(t, -1) : 0;
+    for (; r >= 0 && d->n_groups<n_max; r = cfg->n_routes> 0 ? delivery_next_route(t, r) : -1) {
         size_t n = 0;
         for (size_t i = 0; i < t->env.n_rcpt; i++)
-            n += cfg->n_routes == 0 || t->rcpt_route[i] == (long)r;
+            n += cfg->n_routes == 0 || t->rcpt_route[i] == r;
         if (n == 0)
             continue;
         struct delivery_group *g = &d->groups[d->n_groups];
@@ -1038,7 +1056,7 @@ static int delivery_groups(struct delivery *d)
             return SH_ENOMEM;
         d->n_groups++;
         for (size_t i = 0; i < t->env.n_rcpt; i++) {
-            if (cfg->n_routes == 0 || t->rcpt_route[i] == (long)r)
+            if (cfg->n_routes == 0 || t->rcpt_route[i] == r)
                 g->rcpts[g->n_rcpts++] = i;
         }
         if (cfg->n_routes > 0) {

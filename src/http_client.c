@@ -1,8 +1,10 @@
 /* http_client.c - POST requests through libcurl's multi-socket API on the libuv loop.
  *
  * One curl multi handle (and so one connection cache: connections are reused), one uv_timer_t
- * for the timeout curl asks for and one uv_poll_t per socket curl watches. The only module
- * that includes curl; it must not include jansson or know about SMTP. No threads, no signals.
+ * for the timeout curl asks for and one uv_poll_t per socket, from curl's opening of it to
+ * its closing (kept while a connection waits in the cache, so that reusing it costs no
+ * epoll_ctl). The only module that includes curl; it must not include jansson or know about
+ * SMTP. No threads, no signals.
  *
  * Re-entrancy rules kept here: curl_multi_socket_action is only called from libuv callbacks
  * (never from inside a curl callback), finished transfers are collected after every call,
@@ -27,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "smtphook/error.h"
 
@@ -97,13 +101,21 @@ struct http_client {
     int closing;                   /* http_client_close was called */
 };
 
-/* One watched socket. A new one is made for every socket curl announces and never reused
- * once closing, so a descriptor number that curl reuses before the close callback runs
- * gets a fresh poll handle. */
+/* One socket's poll handle. A socket curl opens (http_open_socket_cb) gets its handle at
+ * once, and the handle lives until curl closes the socket (http_close_socket_cb): curl
+ * stops watching a kept-alive connection between requests (CURL_POLL_REMOVE) and watches
+ * it again when it reuses it, and libuv's uv_poll_start and uv_poll_stop each cost epoll_ctl
+ * calls, so the handle stays as it is across the gap and changes only when the events do.
+ * A socket curl did not open through us (none in curl 7.88 for HTTP, but the API allows
+ * it) gets a handle per announcement, closed at CURL_POLL_REMOVE: we would not hear of its
+ * close, and a descriptor number curl reuses must get a fresh handle. */
 struct http_poll {
     uv_poll_t poll;         /* watches fd */
     curl_socket_t fd;       /* the socket */
     struct http_client *hc; /* owner */
+    int events;             /* UV_READABLE/UV_WRITABLE the handle is started with, 0: stopped */
+    bool watched;           /* curl wants events: announced and not removed since */
+    bool owned;             /* made at the socket's opening: lives until its close */
     struct http_poll *prev; /* open list */
     struct http_poll *next; /* open list */
 };
@@ -152,7 +164,8 @@ static void http_on_timer_close(uv_handle_t *h)
 }
 
 /* http_poll_close - stop watching and leave the open list; the memory goes in the close
- * callback. */
+ * callback. Closing a started handle stops it (one epoll_ctl), so there is no
+ * uv_poll_stop before it. */
 static void http_poll_close(struct http_poll *p)
 {
     struct http_client *hc = p->hc;
@@ -163,17 +176,24 @@ static void http_poll_close(struct http_poll *p)
     if (p->next != NULL)
         p->next->prev = p->prev;
     p->prev = p->next = NULL;
-    uv_poll_stop(&p->poll);
-    uv_close((uv_handle_t *)&p->poll, http_on_poll_close);
+    uv_close((uv_handle_t *)&p->poll, http_on_poll_close); /* stops it too */
 }
 
-/* http_on_poll - a watched socket is ready (or failed): tell curl, then collect. */
+/* http_on_poll - a watched socket is ready (or failed): tell curl, then collect. An event
+ * on a kept-alive connection that curl does not watch now (the peer closed it, or sent
+ * something unasked) stops the handle: curl looks at the connection before it reuses it
+ * and closes it then, and a level-triggered event nobody takes would fire every turn. */
 static void http_on_poll(uv_poll_t *h, int status, int events)
 {
     struct http_poll *p = h->data;
     struct http_client *hc = p->hc;
     int flags = 0;
     int running = 0;
+    if (!p->watched) {
+        uv_poll_stop(&p->poll);
+        p->events = 0;
+        return;
+    }
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
     } else {
@@ -196,9 +216,43 @@ static void http_on_timer(uv_timer_t *t)
     http_check_done(hc);
 }
 
+/* http_poll_new - a poll handle for socket s on the open list, not started; NULL when libuv
+ * refuses the socket or memory is short. */
+static struct http_poll *http_poll_new(struct http_client *hc, curl_socket_t s, bool owned)
+{
+    struct http_poll *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (uv_poll_init_socket(hc->loop, &p->poll, s) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->fd = s;
+    p->hc = hc;
+    p->owned = owned;
+    p->poll.data = p;
+    p->next = hc->polls;
+    if (hc->polls != NULL)
+        hc->polls->prev = p;
+    hc->polls = p;
+    hc->open_handles++;
+    return p;
+}
+
+/* http_poll_find - the open poll handle of socket s, or NULL. The list holds one handle per
+ * open curl connection, idle ones included (at most HTTP_MAX_CONNECTS of those). */
+static struct http_poll *http_poll_find(const struct http_client *hc, curl_socket_t s)
+{
+    struct http_poll *p = hc->polls;
+    while (p != NULL && p->fd != s)
+        p = p->next;
+    return p;
+}
+
 /* http_socket_cb - CURLMOPT_SOCKETFUNCTION: start, change or stop watching socket s.
- * socketp is the http_poll assigned to s, NULL the first time. Returns 0, or -1 when no poll
- * handle could be made (curl then fails the transfer). */
+ * socketp is the http_poll assigned to s, NULL the first time after an announcement or a
+ * CURL_POLL_REMOVE (curl forgets the assignment then). Returns 0, or -1 when no poll handle
+ * could be made or started (curl then fails the transfer). */
 static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct http_client *hc = userp;
@@ -206,41 +260,75 @@ static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, vo
     (void)easy;
 
     if (what == CURL_POLL_REMOVE) {
-        if (p != NULL) {
-            curl_multi_assign(hc->multi, s, NULL);
+        if (p == NULL)
+            p = http_poll_find(hc, s);
+        if (p == NULL)
+            return 0;
+        curl_multi_assign(hc->multi, s, NULL);
+        if (!p->owned) {
             http_poll_close(p);
+            return 0;
         }
+        /* Kept as it is, and off the loop's count of live handles while idle. */
+        p->watched = false;
+        uv_unref((uv_handle_t *)&p->poll);
         return 0;
     }
     if (p == NULL) {
-        p = calloc(1, sizeof(*p));
-        if (p == NULL)
+        p = http_poll_find(hc, s);
+        if (p == NULL && (p = http_poll_new(hc, s, false)) == NULL)
             return -1;
-        if (uv_poll_init_socket(hc->loop, &p->poll, s) != 0) {
-            free(p);
-            return -1;
-        }
-        p->fd = s;
-        p->hc = hc;
-        p->poll.data = p;
-        p->next = hc->polls;
-        if (hc->polls != NULL)
-            hc->polls->prev = p;
-        hc->polls = p;
-        hc->open_handles++;
         if (curl_multi_assign(hc->multi, s, p) != CURLM_OK) {
-            http_poll_close(p);
+            if (!p->owned)
+                http_poll_close(p);
             return -1;
         }
+    }
+    if (!p->watched) {
+        p->watched = true;
+        uv_ref((uv_handle_t *)&p->poll);
     }
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    if (uv_poll_start(&p->poll, events, http_on_poll) != 0)
-        return -1;
-    return 0;
+    if (events == p->events)
+        return 0; /* no epoll_ctl: a reused connection is mostly watched for reading again */
+    int rc = events != 0 ? uv_poll_start(&p->poll, events, http_on_poll) : uv_poll_stop(&p->poll);
+    p->events = rc == 0 ? events : 0;
+    return rc == 0 ? 0 : -1;
+}
+
+/* http_open_socket_cb - CURLOPT_OPENSOCKETFUNCTION: the socket, as curl would make it, with
+ * its poll handle made now; a stale handle left for the descriptor number goes first. */
+static curl_socket_t http_open_socket_cb(void *clientp, curlsocktype purpose,
+                                         struct curl_sockaddr *address)
+{
+    struct http_client *hc = clientp;
+    (void)purpose;
+    curl_socket_t s = socket(address->family, address->socktype, address->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return CURL_SOCKET_BAD;
+    struct http_poll *stale = http_poll_find(hc, s);
+    if (stale != NULL)
+        http_poll_close(stale);
+    if (http_poll_new(hc, s, true) == NULL) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    return s;
+}
+
+/* http_close_socket_cb - CURLOPT_CLOSESOCKETFUNCTION: close the socket's poll handle (curl
+ * has removed the socket from its watch already), then the socket. */
+static int http_close_socket_cb(void *clientp, curl_socket_t s)
+{
+    struct http_client *hc = clientp;
+    struct http_poll *p = http_poll_find(hc, s);
+    if (p != NULL)
+        http_poll_close(p);
+    return close(s);
 }
 
 /* http_timer_cb - CURLMOPT_TIMERFUNCTION: arm the one timer. -1 stops it; 0 fires on the
@@ -656,10 +744,17 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_PROTOCOLS_STR, HTTP_PROTOCOLS);
     HTTP_SET(CURLOPT_POST, 1L);
     HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_size);
-    HTTP_SET(CURLOPT_READFUNCTION, http_read_cb);
-    HTTP_SET(CURLOPT_READDATA, req);
-    HTTP_SET(CURLOPT_SEEKFUNCTION, http_seek_cb);
-    HTTP_SET(CURLOPT_SEEKDATA, req);
+    if (opts->body != NULL) {
+        /* A body in memory is curl's to read: one under 64 KiB (MAX_INITIAL_POST_SIZE) goes
+         * out in the same send as the headers, and curl starts it over by itself when it
+         * sends the request again. */
+        HTTP_SET(CURLOPT_POSTFIELDS, opts->body);
+    } else {
+        HTTP_SET(CURLOPT_READFUNCTION, http_read_cb);
+        HTTP_SET(CURLOPT_READDATA, req);
+        HTTP_SET(CURLOPT_SEEKFUNCTION, http_seek_cb);
+        HTTP_SET(CURLOPT_SEEKDATA, req);
+    }
     HTTP_SET(CURLOPT_WRITEFUNCTION, http_discard_cb);
     HTTP_SET(CURLOPT_WRITEDATA, req);
     HTTP_SET(CURLOPT_HEADERFUNCTION, http_header_cb);
@@ -677,6 +772,12 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_PRIVATE, (void *)req);
     HTTP_SET(CURLOPT_ERRORBUFFER, req->errbuf);
     HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* The connection's socket, and so its poll handle, comes and goes through the client:
+     * curl keeps these two of the request that opened the connection. */
+    HTTP_SET(CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
+    HTTP_SET(CURLOPT_OPENSOCKETDATA, (void *)req->hc);
+    HTTP_SET(CURLOPT_CLOSESOCKETFUNCTION, http_close_socket_cb);
+    HTTP_SET(CURLOPT_CLOSESOCKETDATA, (void *)req->hc);
     /* https: verify the certificate chain and that it names the host (RFC 9110 §4.3.4),
      * TLS 1.2 or later (RFC 8996). These are curl's defaults, set anyway so that no build
      * default or later change can weaken them; a failure is a TLS failure, never a retry
@@ -710,7 +811,7 @@ int http_request_start(struct http_client *hc, const struct http_request_opts *o
     if (out != NULL)
         *out = NULL;
     if (hc == NULL || hc->closing || opts == NULL || opts->url == NULL || done == NULL ||
-        (opts->body_size > 0 && opts->body_read == NULL))
+        (opts->body_size > 0 && opts->body == NULL && opts->body_read == NULL))
         return SH_EINVAL;
     struct http_request *req = calloc(1, sizeof(*req));
     int rc = SH_ENOMEM;

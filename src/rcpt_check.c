@@ -405,20 +405,6 @@ static void rcpt_check_request_free(struct rcpt_check_request *req)
     free(req);
 }
 
-/* rcpt_check_body_read - http_body_read_fn over the JSON body in memory. */
-static int rcpt_check_body_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
-{
-    const struct rcpt_check_request *req = arg;
-    if (offset > req->body_len)
-        return SH_EINVAL;
-    size_t n = req->body_len - (size_t)offset;
-    if (n > len)
-        n = len;
-    memcpy(dst, req->body + offset, n);
-    *got = n;
-    return 0;
-}
-
 /* rcpt_check_on_response - the POST ended: the verdict, the cache, the log; then the
  * request is freed and done runs last, so it may free the checker. */
 static void rcpt_check_on_response(void *arg, const struct http_response *resp)
@@ -462,8 +448,7 @@ static int rcpt_check_post(struct rcpt_check *rc, struct rcpt_check_request *req
     opts.headers = (const char *const *)rc->headers;
     opts.n_headers = rc->n_headers;
     opts.body_size = req->body_len;
-    opts.body_read = rcpt_check_body_read;
-    opts.body_arg = req;
+    opts.body = req->body;
     opts.timeout_ms = ep->timeout_ms;
     opts.connect_timeout_ms = ep->connect_timeout_ms;
     opts.ca_file = ep->ca_file;

@@ -56,11 +56,10 @@ static bool equal_ci(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
-/* is_below - is d[0, dlen) a strict subdomain of the domain base: one or more labels, a '.',
- * then base, without case? */
-static bool is_below(const char *d, size_t dlen, const char *base)
+/* is_below - is d[0, dlen) a strict subdomain of the domain base[0, blen): one or more
+ * labels, a '.', then base, without case? */
+static bool is_below(const char *d, size_t dlen, const char *base, size_t blen)
 {
-    size_t blen = strlen(base);
     if (dlen < blen + 2 || d[dlen - blen - 1] != '.')
         return false;
     return equal_ci(d + dlen - blen, blen, base, blen);
@@ -280,10 +279,12 @@ int route_pattern_parse(const char *text, struct route_pattern *out, const char 
     out->domain = copy_lower(dom, dom_len, true);
     if (out->domain == NULL)
         goto nomem;
+    out->domain_len = dom_len;
     if (out->kind == ROUTE_PATTERN_EXACT) {
         out->local = copy_lower(text, at, false);
         if (out->local == NULL)
             goto nomem;
+        out->local_len = at;
     }
     return 0;
 
@@ -306,52 +307,79 @@ void route_pattern_free(struct route_pattern *p)
     free(p->domain);
     p->local = NULL;
     p->domain = NULL;
+    p->local_len = 0;
+    p->domain_len = 0;
 }
 
-/* local_matches - the exact pattern's local part against the address's local[0, len): as it
- * is, then, with delimiters, without its extension: from the first delimiter byte up to the
- * '@' (Postfix's recipient_delimiter). A quoted local part keeps its extension: cutting it
- * would cut off its closing quote. Delimiters are compared byte for byte. */
-static bool local_matches(const char *want, const char *local, size_t len, const char *delimiters)
+/* extension_at - where the extension of local[0, len) starts: its first delimiter byte (up
+ * to the '@', Postfix's recipient_delimiter), compared byte for byte; len when it has none.
+ * A quoted local part keeps its extension: cutting it would cut off its closing quote. */
+static size_t extension_at(const char *local, size_t len, const char *delimiters)
 {
-    size_t want_len = strlen(want);
-    if (equal_ci(local, len, want, want_len))
-        return true;
     if (delimiters == NULL || delimiters[0] == '\0' || (len > 0 && local[0] == '"'))
-        return false;
+        return len;
     for (size_t i = 0; i < len; i++)
         if (local[i] != '\0' && strchr(delimiters, local[i]) != NULL)
-            return equal_ci(local, i, want, want_len);
+            return i;
+    return len;
+}
+
+/* route_address_split - see route.h. The address is split like find_at does; one without
+ * '@' (the domain-less "postmaster" of RFC 5321 §4.5.1) has no domain. */
+void route_address_split(const char *addr, size_t len, const char *delimiters,
+                         struct route_address *out)
+{
+    out->addr = addr;
+    out->len = addr != NULL ? len : 0;
+    out->at = addr != NULL ? find_at(addr, len) : 0;
+    out->base_len = addr != NULL ? extension_at(addr, out->at, delimiters) : 0;
+}
+
+/* route_address_match - see route.h. An exact pattern's local part matches the address's as
+ * it is, then, with delimiters, without its extension; a domain-less address is matched by
+ * "*" alone. The lengths kept in the pattern are compared first, so most patterns are
+ * turned down without reading a byte of either string. */
+bool route_address_match(const struct route_pattern *p, const struct route_address *a)
+{
+    if (p->kind == ROUTE_PATTERN_ANY)
+        return true;
+    if (a->addr == NULL || p->domain == NULL || a->at == a->len)
+        return false;
+    const char *dom = a->addr + a->at + 1;
+    size_t dom_len = a->len - a->at - 1;
+    switch (p->kind) {
+    case ROUTE_PATTERN_EXACT: {
+        /* Lengths first, then the local part (it tells exact patterns of one domain apart
+         * at its first bytes), the domain last. */
+        bool whole = a->at == p->local_len;                             /* as it is */
+        bool base = a->base_len < a->at && a->base_len == p->local_len; /* without extension */
+        if (p->local == NULL || dom_len != p->domain_len || (!whole && !base))
+            return false;
+        if (!(whole && equal_ci(a->addr, a->at, p->local, p->local_len)) &&
+            !(base && equal_ci(a->addr, a->base_len, p->local, p->local_len)))
+            return false;
+        return equal_ci(dom, dom_len, p->domain, p->domain_len);
+    }
+    case ROUTE_PATTERN_DOMAIN:
+        return equal_ci(dom, dom_len, p->domain, p->domain_len);
+    case ROUTE_PATTERN_SUBDOMAIN:
+        return is_below(dom, dom_len, p->domain, p->domain_len);
+    case ROUTE_PATTERN_ANY:
+        break;
+    }
     return false;
 }
 
-/* route_pattern_match - see route.h. The address is split like find_at does; one without
- * '@' (the domain-less "postmaster" of RFC 5321 §4.5.1) has no domain and is matched by "*"
- * alone. Reads addr[0, len) only. */
+/* route_pattern_match - see route.h: the address split, then matched. Reads addr[0, len)
+ * only. */
 bool route_pattern_match(const struct route_pattern *p, const char *addr, size_t len,
                          const char *delimiters)
 {
     if (p->kind == ROUTE_PATTERN_ANY)
         return true;
-    if (addr == NULL || p->domain == NULL)
-        return false;
-    size_t at = find_at(addr, len);
-    if (at == len)
-        return false;
-    const char *dom = addr + at + 1;
-    size_t dom_len = len - at - 1;
-    switch (p->kind) {
-    case ROUTE_PATTERN_EXACT:
-        return p->local != NULL && equal_ci(dom, dom_len, p->domain, strlen(p->domain)) &&
-               local_matches(p->local, addr, at, delimiters);
-    case ROUTE_PATTERN_DOMAIN:
-        return equal_ci(dom, dom_len, p->domain, strlen(p->domain));
-    case ROUTE_PATTERN_SUBDOMAIN:
-        return is_below(dom, dom_len, p->domain);
-    case ROUTE_PATTERN_ANY:
-        break;
-    }
-    return false;
+    struct route_address a;
+    route_address_split(addr, len, delimiters, &a);
+    return route_address_match(p, &a);
 }
 
 /* route_pattern_domain_served - see route.h. Names compare without ASCII case, although
@@ -368,7 +396,7 @@ bool route_pattern_domain_served(const struct route_pattern *p, bool any_domain,
         if (domains[i] == NULL)
             continue;
         size_t dlen = strlen(domains[i]);
-        if (p->kind == ROUTE_PATTERN_SUBDOMAIN ? is_below(domains[i], dlen, p->domain)
+        if (p->kind == ROUTE_PATTERN_SUBDOMAIN ? is_below(domains[i], dlen, p->domain, plen)
                                                : equal_ci(domains[i], dlen, p->domain, plen))
             return true;
     }

@@ -157,6 +157,12 @@ int spool_in_file(const struct spool *sp)
     return sp->fd >= 0;
 }
 
+/* spool_memory - the memory part, while it is the whole body. */
+const char *spool_memory(const struct spool *sp)
+{
+    return sp->fd < 0 ? sp->mem : NULL;
+}
+
 /* spool_read - copy up to len bytes at offset. The file is read with pread, so readers
  * never share a position. A file shorter than size is SH_EIO. */
 int spool_read(const struct spool *sp, uint64_t offset, char *dst, size_t len, size_t *got)

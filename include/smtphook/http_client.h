@@ -1,9 +1,10 @@
 /* http_client.h - HTTP requests on the libuv loop through libcurl's multi-socket API.
  *
- * One uv_poll_t per socket curl asks for and one uv_timer_t for curl's timeout; no threads.
- * Connections are kept alive and reused across requests. Only http_client.c includes curl.
- * Redirects are never followed: a 3xx is returned as the status. https:// always verifies
- * the peer's certificate and host name, with TLS 1.2 at least; nothing can turn that off.
+ * One uv_poll_t per socket, kept while its connection waits for reuse, and one uv_timer_t
+ * for curl's timeout; no threads. Connections are kept alive and reused across requests.
+ * Only http_client.c includes curl. Redirects are never followed: a 3xx is returned as the
+ * status. https:// always verifies the peer's certificate and host name, with TLS 1.2 at
+ * least; nothing can turn that off.
  *
  * Of the response only this is kept: the final status, whether the final response's header
  * section ended with its empty line (libcurl reports a response cut off inside its headers
@@ -43,7 +44,9 @@ struct http_request_opts {
     const char *const *headers;  /* "Name: value" lines */
     size_t n_headers;            /* entries in headers */
     uint64_t body_size;          /* Content-Length */
-    http_body_read_fn body_read; /* body source */
+    const char *body;            /* the body in memory (body_size bytes, unchanged until done
+                                  * or cancel), or NULL: read through body_read */
+    http_body_read_fn body_read; /* body source without body */
     void *body_arg;              /* passed to body_read */
     uint64_t timeout_ms;         /* whole request */
     uint64_t connect_timeout_ms; /* connection set-up */

@@ -38,6 +38,19 @@ struct route_pattern {
     char *local;                  /* EXACT: the local part as written; NULL otherwise */
     char *domain;                 /* EXACT, DOMAIN, SUBDOMAIN: lower case, without "*."; NULL
                                      for ANY */
+    size_t local_len;             /* bytes in local, 0 without one */
+    size_t domain_len;            /* bytes in domain, 0 without one */
+};
+
+/* An address split once, to be matched against many patterns (config_route_for): where its
+ * '@' is and where its extension starts, as route_pattern_match finds them. Points into the
+ * caller's address, which must outlive it. */
+struct route_address {
+    const char *addr; /* the address, not NUL-terminated; NULL matches only "*" */
+    size_t len;       /* bytes in addr */
+    size_t at;        /* offset of the '@' between local part and domain; len without one */
+    size_t base_len;  /* bytes of the local part before its extension (the first delimiter
+                       * byte); at when there is none, no delimiters or a quoted local part */
 };
 
 /* route_pattern_parse - text -> pattern (strings malloc'ed; free with route_pattern_free).
@@ -53,6 +66,16 @@ void route_pattern_free(struct route_pattern *p);
  * that start an extension in the local part (the first one found counts). */
 bool route_pattern_match(const struct route_pattern *p, const char *addr, size_t len,
                          const char *delimiters);
+
+/* route_address_split - split addr[0, len) once for route_address_match: the '@' as
+ * route_pattern_match finds it, and with delimiters (NULL or "" for none) the end of the
+ * local part without its extension. Reads addr[0, len) only; addr may be NULL. */
+void route_address_split(const char *addr, size_t len, const char *delimiters,
+                         struct route_address *out);
+
+/* route_address_match - route_pattern_match for an address split by route_address_split
+ * with the same delimiters: the same answer for every pattern and address. */
+bool route_address_match(const struct route_pattern *p, const struct route_address *a);
 
 /* route_pattern_domain_served - can a pattern match any address of the served domains?
  * any_domain: every domain is served; domains: n lower-case names. ANY always can; EXACT

@@ -24,6 +24,10 @@ uint64_t spool_size(const struct spool *sp);
 /* spool_in_file - 1 when the body has moved to a temporary file, else 0. */
 int spool_in_file(const struct spool *sp);
 
+/* spool_memory - the body while it is held in memory: spool_size bytes at the pointer, valid
+ * until the next append or spool_free. NULL once it is in the file, and while it is empty. */
+const char *spool_memory(const struct spool *sp);
+
 /* spool_read - copy up to len bytes from offset into dst; *got is 0 at the end.
  * 0 or SH_EIO. */
 int spool_read(const struct spool *sp, uint64_t offset, char *dst, size_t len, size_t *got);

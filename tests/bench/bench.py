@@ -2,10 +2,20 @@
 """bench.py - figures for smtphook's performance budget (prints, never asserts).
 
   python3 tests/bench/bench.py [--binary build/smtphook] [--idle 1000] [--messages 2000]
+                               [--throughput-messages 10000] [--rounds 5] [--syscall-messages 1000]
+                               [--callgrind-messages 200,600]
+                               [--only idle,throughput,instructions,syscalls,size,tls]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
-  - throughput and CPU per message with Postfix's smtp-source (20 sessions);
+  - throughput and CPU per message with Postfix's smtp-source (20 sessions kept open, 4 KB
+    messages) to a fast receiver (fast_receiver.py), and the same with 100 routes that every RCPT
+    walks (the match last) and with a recipient check per RCPT (cache_ms 0, then the cache
+    on), each as a relative cost: the runs alternate, the median of --rounds is printed;
+  - the same relative costs in instructions per message under callgrind (exact, where CPU
+    time varies by a few percent from run to run);
+  - system calls per message during smtp-source, by call, the median of --rounds: with
+    strace -f -c, and with perf stat over the syscall tracepoints (timing untouched);
   - peak RSS after a 5 KB message and after a 50 MB message (memory must not grow with
     message size: the body is streamed to a spool that moves to a temp file);
   - TLS: memory per idle connection after STARTTLS, smtphook CPU per full handshake and per
@@ -16,6 +26,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +43,11 @@ import helpers  # noqa: E402
 import smtp_client  # noqa: E402
 import smtphook_process  # noqa: E402
 from receiver import Receiver  # noqa: E402
+
+MESSAGE_BYTES = 4096  # smtp-source -l: the payload of the throughput messages
+SESSIONS = 20  # smtp-source -s: sessions at once
+ROUTES = 100  # routes in the routing figure; only the last one matches
+SYSCALLS_SHOWN = 8  # system calls named in the per-message line, most frequent first
 
 
 
@@ -50,6 +66,40 @@ def cpu_seconds(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_ns(pid):
+    """CPU time of a process in nanoseconds, summed over its threads (schedstat counts in
+    ns, where /proc/PID/stat counts in clock ticks of 10 ms)."""
+    total = 0
+    task_dir = "/proc/%d/task" % pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "schedstat")) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class FastReceiver:
+    """fast_receiver.py in a process of its own: answers 200 at once, keeps nothing."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fast_receiver.py")],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError("fast_receiver.py did not start")
+        self.port = int(line[1])
+
+    def url(self, path="/inbound"):
+        return "http://%s:%d%s" % (helpers.HOST, self.port, path)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out = self.proc.communicate(timeout=10)[0]
+        return out
 
 
 def start(binary, receiver, limits, **top):
@@ -83,24 +133,291 @@ def bench_idle(binary, receiver, n):
         sh.cleanup_dir()
 
 
-def bench_throughput(binary, receiver, messages):
-    sh = start(binary, receiver, {})
+def smtp_source(port, messages, sessions=SESSIONS):
+    """Postfix's smtp-source: messages of MESSAGE_BYTES over sessions at once."""
+    subprocess.run(["/usr/sbin/smtp-source", "-d", "-s", str(sessions), "-m", str(messages),
+                    "-l", str(MESSAGE_BYTES), "-f", "sender@example.org", "-t",
+                    "rcpt@example.com", "%s:%d" % (helpers.HOST, port)], check=True)
+
+
+def routes_config(n):
+    """n routes to one endpoint: n - 1 patterns that the bench's recipient
+    (rcpt@example.com) does not match, of every kind (an exact address of its domain, an
+    exact address elsewhere, a domain, a subdomain), then "*@example.com" last. Every domain
+    is served, so the domain check costs the same as without routes."""
+    kinds = ("user%d@example.com", "rcpt@d%d.example.net", "*@d%d.example.org",
+             "*@*.s%d.example.com")
+    routes = [{"match": [kinds[i % len(kinds)] % i], "endpoints": ["app"]}
+              for i in range(n - 1)]
+    routes.append({"match": ["*@example.com"], "endpoints": ["app"]})
+    return routes
+
+
+def throughput_variants(fast):
+    """(name, short name, config keys) of the per-message comparisons; the first is the
+    baseline."""
+    check = {"url": fast.url("/check"), "timeout_ms": 5000}
+    return [
+        ("throughput", "plain", {}),
+        ("routing (%d routes, the match last)" % ROUTES, "routing",
+         {"routes": routes_config(ROUTES)}),
+        ("recipient check (cache_ms 0: every RCPT asks)", "check (cache_ms 0)",
+         {"recipient_check": dict(check, cache_ms=0)}),
+        ("recipient check (cache on)", "check (cache on)",
+         {"recipient_check": dict(check, cache_ms=60000)}),
+    ]
+
+
+def run_throughput(binary, fast, messages, top):
+    """One smtphook with the config keys top, messages through it: (wall s, CPU ns, peak
+    RSS KiB)."""
+    sh = start(binary, fast, {}, domains=["*"], **top)
     try:
         pid = sh.proc.pid
-        cpu0 = cpu_seconds(pid)
+        cpu0 = cpu_ns(pid)
         t0 = time.monotonic()
-        subprocess.run(["/usr/sbin/smtp-source", "-s", "20", "-m", str(messages), "-f",
-                        "sender@example.org", "-t", "rcpt@example.com",
-                        "%s:%d" % (helpers.HOST, sh.port)], check=True)
+        smtp_source(sh.port, messages)
         wall = time.monotonic() - t0
-        cpu = cpu_seconds(pid) - cpu0
-        print("throughput: %d messages over 20 sessions in %.2f s = %.0f msg/s; "
-              "smtphook CPU %.3f s = %.0f us per message; peak RSS %d KiB"
-              % (messages, wall, messages / wall, cpu, cpu * 1e6 / messages,
-                 proc_status(pid, "VmHWM")))
+        return wall, cpu_ns(pid) - cpu0, proc_status(pid, "VmHWM")
     finally:
         sh.stop()
         sh.cleanup_dir()
+
+
+def bench_throughput(binary, messages, rounds):
+    """Throughput and CPU per message, plain and with routes and recipient checks, to the
+    fast receiver. The variants take turns, round after round, so that a slow moment of the
+    machine does not fall on one of them; each figure is the median round."""
+    fast = FastReceiver()
+    try:
+        variants = throughput_variants(fast)
+        runs = {name: [] for name, _, _ in variants}
+        run_throughput(binary, fast, messages // 4, {})  # warm-up: caches, CPU clock, receiver
+        for _ in range(rounds):
+            for name, _, top in variants:
+                runs[name].append(run_throughput(binary, fast, messages, top))
+        per_msg = {}
+        for name, _, _ in variants:
+            by_cpu = sorted(runs[name], key=lambda r: r[1])
+            wall, cpu, hwm = by_cpu[len(by_cpu) // 2]
+            per_msg[name] = cpu / messages
+            spread = ""
+            if rounds > 1:
+                spread = " (rounds %.0f..%.0f)" % (by_cpu[0][1] / messages / 1e3,
+                                                   by_cpu[-1][1] / messages / 1e3)
+            print("%s: %d messages of %d KB over %d sessions in %.2f s = %.0f msg/s; "
+                  "smtphook CPU %.3f s = %.1f us per message%s; peak RSS %d KiB"
+                  % (name, messages, MESSAGE_BYTES // 1024, SESSIONS, wall, messages / wall,
+                     cpu / 1e9, cpu / messages / 1e3, spread, hwm))
+        base = per_msg[variants[0][0]]
+        names = [n for n, _, _ in variants]
+        print("routing: %+.1f %% CPU per message (%d routes; goal: under 5 %%); recipient "
+              "check: %+.1f %% (cache_ms 0), %+.1f %% (cache on); medians of %d rounds, as "
+              "close as CPU time gets (see the instructions line)"
+              % ((per_msg[names[1]] / base - 1) * 100, ROUTES,
+                 (per_msg[names[2]] / base - 1) * 100, (per_msg[names[3]] / base - 1) * 100,
+                 rounds))
+    finally:
+        fast.stop()
+
+
+class CallgrindSmtphook(smtphook_process.Smtphook):
+    """smtphook under valgrind's callgrind, which counts the instructions it runs."""
+
+    def __init__(self, config, out_file):
+        super().__init__(config)
+        self.out_file = out_file
+
+    def command(self):
+        return ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + self.out_file,
+                smtphook_process.BINARY, "--config", self.config_path]
+
+
+def count_instructions(binary, fast, messages, top):
+    """Instructions smtphook runs from its start to its exit with messages sent through it
+    (config keys top)."""
+    smtphook_process.BINARY = binary
+    port = helpers.free_port()
+    cfg = smtphook_process.make_config(port, fast.url(), domains=["*"], **top)
+    out = tempfile.NamedTemporaryFile(prefix="smtphook-callgrind-", delete=False)
+    out.close()
+    sh = CallgrindSmtphook(cfg, out.name)
+    try:
+        sh.start()
+        smtp_source(sh.port, messages)
+        sh.stop()
+        with open(out.name) as f:
+            for line in f:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no totals in callgrind's output")
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        os.unlink(out.name)
+
+
+def bench_instructions(binary, few, many):
+    """Instructions per message under callgrind: the difference between a run of many and
+    one of few messages, over the messages between, so that start-up and the loading of the
+    configuration (100 routes take a while to check) fall out. Exact where CPU time has a
+    spread of several percent: it is the figure to judge a relative cost by."""
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped (valgrind not installed)")
+        return
+    fast = FastReceiver()
+    try:
+        per_msg = []
+        for _, label, top in throughput_variants(fast):
+            n_few = count_instructions(binary, fast, few, top)
+            n_many = count_instructions(binary, fast, many, top)
+            per_msg.append((label, (n_many - n_few) / (many - few)))
+    finally:
+        fast.stop()
+    base = per_msg[0][1]
+    print("instructions per message (callgrind, %d - %d messages of %d KB): %.0fk %s; %s"
+          % (many, few, MESSAGE_BYTES // 1024, base / 1e3, per_msg[0][0],
+             "; ".join("%s %.0fk (%+.1f %%)" % (label, n / 1e3, (n / base - 1) * 100)
+                       for label, n in per_msg[1:])))
+
+
+def parse_strace_summary(text):
+    """strace -c's table: {syscall: calls}, and the total."""
+    calls = {}
+    total = 0
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 5 or not f[3].isdigit():
+            continue
+        name = f[-1]
+        if name == "total":
+            total = int(f[3])
+        else:
+            calls[name] = int(f[3])
+    return calls, total
+
+
+def trace_syscalls(strace, binary, fast, messages):
+    """One smtphook under strace -f -c while messages go through it: ({syscall: calls},
+    total), or None when strace could not attach."""
+    sh = start(binary, fast, {}, domains=["*"])
+    out = tempfile.NamedTemporaryFile(prefix="smtphook-strace-", delete=False)
+    out.close()
+    try:
+        tracer = subprocess.Popen([strace, "-f", "-c", "-o", out.name, "-p", str(sh.proc.pid)],
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached (strace prints nothing to tell)
+        if tracer.poll() is not None:
+            return None
+        smtp_source(sh.port, messages)
+        time.sleep(0.2)  # the last replies and closes
+        tracer.send_signal(signal.SIGINT)  # detach and write the summary
+        tracer.wait(10)
+        with open(out.name) as f:
+            return parse_strace_summary(f.read())
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        os.unlink(out.name)
+
+
+# The calls perf counts one by one; the rest is shown as "other".
+PERF_SYSCALLS = ("read", "write", "epoll_wait", "epoll_ctl", "poll", "sendto", "recvfrom",
+                 "ioctl", "accept4", "close", "setsockopt", "getsockopt", "getpeername",
+                 "getsockname", "socket", "connect", "fcntl", "brk", "mmap", "munmap",
+                 "pread64", "pwrite64")
+
+
+def count_syscalls_perf(perf, binary, fast, messages):
+    """The same count from the kernel's syscall tracepoints through perf stat, which does not
+    stop the process at every call as strace does: ({syscall: calls}, total), or None when
+    perf cannot count them here."""
+    sh = start(binary, fast, {}, domains=["*"])
+    out = tempfile.NamedTemporaryFile(prefix="smtphook-perf-", delete=False)
+    out.close()
+    events = ",".join(["raw_syscalls:sys_enter"] +
+                      ["syscalls:sys_enter_" + name for name in PERF_SYSCALLS])
+    try:
+        counter = subprocess.Popen([perf, "stat", "-x", ",", "-o", out.name, "-e", events, "-p",
+                                    str(sh.proc.pid)], stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if counter.poll() is not None:
+            return None
+        smtp_source(sh.port, messages)
+        time.sleep(0.2)
+        counter.send_signal(signal.SIGINT)
+        counter.wait(10)
+        calls, total = {}, None
+        with open(out.name) as f:
+            for line in f:
+                fields = line.strip().split(",")
+                if len(fields) < 3 or not fields[0].isdigit():
+                    continue
+                if fields[2] == "raw_syscalls:sys_enter":
+                    total = int(fields[0])
+                elif fields[2].startswith("syscalls:sys_enter_"):
+                    calls[fields[2][len("syscalls:sys_enter_"):]] = int(fields[0])
+        if total is None:
+            return None
+        calls["other"] = max(0, total - sum(calls.values()))
+        return calls, total
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        os.unlink(out.name)
+
+
+def print_syscalls(label, runs, messages):
+    """One line: the median run's calls per message, its spread, the most frequent calls."""
+    runs.sort(key=lambda r: r[1])
+    calls, total = runs[len(runs) // 2]
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:SYSCALLS_SHOWN]
+    spread = ""
+    if len(runs) > 1:
+        spread = ", rounds %.1f..%.1f" % (runs[0][1] / messages, runs[-1][1] / messages)
+    print("system calls (%s): %.1f per message of %d KB (%d messages over %d sessions%s; %s)"
+          % (label, total / messages, MESSAGE_BYTES // 1024, messages, SESSIONS, spread,
+             ", ".join("%s %.1f" % (name, n / messages) for name, n in top if n > 0)))
+
+
+def bench_syscalls(binary, messages, rounds):
+    """System calls per message while smtp-source sends messages of MESSAGE_BYTES to the
+    fast receiver (session set-up and teardown included, spread over the messages of a
+    session), the median of rounds. strace -f -c names every call but slows each one down,
+    so a response is more often there already when curl first looks (fewer epoll_ctl than
+    without it); perf stat over the syscall tracepoints, where it works, counts at full
+    speed."""
+    fast = FastReceiver()
+    try:
+        strace = shutil.which("strace")
+        if strace is None:
+            print("system calls (strace -c): skipped (strace not installed; "
+                  "apt-get install strace)")
+        else:
+            runs = []
+            for _ in range(rounds):
+                r = trace_syscalls(strace, binary, fast, messages)
+                if r is None:
+                    print("system calls (strace -c): skipped (strace could not attach: "
+                          "ptrace not allowed?)")
+                    break
+                runs.append(r)
+            if len(runs) == rounds:
+                print_syscalls("strace -c", runs, messages)
+        perf = shutil.which("perf")
+        if perf is None:
+            print("system calls (perf stat): skipped (perf not installed)")
+            return
+        runs = []
+        for _ in range(rounds):
+            r = count_syscalls_perf(perf, binary, fast, messages)
+            if r is None:
+                print("system calls (perf stat): skipped (no syscall tracepoints here)")
+                return
+            runs.append(r)
+        print_syscalls("perf stat, untraced", runs, messages)
+    finally:
+        fast.stop()
 
 
 def send(port, body):
@@ -256,7 +573,19 @@ def main():
     ap.add_argument("--binary", default=os.path.join(HERE, "..", "..", "build", "smtphook"))
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--throughput-messages", type=int, default=10000,
+                    help="messages per throughput run")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="runs of each throughput variant (the median is printed)")
+    ap.add_argument("--syscall-messages", type=int, default=1000,
+                    help="messages sent under strace")
+    ap.add_argument("--callgrind-messages", default="200,600",
+                    help="messages of the two callgrind runs per variant (few,many)")
+    ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls",
+                    help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
+    binary = os.path.abspath(args.binary)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, args.idle + 256))
@@ -266,10 +595,19 @@ def main():
     receiver = Receiver().start()
     receiver.keep_bodies = False
     try:
-        bench_idle(os.path.abspath(args.binary), receiver, idle)
-        bench_throughput(os.path.abspath(args.binary), receiver, args.messages)
-        bench_size(os.path.abspath(args.binary), receiver)
-        bench_tls(os.path.abspath(args.binary), receiver, min(idle, 500), args.messages)
+        if "idle" in only:
+            bench_idle(binary, receiver, idle)
+        if "throughput" in only:
+            bench_throughput(binary, args.throughput_messages, args.rounds)
+        if "instructions" in only:
+            few, many = (int(n) for n in args.callgrind_messages.split(","))
+            bench_instructions(binary, few, many)
+        if "syscalls" in only:
+            bench_syscalls(binary, args.syscall_messages, args.rounds)
+        if "size" in only:
+            bench_size(binary, receiver)
+        if "tls" in only:
+            bench_tls(binary, receiver, min(idle, 500), args.messages)
     finally:
         receiver.stop()
 

@@ -202,6 +202,9 @@ static void check_parsed(const struct route_pattern *p, const char *text, const 
     }
     if (p->domain != NULL)
         FUZZ_CHECK(domain_ok(p->domain));
+    /* The lengths kept for matching are those of the strings. */
+    FUZZ_CHECK(p->local_len == (p->local != NULL ? strlen(p->local) : 0));
+    FUZZ_CHECK(p->domain_len == (p->domain != NULL ? strlen(p->domain) : 0));
 
     /* It spells its text back, domain case aside, and parses again to itself. */
     char *s = spell(p, false);

@@ -25,6 +25,7 @@ struct http_test_conn {
     struct buf in;                /* bytes not yet parsed */
     int answered;                 /* the current request was answered early */
     unsigned held;                /* requests read and not answered yet */
+    unsigned requests;            /* complete requests read on this connection */
     struct http_test_conn *next;  /* open list */
     struct http_test_conn *prev;  /* open list */
 };
@@ -157,6 +158,10 @@ static void sconn_parse(struct http_test_conn *c)
         assert_int_equal(buf_append(&srv->body, c->in.data + head_len, body_len), 0);
         buf_consume(&c->in, head_len + body_len);
         srv->requests++;
+        if (++c->requests == srv->close_at) {
+            sconn_close(c);
+            return;
+        }
         if (srv->script != NULL) {
             sconn_script(c);
             return;
@@ -229,6 +234,13 @@ void http_test_server_release(struct http_test_server *srv, int status)
             srv->held--;
         }
     }
+}
+
+/* http_test_server_drop - see http_test_server.h. */
+void http_test_server_drop(struct http_test_server *srv)
+{
+    while (srv->conns != NULL)
+        sconn_close(srv->conns);
 }
 
 /* http_test_server_stop - see http_test_server.h. */

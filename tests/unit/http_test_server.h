@@ -26,6 +26,9 @@ struct http_test_server {
     const char *script;           /* instead of status: these raw bytes after the body, then
                                    * close */
     size_t script_len;            /* bytes in script */
+    unsigned close_at;            /* close a connection, unanswered, once its close_at-th
+                                   * request is in (0: never): a kept-alive connection that
+                                   * dies under a reused request */
     unsigned connections;         /* accepted so far */
     unsigned requests;            /* complete requests seen */
     unsigned held;                /* requests seen and not answered (status 0) */
@@ -40,6 +43,10 @@ void http_test_server_start(struct http_test_server *srv, uv_loop_t *loop, int s
 
 /* http_test_server_release - answer every held request with status, and later ones too. */
 void http_test_server_release(struct http_test_server *srv, int status);
+
+/* http_test_server_drop - close every open connection (as an app server's idle reaper does)
+ * and keep listening. */
+void http_test_server_drop(struct http_test_server *srv);
 
 /* http_test_server_stop - close the listener and every connection; buffers go now, handles
  * in their close callbacks (the loop must run). */

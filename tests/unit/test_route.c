@@ -224,6 +224,8 @@ static void test_parse(void **state)
             assert_null(p.domain);
         else
             assert_string_equal(p.domain, c->domain);
+        assert_int_equal(p.local_len, c->local != NULL ? strlen(c->local) : 0);
+        assert_int_equal(p.domain_len, c->domain != NULL ? strlen(c->domain) : 0);
         route_pattern_free(&p);
         assert_null(p.local);
         assert_null(p.domain);
@@ -467,6 +469,10 @@ static void test_match(void **state)
             show("address", c->addr, c->len);
         }
         assert_int_equal(got, c->want);
+        /* Split once, as config_route_for does for all its patterns: the same answer. */
+        struct route_address a;
+        route_address_split(addr, c->len, c->delimiters, &a);
+        assert_int_equal(route_address_match(&p, &a), c->want);
         free(addr);
         route_pattern_free(&p);
     }
