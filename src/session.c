@@ -180,21 +180,17 @@ void session_greeting(struct session *s, struct buf *out)
 
 /* session_error - write an error reply and charge the error budget; once it is spent, add
  * 421 and close (Postfix's smtpd_hard_error_limit). */
+static enum session_action session_charge(struct session *s, struct buf *out);
+
 static enum session_action session_error(struct session *s, enum reply_id id, const char *arg,
                                          struct buf *out)
 {
     reply_write(out, id, arg);
-    s->errors++;
-    if (s->errors >= s->cfg->limits.max_errors) {
-        reply_write(out, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
-        session_set_state(s, SESSION_STATE_CLOSING);
-        return SESSION_ACTION_CLOSE;
-    }
-    return SESSION_ACTION_NONE;
+    return session_charge(s, out);
 }
 
-/* session_charge - an error reply was written (one the table does not hold): charge the
- * error budget as session_error does. */
+/* session_charge - an error reply was written: charge the error budget; once it is spent,
+ * add 421 and close. */
 static enum session_action session_charge(struct session *s, struct buf *out)
 {
     s->errors++;

@@ -56,4 +56,8 @@ void http_test_server_stop(struct http_test_server *srv);
  * at most dstlen - 1 bytes) copied into dst, or NULL if absent. */
 char *http_test_header(const struct buf *head, const char *name, char *dst, size_t dstlen);
 
+/* http_test_loop_finish - run the loop until every handle is closed (the test has closed or
+ * is closing them all), check that none is left, close the loop. */
+void http_test_loop_finish(uv_loop_t *loop);
+
 #endif

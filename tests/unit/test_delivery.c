@@ -356,12 +356,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void count_handle(uv_handle_t *h, void *arg)
-{
-    (void)h;
-    (*(unsigned *)arg)++;
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
@@ -371,11 +365,7 @@ static int teardown(void **state)
         if (f->srv[i].loop != NULL)
             http_test_server_stop(&f->srv[i]);
     }
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-    unsigned handles = 0;
-    uv_walk(&f->loop, count_handle, &handles);
-    assert_int_equal(handles, 0);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
+    http_test_loop_finish(&f->loop);
     txn_free(f->t);
     free(f->body);
     free(f);
