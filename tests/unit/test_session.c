@@ -388,8 +388,7 @@ static void test_size_during_data(void **state)
     run_feed_str(&r, "\r\n.\r\nNOOP\r\n");
     char got[256];
     codes(&r.out, got, sizeof(got));
-    /* The codes are as before; the 552 is the session's own reply now (it used to be a
-     * DISCARD action that conn.c answered through session_discarded). */
+    /* The 552 is the session's own reply: it answers, logs and ends the transaction. */
     assert_string_equal(got, "220 250 250 250 354 552 250");
     assert_int_equal(r.delivered, 0);
     assert_non_null(
@@ -927,8 +926,7 @@ static void test_bdat_size_limit(void **state)
     assert_true(session_in_transaction(s));
     session_data(s, "0123456789abcdefghij", 20);
     assert_true(spool_size(t->spool) == 0); /* nothing is stored */
-    /* Changed: the session answers the 552 itself (there was a DISCARD action for conn.c to
-     * log first, then session_discarded). */
+    /* The session answers the 552 itself, as the end of the chunk. */
     struct buf out = {0};
     assert_int_equal(session_chunk_end(s, NOW_MS, &out), SESSION_ACTION_NONE);
     buf_append(&out, "", 1);
