@@ -438,7 +438,7 @@ static bool probe_down(const struct drive *d, long route, unsigned call)
 {
     uint8_t p = d->h[H_PROBE];
     unsigned bit = route >= 0 ? (unsigned)route : PROBE_NO_ROUTE;
-    bool down = (p >> bit) & 1u;
+    bool down = (((unsigned)p >> bit) & 1u) != 0;
     return (p & PROBE_FLIP) != 0 && (call & 1u) != 0 ? !down : down;
 }
 
