@@ -507,6 +507,18 @@ static enum session_action do_rcpt(struct session *s, const struct smtp_command 
     return kind == RCPT_CHECK ? SESSION_ACTION_CHECK : SESSION_ACTION_NONE;
 }
 
+/* rcpt_syntax_error - an RCPT the table's argument rule refuses (no argument). Behind a
+ * pending check it waits in line like any refused RCPT, so that its 501 keeps its place
+ * (RFC 2920 §3.1); otherwise it is answered at once. */
+static enum session_action rcpt_syntax_error(struct session *s, enum reply_id id, struct buf *out)
+{
+    if (s->n_pending == 0)
+        return session_error(s, id, NULL, out);
+    if (pending_push(s, RCPT_ERROR, id, NULL, -1) < 0)
+        return session_fatal(s, out);
+    return SESSION_ACTION_NONE;
+}
+
 /* pending_clear - forget every waiting RCPT and the command behind them. */
 static void pending_clear(struct session *s)
 {
@@ -776,7 +788,8 @@ enum session_action session_line(struct session *s, const char *line, size_t len
     if (row == NULL)
         a = session_error(s, REPLY_UNKNOWN, NULL, out);
     else if ((row->arg == ARG_NONE && cmd.has_arg) || (row->arg == ARG_NEEDED && !cmd.has_arg))
-        a = session_error(s, row->syntax, NULL, out);
+        a = cmd.verb == SMTP_VERB_RCPT ? rcpt_syntax_error(s, row->syntax, out)
+                                       : session_error(s, row->syntax, NULL, out);
     else if (row->needs_helo && s->state == SESSION_STATE_GREETING)
         a = session_error(s, REPLY_NEED_HELO, NULL, out);
     else

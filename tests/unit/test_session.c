@@ -1147,6 +1147,40 @@ static void test_rcpt_count_after_partial_answers(void **state)
     assert_int_equal(third, SESSION_ACTION_CHECK);
 }
 
+/* Found by fuzz_engine: an RCPT without an argument behind a pending check was refused by
+ * the table's argument rule at once, so its 501 came before the reply of the RCPT in front
+ * of it (RFC 2920 §3.1). It waits in line like any refused RCPT now, and is charged when
+ * its reply is written. */
+static void test_rcpt_without_argument_waits_in_line(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.recipient_check.enabled = true;
+
+    struct session s;
+    struct buf out;
+    memset(&out, 0, sizeof(out));
+    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
+    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    buf_reset(&out);
+    assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
+    enum session_action bare = check_line(&s, "RCPT", &out);
+    size_t early = out.len;
+    unsigned errors = s.errors;
+    long a = session_take_check(&s);
+    enum session_action answered = session_rcpt_checked(&s, (size_t)a, true, NULL, NOW_MS, &out);
+    assert_int_equal(buf_append(&out, "", 1), 0);
+    session_free(&s);
+    assert_int_equal(bare, SESSION_ACTION_NONE);
+    assert_int_equal(early, 0);  /* nothing before a's reply */
+    assert_int_equal(errors, 0); /* ... nor charged yet */
+    assert_int_equal(answered, SESSION_ACTION_NONE);
+    assert_string_equal(out.data, "250 2.1.5 Ok\r\n501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+    assert_int_equal(s.errors, 1);
+    buf_free(&out);
+}
+
 /* down_flag - a route probe: every route is down while *arg says so. */
 static bool down_flag(void *arg, long route)
 {
@@ -1184,6 +1218,7 @@ int main(void)
     log_set_level(LOG_LEVEL_WARN); /* no txn line for every 552 of the split tests */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcpt_count_after_partial_answers),
+        cmocka_unit_test(test_rcpt_without_argument_waits_in_line),
         cmocka_unit_test(test_route_down_defers_the_recipient),
         cmocka_unit_test(test_full_session),
         cmocka_unit_test(test_every_split),
