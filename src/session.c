@@ -433,13 +433,15 @@ static enum session_action rcpt_apply(struct session *s, enum rcpt_kind kind, en
             return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
         session_set_state(s, SESSION_STATE_RCPT);
         if (custom != NULL)
-            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+            reply_write_custom(out, custom->code, custom->esc[0] != '\0' ? custom->esc : NULL,
+                               custom->text, 1);
         else
             reply_write(out, REPLY_RCPT_OK, NULL);
         return SESSION_ACTION_NONE;
     case RCPT_SOFT:
         if (custom != NULL)
-            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+            reply_write_custom(out, custom->code, custom->esc[0] != '\0' ? custom->esc : NULL,
+                               custom->text, 1);
         else
             reply_write(out, id, NULL);
         return SESSION_ACTION_NONE;
@@ -447,7 +449,8 @@ static enum session_action rcpt_apply(struct session *s, enum rcpt_kind kind, en
     case RCPT_CHECK:
     default:
         if (custom != NULL) {
-            reply_write_custom(out, custom->code, custom->esc, custom->text, 1);
+            reply_write_custom(out, custom->code, custom->esc[0] != '\0' ? custom->esc : NULL,
+                               custom->text, 1);
             return session_charge(s, out);
         }
         return session_error(s, id, NULL, out);
@@ -583,6 +586,11 @@ enum session_action session_rcpt_checked(struct session *s, size_t index, bool a
         return SESSION_ACTION_NONE;
     struct session_rcpt *r = &s->pending[index];
     r->decided = true;
+    if (!accept && reply == NULL) { /* a refusal without its reply: ours, for now */
+        static const struct app_reply local = {451, "4.3.0",
+                                               "Error: local problem, try again later"};
+        reply = &local;
+    }
     /* A temporary refusal (the check failed, or the app said "later") is no error of the
      * client's: it is not charged to the error budget. */
     r->kind = accept                                    ? RCPT_ACCEPT
@@ -775,8 +783,13 @@ enum session_action session_line(struct session *s, const char *line, size_t len
 
     struct smtp_command cmd;
     smtp_cmd_parse(line, len, &cmd);
-    if (session_checking(s) && cmd.verb != SMTP_VERB_RCPT) {
-        /* Its reply must follow those of the RCPTs before it (RFC 2920 §3.1): it waits. */
+    if (session_checking(s) && (cmd.verb != SMTP_VERB_RCPT ||
+                                s->n_pending - s->pending_head >=
+                                    s->cfg->limits.max_recipients + s->cfg->limits.max_errors)) {
+        /* Its reply must follow those of the RCPTs before it (RFC 2920 §3.1): it waits. An
+         * RCPT waits too once the line is longer than all the recipients and errors a
+         * transaction can have: a client cannot make the queue grow without bound while a
+         * check is slow. */
         if ((s->deferred = malloc(len > 0 ? len : 1)) == NULL)
             return session_fatal(s, out);
         memcpy(s->deferred, line, len);

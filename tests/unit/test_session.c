@@ -1181,6 +1181,32 @@ static void test_rcpt_without_argument_waits_in_line(void **state)
     buf_free(&out);
 }
 
+/* While a check is slow, the line of waiting RCPTs stops growing at max_recipients +
+ * max_errors entries: the next RCPT waits like any other command (memory stays bounded). */
+static void test_rcpt_line_is_bounded(void **state)
+{
+    (void)state;
+    struct config cfg = test_config();
+    cfg.recipient_check.enabled = true;
+    size_t cap = cfg.limits.max_recipients + cfg.limits.max_errors;
+
+    struct session s;
+    struct buf out;
+    memset(&out, 0, sizeof(out));
+    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
+    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
+    for (size_t i = 1; i < cap; i++)
+        assert_int_equal(check_line(&s, "RCPT TO:<x@elsewhere.test>", &out), SESSION_ACTION_NONE);
+    assert_int_equal(s.n_pending - s.pending_head, cap);
+    assert_int_equal(check_line(&s, "RCPT TO:<y@elsewhere.test>", &out), SESSION_ACTION_WAIT);
+    assert_int_equal(s.n_pending - s.pending_head, cap);
+    assert_true(session_waiting(&s));
+    session_free(&s);
+    buf_free(&out);
+}
+
 /* down_flag - a route probe: every route is down while *arg says so. */
 static bool down_flag(void *arg, long route)
 {
@@ -1219,6 +1245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcpt_count_after_partial_answers),
         cmocka_unit_test(test_rcpt_without_argument_waits_in_line),
+        cmocka_unit_test(test_rcpt_line_is_bounded),
         cmocka_unit_test(test_route_down_defers_the_recipient),
         cmocka_unit_test(test_full_session),
         cmocka_unit_test(test_every_split),
