@@ -244,7 +244,11 @@ class Postfix:
         self.config_dir = os.path.join(self.dir, "etc")
         self.queue_dir = os.path.join(self.dir, "queue")
         self.log_path = os.path.join(self.dir, "maillog")
+        # Not the port smtphook is to listen on: the relay port is only reserved by number,
+        # and free_port can hand the same one out again before smtphook binds it.
         self.port = free_port()
+        while self.port == self.relay_port:
+            self.port = free_port()
         self._write_config()
         atexit.register(self.stop)  # a test run that dies half way leaves no Postfix
         _become_subreaper()
