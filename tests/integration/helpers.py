@@ -11,11 +11,20 @@ import urllib.parse
 HOST = "127.0.0.1"
 
 
+_given_ports = set()  # every port free_port handed out in this process
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it), and never
+    one this process was given before: two ports reserved by number before either is bound
+    (smtphook's and a peer's) must differ."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def percent_decode(value):
