@@ -74,15 +74,6 @@ struct conn_write {
 static void conn_update_reading(struct conn *c);
 static void conn_resume(struct conn *c);
 
-/* conn_now_ms - wall-clock time in milliseconds, for envelope timestamps. */
-static int64_t conn_now_ms(void)
-{
-    uv_timeval64_t tv;
-    if (uv_gettimeofday(&tv) != 0)
-        return 0;
-    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* on_handle_closed - free the connection after its last handle is closed. */
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -318,7 +309,7 @@ static void conn_delivered(struct conn *c)
 {
     struct txn *t = c->txn;
     c->txn = NULL;
-    txn_log(t, conn_now_ms());
+    txn_log(t, log_unix_ms());
     if (smtp_engine_delivered(&c->engine, &t->reply) == SMTP_ENGINE_CLOSE)
         c->close_after_write = true;
     txn_free(t);
@@ -406,7 +397,7 @@ static void conn_check_answer(struct conn *c, size_t index, const struct rcpt_ch
     if (c->closing || c->close_after_write)
         return;
     conn_carry(
-        c, smtp_engine_rcpt_checked(&c->engine, index, r->accept, &r->reply, more, conn_now_ms()));
+        c, smtp_engine_rcpt_checked(&c->engine, index, r->accept, &r->reply, more, log_unix_ms()));
 }
 
 /* on_checked - a check's request finished. */
@@ -468,7 +459,7 @@ static void conn_start_checks(struct conn *c, bool more)
 static size_t conn_feed(struct conn *c, const char *data, size_t len)
 {
     enum smtp_engine_stop st;
-    size_t used = smtp_engine_feed(&c->engine, data, len, c->write_pending, conn_now_ms(), &st);
+    size_t used = smtp_engine_feed(&c->engine, data, len, c->write_pending, log_unix_ms(), &st);
     if (st == SMTP_ENGINE_CLOSE || st == SMTP_ENGINE_STARTTLS)
         used = len;
     conn_carry(c, st);

@@ -219,19 +219,26 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
     *retry = *retry && out->code / 100 == 4;
 }
 
+/* delivery_rank - how bad a reply is for the sender: permanent 2, temporary 1, success 0.
+ * The worst result wins everywhere, the first one on ties. */
+static int delivery_rank(unsigned code)
+{
+    return code >= 500 ? 2 : code >= 400 ? 1 : 0;
+}
+
 /* delivery_fold - the first permanent (5xx) reply in order, else the first temporary
  * (4xx) one, else -1: every one accepted. */
 long delivery_fold(const struct txn_delivery *deliveries, size_t n)
 {
+    long worst = -1;
+    int rank = 0;
     for (size_t i = 0; i < n; i++) {
-        if (deliveries[i].reply.code >= 500)
-            return (long)i;
+        if (delivery_rank(deliveries[i].reply.code) > rank) {
+            worst = (long)i;
+            rank = delivery_rank(deliveries[i].reply.code);
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (deliveries[i].reply.code >= 400)
-            return (long)i;
-    }
-    return -1;
+    return worst;
 }
 
 /* ---- shared state ------------------------------------------------------------------------ */
@@ -418,15 +425,6 @@ static uint64_t delivery_now(const struct delivery *d)
     return uv_now(d->ctx->loop);
 }
 
-/* delivery_wall_ms - Unix time in ms, for Retry-After dates. */
-static int64_t delivery_wall_ms(void)
-{
-    uv_timeval64_t tv;
-    if (uv_gettimeofday(&tv) != 0)
-        return 0;
-    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* group_outcome - the delivery that decides a settled group's reply, or -1 if none ran. */
 static long group_outcome(const struct delivery *d, const struct delivery_group *g)
 {
@@ -438,16 +436,11 @@ static long group_outcome(const struct delivery *d, const struct delivery_group 
         if (g->dels[i] < 0)
             return -1;
     }
-    long pick = -1;
-    for (int pass = 0; pass < 3 && pick < 0; pass++) {
-        for (size_t i = 0; i < g->n_endpoints && pick < 0; i++) {
-            long k = g->dels[i];
-            if (k < 0)
-                continue;
-            unsigned code = d->t->deliveries[k].reply.code;
-            if ((pass == 0 && code >= 500) || (pass == 1 && code >= 400) || pass == 2)
-                pick = k;
-        }
+    long pick = g->n_endpoints > 0 ? g->dels[0] : -1;
+    for (size_t i = 1; i < g->n_endpoints; i++) {
+        if (delivery_rank(d->t->deliveries[g->dels[i]].reply.code) >
+            delivery_rank(d->t->deliveries[pick].reply.code))
+            pick = g->dels[i];
     }
     return pick;
 }
@@ -458,8 +451,7 @@ static long group_outcome(const struct delivery *d, const struct delivery_group 
 static void delivery_final_reply(struct delivery *d)
 {
     struct txn *t = d->t;
-    long worst = -1;
-    unsigned worst_code = 0;
+    long worst = -1;   /* the worst failure, the first of a kind */
     long ok_text = -1; /* the first accepting delivery with a text of its own */
     for (size_t i = 0; i < d->n_groups; i++) {
         long k = group_outcome(d, &d->groups[i]);
@@ -468,10 +460,8 @@ static void delivery_final_reply(struct delivery *d)
             break;
         }
         unsigned code = t->deliveries[k].reply.code;
-        if (code >= 400 && (worst < 0 || (code >= 500 && worst_code < 500))) {
+        if (delivery_rank(code) > (worst < 0 ? 0 : delivery_rank(t->deliveries[worst].reply.code)))
             worst = k;
-            worst_code = code;
-        }
         if (code < 300 && ok_text < 0 && d->jobs[k]->app_reply)
             ok_text = k;
     }
@@ -825,7 +815,7 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         uv_random(NULL, NULL, &st.random, sizeof(st.random), 0, NULL);
         if (resp->retry_after != NULL)
             st.has_retry_after = retry_after_parse(resp->retry_after, strlen(resp->retry_after),
-                                                   delivery_wall_ms(), &st.retry_after_ms);
+                                                   log_unix_ms(), &st.retry_after_ms);
         if (retry_next(&ep->retry, &st, &delay)) {
             log_info("txn id=%s endpoint %s attempt %u: %u %s; next attempt in %" PRIu64 " ms",
                      t->env.id, ep->name, td->attempts, td->reply.code, td->reply.esc, delay);

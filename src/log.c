@@ -11,6 +11,15 @@ static enum log_level log_threshold = LOG_LEVEL_INFO;
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
+/* log_unix_ms - see log.h. */
+int64_t log_unix_ms(void)
+{
+    struct timeval tv;
+    if (gettimeofday(&tv, NULL) != 0)
+        return 0;
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 /* log_set_level - records above this level are dropped. */
 void log_set_level(enum log_level level)
 {
@@ -35,12 +44,12 @@ void log_write(enum log_level level, const char *fmt, ...)
         return;
 
     char line[2048];
-    struct timeval tv;
+    int64_t ms = log_unix_ms();
+    time_t secs = (time_t)(ms / 1000);
     struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
+    gmtime_r(&secs, &tm);
     size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    int k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s ", (int)(tv.tv_usec / 1000),
+    int k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s ", (int)(ms % 1000),
                      log_level_names[level]);
     if (k > 0)
         n += (size_t)k;

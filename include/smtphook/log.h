@@ -1,11 +1,13 @@
-/* log.h - one-line log records on stderr.
+/* log.h - one-line log records on stderr, and the wall clock they are stamped with.
  *
  * Every record is a single line: "<UTC time> <level> <message>". Messages that carry
- * client-controlled text must pass it through log_sanitize() first. */
+ * client-controlled text must pass it through log_sanitize() first. log_unix_ms() is the
+ * process's one wall clock: envelope times and log lines agree. */
 #ifndef SMTPHOOK_LOG_H
 #define SMTPHOOK_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
     LOG_LEVEL_ERROR = 0,
@@ -13,6 +15,9 @@ enum log_level {
     LOG_LEVEL_INFO = 2,
     LOG_LEVEL_DEBUG = 3,
 };
+
+/* log_unix_ms - the wall clock: Unix time in milliseconds (0 if it cannot be read). */
+int64_t log_unix_ms(void);
 
 /* log_set_level - records above this level are dropped (default LOG_LEVEL_INFO). */
 void log_set_level(enum log_level level);
