@@ -356,6 +356,7 @@ struct delivery {
     size_t n_groups;               /* entries in groups */
     struct delivery_job **jobs;    /* one per txn_delivery, same order */
     size_t n_jobs;                 /* entries in jobs */
+    bool *mark;                    /* one per recipient: scratch for delivery_share */
     size_t active;                 /* jobs not done */
     bool started;                  /* the first round was planned */
     bool finished;                 /* done was called (or cancelled) */
@@ -375,6 +376,7 @@ static void delivery_free(struct delivery *d)
         free(d->groups[i].dels);
     }
     free(d->groups);
+    free(d->mark);
     for (size_t i = 0; i < d->n_jobs; i++) {
         free(d->jobs[i]->rcpt_view);
         free(d->jobs[i]);
@@ -563,7 +565,6 @@ static void job_finish(struct delivery_job *job)
     struct delivery *d = job->d;
     struct txn_delivery *td = &d->t->deliveries[job->index];
     job->state = JOB_DONE;
-    td->done = true;
     td->elapsed_ms = delivery_now(d) - job->first_ms;
     d->active--;
 }
@@ -578,29 +579,46 @@ static void job_fail_local(struct delivery_job *job, const struct delivery_reply
     job_finish(job);
 }
 
-/* group_rcpts_add - add the recipients of g to the sorted, unique set (*set, *n). */
-static int group_rcpts_add(size_t **set, size_t *n, const struct delivery_group *g)
+/* group_wants - does group g want its endpoint at position pos now? "all" wants every
+ * endpoint in the first round; "failover" the one it tries next, until it is settled. */
+static bool group_wants(const struct delivery_group *g, size_t pos, bool first)
 {
-    /* + 1: never a realloc to 0 bytes, which may free and return NULL */
-    size_t *grown = realloc(*set, (*n + g->n_rcpts) * sizeof(**set) + 1);
-    if (grown == NULL)
-        return SH_ENOMEM;
-    *set = grown;
-    for (size_t i = 0; i < g->n_rcpts; i++) {
-        size_t r = g->rcpts[i], j = *n;
-        bool dup = false;
-        for (size_t k = 0; k < *n && !dup; k++)
-            dup = grown[k] == r;
-        if (dup)
-            continue;
-        while (j > 0 && grown[j - 1] > r) { /* keep RCPT order */
-            grown[j] = grown[j - 1];
-            j--;
+    if (g->policy == CONFIG_ROUTE_ALL)
+        return first;
+    return !g->settled && g->current < 0 && g->next == pos;
+}
+
+/* delivery_share - the recipients endpoint e gets now: those of every group that wants it,
+ * in RCPT order (a recipient is in one group only). *wanted: some group wants e. Returns
+ * a new array (freed by the caller), or NULL without memory or without recipients. */
+static size_t *delivery_share(struct delivery *d, size_t e, bool first, size_t *n, bool *wanted)
+{
+    size_t n_rcpt = d->t->env.n_rcpt;
+    *n = 0;
+    *wanted = false;
+    memset(d->mark, 0, n_rcpt * sizeof(*d->mark));
+    for (size_t g = 0; g < d->n_groups; g++) {
+        const struct delivery_group *grp = &d->groups[g];
+        for (size_t pos = 0; pos < grp->n_endpoints; pos++) {
+            if (grp->endpoints[pos] != e || !group_wants(grp, pos, first))
+                continue;
+            *wanted = true;
+            for (size_t i = 0; i < grp->n_rcpts; i++)
+                d->mark[grp->rcpts[i]] = true;
+            *n += grp->n_rcpts;
         }
-        grown[j] = r;
-        (*n)++;
     }
-    return 0;
+    if (*n == 0)
+        return NULL;
+    size_t *share = malloc(*n * sizeof(*share));
+    if (share == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t r = 0; r < n_rcpt; r++) {
+        if (d->mark[r])
+            share[k++] = r;
+    }
+    return share;
 }
 
 /* delivery_new_job - a delivery for endpoint ep with the recipients in (rcpts, n), which
@@ -649,56 +667,35 @@ static long delivery_new_job(struct delivery *d, size_t ep, size_t *rcpts, size_
 /* delivery_round - start the deliveries the groups want now: the first time every
  * endpoint of an "all" route and the first of a "failover" route; later the next endpoint
  * of each failover route whose current one failed for now. An endpoint wanted by several
- * groups gets one request with all their recipients. Returns how many were started. */
-static size_t delivery_round(struct delivery *d, bool first)
+ * groups gets one request with all their recipients. */
+static void delivery_round(struct delivery *d, bool first)
 {
     const struct config *cfg = d->ctx->cfg;
     size_t started_from = d->n_jobs;
     for (size_t e = 0; e < cfg->n_endpoints; e++) {
-        size_t *rcpts = NULL, n = 0;
-        bool wanted = false, failed = false;
-        for (size_t g = 0; g < d->n_groups && !failed; g++) {
-            struct delivery_group *grp = &d->groups[g];
-            for (size_t pos = 0; pos < grp->n_endpoints; pos++) {
-                if (grp->endpoints[pos] != e)
-                    continue;
-                bool now = grp->policy == CONFIG_ROUTE_ALL
-                               ? first
-                               : !grp->settled && grp->current < 0 && grp->next == pos;
-                if (!now)
-                    continue;
-                wanted = true;
-                failed = group_rcpts_add(&rcpts, &n, grp) != 0;
-            }
-        }
+        size_t n = 0;
+        bool wanted = false;
+        size_t *rcpts = delivery_share(d, e, first, &n, &wanted);
         if (!wanted)
             continue;
-        long k = failed ? -1 : delivery_new_job(d, e, rcpts, n);
-        if (failed)
-            free(rcpts);
+        long k = rcpts == NULL ? -1 : delivery_new_job(d, e, rcpts, n);
         /* Tell each group which delivery serves it (-1: none could be made). */
         for (size_t g = 0; g < d->n_groups; g++) {
             struct delivery_group *grp = &d->groups[g];
             for (size_t pos = 0; pos < grp->n_endpoints; pos++) {
-                if (grp->endpoints[pos] != e)
+                if (grp->endpoints[pos] != e || !group_wants(grp, pos, first))
                     continue;
-                if (grp->policy == CONFIG_ROUTE_ALL && first)
+                if (grp->policy == CONFIG_ROUTE_ALL) {
                     grp->dels[pos] = k;
-                else if (grp->policy == CONFIG_ROUTE_FAILOVER && !grp->settled &&
-                         grp->current < 0 && grp->next == pos) {
+                } else {
                     grp->current = k;
-                    if (k < 0)
-                        grp->settled = true;
+                    grp->settled = k < 0;
                 }
             }
         }
     }
-    size_t started = 0;
-    for (size_t i = started_from; i < d->n_jobs && !d->finished; i++) {
+    for (size_t i = started_from; i < d->n_jobs && !d->finished; i++)
         delivery_attempt(d->jobs[i]);
-        started++;
-    }
-    return started;
 }
 
 /* delivery_progress - after jobs ended: each failover route whose endpoint failed for now
@@ -1025,6 +1022,9 @@ static long delivery_next_route(const struct txn *t, long prev)
  * recipients are on are visited, so a config of many routes costs a message nothing more. */
 static int delivery_groups(struct delivery *d)
 {
+    d->mark = calloc(d->t->env.n_rcpt > 0 ? d->t->env.n_rcpt : 1, sizeof(*d->mark));
+    if (d->mark == NULL)
+        return SH_ENOMEM;
     const struct config *cfg = d->ctx->cfg;
     const struct txn *t = d->t;
     size_t n_max = 1; /* groups at most: one per route a recipient is on */

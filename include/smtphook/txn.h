@@ -41,7 +41,6 @@ struct txn_delivery {
     const char *failure;      /* why the last attempt got no answer (static), or NULL */
     uint64_t elapsed_ms;      /* from the first request to the last answer */
     struct app_reply reply;   /* what this endpoint's result alone answers */
-    bool done;                /* finished: answered for good, or given up */
 };
 
 struct txn {
