@@ -1017,53 +1017,57 @@ static long delivery_next_route(const struct txn *t, long prev)
     return next;
 }
 
-/* delivery_groups - the recipients by route, in the order routes are listed; without
- * routes one group: every endpoint, every recipient, all at once. Only the routes the
- * recipients are on are visited, so a config of many routes costs a message nothing more. */
+/* delivery_group_add - the group of route r (-1 without routes: every endpoint, every
+ * recipient, all at once) with its recipients in RCPT order. 0 or SH_ENOMEM. */
+static int delivery_group_add(struct delivery *d, long r)
+{
+    const struct config *cfg = d->ctx->cfg;
+    const struct txn *t = d->t;
+    struct delivery_group *g = &d->groups[d->n_groups++];
+    g->current = -1;
+    if (r >= 0) {
+        g->endpoints = cfg->routes[r].endpoints;
+        g->n_endpoints = cfg->routes[r].n_endpoints;
+        g->policy = cfg->routes[r].policy;
+    } else {
+        g->endpoints = d->ctx->all_endpoints;
+        g->n_endpoints = cfg->n_endpoints;
+        g->policy = CONFIG_ROUTE_ALL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < t->env.n_rcpt; i++)
+        n += r < 0 || t->rcpt_route[i] == r;
+    g->rcpts = calloc(n > 0 ? n : 1, sizeof(*g->rcpts));
+    g->dels = calloc(g->n_endpoints > 0 ? g->n_endpoints : 1, sizeof(*g->dels));
+    if (g->rcpts == NULL || g->dels == NULL)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < t->env.n_rcpt; i++) {
+        if (r < 0 || t->rcpt_route[i] == r)
+            g->rcpts[g->n_rcpts++] = i;
+    }
+    for (size_t i = 0; i < g->n_endpoints; i++)
+        g->dels[i] = -1;
+    return 0;
+}
+
+/* delivery_groups - the recipients by route, in the order routes are listed (only the
+ * routes the recipients are on: a config may have many); without routes one group. */
 static int delivery_groups(struct delivery *d)
 {
-    d->mark = calloc(d->t->env.n_rcpt > 0 ? d->t->env.n_rcpt : 1, sizeof(*d->mark));
-    if (d->mark == NULL)
-        return SH_ENOMEM;
     const struct config *cfg = d->ctx->cfg;
     const struct txn *t = d->t;
     size_t n_max = 1; /* groups at most: one per route a recipient is on */
     if (cfg->n_routes > 0 && t->env.n_rcpt > 0)
         n_max = t->env.n_rcpt < cfg->n_routes ? t->env.n_rcpt : cfg->n_routes;
     d->groups = calloc(n_max, sizeof(*d->groups));
-    if (d->groups == NULL)
+    d->mark = calloc(t->env.n_rcpt > 0 ? t->env.n_rcpt : 1, sizeof(*d->mark));
+    if (d->groups == NULL || d->mark == NULL)
         return SH_ENOMEM;
-    long r = cfg->n_routes > 0 ? delivery_next_route(t, -1) : 0;
-    for (; r >= 0 && d->n_groups<n_max; r = cfg->n_routes> 0 ? delivery_next_route(t, r) : -1) {
-        size_t n = 0;
-        for (size_t i = 0; i < t->env.n_rcpt; i++)
-            n += cfg->n_routes == 0 || t->rcpt_route[i] == r;
-        if (n == 0)
-            continue;
-        struct delivery_group *g = &d->groups[d->n_groups];
-        g->rcpts = calloc(n, sizeof(*g->rcpts));
-        if (g->rcpts == NULL)
+    if (cfg->n_routes == 0)
+        return delivery_group_add(d, -1);
+    for (long r = delivery_next_route(t, -1); r >= 0; r = delivery_next_route(t, r)) {
+        if (delivery_group_add(d, r) != 0)
             return SH_ENOMEM;
-        d->n_groups++;
-        for (size_t i = 0; i < t->env.n_rcpt; i++) {
-            if (cfg->n_routes == 0 || t->rcpt_route[i] == r)
-                g->rcpts[g->n_rcpts++] = i;
-        }
-        if (cfg->n_routes > 0) {
-            g->endpoints = cfg->routes[r].endpoints;
-            g->n_endpoints = cfg->routes[r].n_endpoints;
-            g->policy = cfg->routes[r].policy;
-        } else {
-            g->endpoints = d->ctx->all_endpoints;
-            g->n_endpoints = cfg->n_endpoints;
-            g->policy = CONFIG_ROUTE_ALL;
-        }
-        g->current = -1;
-        g->dels = calloc(g->n_endpoints > 0 ? g->n_endpoints : 1, sizeof(*g->dels));
-        if (g->dels == NULL)
-            return SH_ENOMEM;
-        for (size_t i = 0; i < g->n_endpoints; i++)
-            g->dels[i] = -1;
     }
     return 0;
 }
