@@ -185,9 +185,10 @@ bool delivery_app_reply(const struct http_response *resp, struct app_reply *out,
 
 /* delivery_choose - see delivery.h. A response counts only when its header block ended: a
  * cut-off response's headers are not trusted either. */
-void delivery_choose(const struct config_endpoint *ep, const struct http_response *resp,
-                     uint64_t body_size, struct app_reply *out, bool *retry, bool *app,
-                     const char **why)
+struct delivery_reply delivery_choose(const struct config_endpoint *ep,
+                                      const struct http_response *resp, uint64_t body_size,
+                                      struct app_reply *out, bool *retry, bool *app,
+                                      const char **why)
 {
     struct delivery_reply def = delivery_map(resp, body_size);
     delivery_set(out, &def);
@@ -197,7 +198,7 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
     /* No answer, or a 2xx before the whole body was sent: nothing may turn it into a
      * success (the body did not get through), nor into a refusal. */
     if (!delivery_answered(resp) || (resp->status / 100 == 2 && resp->body_sent < body_size))
-        return;
+        return def;
     const struct config_reply_rule *rule = delivery_rule(ep, resp->status);
     if (rule != NULL) {
         out->code = rule->reply.code;
@@ -217,6 +218,7 @@ void delivery_choose(const struct config_endpoint *ep, const struct http_respons
     }
     /* Another attempt is worth it only where both the answer and the reply say "later". */
     *retry = *retry && out->code / 100 == 4;
+    return def;
 }
 
 /* delivery_rank - how bad a reply is for the sender: permanent 2, temporary 1, success 0.
@@ -579,6 +581,16 @@ static void job_fail_local(struct delivery_job *job, const struct delivery_reply
     job_finish(job);
 }
 
+/* job_give_up - no further attempt: a retry keeps the reply of its last real attempt, a
+ * first attempt gets why. */
+static void job_give_up(struct delivery_job *job, const struct delivery_reply *why)
+{
+    if (job->d->t->deliveries[job->index].attempts == 0)
+        job_fail_local(job, why);
+    else
+        job_finish(job);
+}
+
 /* group_wants - does group g want its endpoint at position pos now? "all" wants every
  * endpoint in the first round; "failover" the one it tries next, until it is settled. */
 static bool group_wants(const struct delivery_group *g, size_t pos, bool first)
@@ -761,15 +773,11 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
 
     bool retry = false, app = false;
     const char *why = NULL;
-    delivery_choose(ep, resp, d->body_size, &td->reply, &retry, &app, &why);
-    /* The breaker counts the endpoint's own failures: no answer at all (TLS included), or
-     * an answer that says "later" (5xx, 408, 429); any other answer shows a live app. */
-    bool down = !delivery_answered(resp) || delivery_map(resp, d->body_size).retry;
+    struct delivery_reply def =
+        delivery_choose(ep, resp, d->body_size, &td->reply, &retry, &app, &why);
     job->app_reply = app;
     td->status = resp->status;
-    td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete
-                      ? delivery_map(resp, d->body_size).text
-                      : NULL;
+    td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete ? def.text : NULL;
     if (why != NULL) {
         char value[APP_REPLY_TEXT_MAX + 32];
         log_warn("endpoint %s for id=%s: Smtphook-Reply \"%s\" ignored: %s", ep->name, t->env.id,
@@ -791,9 +799,11 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
                  td->attempts);
     }
     uint64_t now = delivery_now(d);
-    /* The breaker counts temporary failures of the endpoint itself; any answer of a live
-     * app (a permanent refusal too) counts as success. A success that only ends a run of
-     * failures too short to open it changes no state worth a log line. */
+    /* The breaker counts the endpoint's own failures: no answer at all (TLS included), or
+     * an answer that says "later" (5xx, 408, 429); any other answer shows a live app. A
+     * success that only ends a run of failures too short to open it changes no state worth
+     * a log line. */
+    bool down = !delivery_answered(resp) || def.retry;
     struct breaker *br = &d->ctx->breakers[td->endpoint];
     bool was_closed = br->state == BREAKER_CLOSED;
     enum breaker_change ch = breaker_record(br, down, now);
@@ -926,10 +936,7 @@ static void delivery_attempt(struct delivery_job *job)
     }
     enum breaker_change ch = BREAKER_UNCHANGED;
     if (!breaker_allow(&d->ctx->breakers[td->endpoint], now, &ch)) {
-        if (td->attempts == 0) /* a retry keeps the reply of its last real attempt */
-            job_fail_local(job, &delivery_circuit_open);
-        else
-            job_finish(job);
+        job_give_up(job, &delivery_circuit_open);
         return;
     }
     delivery_breaker_log(d, td->endpoint, ch);
@@ -938,10 +945,7 @@ static void delivery_attempt(struct delivery_job *job)
         log_error("txn id=%s endpoint %s: cannot start the request", d->t->env.id, td->name);
         /* A probe let through must not leave the breaker waiting for its answer. */
         breaker_record(&d->ctx->breakers[td->endpoint], true, now);
-        if (td->attempts == 0)
-            job_fail_local(job, &delivery_local);
-        else
-            job_finish(job);
+        job_give_up(job, &delivery_local);
         return;
     }
     td->attempts++;
@@ -968,21 +972,19 @@ static void delivery_on_timer(uv_timer_t *timer)
     if (now >= d->deadline) {
         for (size_t i = 0; i < d->n_jobs; i++) {
             struct delivery_job *job = d->jobs[i];
+            struct txn_delivery *td = &d->t->deliveries[job->index];
             if (job->state == JOB_RUNNING) {
                 http_request_cancel(job->req);
                 job->req = NULL;
-                struct txn_delivery *td = &d->t->deliveries[job->index];
-                delivery_set(&td->reply, &delivery_timed_out);
-                td->failure = delivery_timed_out.text;
                 job->app_reply = false;
+                job_fail_local(job, &delivery_timed_out);
+            } else if (job->state != JOB_DONE) {
+                /* waiting for a retry: its last answer stands; never tried: the deadline */
+                if (td->reply.code == 0)
+                    job_fail_local(job, &delivery_deadline);
+                else
+                    job_finish(job);
             }
-            struct txn_delivery *td = &d->t->deliveries[job->index];
-            if (job->state != JOB_DONE && td->reply.code == 0) { /* never tried */
-                delivery_set(&td->reply, &delivery_deadline);
-                td->failure = delivery_deadline.text;
-            }
-            if (job->state != JOB_DONE)
-                job_finish(job);
         }
         for (size_t g = 0; g < d->n_groups; g++)
             d->groups[g].settled = true;

@@ -68,10 +68,12 @@ bool delivery_app_reply(const struct http_response *resp, struct app_reply *out,
 /* delivery_choose - the reply one endpoint's answer gives: delivery_map, then the
  * endpoint's reply_map for the status, then a valid Smtphook-Reply header (pure). *why is
  * set (static text) when a Smtphook-Reply header was present but ignored. *app is set when
- * the text is the app's or the operator's own (sent as it is). */
-void delivery_choose(const struct config_endpoint *ep, const struct http_response *resp,
-                     uint64_t body_size, struct app_reply *out, bool *retry, bool *app,
-                     const char **why);
+ * the text is the app's or the operator's own (sent as it is). Returns delivery_map's
+ * default, for what it says about the endpoint itself. */
+struct delivery_reply delivery_choose(const struct config_endpoint *ep,
+                                      const struct http_response *resp, uint64_t body_size,
+                                      struct app_reply *out, bool *retry, bool *app,
+                                      const char **why);
 
 /* delivery_fold - the delivery whose reply the sender hears: the first permanent failure
  * in the order given, else the first temporary one; -1 when all succeeded. */
