@@ -29,6 +29,7 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 #include "smtphook/route.h"
+#include "smtphook/smtp_cmd.h"
 
 #define CONFIG_PATH_MAX          256    /* longest key path kept for messages */
 #define CONFIG_QUOTE_MAX         96     /* longest echo of a bad value in a message */
@@ -1456,86 +1457,80 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_pattern_text - a pattern as written (lower-case domain), for messages. */
-static const char *config_pattern_text(char *buf, size_t len, const struct route_pattern *p)
-{
-    char raw[CONFIG_ADDR_MAX];
-    switch (p->kind) {
-    case ROUTE_PATTERN_EXACT:
-        snprintf(raw, sizeof(raw), "%s@%s", p->local, p->domain);
-        break;
-    case ROUTE_PATTERN_DOMAIN:
-        snprintf(raw, sizeof(raw), "*@%s", p->domain);
-        break;
-    case ROUTE_PATTERN_SUBDOMAIN:
-        snprintf(raw, sizeof(raw), "*@*.%s", p->domain);
-        break;
-    case ROUTE_PATTERN_ANY:
-        snprintf(raw, sizeof(raw), "*");
-        break;
-    }
-    return config_quote(buf, len, raw);
-}
+/* The kinds of route.h from the narrowest to the widest: a pattern can take every address of
+ * another only when its kind is at least as wide (a domain is never all of a subdomain's). */
+_Static_assert(ROUTE_PATTERN_EXACT < ROUTE_PATTERN_DOMAIN &&
+                   ROUTE_PATTERN_DOMAIN < ROUTE_PATTERN_SUBDOMAIN &&
+                   ROUTE_PATTERN_SUBDOMAIN < ROUTE_PATTERN_ANY,
+               "route pattern kinds in order of width");
+_Static_assert(CONFIG_ADDR_MAX > SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX,
+               "an address made from a pattern fits");
 
-/* config_covers - does q match every address p matches, so that p never decides when q comes
- * first? An exact p is covered when q matches its address (the delimiter widens both alike);
- * a domain or subdomain p only by a pattern of domains, tried with a made-up local part (and
- * for a subdomain p a made-up first label) that stands for all of them. */
-static bool config_covers(const struct route_pattern *q, const struct route_pattern *p,
-                          const char *delimiters)
+/* config_pattern_spell - p written out into buf with wild for each '*' of its form: "*"
+ * gives the pattern as written (domain lower case), for messages; "x" gives an address that
+ * stands for all of p's (a made-up local part, and first label for *@*.domain), which a
+ * pattern at least as wide matches exactly when it takes every address p would (the
+ * delimiter widens both alike). Returns the length. */
+static size_t config_pattern_spell(const struct route_pattern *p, const char *wild, char *buf,
+                                   size_t len)
 {
-    char addr[CONFIG_ADDR_MAX];
     int n = -1;
     switch (p->kind) {
     case ROUTE_PATTERN_EXACT:
-        n = snprintf(addr, sizeof(addr), "%s@%s", p->local, p->domain);
+        n = snprintf(buf, len, "%s@%s", p->local, p->domain);
         break;
     case ROUTE_PATTERN_DOMAIN:
-        if (q->kind != ROUTE_PATTERN_EXACT)
-            n = snprintf(addr, sizeof(addr), "x@%s", p->domain);
+        n = snprintf(buf, len, "%s@%s", wild, p->domain);
         break;
     case ROUTE_PATTERN_SUBDOMAIN:
-        if (q->kind == ROUTE_PATTERN_SUBDOMAIN || q->kind == ROUTE_PATTERN_ANY)
-            n = snprintf(addr, sizeof(addr), "x@x.%s", p->domain);
+        n = snprintf(buf, len, "%s@%s.%s", wild, wild, p->domain);
         break;
     case ROUTE_PATTERN_ANY:
-        return q->kind == ROUTE_PATTERN_ANY;
+        n = snprintf(buf, len, "%s", wild);
+        break;
     }
-    if (n < 0 || (size_t)n >= sizeof(addr))
-        return false;
-    return route_pattern_match(q, addr, (size_t)n, delimiters);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n; /* cannot happen: CONFIG_ADDR_MAX */
 }
 
-/* config_pattern_useful - the last parsed pattern of route ri can match some address: its
+/* config_pattern_useful - the last parsed pattern p of route ri can match some address: its
  * domain is served, it is not in its route twice, and no pattern of an earlier route takes
- * all its addresses first (config_route_for picks the first route that matches). */
+ * all its addresses first (config_route_for picks the first route that matches). p's
+ * address (config_pattern_spell) is made and split once, so each other pattern costs one
+ * route_address_match, which mostly compares lengths. A pattern at least as wide that
+ * matches it takes all of p's addresses; one of p's kind and lengths that matches it is p
+ * again (an exact local part of p's length cannot match through p's extension). */
 static int config_pattern_useful(struct config_ctx *c, size_t ri, const char *text)
 {
     const struct config *cfg = c->cfg;
     const struct config_route *r = &cfg->routes[ri];
     const struct route_pattern *p = &r->patterns[r->n_patterns - 1];
-    const char *delim = cfg->recipient_delimiter;
-    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX];
-    config_quote(q, sizeof(q), text);
+    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX], addr[CONFIG_ADDR_MAX], raw[CONFIG_ADDR_MAX];
     if (!route_pattern_domain_served(p, cfg->any_domain, cfg->domains, cfg->n_domains))
-        return config_fail(c, "\"%s\" can never match: %s", q,
+        return config_fail(c, "\"%s\" can never match: %s", config_quote(q, sizeof(q), text),
                            p->kind == ROUTE_PATTERN_SUBDOMAIN
                                ? "no domain of \"domains\" is below its domain"
                                : "its domain is not one of \"domains\"");
+    struct route_address a;
+    route_address_split(addr, config_pattern_spell(p, "x", addr, sizeof(addr)),
+                        cfg->recipient_delimiter, &a);
     for (size_t k = 0; k + 1 < r->n_patterns; k++) {
         const struct route_pattern *e = &r->patterns[k];
-        if (config_covers(e, p, delim) && config_covers(p, e, delim))
-            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])", q, k);
+        if (e->kind == p->kind && e->local_len == p->local_len && e->domain_len == p->domain_len &&
+            route_address_match(e, &a))
+            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])",
+                               config_quote(q, sizeof(q), text), k);
     }
     for (size_t j = 0; j < ri; j++) {
         for (size_t k = 0; k < cfg->routes[j].n_patterns; k++) {
             const struct route_pattern *e = &cfg->routes[j].patterns[k];
-            if (!config_covers(e, p, delim))
+            if (e->kind < p->kind || !route_address_match(e, &a))
                 continue;
+            config_pattern_spell(e, "*", raw, sizeof(raw));
             return config_fail(c,
                                "\"%s\" can never match: routes[%zu].match[%zu] (\"%s\") comes "
                                "first and takes every address it would",
-                               q, j, k, config_pattern_text(other, sizeof(other), e));
+                               config_quote(q, sizeof(q), text), j, k,
+                               config_quote(other, sizeof(other), raw));
         }
     }
     return 0;
