@@ -382,16 +382,6 @@ static bool config_header_value_ok(const char *value)
     return true;
 }
 
-/* config_address_problem - NULL if s is a listen address config_parse_address takes. */
-static const char *config_address_problem(const char *s)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (config_parse_address(s, &ss, &len) == 0)
-        return NULL;
-    return "is not IPv4:port or [IPv6]:port (a numeric address, port 1 to 65535; no host names)";
-}
-
 /* config_delimiter_problem - NULL if s can be recipient_delimiter: characters that may
  * start an extension in an unquoted local part (RFC 5321 §4.1.2 Dot-string: atext and '.'),
  * but no letter or digit, each at most once. route.c cuts at the first one found. */
@@ -510,7 +500,6 @@ enum config_rel {
 };
 
 #define CONFIG_REQUIRED 0x1u /* absent: "is required" */
-#define CONFIG_ECHO     0x2u /* the validator's message quotes the value (never for secrets) */
 
 /* One scalar key: the row is the whole policy for it. */
 struct config_key {
@@ -519,7 +508,7 @@ struct config_key {
     enum config_type type;                     /* how the value is read and stored */
     size_t offset;                             /* its field in the section's struct */
     size_t size;                               /* sizeof that field */
-    unsigned flags;                            /* CONFIG_REQUIRED, CONFIG_ECHO */
+    unsigned flags;                            /* CONFIG_REQUIRED */
     uint64_t min;                              /* integers: smallest; strings: 1 = non-empty */
     uint64_t max;                              /* integers: largest; strings: longest, 0: any */
     uint64_t def;                              /* default of integers, bools, enums, levels */
@@ -614,8 +603,8 @@ static const struct config_key config_keys[] = {
     CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,
                 one_route_per_transaction, false), /* only meaningful with routes */
 
-    CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address,
-                  CONFIG_REQUIRED | CONFIG_ECHO, 0, 0, NULL, config_address_problem),
+    CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address, CONFIG_REQUIRED,
+                  0, 0, NULL, NULL), /* config_listener_finish parses it */
     CONFIG_ENUM(CONFIG_SEC_LISTENER, "tls", struct config_listener, tls, config_tls_modes,
                 CONFIG_TLS_NONE), /* the real default depends on the certificates */
     CONFIG_BOOL(CONFIG_SEC_LISTENER, "require_tls", struct config_listener, require_tls, false),
@@ -714,6 +703,7 @@ static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
 static int config_routes(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
+static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
 
@@ -737,7 +727,7 @@ static const struct config_struct config_structs[] = {
 /* Every object of the file; nested sections are parsed after their parent's other keys. */
 static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_TOP] = {.parent = CONFIG_SEC_NONE},
-    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE, .finish = config_listener_finish},
     [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
     [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
     [CONFIG_SEC_RETRY] = {CONFIG_NESTED("retry", CONFIG_SEC_ENDPOINT, struct config_endpoint,
@@ -886,12 +876,7 @@ static int config_text(struct config_ctx *c, const struct config_key *k, const j
     if (k->max != 0 && len > k->max)
         return config_fail(c, "must be at most %" PRIu64 " characters", k->max);
     const char *problem = k->problem != NULL ? k->problem(s) : NULL;
-    if (problem == NULL)
-        return 0;
-    if ((k->flags & CONFIG_ECHO) == 0)
-        return config_fail(c, "%s", problem);
-    char q[CONFIG_QUOTE_MAX];
-    return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), s), problem);
+    return problem != NULL ? config_fail(c, "%s", problem) : 0;
 }
 
 /* config_choice - an enum or log level row's value v into its field. */
@@ -1246,18 +1231,29 @@ static int config_headers(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_listener_set - a --listen value into l (l->address is a new copy), checked as the
- * file's "address" is. The caller names the value in the path; 0, SH_ECONFIG or SH_ENOMEM. */
-static int config_listener_set(struct config_ctx *c, struct config_listener *l, const char *text)
+/* config_listener_address - l->address (the file's "address" or a --listen value) parsed
+ * into l->addr once; the caller names the value in the path. 0 or SH_ECONFIG. */
+static int config_listener_address(struct config_ctx *c, struct config_listener *l)
 {
-    const char *problem = config_address_problem(text);
-    if (problem != NULL) {
-        char q[CONFIG_QUOTE_MAX];
-        return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), text), problem);
-    }
-    config_parse_address(text, &l->addr, &l->addrlen);
-    l->address = strdup(text);
-    return l->address ? 0 : config_nomem(c);
+    if (config_parse_address(l->address, &l->addr, &l->addrlen) == 0)
+        return 0;
+    char q[CONFIG_QUOTE_MAX];
+    return config_fail(c,
+                       "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port 1 to "
+                       "65535; no host names)",
+                       config_quote(q, sizeof(q), l->address));
+}
+
+/* config_listener_finish - a file listener's "address", once its row has read it. */
+static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    (void)obj;
+    size_t saved =
+        config_push(c, CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, address));
+    int rc = config_listener_address(c, base);
+    if (rc == 0)
+        config_pop(c, saved);
+    return rc;
 }
 
 /* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}
@@ -1292,7 +1288,6 @@ static int config_listeners(struct config_ctx *c, json_t *arr, void *base)
             rc = config_object(c, item, CONFIG_SEC_LISTENER, l);
         if (rc != 0)
             return rc;
-        config_parse_address(l->address, &l->addr, &l->addrlen); /* the row checked it */
         c->tls_given[i] =
             config_given(item, CONFIG_SEC_LISTENER, offsetof(struct config_listener, tls));
         config_pop(c, at);
@@ -1738,8 +1733,10 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
             return config_nomem(c);
         for (size_t i = 0; i < ov->n_listen; i++) {
             int rc = config_defaults(c, CONFIG_SEC_LISTENER, &l[i]);
+            if (rc == 0 && (l[i].address = strdup(ov->listen[i])) == NULL)
+                rc = config_nomem(c);
             if (rc == 0)
-                rc = config_listener_set(c, &l[i], ov->listen[i]);
+                rc = config_listener_address(c, &l[i]);
             if (rc != 0) {
                 config_free_listeners(l, ov->n_listen);
                 return rc;
