@@ -29,6 +29,7 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 #include "smtphook/route.h"
+#include "smtphook/smtp_cmd.h"
 
 #define CONFIG_PATH_MAX          256    /* longest key path kept for messages */
 #define CONFIG_QUOTE_MAX         96     /* longest echo of a bad value in a message */
@@ -381,16 +382,6 @@ static bool config_header_value_ok(const char *value)
     return true;
 }
 
-/* config_address_problem - NULL if s is a listen address config_parse_address takes. */
-static const char *config_address_problem(const char *s)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (config_parse_address(s, &ss, &len) == 0)
-        return NULL;
-    return "is not IPv4:port or [IPv6]:port (a numeric address, port 1 to 65535; no host names)";
-}
-
 /* config_delimiter_problem - NULL if s can be recipient_delimiter: characters that may
  * start an extension in an unquoted local part (RFC 5321 §4.1.2 Dot-string: atext and '.'),
  * but no letter or digit, each at most once. route.c cuts at the first one found. */
@@ -509,7 +500,6 @@ enum config_rel {
 };
 
 #define CONFIG_REQUIRED 0x1u /* absent: "is required" */
-#define CONFIG_ECHO     0x2u /* the validator's message quotes the value (never for secrets) */
 
 /* One scalar key: the row is the whole policy for it. */
 struct config_key {
@@ -518,7 +508,7 @@ struct config_key {
     enum config_type type;                     /* how the value is read and stored */
     size_t offset;                             /* its field in the section's struct */
     size_t size;                               /* sizeof that field */
-    unsigned flags;                            /* CONFIG_REQUIRED, CONFIG_ECHO */
+    unsigned flags;                            /* CONFIG_REQUIRED */
     uint64_t min;                              /* integers: smallest; strings: 1 = non-empty */
     uint64_t max;                              /* integers: largest; strings: longest, 0: any */
     uint64_t def;                              /* default of integers, bools, enums, levels */
@@ -613,8 +603,8 @@ static const struct config_key config_keys[] = {
     CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,
                 one_route_per_transaction, false), /* only meaningful with routes */
 
-    CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address,
-                  CONFIG_REQUIRED | CONFIG_ECHO, 0, 0, NULL, config_address_problem),
+    CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address, CONFIG_REQUIRED,
+                  0, 0, NULL, NULL), /* config_listener_finish parses it */
     CONFIG_ENUM(CONFIG_SEC_LISTENER, "tls", struct config_listener, tls, config_tls_modes,
                 CONFIG_TLS_NONE), /* the real default depends on the certificates */
     CONFIG_BOOL(CONFIG_SEC_LISTENER, "require_tls", struct config_listener, require_tls, false),
@@ -713,6 +703,7 @@ static int config_reply_map(struct config_ctx *c, json_t *obj, void *base);
 static int config_routes(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
+static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
 
@@ -736,7 +727,7 @@ static const struct config_struct config_structs[] = {
 /* Every object of the file; nested sections are parsed after their parent's other keys. */
 static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_TOP] = {.parent = CONFIG_SEC_NONE},
-    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE},
+    [CONFIG_SEC_LISTENER] = {.parent = CONFIG_SEC_NONE, .finish = config_listener_finish},
     [CONFIG_SEC_HTTP] = {.parent = CONFIG_SEC_NONE, .finish = config_http_finish},
     [CONFIG_SEC_ENDPOINT] = {.parent = CONFIG_SEC_NONE, .shares = CONFIG_SEC_HTTP},
     [CONFIG_SEC_RETRY] = {CONFIG_NESTED("retry", CONFIG_SEC_ENDPOINT, struct config_endpoint,
@@ -885,12 +876,7 @@ static int config_text(struct config_ctx *c, const struct config_key *k, const j
     if (k->max != 0 && len > k->max)
         return config_fail(c, "must be at most %" PRIu64 " characters", k->max);
     const char *problem = k->problem != NULL ? k->problem(s) : NULL;
-    if (problem == NULL)
-        return 0;
-    if ((k->flags & CONFIG_ECHO) == 0)
-        return config_fail(c, "%s", problem);
-    char q[CONFIG_QUOTE_MAX];
-    return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), s), problem);
+    return problem != NULL ? config_fail(c, "%s", problem) : 0;
 }
 
 /* config_choice - an enum or log level row's value v into its field. */
@@ -1245,18 +1231,29 @@ static int config_headers(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_listener_set - a --listen value into l (l->address is a new copy), checked as the
- * file's "address" is. The caller names the value in the path; 0, SH_ECONFIG or SH_ENOMEM. */
-static int config_listener_set(struct config_ctx *c, struct config_listener *l, const char *text)
+/* config_listener_address - l->address (the file's "address" or a --listen value) parsed
+ * into l->addr once; the caller names the value in the path. 0 or SH_ECONFIG. */
+static int config_listener_address(struct config_ctx *c, struct config_listener *l)
 {
-    const char *problem = config_address_problem(text);
-    if (problem != NULL) {
-        char q[CONFIG_QUOTE_MAX];
-        return config_fail(c, "\"%s\" %s", config_quote(q, sizeof(q), text), problem);
-    }
-    config_parse_address(text, &l->addr, &l->addrlen);
-    l->address = strdup(text);
-    return l->address ? 0 : config_nomem(c);
+    if (config_parse_address(l->address, &l->addr, &l->addrlen) == 0)
+        return 0;
+    char q[CONFIG_QUOTE_MAX];
+    return config_fail(c,
+                       "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port 1 to "
+                       "65535; no host names)",
+                       config_quote(q, sizeof(q), l->address));
+}
+
+/* config_listener_finish - a file listener's "address", once its row has read it. */
+static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    (void)obj;
+    size_t saved =
+        config_push(c, CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, address));
+    int rc = config_listener_address(c, base);
+    if (rc == 0)
+        config_pop(c, saved);
+    return rc;
 }
 
 /* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}
@@ -1291,7 +1288,6 @@ static int config_listeners(struct config_ctx *c, json_t *arr, void *base)
             rc = config_object(c, item, CONFIG_SEC_LISTENER, l);
         if (rc != 0)
             return rc;
-        config_parse_address(l->address, &l->addr, &l->addrlen); /* the row checked it */
         c->tls_given[i] =
             config_given(item, CONFIG_SEC_LISTENER, offsetof(struct config_listener, tls));
         config_pop(c, at);
@@ -1456,86 +1452,80 @@ static int config_endpoints(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_pattern_text - a pattern as written (lower-case domain), for messages. */
-static const char *config_pattern_text(char *buf, size_t len, const struct route_pattern *p)
-{
-    char raw[CONFIG_ADDR_MAX];
-    switch (p->kind) {
-    case ROUTE_PATTERN_EXACT:
-        snprintf(raw, sizeof(raw), "%s@%s", p->local, p->domain);
-        break;
-    case ROUTE_PATTERN_DOMAIN:
-        snprintf(raw, sizeof(raw), "*@%s", p->domain);
-        break;
-    case ROUTE_PATTERN_SUBDOMAIN:
-        snprintf(raw, sizeof(raw), "*@*.%s", p->domain);
-        break;
-    case ROUTE_PATTERN_ANY:
-        snprintf(raw, sizeof(raw), "*");
-        break;
-    }
-    return config_quote(buf, len, raw);
-}
+/* The kinds of route.h from the narrowest to the widest: a pattern can take every address of
+ * another only when its kind is at least as wide (a domain is never all of a subdomain's). */
+_Static_assert(ROUTE_PATTERN_EXACT < ROUTE_PATTERN_DOMAIN &&
+                   ROUTE_PATTERN_DOMAIN < ROUTE_PATTERN_SUBDOMAIN &&
+                   ROUTE_PATTERN_SUBDOMAIN < ROUTE_PATTERN_ANY,
+               "route pattern kinds in order of width");
+_Static_assert(CONFIG_ADDR_MAX > SMTP_LOCAL_PART_MAX + 1 + SMTP_DOMAIN_MAX,
+               "an address made from a pattern fits");
 
-/* config_covers - does q match every address p matches, so that p never decides when q comes
- * first? An exact p is covered when q matches its address (the delimiter widens both alike);
- * a domain or subdomain p only by a pattern of domains, tried with a made-up local part (and
- * for a subdomain p a made-up first label) that stands for all of them. */
-static bool config_covers(const struct route_pattern *q, const struct route_pattern *p,
-                          const char *delimiters)
+/* config_pattern_spell - p written out into buf with wild for each '*' of its form: "*"
+ * gives the pattern as written (domain lower case), for messages; "x" gives an address that
+ * stands for all of p's (a made-up local part, and first label for *@*.domain), which a
+ * pattern at least as wide matches exactly when it takes every address p would (the
+ * delimiter widens both alike). Returns the length. */
+static size_t config_pattern_spell(const struct route_pattern *p, const char *wild, char *buf,
+                                   size_t len)
 {
-    char addr[CONFIG_ADDR_MAX];
     int n = -1;
     switch (p->kind) {
     case ROUTE_PATTERN_EXACT:
-        n = snprintf(addr, sizeof(addr), "%s@%s", p->local, p->domain);
+        n = snprintf(buf, len, "%s@%s", p->local, p->domain);
         break;
     case ROUTE_PATTERN_DOMAIN:
-        if (q->kind != ROUTE_PATTERN_EXACT)
-            n = snprintf(addr, sizeof(addr), "x@%s", p->domain);
+        n = snprintf(buf, len, "%s@%s", wild, p->domain);
         break;
     case ROUTE_PATTERN_SUBDOMAIN:
-        if (q->kind == ROUTE_PATTERN_SUBDOMAIN || q->kind == ROUTE_PATTERN_ANY)
-            n = snprintf(addr, sizeof(addr), "x@x.%s", p->domain);
+        n = snprintf(buf, len, "%s@%s.%s", wild, wild, p->domain);
         break;
     case ROUTE_PATTERN_ANY:
-        return q->kind == ROUTE_PATTERN_ANY;
+        n = snprintf(buf, len, "%s", wild);
+        break;
     }
-    if (n < 0 || (size_t)n >= sizeof(addr))
-        return false;
-    return route_pattern_match(q, addr, (size_t)n, delimiters);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n; /* cannot happen: CONFIG_ADDR_MAX */
 }
 
-/* config_pattern_useful - the last parsed pattern of route ri can match some address: its
+/* config_pattern_useful - the last parsed pattern p of route ri can match some address: its
  * domain is served, it is not in its route twice, and no pattern of an earlier route takes
- * all its addresses first (config_route_for picks the first route that matches). */
+ * all its addresses first (config_route_for picks the first route that matches). p's
+ * address (config_pattern_spell) is made and split once, so each other pattern costs one
+ * route_address_match, which mostly compares lengths. A pattern at least as wide that
+ * matches it takes all of p's addresses; one of p's kind and lengths that matches it is p
+ * again (an exact local part of p's length cannot match through p's extension). */
 static int config_pattern_useful(struct config_ctx *c, size_t ri, const char *text)
 {
     const struct config *cfg = c->cfg;
     const struct config_route *r = &cfg->routes[ri];
     const struct route_pattern *p = &r->patterns[r->n_patterns - 1];
-    const char *delim = cfg->recipient_delimiter;
-    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX];
-    config_quote(q, sizeof(q), text);
+    char q[CONFIG_QUOTE_MAX], other[CONFIG_QUOTE_MAX], addr[CONFIG_ADDR_MAX], raw[CONFIG_ADDR_MAX];
     if (!route_pattern_domain_served(p, cfg->any_domain, cfg->domains, cfg->n_domains))
-        return config_fail(c, "\"%s\" can never match: %s", q,
+        return config_fail(c, "\"%s\" can never match: %s", config_quote(q, sizeof(q), text),
                            p->kind == ROUTE_PATTERN_SUBDOMAIN
                                ? "no domain of \"domains\" is below its domain"
                                : "its domain is not one of \"domains\"");
+    struct route_address a;
+    route_address_split(addr, config_pattern_spell(p, "x", addr, sizeof(addr)),
+                        cfg->recipient_delimiter, &a);
     for (size_t k = 0; k + 1 < r->n_patterns; k++) {
         const struct route_pattern *e = &r->patterns[k];
-        if (config_covers(e, p, delim) && config_covers(p, e, delim))
-            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])", q, k);
+        if (e->kind == p->kind && e->local_len == p->local_len && e->domain_len == p->domain_len &&
+            route_address_match(e, &a))
+            return config_fail(c, "duplicate pattern \"%s\" (the same as match[%zu])",
+                               config_quote(q, sizeof(q), text), k);
     }
     for (size_t j = 0; j < ri; j++) {
         for (size_t k = 0; k < cfg->routes[j].n_patterns; k++) {
             const struct route_pattern *e = &cfg->routes[j].patterns[k];
-            if (!config_covers(e, p, delim))
+            if (e->kind < p->kind || !route_address_match(e, &a))
                 continue;
+            config_pattern_spell(e, "*", raw, sizeof(raw));
             return config_fail(c,
                                "\"%s\" can never match: routes[%zu].match[%zu] (\"%s\") comes "
                                "first and takes every address it would",
-                               q, j, k, config_pattern_text(other, sizeof(other), e));
+                               config_quote(q, sizeof(q), text), j, k,
+                               config_quote(other, sizeof(other), raw));
         }
     }
     return 0;
@@ -1743,8 +1733,10 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
             return config_nomem(c);
         for (size_t i = 0; i < ov->n_listen; i++) {
             int rc = config_defaults(c, CONFIG_SEC_LISTENER, &l[i]);
+            if (rc == 0 && (l[i].address = strdup(ov->listen[i])) == NULL)
+                rc = config_nomem(c);
             if (rc == 0)
-                rc = config_listener_set(c, &l[i], ov->listen[i]);
+                rc = config_listener_address(c, &l[i]);
             if (rc != 0) {
                 config_free_listeners(l, ov->n_listen);
                 return rc;
