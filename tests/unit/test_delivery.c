@@ -65,16 +65,33 @@ static void expect_app(const struct app_reply *r, unsigned code, const char *esc
     assert_true(strlen(r->text) > 0);
 }
 
+/* One row of a delivery_map table: a result and the reply expected for it. */
+struct map_row {
+    enum http_failure failure; /* what curl reported */
+    long status;               /* the final status, 0 for none */
+    uint64_t sent;             /* body bytes sent, of 100 */
+    unsigned code;             /* expected reply code */
+    const char *esc;           /* expected enhanced code */
+};
+
+/* expect_map_rows - every row's result, its header section ended (complete) or not, of a
+ * 100-byte body, gives the row's reply. */
+static void expect_map_rows(const struct map_row *rows, size_t n, bool complete)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct delivery_reply r =
+            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, complete);
+        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
+            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
+                        rows[i].status, r.code, r.esc);
+        expect_reply(r, rows[i].code, rows[i].esc);
+    }
+}
+
 static void test_map_table(void **state)
 {
     (void)state;
-    const struct {
-        enum http_failure failure;
-        long status;
-        uint64_t sent;
-        unsigned code;
-        const char *esc;
-    } rows[] = {
+    static const struct map_row rows[] = {
         /* every endpoint 2xx after receiving the whole body */
         {HTTP_FAILURE_NONE, 200, 100, 250, "2.0.0"},
         {HTTP_FAILURE_NONE, 201, 100, 250, "2.0.0"},
@@ -135,13 +152,7 @@ static void test_map_table(void **state)
         {HTTP_FAILURE_SEND, 403, 10, 550, "5.7.1"},
         {HTTP_FAILURE_TIMEOUT, 100, 0, 451, "4.4.7"},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        struct delivery_reply r = map(rows[i].failure, rows[i].status, rows[i].sent, 100);
-        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
-            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
-                        rows[i].status, r.code, r.esc);
-        expect_reply(r, rows[i].code, rows[i].esc);
-    }
+    expect_map_rows(rows, sizeof(rows) / sizeof(rows[0]), true);
     /* An empty body is fully sent with 0 bytes. */
     expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
 }
@@ -151,13 +162,7 @@ static void test_map_table(void **state)
 static void test_map_headers_cut_off(void **state)
 {
     (void)state;
-    const struct {
-        enum http_failure failure;
-        long status;
-        uint64_t sent;
-        unsigned code;
-        const char *esc;
-    } rows[] = {
+    static const struct map_row rows[] = {
         /* a 2xx is success only once its header section ended */
         {HTTP_FAILURE_NONE, 200, 100, 451, "4.4.2"},
         {HTTP_FAILURE_NONE, 204, 100, 451, "4.4.2"},
@@ -174,14 +179,7 @@ static void test_map_headers_cut_off(void **state)
         {HTTP_FAILURE_NONE, 302, 100, 451, "4.4.2"},
         {HTTP_FAILURE_NONE, 100, 100, 451, "4.4.2"},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        struct delivery_reply r =
-            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, false);
-        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
-            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
-                        rows[i].status, r.code, r.esc);
-        expect_reply(r, rows[i].code, rows[i].esc);
-    }
+    expect_map_rows(rows, sizeof(rows) / sizeof(rows[0]), false);
     /* not the same reply as a body not fully sent, though the same enhanced code */
     assert_string_not_equal(map_head(HTTP_FAILURE_NONE, 200, 100, 100, false).text,
                             map(HTTP_FAILURE_NONE, 200, 99, 100).text);
