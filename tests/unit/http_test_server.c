@@ -277,20 +277,3 @@ char *http_test_header(const struct buf *head, const char *name, char *dst, size
     }
     return NULL;
 }
-
-/* count_handle - uv_walk callback: count every handle still on the loop. */
-static void count_handle(uv_handle_t *h, void *arg)
-{
-    (void)h;
-    (*(unsigned *)arg)++;
-}
-
-/* http_test_loop_finish - see http_test_server.h. */
-void http_test_loop_finish(uv_loop_t *loop)
-{
-    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
-    unsigned handles = 0;
-    uv_walk(loop, count_handle, &handles);
-    assert_int_equal(handles, 0);
-    assert_int_equal(uv_loop_close(loop), 0);
-}

@@ -1,8 +1,8 @@
 /* http_test_server.h - a tiny HTTP/1.1 server on a test's libuv loop, on 127.0.0.1.
  *
  * For the unit tests that talk to an endpoint through http_client (test_delivery,
- * test_rcpt_check). It reads each request (head, then a Content-Length body) and answers
- * it with a status and keep-alive, or never, or holds it until released, or with raw
+ * test_http_client, test_rcpt_check). It reads each request (head, then a Content-Length body) and
+ * answers it with a status and keep-alive, or never, or holds it until released, or with raw
  * scripted bytes and a close, to see how http_client reads a response's head through curl.
  * It keeps the last request's head and body. Failures are cmocka assertions. */
 #ifndef SMTPHOOK_TEST_HTTP_TEST_SERVER_H
@@ -55,9 +55,5 @@ void http_test_server_stop(struct http_test_server *srv);
 /* http_test_header - the value of header name in a request head (leading spaces skipped,
  * at most dstlen - 1 bytes) copied into dst, or NULL if absent. */
 char *http_test_header(const struct buf *head, const char *name, char *dst, size_t dstlen);
-
-/* http_test_loop_finish - run the loop until every handle is closed (the test has closed or
- * is closing them all), check that none is left, close the loop. */
-void http_test_loop_finish(uv_loop_t *loop);
 
 #endif

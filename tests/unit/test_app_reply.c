@@ -14,31 +14,12 @@
 
 #include "smtphook/app_reply.h"
 
-/* S - a string literal and its length, so rows may contain NUL bytes. */
-#define S(x) x, sizeof(x) - 1
-
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#include "golden.h"
 
 #define LONG_VALUE_BYTES 600 /* longest generated value */
 
 #define FULL APP_REPLY_FULL
 #define OPT  APP_REPLY_CODE_OPTIONAL
-
-/* show - print a value with escapes, for failure messages. */
-static void show(const char *what, const char *s, size_t len)
-{
-    char out[4 * LONG_VALUE_BYTES + 1];
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 5 < sizeof(out); i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-    print_message("  %s: \"%s\"\n", what, out);
-}
 
 /* ---- golden values ------------------------------------------------------------------------ */
 
@@ -205,7 +186,7 @@ static void test_parse(void **state)
         bool ok = app_reply_parse(c->value, c->len, c->form, &r, &why);
         if (ok != c->ok || (ok && (r.code != c->code || strcmp(r.esc, c->esc) != 0 ||
                                    strcmp(r.text, c->text) != 0))) {
-            show("value", c->value, c->len);
+            golden_show("value", c->value, c->len);
             print_message("  form %d, why: %s\n", (int)c->form, why ? why : "(null)");
         }
         assert_int_equal(ok, c->ok);

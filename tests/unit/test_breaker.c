@@ -57,8 +57,7 @@ static void run(const char *name, const struct config_breaker *cfg, const struct
             assert_int_equal(breaker_refusing(&b, s->now), !s->allowed);
             assert_memory_equal(&before, &b, sizeof(b));
             allowed = breaker_allow(&b, s->now, &ch);
-        }
-        else
+        } else
             ch = breaker_record(&b, s->op == FAIL, s->now);
         if (allowed != s->allowed || ch != s->change || b.state != s->state ||
             b.failures != s->failures)

@@ -21,6 +21,7 @@
 #include "smtphook/txn.h"
 
 #include "http_test_server.h"
+#include "run_loop.h"
 
 #define BODY_BYTES   150000u /* the message: past the spool's memory part */
 #define SPOOL_MEMORY 4096u   /* so the body is read back from the temporary file */
@@ -65,16 +66,33 @@ static void expect_app(const struct app_reply *r, unsigned code, const char *esc
     assert_true(strlen(r->text) > 0);
 }
 
+/* One row of a delivery_map table: a result and the reply expected for it. */
+struct map_row {
+    enum http_failure failure; /* what curl reported */
+    long status;               /* the final status, 0 for none */
+    uint64_t sent;             /* body bytes sent, of 100 */
+    unsigned code;             /* expected reply code */
+    const char *esc;           /* expected enhanced code */
+};
+
+/* expect_map_rows - every row's result, its header section ended (complete) or not, of a
+ * 100-byte body, gives the row's reply. */
+static void expect_map_rows(const struct map_row *rows, size_t n, bool complete)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct delivery_reply r =
+            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, complete);
+        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
+            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
+                        rows[i].status, r.code, r.esc);
+        expect_reply(r, rows[i].code, rows[i].esc);
+    }
+}
+
 static void test_map_table(void **state)
 {
     (void)state;
-    const struct {
-        enum http_failure failure;
-        long status;
-        uint64_t sent;
-        unsigned code;
-        const char *esc;
-    } rows[] = {
+    static const struct map_row rows[] = {
         /* every endpoint 2xx after receiving the whole body */
         {HTTP_FAILURE_NONE, 200, 100, 250, "2.0.0"},
         {HTTP_FAILURE_NONE, 201, 100, 250, "2.0.0"},
@@ -135,13 +153,7 @@ static void test_map_table(void **state)
         {HTTP_FAILURE_SEND, 403, 10, 550, "5.7.1"},
         {HTTP_FAILURE_TIMEOUT, 100, 0, 451, "4.4.7"},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        struct delivery_reply r = map(rows[i].failure, rows[i].status, rows[i].sent, 100);
-        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
-            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
-                        rows[i].status, r.code, r.esc);
-        expect_reply(r, rows[i].code, rows[i].esc);
-    }
+    expect_map_rows(rows, sizeof(rows) / sizeof(rows[0]), true);
     /* An empty body is fully sent with 0 bytes. */
     expect_reply(map(HTTP_FAILURE_NONE, 200, 0, 0), 250, "2.0.0");
 }
@@ -151,13 +163,7 @@ static void test_map_table(void **state)
 static void test_map_headers_cut_off(void **state)
 {
     (void)state;
-    const struct {
-        enum http_failure failure;
-        long status;
-        uint64_t sent;
-        unsigned code;
-        const char *esc;
-    } rows[] = {
+    static const struct map_row rows[] = {
         /* a 2xx is success only once its header section ended */
         {HTTP_FAILURE_NONE, 200, 100, 451, "4.4.2"},
         {HTTP_FAILURE_NONE, 204, 100, 451, "4.4.2"},
@@ -174,14 +180,7 @@ static void test_map_headers_cut_off(void **state)
         {HTTP_FAILURE_NONE, 302, 100, 451, "4.4.2"},
         {HTTP_FAILURE_NONE, 100, 100, 451, "4.4.2"},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        struct delivery_reply r =
-            map_head(rows[i].failure, rows[i].status, rows[i].sent, 100, false);
-        if (r.code != rows[i].code || strcmp(r.esc, rows[i].esc) != 0)
-            print_error("row %zu: failure %d status %ld -> %u %s\n", i, (int)rows[i].failure,
-                        rows[i].status, r.code, r.esc);
-        expect_reply(r, rows[i].code, rows[i].esc);
-    }
+    expect_map_rows(rows, sizeof(rows) / sizeof(rows[0]), false);
     /* not the same reply as a body not fully sent, though the same enhanced code */
     assert_string_not_equal(map_head(HTTP_FAILURE_NONE, 200, 100, 100, false).text,
                             map(HTTP_FAILURE_NONE, 200, 99, 100).text);
@@ -365,7 +364,7 @@ static int teardown(void **state)
         if (f->srv[i].loop != NULL)
             http_test_server_stop(&f->srv[i]);
     }
-    http_test_loop_finish(&f->loop);
+    run_loop_finish(&f->loop);
     txn_free(f->t);
     free(f->body);
     free(f);
@@ -393,16 +392,11 @@ static int start(struct fixture *f, struct delivery **d)
     return delivery_start(f->ctx, f->t, on_done, f, d);
 }
 
-static void on_guard(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
+/* Conditions the loop is run until (run_loop_until), each over the fixture. */
 
-/* A condition the loop is run until. */
-typedef int (*cond_fn)(const struct fixture *f);
-
-static int cond_done(const struct fixture *f)
+static int cond_done(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->done_calls >= f->want_done;
 }
 
@@ -414,41 +408,22 @@ struct seen {
     char retry_after[HTTP_RETRY_AFTER_MAX + 1]; /* copy of resp.retry_after */
 };
 
-static int cond_seen(const struct fixture *f)
+static int cond_seen(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->seen->calls > 0;
 }
 
-static int cond_two_requests(const struct fixture *f)
+static int cond_two_requests(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->srv[0].requests + f->srv[1].requests >= 2;
 }
 
-static int cond_connected(const struct fixture *f)
+static int cond_connected(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->srv[0].connections > 0;
-}
-
-static int cond_never(const struct fixture *f)
-{
-    (void)f;
-    return 0;
-}
-
-/* run_until - run the loop until cond holds or ms pass (a guard timer wakes the loop);
- * returns cond. */
-static int run_until(struct fixture *f, cond_fn cond, uint64_t ms)
-{
-    int expired = 0;
-    uv_timer_t guard;
-    uv_timer_init(&f->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    while (!cond(f) && !expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* the guard's close callback */
-    return cond(f);
 }
 
 /* use_server - endpoint i posts to a new server that answers with status (0: never). */
@@ -503,7 +478,7 @@ static void deliver(struct fixture *f)
     assert_non_null(d);
     assert_int_equal(f->done_calls, before); /* never synchronously */
     f->want_done = before + 1;
-    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     assert_int_equal(f->done_calls, before + 1);
 }
 
@@ -677,14 +652,14 @@ static void test_cancel_before_completion(void **state)
 
     /* Cancelled while both requests wait for an answer. */
     assert_int_equal(start(f, &d), 0);
-    assert_true(run_until(f, cond_two_requests, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_two_requests, f, WAIT_MS));
     assert_int_equal(f->srv[0].requests, 1);
     assert_int_equal(f->srv[1].requests, 1);
     delivery_cancel(d);
     delivery_cancel(NULL);
 
     /* Nothing fires afterwards. */
-    run_until(f, cond_never, 300);
+    run_loop_for(&f->loop, 300);
     assert_int_equal(f->done_calls, 0);
 }
 
@@ -695,9 +670,9 @@ static void test_cancel_mid_body(void **state)
     struct delivery *d = NULL;
     assert_int_equal(start(f, &d), 0);
     /* Run until the connection exists, then cancel while the body may still be flowing. */
-    assert_true(run_until(f, cond_connected, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_connected, f, WAIT_MS));
     delivery_cancel(d);
-    run_until(f, cond_never, 200);
+    run_loop_for(&f->loop, 200);
     assert_int_equal(f->done_calls, 0);
 }
 
@@ -734,7 +709,7 @@ static void test_client_close_with_requests_running(void **state)
     assert_int_equal(http_request_start(f->hc, &o, on_request_done, &calls, &r2), 0);
     assert_non_null(r1);
     assert_non_null(r2);
-    assert_true(run_until(f, cond_two_requests, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_two_requests, f, WAIT_MS));
     char v[64];
     assert_string_equal(http_test_header(&f->srv[0].head, "X-Empty", v, sizeof(v)), "");
     assert_string_equal(http_test_header(&f->srv[0].head, "X-Test", v, sizeof(v)), "1");
@@ -742,7 +717,7 @@ static void test_client_close_with_requests_running(void **state)
     http_client_close(f->hc); /* r2 still running: cancelled, no callback */
     f->hc = NULL;
     assert_int_equal(http_request_start(NULL, &o, on_request_done, &calls, NULL), SH_EINVAL);
-    run_until(f, cond_never, 100);
+    run_loop_for(&f->loop, 100);
     assert_int_equal(calls, 0);
 }
 
@@ -784,7 +759,7 @@ static void post_scripted(struct fixture *f, const char *script, size_t len, str
     o.connect_timeout_ms = 1000;
     f->seen = sn;
     assert_int_equal(http_request_start(f->hc, &o, on_seen, sn, NULL), 0);
-    assert_true(run_until(f, cond_seen, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_seen, f, WAIT_MS));
     assert_int_equal(sn->calls, 1);
     assert_int_equal(sn->resp.body_sent, BODY_BYTES); /* the script starts after the body */
 }

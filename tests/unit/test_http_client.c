@@ -20,6 +20,7 @@
 #include "smtphook/http_client.h"
 
 #include "http_test_server.h"
+#include "run_loop.h"
 
 #define SMALL_BYTES 4096u   /* a body that goes out with the headers */
 #define LARGE_BYTES 150000u /* past curl's MAX_INITIAL_POST_SIZE (64 KiB) */
@@ -32,6 +33,7 @@ struct fixture {
     char url[64];                /* its URL */
     char *body;                  /* LARGE_BYTES of every byte value */
     unsigned done;               /* done callbacks */
+    unsigned want_done;          /* for cond_done */
     struct http_response resp;   /* the last one's response (strings not kept) */
 };
 
@@ -56,31 +58,17 @@ static int teardown(void **state)
     struct fixture *f = *state;
     http_client_close(f->hc);
     http_test_server_stop(&f->srv);
-    http_test_loop_finish(&f->loop);
+    run_loop_finish(&f->loop);
     free(f->body);
     free(f);
     return 0;
 }
 
-static void on_guard(uv_timer_t *t)
+/* cond_done - done reached want_done. */
+static int cond_done(const void *arg)
 {
-    *(int *)t->data = 1;
-}
-
-/* run_until_done - run the loop until done reaches want or WAIT_MS pass; returns whether
- * it did. */
-static int run_until_done(struct fixture *f, unsigned want)
-{
-    int expired = 0;
-    uv_timer_t guard;
-    uv_timer_init(&f->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_guard, WAIT_MS, 0);
-    while (f->done < want && !expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* the guard's close callback */
-    return f->done >= want;
+    const struct fixture *f = arg;
+    return f->done >= f->want_done;
 }
 
 static void on_done(void *arg, const struct http_response *resp)
@@ -132,7 +120,8 @@ static void post(struct fixture *f, enum source from, size_t size)
     unsigned before = f->done;
     assert_int_equal(http_request_start(f->hc, &o, on_done, f, NULL), 0);
     assert_int_equal(f->done, before); /* never synchronously */
-    assert_true(run_until_done(f, before + 1));
+    f->want_done = before + 1;
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     assert_int_equal(f->resp.failure, HTTP_FAILURE_NONE);
     assert_int_equal(f->resp.status, 200);
     assert_true(f->resp.headers_complete);
@@ -210,19 +199,16 @@ static void on_turn(uv_check_t *h)
 static unsigned turns(struct fixture *f, uint64_t ms)
 {
     unsigned n = 0;
-    int expired = 0;
     uv_check_t check;
-    uv_timer_t guard;
+    struct run_loop_guard guard;
     uv_check_init(&f->loop, &check);
     check.data = &n;
     uv_check_start(&check, on_turn);
-    uv_timer_init(&f->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    while (!expired)
+    run_loop_guard_start(&guard, &f->loop, ms);
+    while (!guard.expired)
         uv_run(&f->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&check, NULL);
-    uv_close((uv_handle_t *)&guard, NULL);
+    run_loop_guard_close(&guard);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     return n;
 }

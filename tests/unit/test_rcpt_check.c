@@ -20,6 +20,7 @@
 #include "smtphook/rcpt_check.h"
 
 #include "http_test_server.h"
+#include "run_loop.h"
 
 #define WAIT_MS     10000u /* longest a test waits for anything */
 #define SHORT_MS    300u   /* the timeout of the timeout test */
@@ -243,7 +244,7 @@ static int teardown(void **state)
     http_client_close(f->hc);
     if (f->srv.loop != NULL)
         http_test_server_stop(&f->srv);
-    http_test_loop_finish(&f->loop);
+    run_loop_finish(&f->loop);
     free(f);
     return 0;
 }
@@ -263,49 +264,24 @@ static struct rcpt_check *checker(struct fixture *f)
     return f->rc;
 }
 
-/* A condition the loop is run until. */
-typedef int (*cond_fn)(const struct fixture *f);
+/* Conditions the loop is run until (run_loop_until), each over the fixture. */
 
-static int cond_done(const struct fixture *f)
+static int cond_done(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->done_calls >= f->want_done;
 }
 
-static int cond_never(const struct fixture *f)
+static int cond_one_held(const void *arg)
 {
-    (void)f;
-    return 0;
-}
-
-static int cond_one_held(const struct fixture *f)
-{
+    const struct fixture *f = arg;
     return f->srv.held >= 1;
 }
 
-static int cond_all_held(const struct fixture *f)
+static int cond_all_held(const void *arg)
 {
+    const struct fixture *f = arg;
     return f->srv.held >= CONCURRENT;
-}
-
-static void on_guard(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* run_until - run the loop until cond holds or ms pass (a guard timer wakes the loop);
- * returns cond. */
-static int run_until(struct fixture *f, cond_fn cond, uint64_t ms)
-{
-    int expired = 0;
-    uv_timer_t guard;
-    uv_timer_init(&f->loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    while (!cond(f) && !expired)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT); /* the guard's close callback */
-    return cond(f);
 }
 
 /* on_done - rcpt_check_done_fn: a copy of the result. */
@@ -359,7 +335,7 @@ static int ask(struct fixture *f, const char *rcpt, const char *sender,
     }
     assert_non_null(req);
     f->want_done = before + 1;
-    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     assert_int_equal(s.calls, 1);
     assert_false(s.res.cached);
     *res = s.res;
@@ -487,7 +463,7 @@ static void test_e2e_request(void **state)
     s.f = f;
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done, &s, &r, NULL), 0);
     f->want_done = f->done_calls + 1;
-    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     char *want = NULL;
     assert_int_equal(payload_rcpt_check_json(q.recipient, q.sender, q.client_address, q.client_port,
                                              q.helo, q.tls, &want),
@@ -532,7 +508,7 @@ static void test_e2e_cache_hit(void **state)
     s.f = f;
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done, &s, NULL, NULL), 0);
     f->want_done = f->done_calls + 1;
-    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     assert_int_equal(ask(f, "bob@example.com", "alice@example.org", &r), 1);
     expect(&r, false, 550, "5.1.1", unknown_text);
     assert_string_equal(r.why, "410");
@@ -547,7 +523,7 @@ static void test_e2e_cache_expiry(void **state)
     f->cfg.cache_ms = 100;
     assert_int_equal(ask(f, "bob@example.com", "alice@example.org", &r), 0);
     assert_int_equal(ask(f, "bob@example.com", "alice@example.org", &r), 1);
-    run_until(f, cond_never, 150);
+    run_loop_for(&f->loop, 150);
     assert_int_equal(ask(f, "bob@example.com", "alice@example.org", &r), 0);
     assert_int_equal(ask(f, "bob@example.com", "alice@example.org", &r), 1);
     assert_int_equal(f->srv.requests, 2);
@@ -678,7 +654,7 @@ static void test_e2e_eviction(void **state)
             snprintf(f->rcpts[n], sizeof(f->rcpts[n]), "u%u@example.com", i);
         f->want_done = f->done_calls + (unsigned)n;
         start_batch(f, n, sender);
-        assert_true(run_until(f, cond_done, WAIT_MS));
+        assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     }
     assert_int_equal(f->srv.requests, RCPT_CHECK_CACHE_MAX + 1);
     /* u0 went when u10000 came; every other one is kept (u1 looked up first: no reorder) */
@@ -715,20 +691,20 @@ static void test_e2e_cancel(void **state)
 
     /* while the app holds it */
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done_never, NULL, &hit, &req), 0);
-    assert_true(run_until(f, cond_one_held, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_one_held, f, WAIT_MS));
     rcpt_check_cancel(req);
     rcpt_check_cancel(NULL);
     http_test_server_release(&f->srv, 200); /* an answer now reaches nobody */
-    run_until(f, cond_never, 200);
+    run_loop_for(&f->loop, 200);
 
     /* and freeing the checker cancels what still runs */
     f->srv.status = 0;
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done_never, NULL, &hit, &req), 0);
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done_never, NULL, &hit, NULL), 0);
-    run_until(f, cond_never, 100);
+    run_loop_for(&f->loop, 100);
     rcpt_check_free(f->rc);
     f->rc = NULL;
-    run_until(f, cond_never, 100);
+    run_loop_for(&f->loop, 100);
     assert_int_equal(f->done_calls, 0);
     /* the answer to a cancelled check was never kept */
     struct rcpt_check_result r;
@@ -745,11 +721,11 @@ static void test_e2e_concurrent(void **state)
         snprintf(f->rcpts[i], sizeof(f->rcpts[i]), "user%u@example.com", i);
     f->want_done = CONCURRENT;
     start_batch(f, CONCURRENT, "alice@example.org");
-    assert_true(run_until(f, cond_all_held, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_all_held, f, WAIT_MS));
     assert_int_equal(f->done_calls, 0);
     assert_int_equal(f->srv.connections, CONCURRENT);
     http_test_server_release(&f->srv, 200);
-    assert_true(run_until(f, cond_done, WAIT_MS));
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
     for (unsigned i = 0; i < CONCURRENT; i++) {
         assert_int_equal(f->many[i].calls, 1);
         expect(&f->many[i].res, true, 250, "2.1.5", ok_text);
@@ -775,7 +751,7 @@ static void test_start_errors(void **state)
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done_never, NULL, &hit, NULL), SH_EINVAL);
     q.recipient = "b\xffo@example.com"; /* not UTF-8: no JSON for it */
     assert_int_equal(rcpt_check_start(checker(f), &q, on_done_never, NULL, &hit, NULL), SH_EINVAL);
-    run_until(f, cond_never, 50);
+    run_loop_for(&f->loop, 50);
     assert_int_equal(f->srv.requests, 0);
     rcpt_check_free(NULL);
 }

@@ -16,10 +16,7 @@
 
 #include "smtphook/retry.h"
 
-/* S - a string literal and its length, so rows may contain NUL bytes. */
-#define S(x) x, sizeof(x) - 1
-
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#include "golden.h"
 
 #define RMAX UINT32_MAX /* the largest random number */
 #define U64  UINT64_MAX

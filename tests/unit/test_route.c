@@ -16,10 +16,7 @@
 #include "smtphook/error.h"
 #include "smtphook/route.h"
 
-/* S - a string literal and its length, so rows may contain NUL bytes. */
-#define S(x) x, sizeof(x) - 1
-
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#include "golden.h"
 
 #define LONG_TEXT_BYTES 600 /* longest generated pattern or address */
 
@@ -27,22 +24,6 @@
 #define DOMAIN    ROUTE_PATTERN_DOMAIN
 #define SUBDOMAIN ROUTE_PATTERN_SUBDOMAIN
 #define ANY       ROUTE_PATTERN_ANY
-
-/* show - print a string with escapes, for failure messages. */
-static void show(const char *what, const char *s, size_t len)
-{
-    char out[4 * LONG_TEXT_BYTES + 1];
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 5 < sizeof(out); i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-    print_message("  %s: \"%s\"\n", what, out);
-}
 
 /* repeat - a NUL-terminated string of prefix, n copies of c and suffix, in buf. */
 static char *repeat(char *buf, size_t size, const char *prefix, char c, size_t n,
@@ -197,7 +178,7 @@ static void test_parse(void **state)
         const char *why = "untouched";
         int rc = route_pattern_parse(c->text, &p, &why);
         if ((rc == 0) != c->ok) {
-            show("pattern", c->text, strlen(c->text));
+            golden_show("pattern", c->text, strlen(c->text));
             print_message("  rc %d, why: %s\n", rc, why ? why : "(null)");
         }
         if (!c->ok) {
@@ -466,7 +447,7 @@ static void test_match(void **state)
         if (got != c->want) {
             print_message("  pattern \"%s\", delimiters \"%s\"\n", c->pattern,
                           c->delimiters ? c->delimiters : "(null)");
-            show("address", c->addr, c->len);
+            golden_show("address", c->addr, c->len);
         }
         assert_int_equal(got, c->want);
         /* Split once, as config_route_for does for all its patterns: the same answer. */

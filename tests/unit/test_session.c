@@ -22,34 +22,12 @@
 #include "smtphook/spool.h"
 #include "smtphook/txn.h"
 
-#define NOW_MS          INT64_C(1700000000000) /* the clock every transaction is stamped with */
-#define RUN_OUT_LIMIT   ((size_t)1 << 20)      /* engine out_limit: replies never pile up here */
-#define SPOOL_MEMORY    ((uint64_t)1 << 20)    /* spool.memory_bytes: bodies stay in memory */
-#define SPOOL_READ_SIZE 7                      /* bytes per spool_read, small to cross reads */
+#include "engine_test.h"
 
-static char host[] = "mx.test";
-static char dom1[] = "example.com";
-static char *domains[] = {dom1};
-static char spool_dir[] = "/tmp";
+#define NOW_MS        INT64_C(1700000000000) /* the clock every transaction is stamped with */
+#define RUN_OUT_LIMIT ((size_t)1 << 20)      /* engine out_limit: replies never pile up here */
+
 static char spool_dir_missing[] = "/nonexistent/smtphook-test";
-
-/* test_config - the limits under test; small ones where a test needs them. */
-static struct config test_config(void)
-{
-    struct config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.hostname = host;
-    cfg.domains = domains;
-    cfg.n_domains = 1;
-    cfg.limits.max_command_line_bytes = 512;
-    cfg.limits.max_recipients = 100;
-    cfg.limits.max_message_bytes = 100000;
-    cfg.limits.idle_timeout_ms = 1000;
-    cfg.limits.max_errors = 20;
-    cfg.spool.memory_bytes = SPOOL_MEMORY;
-    cfg.spool.directory = spool_dir;
-    return cfg;
-}
 
 /* A transcript of what a connection would see: replies, delivered messages, stops. */
 struct run {
@@ -86,22 +64,6 @@ static void run_free(struct run *r)
     buf_free(&r->posted);
 }
 
-/* spool_text - append the whole spool to dst, read back the way a delivery reads it;
- * returns the bytes read. */
-static uint64_t spool_text(const struct spool *sp, struct buf *dst)
-{
-    uint64_t off = 0;
-    char piece[SPOOL_READ_SIZE];
-    for (;;) {
-        size_t got = 0;
-        assert_int_equal(spool_read(sp, off, piece, sizeof(piece), &got), 0);
-        if (got == 0)
-            return off;
-        assert_int_equal(buf_append(dst, piece, got), 0);
-        off += got;
-    }
-}
-
 /* run_deliver - DELIVER: take the message, record "[mail_from n_rcpt]" and its body from
  * the spool, answer with the test's reply code. The reply text is the test's: the session
  * writes it exactly (delivery.c adds the id; here nobody does). */
@@ -115,7 +77,7 @@ static void run_deliver(struct run *r)
     char head[128];
     int n = snprintf(head, sizeof(head), "[%s %zu]", t->env.mail_from, t->env.n_rcpt);
     assert_int_equal(buf_append(&r->posted, head, (size_t)n), 0);
-    assert_true(spool_text(t->spool, &r->posted) == t->env.size);
+    assert_true(engine_test_spool_text(t->spool, &r->posted) == t->env.size);
     r->delivered++;
 
     struct app_reply reply;
@@ -185,17 +147,13 @@ static struct session *run_session(struct run *r)
 /* replies - the replies as a NUL-terminated string (for strstr). */
 static const char *replies(struct run *r)
 {
-    buf_append(&r->out, "", 1);
-    r->out.len--;
-    return r->out.data;
+    return engine_test_text(&r->out);
 }
 
 /* posted - the posted transcript as a NUL-terminated string. */
 static const char *posted(struct run *r)
 {
-    buf_append(&r->posted, "", 1);
-    r->posted.len--;
-    return r->posted.data;
+    return engine_test_text(&r->posted);
 }
 
 /* codes - the reply codes in out, one per final reply line ("NNN "), space-separated. */
@@ -241,7 +199,7 @@ static const char *const full_session = "EHLO client.example.org\r\n"
 static void test_full_session(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     expect_codes(&cfg, full_session, "220 250 250 250 354 250 250 250 550 354 250 250 221");
 
     struct run r;
@@ -290,14 +248,14 @@ static void check_every_split(const struct config *cfg, const char *script, size
 static void test_every_split(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     check_every_split(&cfg, full_session, strlen(full_session));
 }
 
 static void test_greeting_and_ehlo(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     run_feed_str(&r, "EHLO c\r\n");
@@ -313,7 +271,7 @@ static void test_greeting_and_ehlo(void **state)
 static void test_state_errors(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     expect_codes(&cfg, "MAIL FROM:<a@b.c>\r\n", "220 503");
     expect_codes(&cfg, "HELO x\r\nRCPT TO:<b@example.com>\r\n", "220 250 503");
     expect_codes(&cfg, "HELO x\r\nDATA\r\n", "220 250 503");
@@ -329,7 +287,7 @@ static void test_state_errors(void **state)
 static void test_mail_params(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=abc\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> SIZE=-1\r\n", "220 250 501");
     expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c> FOO=1\r\n", "220 250 555");
@@ -350,7 +308,7 @@ static void test_mail_params(void **state)
 static void test_recipient_limit(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_errors = 1;
     struct run r;
     run_init(&r, &cfg);
@@ -372,7 +330,7 @@ static void test_recipient_limit(void **state)
 static void test_size_during_data(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_message_bytes = 1000;
     struct run r;
     run_init(&r, &cfg);
@@ -402,7 +360,7 @@ static void test_size_during_data(void **state)
 static void test_spool_failure(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.spool.memory_bytes = 0;              /* every byte goes to a file ... */
     cfg.spool.directory = spool_dir_missing; /* ... that cannot be created */
     static const char *const bodies[] = {"DATA\r\nhello\r\n.\r\n", "BDAT 5 LAST\r\nhello"};
@@ -431,7 +389,7 @@ static void test_spool_failure(void **state)
 static void test_body_in_file(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.spool.memory_bytes = 64;
     struct run r;
     run_init(&r, &cfg);
@@ -456,7 +414,7 @@ static void test_body_in_file(void **state)
 static void test_error_budget(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_errors = 3;
     struct run r;
     run_init(&r, &cfg);
@@ -472,7 +430,7 @@ static void test_error_budget(void **state)
 static void test_long_line(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     char in[2000];
     memset(in, 'N', sizeof(in));
     memcpy(in, "NOOP ", 5);
@@ -492,7 +450,7 @@ static void test_long_line(void **state)
 static void test_refused_data_drops_input(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     expect_codes(&cfg, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@x.org>\r\nDATA\r\nQUIT\r\n",
                  "220 250 250 550 554 421");
     struct run r;
@@ -526,7 +484,7 @@ static void test_refused_data_drops_input(void **state)
 static void test_outcome_failure_and_shutdown(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     r.reply_code = 451;
@@ -563,7 +521,7 @@ static void test_outcome_failure_and_shutdown(void **state)
 static void test_envelope(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     run_feed_str(
@@ -629,7 +587,7 @@ static const char chunk_session[] = "EHLO c\r\n"
 static void test_bdat_session(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     expect_run(&cfg, S(chunk_session), "220 250 250 250 250 250 250 250 221",
                S("[a@b.c 1].x\r\n.\r\n\0\r\n..\n"));
 
@@ -657,7 +615,7 @@ static void test_bdat_session(void **state)
 static void test_bdat_envelope(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     run_feed(&r, S("EHLO c\r\nMAIL FROM:<a@b.c> BODY=BINARYMIME\r\nRCPT TO:<b@example.com>\r\n"
@@ -684,7 +642,7 @@ static void test_bdat_envelope(void **state)
     assert_false(t->too_big);
     assert_int_equal(t->spool_error, 0);
     struct buf body = {0};
-    assert_true(spool_text(t->spool, &body) == 7);
+    assert_true(engine_test_spool_text(t->spool, &body) == 7);
     assert_memory_equal(body.data, "abcdefg", 7);
     buf_free(&body);
     /* Session commands wait while the message is delivered: nothing is answered. */
@@ -729,7 +687,7 @@ static void test_bdat_envelope(void **state)
 static void test_bdat_every_split(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     check_every_split(&cfg, S(chunk_session));
     /* Refused chunks and a 552 too, byte by byte. */
     cfg.limits.max_message_bytes = 5;
@@ -751,7 +709,7 @@ static void test_bdat_every_split(void **state)
 static void test_bdat_without_transaction(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char cmds[] = "RSET\r\nMAIL FROM:<x@y>\r\nRCPT TO:<b@example.com>\r\n"
                                "DATA\r\nhi\r\n.\r\nQUIT\r\n";
     char in[512];
@@ -802,7 +760,7 @@ static void test_bdat_without_transaction(void **state)
 static void test_bdat_syntax(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     /* No readable size: 501, and since nobody knows where its chunk ends, nothing the client
      * sends after it can be trusted to be a command. Changed: the rest of the read used to
      * be dropped and the session went on; now 421 4.5.0 follows and the session ends,
@@ -868,7 +826,7 @@ static void test_bdat_syntax(void **state)
 static void test_bdat_and_data_do_not_mix(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     /* Changed: the message text sent behind the refused DATA now ends the session with
      * 421 4.5.0 (it used to be dropped). */
     expect_codes(&cfg,
@@ -898,7 +856,7 @@ static void test_bdat_and_data_do_not_mix(void **state)
 static void test_bdat_size_limit(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_message_bytes = 10;
     /* The total goes over: the chunk is read to its end, 552, nothing posted; the chunks
      * pipelined behind find no transaction. */
@@ -953,7 +911,7 @@ static void test_bdat_size_limit(void **state)
 static void test_bdat_reset_and_shutdown(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char *const enders[] = {"RSET\r\n", "EHLO c\r\n", "HELO c\r\n"};
     for (size_t i = 0; i < 3; i++) {
         char in[256];
@@ -990,7 +948,7 @@ static const struct envelope_tls tls13 = {"TLSv1.3", "TLS_AES_256_GCM_SHA384", "
 static void test_starttls_not_offered(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     session_set_tls_policy(&r.e.session, false, false);
@@ -1005,7 +963,7 @@ static void test_starttls_not_offered(void **state)
 static void test_starttls_rules(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     session_set_tls_policy(&r.e.session, true, false);
@@ -1066,7 +1024,7 @@ static void test_starttls_rules(void **state)
 static void test_starttls_forgets_transaction(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     run_feed_str(&r, "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n");
@@ -1082,7 +1040,7 @@ static void test_starttls_forgets_transaction(void **state)
 static void test_require_tls(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct run r;
     run_init(&r, &cfg);
     session_set_tls_policy(&r.e.session, true, true);
@@ -1121,7 +1079,7 @@ static enum session_action check_line(struct session *s, const char *text, struc
 static void test_rcpt_count_after_partial_answers(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_recipients = 3;
     cfg.recipient_check.enabled = true;
 
@@ -1154,7 +1112,7 @@ static void test_rcpt_count_after_partial_answers(void **state)
 static void test_rcpt_without_argument_waits_in_line(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.recipient_check.enabled = true;
 
     struct session s;
@@ -1186,7 +1144,7 @@ static void test_rcpt_without_argument_waits_in_line(void **state)
 static void test_rcpt_line_is_bounded(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.recipient_check.enabled = true;
     size_t cap = cfg.limits.max_recipients + cfg.limits.max_errors;
 
@@ -1219,7 +1177,7 @@ static bool down_flag(void *arg, long route)
 static void test_route_down_defers_the_recipient(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     cfg.limits.max_errors = 2;
     bool down = true;
     struct run r;

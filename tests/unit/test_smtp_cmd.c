@@ -13,10 +13,7 @@
 
 #include "smtphook/smtp_cmd.h"
 
-/* S - a string literal and its length, so rows may contain NUL bytes. */
-#define S(x) x, sizeof(x) - 1
-
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#include "golden.h"
 
 #define LONG_MAX_BYTES 600 /* longest generated argument */
 
@@ -28,22 +25,6 @@ static const char *syntax_name(enum smtp_syntax r)
         "BAD_SIZE",  "BAD_BODY",       "PARAM_NOT_ESMTP",
     };
     return (size_t)r < N(names) ? names[r] : "?";
-}
-
-/* show - print an argument with escapes, for failure messages. */
-static void show(const char *what, const char *s, size_t len)
-{
-    char out[4 * LONG_MAX_BYTES + 1];
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 5 < sizeof(out); i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
-    }
-    out[o] = '\0';
-    print_message("  %s: \"%s\"\n", what, out);
 }
 
 /* ---- verbs -------------------------------------------------------------------------------- */
@@ -102,7 +83,7 @@ static void test_verbs(void **state)
         size_t want_len = strlen(c->arg);
         if (cmd.verb != c->verb || cmd.has_arg != c->has_arg || cmd.arg_len != want_len ||
             memcmp(cmd.arg, c->arg, want_len) != 0)
-            show("line", c->line, c->len);
+            golden_show("line", c->line, c->len);
         assert_int_equal(cmd.verb, c->verb);
         assert_int_equal(cmd.has_arg, c->has_arg);
         assert_int_equal(cmd.arg_len, want_len);
@@ -335,7 +316,7 @@ static void check_path(const struct path_case *c, enum smtp_syntax r, const stru
     if (!bad && r == SMTP_SYNTAX_OK)
         bad = strcmp(p->mailbox, c->mailbox) != 0 || p->at != c->at || p->non_ascii != c->non_ascii;
     if (bad) {
-        show("arg", c->arg, c->len);
+        golden_show("arg", c->arg, c->len);
         print_message("  got %s, want %s; mailbox \"%s\" at %zu\n", syntax_name(r),
                       syntax_name(c->want), p->mailbox, p->at);
     }
@@ -465,7 +446,7 @@ static void test_mail_params(void **state)
         enum smtp_syntax r = smtp_cmd_mail(c->arg, c->len, c->esmtp, &path, &p);
         if (r != c->want || p.has_size != c->has_size || p.size != c->size || p.body != c->body ||
             p.smtputf8 != c->smtputf8) {
-            show("arg", c->arg, c->len);
+            golden_show("arg", c->arg, c->len);
             print_message("  got %s, want %s\n", syntax_name(r), syntax_name(c->want));
         }
         assert_int_equal(r, c->want);
@@ -712,7 +693,7 @@ static void test_valid_utf8(void **state)
         const struct utf8_case *c = &utf8_cases[i];
         bool got = smtp_cmd_valid_utf8(c->s, c->len);
         if (got != c->valid)
-            show("bytes", c->s, c->len);
+            golden_show("bytes", c->s, c->len);
         assert_int_equal(got, c->valid);
     }
     /* Every ASCII byte alone: printable ones only. */
@@ -775,7 +756,7 @@ static void test_bdat(void **state)
         bool last = true;
         bool ok = smtp_cmd_bdat(c->arg, c->len, &size, &last);
         if (ok != c->ok || size != c->size || last != c->last)
-            show("arg", c->arg, c->len);
+            golden_show("arg", c->arg, c->len);
         assert_int_equal(ok, c->ok);
         assert_true(size == c->size);
         assert_int_equal(last, c->last);
@@ -802,7 +783,7 @@ static void test_bdat(void **state)
         uint64_t size = 7;
         bool ok = smtp_cmd_bdat_size(sizes[i].arg, strlen(sizes[i].arg), &size);
         if (ok != sizes[i].ok)
-            show("size arg", sizes[i].arg, strlen(sizes[i].arg));
+            golden_show("size arg", sizes[i].arg, strlen(sizes[i].arg));
         assert_int_equal(ok, sizes[i].ok);
         if (ok)
             assert_true(size == sizes[i].size);

@@ -22,39 +22,18 @@
 #include "smtphook/spool.h"
 #include "smtphook/txn.h"
 
+#include "engine_test.h"
+
 #define S(x) x, sizeof(x) - 1
 
 #define NOW_MS         INT64_C(1700000000000) /* the clock every transaction is stamped with */
 #define NO_LIMIT       SIZE_MAX               /* out_limit that never stops a feed */
-#define SPOOL_MEMORY   ((uint64_t)1 << 20)    /* spool.memory_bytes */
 #define FLOOD_NOOPS    50000                  /* NOOPs pipelined behind a refused DATA */
 #define FLOOD_READ     65536                  /* bytes per read of the flood */
 #define GUARD_FEEDS    100000                 /* feeds of one input before a test gives up */
 #define SYNC_LOST_TEXT "421 4.5.0 mx.test Error: SMTP protocol synchronization, closing\r\n"
 
-static char host[] = "mx.test";
-static char dom1[] = "example.com";
-static char *domains[] = {dom1};
-static char spool_dir[] = "/tmp";
-
 static const struct envelope_tls tls13 = {"TLSv1.3", "TLS_AES_256_GCM_SHA384", NULL, NULL, NULL};
-
-/* test_config - the limits under test. */
-static struct config test_config(void)
-{
-    struct config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.hostname = host;
-    cfg.domains = domains;
-    cfg.n_domains = 1;
-    cfg.limits.max_command_line_bytes = 512;
-    cfg.limits.max_recipients = 100;
-    cfg.limits.max_message_bytes = 100000;
-    cfg.limits.max_errors = 20;
-    cfg.spool.memory_bytes = SPOOL_MEMORY;
-    cfg.spool.directory = spool_dir;
-    return cfg;
-}
 
 /* A connection minus the I/O: what was sent, what was delivered, how often feed stopped. */
 struct drv {
@@ -91,14 +70,6 @@ static size_t drv_send(struct drv *d)
     return n;
 }
 
-/* drv_text - NUL-terminated copy of b for string asserts (valid until b changes). */
-static const char *drv_text(struct buf *b)
-{
-    buf_append(b, "", 1);
-    b->len--;
-    return b->data != NULL ? b->data : "";
-}
-
 /* drv_deliver - take the message, keep "[from]body", answer 250 with a fixed text. */
 static void drv_deliver(struct drv *d)
 {
@@ -107,15 +78,7 @@ static void drv_deliver(struct drv *d)
     buf_append_str(&d->posted, "[");
     buf_append_str(&d->posted, t->env.mail_from);
     buf_append_str(&d->posted, "]");
-    char piece[64];
-    uint64_t off = 0;
-    size_t got = 0;
-    do {
-        assert_int_equal(spool_read(t->spool, off, piece, sizeof(piece), &got), 0);
-        buf_append(&d->posted, piece, got);
-        off += got;
-    } while (got > 0);
-    assert_true(off == t->env.size);
+    assert_true(engine_test_spool_text(t->spool, &d->posted) == t->env.size);
     struct app_reply ok = {250, "2.0.0", "Ok: queued"};
     if (smtp_engine_delivered(&d->e, &ok) == SMTP_ENGINE_CLOSE)
         d->closed = true;
@@ -191,7 +154,7 @@ static void run_script(struct drv *d, const struct config *cfg, const char *in, 
 static void expect_same(struct drv *d, struct drv *ref)
 {
     if (d->sent.len != ref->sent.len || memcmp(d->sent.data, ref->sent.data, ref->sent.len) != 0)
-        fail_msg("want:\n%s\ngot:\n%s", drv_text(&ref->sent), drv_text(&d->sent));
+        fail_msg("want:\n%s\ngot:\n%s", engine_test_text(&ref->sent), engine_test_text(&d->sent));
     assert_int_equal(d->posted.len, ref->posted.len);
     assert_memory_equal(d->posted.data, ref->posted.data, ref->posted.len);
     assert_int_equal(d->closed, ref->closed);
@@ -202,13 +165,14 @@ static void expect_same(struct drv *d, struct drv *ref)
 static void test_full_resumes_losslessly(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct drv ref;
     run_script(&ref, &cfg, S(script), 0, NO_LIMIT);
     assert_int_equal(ref.fulls, 0);
     assert_int_equal(ref.delivers, 2);
     assert_true(ref.closed);
-    assert_non_null(strstr(drv_text(&ref.posted), "[a@b.c]Subject: x\r\n\r\n.dot\r\n[c@b.c]abcde"));
+    assert_non_null(
+        strstr(engine_test_text(&ref.posted), "[a@b.c]Subject: x\r\n\r\n.dot\r\n[c@b.c]abcde"));
 
     for (size_t limit = 1; limit <= ref.sent.len + 1; limit++) {
         static const size_t reads[] = {0, 1, 7, 64};
@@ -229,7 +193,7 @@ static void test_full_resumes_losslessly(void **state)
 static void test_full_one_reply_per_feed(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct drv d;
     drv_init(&d, &cfg, 1);
     drv_send(&d);
@@ -273,7 +237,7 @@ static void test_full_one_reply_per_feed(void **state)
 static void test_deliver_with_pipelined_commands(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char *const messages[] = {"DATA\r\nhi\r\n.\r\n", "BDAT 2 LAST\r\nhi",
                                            "BDAT 0 LAST\r\n"};
     static const uint64_t sizes[] = {4, 2, 0}; /* "hi\r\n", "hi", nothing */
@@ -292,7 +256,7 @@ static void test_deliver_with_pipelined_commands(void **state)
         assert_int_equal(used, (size_t)head);
         assert_true(smtp_engine_delivering(&d.e));
         drv_send(&d);
-        assert_null(strstr(drv_text(&d.sent), "2.0.0 Ok\r\n")); /* the NOOP waits */
+        assert_null(strstr(engine_test_text(&d.sent), "2.0.0 Ok\r\n")); /* the NOOP waits */
         assert_false(smtp_engine_pending(&d.e));
 
         struct txn *t = smtp_engine_take_txn(&d.e);
@@ -305,7 +269,7 @@ static void test_deliver_with_pipelined_commands(void **state)
         size_t before = d.sent.len;
         drv_send(&d);
         drv_feed(&d, in + used, (size_t)n - used);
-        assert_string_equal(drv_text(&d.sent) + before,
+        assert_string_equal(engine_test_text(&d.sent) + before,
                             "250 2.0.0 Ok: queued as x\r\n"
                             "250 2.0.0 Ok\r\n"
                             "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
@@ -333,8 +297,9 @@ static void test_deliver_with_pipelined_commands(void **state)
                      sizeof(in) - 1 - used);
     assert_int_equal(st, SMTP_ENGINE_CLOSE);
     drv_send(&d);
-    assert_non_null(strstr(drv_text(&d.sent), "\r\n250 2.0.0 Ok: queued\r\n421 4.3.2 mx.test "));
-    assert_null(strstr(drv_text(&d.sent), "250 2.0.0 Ok\r\n"));
+    assert_non_null(
+        strstr(engine_test_text(&d.sent), "\r\n250 2.0.0 Ok: queued\r\n421 4.3.2 mx.test "));
+    assert_null(strstr(engine_test_text(&d.sent), "250 2.0.0 Ok\r\n"));
     drv_free(&d);
 }
 
@@ -344,7 +309,7 @@ static void test_deliver_with_pipelined_commands(void **state)
 static void test_chunk_end_at_input_end(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char in[] = "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<b@example.com>\r\n"
                              "BDAT 3\r\nabc";
     for (size_t limit = 1; limit < 400; limit++) {
@@ -355,7 +320,7 @@ static void test_chunk_end_at_input_end(void **state)
             drv_feed(&d, in, cut);
             drv_feed(&d, in + cut, sizeof(in) - 1 - cut);
             assert_false(smtp_engine_pending(&d.e));
-            const char *sent = drv_text(&d.sent);
+            const char *sent = engine_test_text(&d.sent);
             size_t n = strlen(sent);
             static const char end[] = "\r\n250 2.1.5 Ok\r\n250 2.0.0 3 octets received\r\n";
             assert_true(n >= sizeof(end) - 1);
@@ -375,7 +340,7 @@ static void test_chunk_end_at_input_end(void **state)
     assert_int_equal(st, SMTP_ENGINE_IDLE);
     assert_false(smtp_engine_pending(&d.e));
     drv_send(&d);
-    assert_non_null(strstr(drv_text(&d.sent), "\r\n250 2.0.0 3 octets received\r\n"));
+    assert_non_null(strstr(engine_test_text(&d.sent), "\r\n250 2.0.0 3 octets received\r\n"));
     drv_free(&d);
 }
 
@@ -384,7 +349,7 @@ static void test_chunk_end_at_input_end(void **state)
 static void test_starttls_drops_rest(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char *const behind[] = {"", "MAIL FROM:<evil@x.y>\r\nRCPT TO:<b@example.com>\r\n",
                                          "MAIL FR", "QUIT\r\n"};
     for (int tiny = 0; tiny < 2; tiny++) {
@@ -398,7 +363,7 @@ static void test_starttls_drops_rest(void **state)
             drv_feed(&d, in, (size_t)n);
             assert_int_equal(d.starttls, 1);
             assert_false(d.closed);
-            const char *sent = drv_text(&d.sent);
+            const char *sent = engine_test_text(&d.sent);
             static const char go[] = "250 ENHANCEDSTATUSCODES\r\n220 2.0.0 Ready to start TLS\r\n";
             assert_string_equal(sent + strlen(sent) - (sizeof(go) - 1), go);
             assert_false(smtp_parser_pending(&d.e.parser));
@@ -408,7 +373,7 @@ static void test_starttls_drops_rest(void **state)
             assert_int_equal(drv_send(&d), 0); /* STARTTLS: no second greeting */
             size_t before = d.sent.len;
             drv_feed(&d, S("OM:<a@b.c>\r\nMAIL FROM:<a@b.c>\r\n"));
-            assert_string_equal(drv_text(&d.sent) + before,
+            assert_string_equal(engine_test_text(&d.sent) + before,
                                 "500 5.5.2 Error: command not recognized\r\n"
                                 "503 5.5.1 Error: send HELO/EHLO first\r\n");
             drv_free(&d);
@@ -420,7 +385,7 @@ static void test_starttls_drops_rest(void **state)
     smtp_engine_init(&d.e, &cfg, "192.0.2.1", 40000, "e1", NO_LIMIT);
     smtp_engine_tls_started(&d.e, &tls13, true);
     drv_send(&d);
-    assert_string_equal(drv_text(&d.sent), "220 mx.test ESMTP smtphook\r\n");
+    assert_string_equal(engine_test_text(&d.sent), "220 mx.test ESMTP smtphook\r\n");
     drv_free(&d);
 }
 
@@ -434,7 +399,7 @@ static void expect_refused_data(const struct config *cfg, const char *setup, con
     drv_init(&d, cfg, out_limit);
     drv_send(&d);
     drv_feed(&d, in, (size_t)n);
-    const char *sent = drv_text(&d.sent);
+    const char *sent = engine_test_text(&d.sent);
     const char *r = strstr(sent, refusal);
     if (r == NULL)
         fail_msg("no %s in:\n%s", refusal, sent);
@@ -444,7 +409,7 @@ static void expect_refused_data(const struct config *cfg, const char *setup, con
         assert_int_equal(d.sent.len, after);
         assert_false(d.closed);
         drv_feed(&d, S("NOOP\r\n"));
-        assert_string_equal(drv_text(&d.sent) + after, "250 2.0.0 Ok\r\n");
+        assert_string_equal(engine_test_text(&d.sent) + after, "250 2.0.0 Ok\r\n");
     } else {
         /* Sent without waiting: not executed, not answered, the session ends. */
         assert_string_equal(sent + after, SYNC_LOST_TEXT);
@@ -460,7 +425,7 @@ static void expect_refused_data(const struct config *cfg, const char *setup, con
 static void test_refused_data(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char *const behind[] = {
         "",
         "NOOP\r\n",
@@ -492,8 +457,8 @@ static void test_refused_data(void **state)
     drv_feed(&d, S("TA\r\n"));
     assert_false(d.closed);
     drv_feed(&d, S("RSET\r\n"));
-    assert_non_null(strstr(drv_text(&d.sent), "\r\n554 5.5.1 Error: no valid recipients\r\n"
-                                              "250 2.0.0 Ok\r\n"));
+    assert_non_null(strstr(engine_test_text(&d.sent), "\r\n554 5.5.1 Error: no valid recipients\r\n"
+                                                      "250 2.0.0 Ok\r\n"));
     drv_free(&d);
 
     /* The engine judges the input it is given: a read that ends with the refused DATA has
@@ -502,8 +467,8 @@ static void test_refused_data(void **state)
     drv_feed(&d, S("EHLO c\r\nMAIL FROM:<a@b.c>\r\nDATA\r\n"));
     drv_feed(&d, S("NOOP\r\n"));
     assert_false(d.closed);
-    assert_non_null(strstr(drv_text(&d.sent), "\r\n554 5.5.1 Error: no valid recipients\r\n"
-                                              "250 2.0.0 Ok\r\n"));
+    assert_non_null(strstr(engine_test_text(&d.sent), "\r\n554 5.5.1 Error: no valid recipients\r\n"
+                                                      "250 2.0.0 Ok\r\n"));
     drv_free(&d);
 }
 
@@ -512,7 +477,7 @@ static void test_refused_data(void **state)
 static void test_refused_data_flood(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char head[] = "EHLO c\r\nMAIL FROM:<a@b.c>\r\nDATA\r\n";
     size_t len = sizeof(head) - 1 + (size_t)FLOOD_NOOPS * 6;
     char *in = malloc(len);
@@ -541,7 +506,7 @@ static void test_refused_data_flood(void **state)
         }
         assert_true(reads > 4);
         assert_true(d.closed);
-        const char *sent = drv_text(&d.sent);
+        const char *sent = engine_test_text(&d.sent);
         assert_null(strstr(sent, "250 2.0.0 Ok"));
         static const char end[] =
             "250 2.1.0 Ok\r\n554 5.5.1 Error: no valid recipients\r\n" SYNC_LOST_TEXT;
@@ -557,7 +522,7 @@ static void test_refused_data_flood(void **state)
 static void test_unreadable_bdat_size(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     static const char *const lines[] = {"BDAT\r\n", "BDAT x\r\nNOOP\r\n", "BDAT -1 LAST\r\nabc",
                                         "BDAT 99999999999999999999999\r\n"};
     for (size_t i = 0; i < 4; i++) {
@@ -571,7 +536,7 @@ static void test_unreadable_bdat_size(void **state)
         assert_int_equal(used, (size_t)n);
         assert_int_equal(st, SMTP_ENGINE_CLOSE);
         drv_send(&d);
-        const char *sent = drv_text(&d.sent);
+        const char *sent = engine_test_text(&d.sent);
         static const char end[] = "250 ENHANCEDSTATUSCODES\r\n"
                                   "501 5.5.4 Syntax: BDAT size [LAST]\r\n" SYNC_LOST_TEXT;
         assert_string_equal(sent + strlen(sent) - (sizeof(end) - 1), end);
@@ -583,7 +548,7 @@ static void test_unreadable_bdat_size(void **state)
 static void test_close_is_final(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct drv d;
     drv_init(&d, &cfg, NO_LIMIT);
     drv_send(&d);
@@ -618,7 +583,7 @@ static void test_close_is_final(void **state)
         assert_false(smtp_engine_pending(&d.e));
         assert_int_equal(drv_send(&d), 0);
         assert_int_equal(d.sent.len, before);
-        assert_non_null(strstr(drv_text(&d.sent), "\r\n421 4."));
+        assert_non_null(strstr(engine_test_text(&d.sent), "\r\n421 4."));
         drv_free(&d);
     }
 }
@@ -627,7 +592,7 @@ static void test_close_is_final(void **state)
 static void test_timeout_and_shutdown(void **state)
 {
     (void)state;
-    struct config cfg = test_config();
+    struct config cfg = engine_test_config();
     struct drv d;
     drv_init(&d, &cfg, NO_LIMIT);
     drv_feed(&d, S("EHLO c\r\nMAIL FROM:<a@b.c>\r\n"));
@@ -635,7 +600,7 @@ static void test_timeout_and_shutdown(void **state)
     assert_int_equal(smtp_engine_timeout(&d.e), SMTP_ENGINE_CLOSE);
     drv_send(&d);
     static const char timeout[] = "250 2.1.0 Ok\r\n421 4.4.2 mx.test Error: timeout exceeded\r\n";
-    const char *sent = drv_text(&d.sent);
+    const char *sent = engine_test_text(&d.sent);
     assert_string_equal(sent + strlen(sent) - (sizeof(timeout) - 1), timeout);
     drv_free(&d);
 
@@ -645,9 +610,10 @@ static void test_timeout_and_shutdown(void **state)
     assert_null(smtp_engine_txn(&d.e));
     assert_int_equal(smtp_engine_shutdown(&d.e), SMTP_ENGINE_CLOSE);
     drv_send(&d);
-    assert_string_equal(drv_text(&d.sent), "220 mx.test ESMTP smtphook\r\n"
-                                           "421 4.3.2 mx.test Service shutting down, try again "
-                                           "later\r\n");
+    assert_string_equal(engine_test_text(&d.sent),
+                        "220 mx.test ESMTP smtphook\r\n"
+                        "421 4.3.2 mx.test Service shutting down, try again "
+                        "later\r\n");
     drv_free(&d);
 
     drv_init(&d, &cfg, NO_LIMIT);
@@ -656,7 +622,7 @@ static void test_timeout_and_shutdown(void **state)
     size_t before = d.sent.len;
     drv_feed(&d, S("RSET\r\nNOOP\r\n"));
     assert_true(d.closed);
-    assert_string_equal(drv_text(&d.sent) + before,
+    assert_string_equal(engine_test_text(&d.sent) + before,
                         "250 2.0.0 Ok\r\n421 4.3.2 mx.test Service shutting down, try again "
                         "later\r\n");
     drv_free(&d);
