@@ -1,14 +1,21 @@
-/* digest.c - SHA-256 through OpenSSL's EVP interface (see digest.h). Must not include the
- * SSL API (tls.c alone does), libuv, curl or jansson. */
+/* digest.c - SHA-256 and HMAC-SHA256 through OpenSSL's EVP interfaces, random bytes through
+ * RAND_bytes (see digest.h). Must not include the SSL API (tls.c alone does), libuv, curl or
+ * jansson. */
 #include "smtphook/digest.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 
 #include "smtphook/error.h"
 
+#define DIGEST_RANDOM_STEP 32 /* random bytes drawn per step of digest_random_hex */
+
 struct digest {
-    EVP_MD_CTX *ctx; /* the running hash */
+    EVP_MD_CTX *md;   /* a running SHA-256, or NULL */
+    EVP_MAC_CTX *mac; /* a running HMAC-SHA256, or NULL */
 };
 
 /* digest_new - see digest.h. */
@@ -18,28 +25,60 @@ int digest_new(struct digest **out)
     struct digest *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return SH_ENOMEM;
-    d->ctx = EVP_MD_CTX_new();
-    if (d->ctx == NULL || EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(d->ctx);
-        free(d);
+    d->md = EVP_MD_CTX_new();
+    if (d->md == NULL || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1) {
+        digest_free(d);
         return SH_ENOMEM;
     }
     *out = d;
     return 0;
 }
 
-/* digest_update - see digest.h. SHA-256 cannot fail on valid input once initialised. */
+/* digest_hmac_new - see digest.h. */
+int digest_hmac_new(const void *key, size_t keylen, struct digest **out)
+{
+    *out = NULL;
+    struct digest *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return SH_ENOMEM;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    d->mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    static const unsigned char empty[1];
+    if (d->mac == NULL || EVP_MAC_init(d->mac, keylen > 0 ? key : empty, keylen, params) != 1) {
+        digest_free(d);
+        return SH_ENOMEM;
+    }
+    *out = d;
+    return 0;
+}
+
+/* digest_update - see digest.h. SHA-256 and HMAC cannot fail on valid input once
+ * initialised. */
 void digest_update(struct digest *d, const void *data, size_t n)
 {
-    if (n > 0)
-        EVP_DigestUpdate(d->ctx, data, n);
+    if (n == 0)
+        return;
+    if (d->md != NULL)
+        EVP_DigestUpdate(d->md, data, n);
+    else
+        EVP_MAC_update(d->mac, data, n);
 }
 
 /* digest_final - see digest.h. */
 void digest_final(struct digest *d, uint8_t out[DIGEST_BYTES])
 {
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(d->ctx, out, &len);
+    if (d->md != NULL) {
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(d->md, out, &len);
+    } else {
+        size_t len = 0;
+        EVP_MAC_final(d->mac, out, &len, DIGEST_BYTES);
+    }
 }
 
 /* digest_free - see digest.h. */
@@ -47,8 +86,23 @@ void digest_free(struct digest *d)
 {
     if (d == NULL)
         return;
-    EVP_MD_CTX_free(d->ctx);
+    EVP_MD_CTX_free(d->md);
+    EVP_MAC_CTX_free(d->mac);
     free(d);
+}
+
+/* digest_hmac - see digest.h. */
+int digest_hmac(const void *key, size_t keylen, const void *data, size_t n,
+                uint8_t out[DIGEST_BYTES])
+{
+    struct digest *d;
+    int rc = digest_hmac_new(key, keylen, &d);
+    if (rc != 0)
+        return rc;
+    digest_update(d, data, n);
+    digest_final(d, out);
+    digest_free(d);
+    return 0;
 }
 
 /* digest_hex - see digest.h. */
@@ -60,4 +114,27 @@ void digest_hex(const uint8_t d[DIGEST_BYTES], char out[DIGEST_HEX + 1])
         out[2 * i + 1] = hex[d[i] & 0x0f];
     }
     out[DIGEST_HEX] = '\0';
+}
+
+/* digest_random - see digest.h. */
+int digest_random(void *dst, size_t n)
+{
+    if (n > (size_t)INT32_MAX || RAND_bytes(dst, (int)n) != 1)
+        return SH_EIO;
+    return 0;
+}
+
+/* digest_random_hex - see digest.h. */
+int digest_random_hex(char *dst, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t r[DIGEST_RANDOM_STEP];
+    for (size_t i = 0; i < n; i += 2 * DIGEST_RANDOM_STEP) {
+        if (digest_random(r, sizeof(r)) != 0)
+            return SH_EIO;
+        for (size_t k = 0; k < 2 * DIGEST_RANDOM_STEP && i + k < n; k++)
+            dst[i + k] = hex[k % 2 == 0 ? r[k / 2] >> 4 : r[k / 2] & 0x0f];
+    }
+    dst[n] = '\0';
+    return 0;
 }

@@ -1,7 +1,8 @@
-/* digest.h - SHA-256, for the message key (Idempotency-Key).
+/* digest.h - SHA-256 (the message key, Idempotency-Key), HMAC-SHA256 (request signatures)
+ * and random bytes (multipart boundaries, tokens).
  *
  * The only use of OpenSSL's libcrypto outside tls.c, behind our own interface, so that
- * the pure modules that hash (txn.c) include no OpenSSL header. */
+ * the pure modules that hash (txn.c, the signing code) include no OpenSSL header. */
 #ifndef SMTPHOOK_DIGEST_H
 #define SMTPHOOK_DIGEST_H
 
@@ -27,5 +28,20 @@ void digest_free(struct digest *d);
 
 /* digest_hex - lower-case hex of a digest into out (DIGEST_HEX + 1 bytes, NUL-terminated). */
 void digest_hex(const uint8_t d[DIGEST_BYTES], char out[DIGEST_HEX + 1]);
+
+/* digest_hmac_new - a running HMAC-SHA256 with key (keylen bytes). 0 or SH_ENOMEM. The
+ * digest_update, digest_final and digest_free above apply to it. */
+int digest_hmac_new(const void *key, size_t keylen, struct digest **out);
+
+/* digest_hmac - the HMAC-SHA256 of one buffer. 0 or SH_ENOMEM. */
+int digest_hmac(const void *key, size_t keylen, const void *data, size_t n,
+                uint8_t out[DIGEST_BYTES]);
+
+/* digest_random - n bytes from the operating system's cryptographic generator (through
+ * OpenSSL). 0 or SH_EIO. */
+int digest_random(void *dst, size_t n);
+
+/* digest_random_hex - n random lower-case hex characters and a NUL into dst. 0 or SH_EIO. */
+int digest_random_hex(char *dst, size_t n);
 
 #endif
