@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "smtphook/app_reply.h"
+#include "smtphook/base64.h"
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
@@ -78,6 +79,36 @@ static const char *const config_route_policies[] = {
     [CONFIG_ROUTE_FAILOVER] = "failover",
     [CONFIG_ROUTE_FAILOVER + 1] = NULL,
 };
+
+/* Endpoint "format" values, indexed by enum config_format. */
+static const char *const config_formats[] = {
+    [CONFIG_FORMAT_RAW] = "raw",
+    [CONFIG_FORMAT_JSON] = "json",
+    [CONFIG_FORMAT_MULTIPART] = "multipart",
+    [CONFIG_FORMAT_MULTIPART + 1] = NULL,
+};
+
+/* Endpoint "preset" values, indexed by enum config_preset. */
+static const char *const config_presets[] = {
+    [CONFIG_PRESET_NONE] = "none",       [CONFIG_PRESET_RAILS_RELAY] = "rails_relay",
+    [CONFIG_PRESET_MAILGUN] = "mailgun", [CONFIG_PRESET_SENDGRID] = "sendgrid",
+    [CONFIG_PRESET_SENDGRID + 1] = NULL,
+};
+
+/* Endpoint "signing.scheme" values, indexed by enum config_signing_scheme. */
+static const char *const config_signing_schemes[] = {
+    [CONFIG_SIGNING_NONE] = "none",
+    [CONFIG_SIGNING_STANDARD_WEBHOOKS] = "standard-webhooks",
+    [CONFIG_SIGNING_MAILGUN] = "mailgun",
+    [CONFIG_SIGNING_MAILGUN + 1] = NULL,
+};
+
+/* The user Action Mailbox's relay and SendGrid ingresses accept (RFC 7617 user-id). */
+#define CONFIG_RAILS_USER "actionmailbox"
+
+/* Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes. */
+#define CONFIG_SECRET_PREFIX "whsec_"
+#define CONFIG_SECRET_MIN    24u
 
 /* "recipient_check.on_failure" values, indexed by accept_on_failure. */
 static const char *const config_on_failure[] = {"defer", "accept", NULL};
@@ -382,6 +413,21 @@ static bool config_header_value_ok(const char *value)
     return true;
 }
 
+/* config_basic_user_problem - NULL if s can be a basic_auth user: RFC 7617 §2, no ':' and
+ * no control character. */
+static const char *config_basic_user_problem(const char *s)
+{
+    if (strchr(s, ':') != NULL)
+        return "must not contain ':' (RFC 7617)";
+    return config_header_value_ok(s) ? NULL : "must not contain control characters";
+}
+
+/* config_basic_password_problem - NULL if s can be a basic_auth password (never echoed). */
+static const char *config_basic_password_problem(const char *s)
+{
+    return config_header_value_ok(s) ? NULL : "must not contain control characters";
+}
+
 /* config_delimiter_problem - NULL if s can be recipient_delimiter: characters that may
  * start an extension in an unquoted local part (RFC 5321 §4.1.2 Dot-string: atext and '.'),
  * but no letter or digit, each at most once. route.c cuts at the first one found. */
@@ -428,6 +474,11 @@ static void config_free_endpoint(struct config_endpoint *e)
     free(e->client_cert);
     free(e->client_key);
     free(e->reply_map);
+    free(e->basic_auth.user);
+    free(e->basic_auth.password);
+    free(e->basic_auth.header);
+    free(e->signing.secrets);
+    free(e->signing.key);
 }
 
 /* config_free_endpoints - release an array of n endpoints. */
@@ -478,6 +529,8 @@ enum config_sec {
     CONFIG_SEC_CERTIFICATE, /* an entry of "tls.certificates": struct config_certificate */
     CONFIG_SEC_CHECK,       /* "recipient_check": struct config_recipient_check, shares HTTP */
     CONFIG_SEC_ROUTE,       /* an entry of "routes": struct config_route */
+    CONFIG_SEC_BASIC_AUTH,  /* an endpoint's "basic_auth": struct config_basic_auth */
+    CONFIG_SEC_SIGNING,     /* an endpoint's "signing": struct config_signing */
     CONFIG_SEC_COUNT,       /* number of entries in config_sections */
 };
 
@@ -623,6 +676,23 @@ static const struct config_key config_keys[] = {
                     connect_timeout_ms, CONFIG_TIMEOUT_MIN, CONFIG_TIMEOUT_MAX,
                     CONFIG_DEF_ENDPOINT_CONNECT_MS, CONFIG_REL_AT_MOST, timeout_ms),
 
+    CONFIG_ENUM(CONFIG_SEC_ENDPOINT, "format", struct config_endpoint, format, config_formats,
+                CONFIG_FORMAT_RAW),
+    CONFIG_ENUM(CONFIG_SEC_ENDPOINT, "preset", struct config_endpoint, preset, config_presets,
+                CONFIG_PRESET_NONE),
+    CONFIG_UINT(CONFIG_SEC_ENDPOINT, "max_header_bytes", struct config_endpoint, max_header_bytes,
+                4096, 1048576, CONFIG_DEF_MAX_HEADER_BYTES), /* Node.js: 16 KiB, nginx: 8 KiB */
+
+    CONFIG_STRING(CONFIG_SEC_BASIC_AUTH, "user", struct config_basic_auth, user, CONFIG_REQUIRED, 1,
+                  0, NULL, config_basic_user_problem),
+    CONFIG_STRING(CONFIG_SEC_BASIC_AUTH, "password", struct config_basic_auth, password,
+                  CONFIG_REQUIRED, 1, 0, NULL, config_basic_password_problem),
+
+    CONFIG_ENUM(CONFIG_SEC_SIGNING, "scheme", struct config_signing, scheme, config_signing_schemes,
+                CONFIG_SIGNING_NONE), /* required: config_signing_finish */
+    CONFIG_STRING(CONFIG_SEC_SIGNING, "key", struct config_signing, key, 0, 1, 0, NULL,
+                  NULL), /* a secret: never echoed */
+
     CONFIG_UINT(CONFIG_SEC_RETRY, "max_attempts", struct config_retry, max_attempts, 1,
                 CONFIG_ATTEMPTS_MAX, CONFIG_DEF_RETRY_MAX_ATTEMPTS),
     CONFIG_UINT(CONFIG_SEC_RETRY, "initial_backoff_ms", struct config_retry, initial_backoff_ms,
@@ -704,6 +774,9 @@ static int config_routes(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
 static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base);
+static int config_signing_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_basic_auth_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_http_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_check_finish(struct config_ctx *c, json_t *obj, void *base);
 
@@ -717,6 +790,7 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_ROUTE, "endpoints", config_route_endpoints},
     {CONFIG_SEC_HTTP, "headers", config_headers},
     {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
+    {CONFIG_SEC_SIGNING, "secrets", config_signing_secrets},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
@@ -744,6 +818,12 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
                           .shares = CONFIG_SEC_HTTP,
                           .shares_offset = offsetof(struct config_recipient_check, http),
                           .finish = config_check_finish},
+    [CONFIG_SEC_BASIC_AUTH] = {CONFIG_NESTED("basic_auth", CONFIG_SEC_ENDPOINT,
+                                             struct config_endpoint, basic_auth),
+                               .finish = config_basic_auth_finish},
+    [CONFIG_SEC_SIGNING] = {CONFIG_NESTED("signing", CONFIG_SEC_ENDPOINT, struct config_endpoint,
+                                          signing),
+                            .finish = config_signing_finish},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
@@ -1404,6 +1484,177 @@ static int config_reply_map(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
+/* config_signing_secrets - "signing.secrets": Standard Webhooks secrets, "whsec_" and the
+ * base64 of 24 to 64 bytes, each decoded once here. Never echoed. */
+static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_signing *sg = base;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return config_fail(c, "must be a list of one or more \"%s...\" secrets",
+                           CONFIG_SECRET_PREFIX);
+    size_t n = json_array_size(arr);
+    sg->secrets = calloc(n, sizeof(*sg->secrets));
+    if (sg->secrets == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *text = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &text);
+        if (rc != 0)
+            return rc;
+        size_t pfx = strlen(CONFIG_SECRET_PREFIX);
+        size_t len = strlen(text);
+        uint8_t key[BASE64_SIZE(CONFIG_SECRET_MAX)];
+        char padded[BASE64_SIZE(CONFIG_SECRET_MAX) + 1];
+        long got = -1;
+        if (strncmp(text, CONFIG_SECRET_PREFIX, pfx) == 0 && len - pfx < sizeof(padded) - 3) {
+            /* Secrets are often written without their '=' padding; it is implied. */
+            size_t b64 = len - pfx;
+            memcpy(padded, text + pfx, b64);
+            while (b64 % 4 != 0 && b64 % 4 != 1)
+                padded[b64++] = '=';
+            got = base64_decode(padded, b64, key);
+        }
+        free(text);
+        if (got < (long)CONFIG_SECRET_MIN || got > (long)CONFIG_SECRET_MAX)
+            return config_fail(c,
+                               "must be \"%s\" and the base64 of %u to %u bytes (the secret "
+                               "the receiver verifies with)",
+                               CONFIG_SECRET_PREFIX, CONFIG_SECRET_MIN, CONFIG_SECRET_MAX);
+        memcpy(sg->secrets[i].key, key, (size_t)got);
+        sg->secrets[i].len = (size_t)got;
+        sg->n_secrets++;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_signing_finish - "signing": a scheme, and exactly the secret that scheme uses. */
+static int config_signing_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_signing *sg = base;
+    const char *scheme = CONFIG_NAME(CONFIG_SEC_SIGNING, struct config_signing, scheme);
+    const char *key = CONFIG_NAME(CONFIG_SEC_SIGNING, struct config_signing, key);
+    const char *secrets = config_struct_name(config_signing_secrets);
+    (void)obj;
+    if (sg->scheme == CONFIG_SIGNING_NONE) {
+        config_push(c, scheme);
+        return config_fail(c, "is required: \"%s\" or \"%s\"",
+                           config_signing_schemes[CONFIG_SIGNING_STANDARD_WEBHOOKS],
+                           config_signing_schemes[CONFIG_SIGNING_MAILGUN]);
+    }
+    bool sw = sg->scheme == CONFIG_SIGNING_STANDARD_WEBHOOKS;
+    if (sw && sg->key != NULL) {
+        config_push(c, key);
+        return config_fail(c, "is for the \"%s\" scheme; \"%s\" uses \"%s\"",
+                           config_signing_schemes[CONFIG_SIGNING_MAILGUN],
+                           config_signing_schemes[sg->scheme], secrets);
+    }
+    if (!sw && sg->n_secrets > 0) {
+        config_push(c, secrets);
+        return config_fail(c, "is for the \"%s\" scheme; \"%s\" uses \"%s\"",
+                           config_signing_schemes[CONFIG_SIGNING_STANDARD_WEBHOOKS],
+                           config_signing_schemes[sg->scheme], key);
+    }
+    if (sw ? sg->n_secrets == 0 : sg->key == NULL) {
+        config_push(c, sw ? secrets : key);
+        return config_fail(c, "is required with the \"%s\" scheme",
+                           config_signing_schemes[sg->scheme]);
+    }
+    return 0;
+}
+
+/* config_basic_auth_finish - "basic_auth": the Authorization header line, made once. */
+static int config_basic_auth_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_basic_auth *a = base;
+    (void)obj;
+    static const char pfx[] = "Authorization: Basic ";
+    size_t ul = strlen(a->user), pl = strlen(a->password);
+    char *plain = malloc(ul + pl + 2);
+    char *line = malloc(sizeof(pfx) + BASE64_SIZE(ul + pl + 1));
+    if (plain == NULL || line == NULL) {
+        free(plain);
+        free(line);
+        return config_nomem(c);
+    }
+    snprintf(plain, ul + pl + 2, "%s:%s", a->user, a->password);
+    memcpy(line, pfx, sizeof(pfx) - 1);
+    base64_encode(plain, ul + pl + 1, line + sizeof(pfx) - 1);
+    free(plain);
+    free(a->header);
+    a->header = line;
+    return 0;
+}
+
+/* config_endpoint_check - what an endpoint's keys must agree on, once its nested objects are
+ * read: a preset chooses the format and needs the secret its receiver checks; the Mailgun
+ * scheme signs the Mailgun form only; headers smtphook sets for authentication or signing
+ * cannot also be configured. */
+static int config_endpoint_check(struct config_ctx *c, json_t *obj, struct config_endpoint *e)
+{
+    const char *preset = CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, preset);
+    const char *format = CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, format);
+    const char *auth = config_sections[CONFIG_SEC_BASIC_AUTH].name;
+    const char *signing = config_sections[CONFIG_SEC_SIGNING].name;
+    const char *name = config_presets[e->preset];
+    if (e->preset != CONFIG_PRESET_NONE) {
+        if (config_given(obj, CONFIG_SEC_ENDPOINT, offsetof(struct config_endpoint, format))) {
+            config_push(c, format);
+            return config_fail(c, "cannot be given with \"%s\": the preset \"%s\" sets it", preset,
+                               name);
+        }
+        e->format =
+            e->preset == CONFIG_PRESET_RAILS_RELAY ? CONFIG_FORMAT_RAW : CONFIG_FORMAT_MULTIPART;
+    }
+    bool needs_auth = e->preset == CONFIG_PRESET_RAILS_RELAY || e->preset == CONFIG_PRESET_SENDGRID;
+    if (needs_auth && e->basic_auth.header == NULL) {
+        config_push(c, preset);
+        return config_fail(c,
+                           "\"%s\" needs \"%s\": {\"user\": \"%s\", \"password\": "
+                           "\"${...}\"} with the ingress password the receiver checks",
+                           name, auth, CONFIG_RAILS_USER);
+    }
+    bool mailgun_key = e->signing.scheme == CONFIG_SIGNING_MAILGUN;
+    if (e->preset == CONFIG_PRESET_MAILGUN && !mailgun_key) {
+        config_push(c, preset);
+        return config_fail(c,
+                           "\"%s\" needs \"%s\": {\"scheme\": \"mailgun\", \"key\": "
+                           "\"${...}\"} with the signing key the receiver checks",
+                           name, signing);
+    }
+    if (mailgun_key && e->preset != CONFIG_PRESET_MAILGUN) {
+        config_push(c, signing);
+        return config_fail(c, "scheme \"mailgun\" signs the form of the \"%s\" preset only",
+                           config_presets[CONFIG_PRESET_MAILGUN]);
+    }
+    for (size_t i = 0; i < e->n_headers; i++) {
+        const char *h = e->headers[i].name;
+        bool clash = (e->basic_auth.header != NULL && strcasecmp(h, "Authorization") == 0) ||
+                     (e->signing.scheme == CONFIG_SIGNING_STANDARD_WEBHOOKS &&
+                      strncasecmp(h, "webhook-", strlen("webhook-")) == 0);
+        if (clash) {
+            config_push(c, config_struct_name(config_headers));
+            config_push(c, h);
+            return config_fail(c, "is set by smtphook for \"%s\"",
+                               strcasecmp(h, "Authorization") == 0 ? auth : signing);
+        }
+    }
+    if (e->preset == CONFIG_PRESET_RAILS_RELAY || e->preset == CONFIG_PRESET_SENDGRID) {
+        if (strcmp(e->basic_auth.user, CONFIG_RAILS_USER) != 0) {
+            config_push(c, auth);
+            config_push(c, "user");
+            int rc = config_warn(c, "Action Mailbox's ingresses accept only the user \"%s\"",
+                                 CONFIG_RAILS_USER);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 /* config_endpoint - one endpoint object, named by its key in "endpoints"; e is zeroed. */
 static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
                            struct config_endpoint *e)
@@ -1419,6 +1670,8 @@ static int config_endpoint(struct config_ctx *c, const char *name, json_t *obj,
     int rc = config_defaults(c, CONFIG_SEC_ENDPOINT, e);
     if (rc == 0)
         rc = config_object(c, obj, CONFIG_SEC_ENDPOINT, e);
+    if (rc == 0)
+        rc = config_endpoint_check(c, obj, e);
     if (rc != 0)
         return rc;
     config_pop(c, saved);

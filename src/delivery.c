@@ -2,9 +2,15 @@
  * retries inside one deadline, failover, circuit breakers, and the results folded into the
  * one SMTP reply after the final dot (see delivery.h).
  *
- * Uses http_client for the requests, payload for the headers, the transaction's spool for
- * the body, retry.h for the schedule and breaker.h per endpoint; it must not include curl
- * or jansson, and it never writes to the SMTP connection itself.
+ * Uses http_client for the requests, format.h for each request's headers and body (read
+ * from the transaction's spool as curl sends it), sign.h for Standard Webhooks signatures,
+ * retry.h for the schedule and breaker.h per endpoint; it must not include curl or jansson,
+ * and it never writes to the SMTP connection itself.
+ *
+ * A signature needs a pass over the body before the request starts. A small body is signed
+ * at once; a larger one in steps of SIGN_STEP_BYTES, one step per turn of the loop for each
+ * body being signed (an idle handle of the context), so other sessions keep being served
+ * while a large message is signed.
  *
  * One uv_timer_t per delivery serves both the deadline and the retry times: it is armed for
  * whichever comes first. A request's own curl timeout never reaches past the deadline
@@ -18,13 +24,19 @@
 
 #include "smtphook/breaker.h"
 #include "smtphook/error.h"
+#include "smtphook/format.h"
 #include "smtphook/log.h"
+#include "smtphook/mail_header.h"
 #include "smtphook/payload.h"
 #include "smtphook/retry.h"
+#include "smtphook/sign.h"
+
+_Static_assert(FORMAT_BOUNDARY_LEN == TXN_BOUNDARY_LEN, "one boundary length");
 
 #define DELIVERY_REASON_MAX 256u /* longest curl reason kept in the log */
 #define DELIVERY_TEXT_MAX   190  /* bytes of an endpoint's reason in "Error: ... (id ...)" */
 #define DELIVERY_NO_ROUTE   SIZE_MAX
+#define DELIVERY_BUILD_MAX  4 /* builds of a request whose boundary a field value held */
 
 /* Replies (RFC 5321 §4.2.2 basic codes, RFC 3463 enhanced codes); the last field says
  * whether another attempt may cure the failure. */
@@ -245,14 +257,19 @@ long delivery_fold(const struct txn_delivery *deliveries, size_t n)
 
 /* ---- shared state ------------------------------------------------------------------------ */
 
+struct delivery_job;
+
 struct delivery_context {
-    uv_loop_t *loop;          /* timers run here */
-    struct http_client *http; /* every request */
-    const struct config *cfg; /* endpoints, routes, limits (not owned) */
-    struct breaker *breakers; /* one per endpoint, config order */
-    size_t *all_endpoints;    /* 0, 1, ... n_endpoints - 1: the route of a config without */
-    struct delivery *active;  /* deliveries under way (for a stop) */
-    uint64_t stop_at;         /* loop time by which every delivery must end, 0: none */
+    uv_loop_t *loop;     /* timers run here */
+    uv_idle_t sign_idle; /* signs large bodies a step per loop turn, once initialised */
+    bool sign_idle_init; /* sign_idle was initialised: closed before the context goes */
+    struct delivery_job *sign_head, *sign_tail; /* bodies being signed, round robin */
+    struct http_client *http;                   /* every request */
+    const struct config *cfg;                   /* endpoints, routes, limits (not owned) */
+    struct breaker *breakers;                   /* one per endpoint, config order */
+    size_t *all_endpoints;   /* 0, 1, ... n_endpoints - 1: the route of a config without */
+    struct delivery *active; /* deliveries under way (for a stop) */
+    uint64_t stop_at;        /* loop time by which every delivery must end, 0: none */
 };
 
 /* delivery_context_new - see delivery.h. */
@@ -300,14 +317,30 @@ bool delivery_route_down(const struct delivery_context *ctx, long route)
     return n > 0 && (policy == CONFIG_ROUTE_ALL ? refusing > 0 : refusing == n);
 }
 
-/* delivery_context_free - see delivery.h. */
+/* delivery_context_release - the memory of a context. */
+static void delivery_context_release(struct delivery_context *ctx)
+{
+    free(ctx->breakers);
+    free(ctx->all_endpoints);
+    free(ctx);
+}
+
+/* on_sign_idle_closed - the context's idle handle is closed: the context can go. */
+static void on_sign_idle_closed(uv_handle_t *h)
+{
+    delivery_context_release(h->data);
+}
+
+/* delivery_context_free - see delivery.h. Deliveries are gone by now, so nothing is being
+ * signed; a context that signed in steps goes once its idle handle is closed. */
 void delivery_context_free(struct delivery_context *ctx)
 {
     if (ctx == NULL)
         return;
-    free(ctx->breakers);
-    free(ctx->all_endpoints);
-    free(ctx);
+    if (ctx->sign_idle_init)
+        uv_close((uv_handle_t *)&ctx->sign_idle, on_sign_idle_closed);
+    else
+        delivery_context_release(ctx);
 }
 
 /* ---- one transaction --------------------------------------------------------------------- */
@@ -328,41 +361,47 @@ struct delivery_group {
 /* What a delivery of the transaction is doing. */
 enum delivery_job_state {
     JOB_RUNNING = 0, /* a request is out */
+    JOB_SIGNING,     /* its request's body is being signed, in steps */
     JOB_WAITING,     /* waiting for its next attempt */
     JOB_DONE,        /* finished: t->deliveries[index] has its result */
 };
 
 /* One endpoint's requests for the message: the live side of a txn_delivery. */
 struct delivery_job {
-    struct delivery *d;            /* owner */
-    size_t index;                  /* into t->deliveries */
-    enum delivery_job_state state; /* see enum */
-    struct http_request *req;      /* running request, or NULL */
-    char **rcpt_view;              /* its recipients' strings (owned by the envelope) */
-    size_t n_rcpt_view;            /* entries in rcpt_view */
-    uint64_t first_ms;             /* loop time of the first attempt */
-    uint64_t attempt_ms;           /* loop time of the current attempt */
-    uint64_t retry_at;             /* WAITING: loop time of the next attempt */
-    bool app_reply;                /* the reply's text is the app's (sent as it is) */
+    struct delivery *d;             /* owner */
+    size_t index;                   /* into t->deliveries */
+    enum delivery_job_state state;  /* see enum */
+    struct http_request *req;       /* running request, or NULL */
+    char **rcpt_view;               /* its recipients' strings (owned by the envelope) */
+    size_t n_rcpt_view;             /* entries in rcpt_view */
+    uint64_t first_ms;              /* loop time of the first attempt */
+    uint64_t attempt_ms;            /* loop time of the current attempt */
+    uint64_t retry_at;              /* WAITING: loop time of the next attempt */
+    bool app_reply;                 /* the reply's text is the app's (sent as it is) */
+    struct format_request fr;       /* the current attempt's headers and body */
+    struct sign_pass sign;          /* SIGNING: the pass over fr's body */
+    struct delivery_job *sign_next; /* SIGNING: next in the context's queue */
 };
 
 struct delivery {
-    struct delivery_context *ctx;  /* loop, client, config, breakers */
-    struct txn *t;                 /* the message; its deliveries get the results */
-    delivery_done_fn done;         /* called once at the end */
-    void *arg;                     /* passed to done */
-    uv_timer_t timer;              /* the deadline, or the next retry if sooner */
-    uint64_t deadline;             /* loop time by which everything ends */
-    uint64_t body_size;            /* spool size at start */
-    struct delivery_group *groups; /* one per route used */
-    size_t n_groups;               /* entries in groups */
-    struct delivery_job **jobs;    /* one per txn_delivery, same order */
-    size_t n_jobs;                 /* entries in jobs */
-    bool *mark;                    /* one per recipient: scratch for delivery_share */
-    size_t active;                 /* jobs not done */
-    bool started;                  /* the first round was planned */
-    bool finished;                 /* done was called (or cancelled) */
-    struct delivery *prev, *next;  /* ctx->active */
+    struct delivery_context *ctx;     /* loop, client, config, breakers */
+    struct txn *t;                    /* the message; its deliveries get the results */
+    delivery_done_fn done;            /* called once at the end */
+    void *arg;                        /* passed to done */
+    uv_timer_t timer;                 /* the deadline, or the next retry if sooner */
+    uint64_t deadline;                /* loop time by which everything ends */
+    uint64_t body_size;               /* spool size at start */
+    struct delivery_group *groups;    /* one per route used */
+    size_t n_groups;                  /* entries in groups */
+    struct delivery_job **jobs;       /* one per txn_delivery, same order */
+    size_t n_jobs;                    /* entries in jobs */
+    bool *mark;                       /* one per recipient: scratch for delivery_share */
+    struct mail_header_fields fields; /* From, To, Subject, for the presets that send them */
+    bool fields_read;                 /* fields were read from the spool */
+    size_t active;                    /* jobs not done */
+    bool started;                     /* the first round was planned */
+    bool finished;                    /* done was called (or cancelled) */
+    struct delivery *prev, *next;     /* ctx->active */
 };
 
 static void delivery_attempt(struct delivery_job *job);
@@ -379,7 +418,9 @@ static void delivery_free(struct delivery *d)
     }
     free(d->groups);
     free(d->mark);
+    mail_header_free(&d->fields);
     for (size_t i = 0; i < d->n_jobs; i++) {
+        format_request_free(&d->jobs[i]->fr);
         free(d->jobs[i]->rcpt_view);
         free(d->jobs[i]);
     }
@@ -412,15 +453,41 @@ static void delivery_release(struct delivery *d)
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 
+/* sign_dequeue - take job out of the context's signing queue and end its pass. */
+static void sign_dequeue(struct delivery_job *job)
+{
+    struct delivery_context *ctx = job->d->ctx;
+    struct delivery_job **at = &ctx->sign_head, *prev = NULL;
+    while (*at != NULL && *at != job) {
+        prev = *at;
+        at = &(*at)->sign_next;
+    }
+    if (*at == job) {
+        *at = job->sign_next;
+        if (ctx->sign_tail == job)
+            ctx->sign_tail = prev;
+    }
+    job->sign_next = NULL;
+    sign_end(&job->sign);
+}
+
+/* job_stop - whatever the job has under way stops, without a callback: its request is
+ * cancelled or its signing pass dropped. */
+static void job_stop(struct delivery_job *job)
+{
+    if (job->req != NULL) {
+        http_request_cancel(job->req);
+        job->req = NULL;
+    }
+    if (job->state == JOB_SIGNING)
+        sign_dequeue(job);
+}
+
 /* delivery_cancel_requests - every running request stops; no callback follows. */
 static void delivery_cancel_requests(struct delivery *d)
 {
-    for (size_t i = 0; i < d->n_jobs; i++) {
-        if (d->jobs[i]->req != NULL) {
-            http_request_cancel(d->jobs[i]->req);
-            d->jobs[i]->req = NULL;
-        }
-    }
+    for (size_t i = 0; i < d->n_jobs; i++)
+        job_stop(d->jobs[i]);
 }
 
 /* delivery_now - the loop's clock, for deadlines and retry times. */
@@ -770,11 +837,13 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     struct txn_delivery *td = &t->deliveries[job->index];
     const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
     job->req = NULL;
+    uint64_t body_size = job->fr.body.size; /* the request's, not the message's */
+    format_request_free(&job->fr);          /* curl has read it for the last time */
 
     bool retry = false, app = false;
     const char *why = NULL;
     struct delivery_reply def =
-        delivery_choose(ep, resp, d->body_size, &td->reply, &retry, &app, &why);
+        delivery_choose(ep, resp, body_size, &td->reply, &retry, &app, &why);
     job->app_reply = app;
     td->status = resp->status;
     td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete ? def.text : NULL;
@@ -846,13 +915,6 @@ char *delivery_header_line(const struct config_header *h)
     return line;
 }
 
-/* delivery_body_read - http_body_read_fn over the transaction's spool. */
-static int delivery_body_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
-{
-    struct delivery *d = arg;
-    return spool_read(d->t->spool, offset, dst, len, got);
-}
-
 /* delivery_min - the smaller of two limits, 0 meaning "none". */
 static uint64_t delivery_min(uint64_t a, uint64_t b)
 {
@@ -863,9 +925,28 @@ static uint64_t delivery_min(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-/* delivery_request - start one POST for the job: the envelope of its share (its recipients
- * and key), the endpoint's headers, a timeout that ends by the deadline. */
-static int delivery_request(struct delivery_job *job, uint64_t now)
+/* delivery_fields - the message's From, To and Subject, read from the spool once. A message
+ * whose start cannot be read gets none (the fields are then sent empty). */
+static const struct mail_header_fields *delivery_fields(struct delivery *d)
+{
+    if (d->fields_read)
+        return &d->fields;
+    d->fields_read = true;
+    uint64_t n = d->body_size < MAIL_HEADER_READ_MAX ? d->body_size : MAIL_HEADER_READ_MAX;
+    char *head = malloc(n > 0 ? (size_t)n : 1);
+    struct request_body whole;
+    request_body_init(&whole, d->t->spool, n);
+    size_t got = 0;
+    if (head != NULL && request_body_add_message(&whole, false) == 0 &&
+        request_body_read(&whole, 0, head, (size_t)n, &got) == 0)
+        mail_header_parse(head, got, &d->fields);
+    request_body_free(&whole);
+    free(head);
+    return &d->fields;
+}
+
+/* delivery_build - the job's request for this attempt, in its endpoint's format. */
+static int delivery_build(struct delivery_job *job, int64_t unix_s)
 {
     struct delivery *d = job->d;
     struct txn *t = d->t;
@@ -875,50 +956,163 @@ static int delivery_request(struct delivery_job *job, uint64_t now)
     view.rcpt_to = job->rcpt_view;
     view.n_rcpt = job->n_rcpt_view;
     view.key = td->key;
-
-    char **payload = NULL, **own = NULL;
-    size_t n_payload = 0;
-    const char **lines = NULL;
-    int rc = payload_headers(&view, &payload, &n_payload);
-    if (rc != 0)
-        return rc;
-    rc = SH_ENOMEM;
-    own = calloc(ep->n_headers + 1, sizeof(*own));
-    lines = calloc(n_payload + ep->n_headers + 1, sizeof(*lines));
-    if (own == NULL || lines == NULL)
-        goto done;
-    for (size_t k = 0; k < n_payload; k++)
-        lines[k] = payload[k];
-    for (size_t k = 0; k < ep->n_headers; k++) {
-        if ((own[k] = delivery_header_line(&ep->headers[k])) == NULL)
-            goto done;
-        lines[n_payload + k] = own[k];
+    char token[FORMAT_TOKEN_LEN + 1];
+    if (digest_random_hex(token, FORMAT_TOKEN_LEN) != 0)
+        return SH_EIO;
+    struct format_attempt at = {unix_s, NULL, token};
+    const struct mail_header_fields *fields = format_needs_fields(ep) ? delivery_fields(d) : NULL;
+    bool multipart = ep->format == CONFIG_FORMAT_MULTIPART;
+    for (int i = 0; i < DELIVERY_BUILD_MAX; i++) {
+        if (multipart && (at.boundary = txn_boundary(t)) == NULL)
+            return SH_EIO;
+        int rc = format_build(ep, &view, fields, t->spool, d->body_size, &at, &job->fr);
+        if (rc != 0 || !job->fr.boundary_clash)
+            return rc;
+        format_request_free(&job->fr);
+        t->boundary.seen = true; /* draw another */
     }
+    return SH_EIO;
+}
+
+/* delivery_send - start the job's built (and signed) request, with a timeout that ends by
+ * the deadline. */
+static int delivery_send(struct delivery_job *job)
+{
+    struct delivery *d = job->d;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
+    uint64_t now = delivery_now(d);
     struct http_request_opts opts;
     memset(&opts, 0, sizeof(opts));
     opts.url = ep->url;
-    opts.headers = lines;
-    opts.n_headers = n_payload + ep->n_headers;
-    opts.body_size = d->body_size;
-    opts.body = t->spool != NULL ? spool_memory(t->spool) : NULL; /* NULL: in the file */
-    opts.body_read = delivery_body_read;
-    opts.body_arg = d;
-    opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline - now);
+    opts.headers = (const char *const *)job->fr.headers;
+    opts.n_headers = job->fr.n_headers;
+    opts.body_size = job->fr.body.size;
+    opts.body = request_body_memory(&job->fr.body); /* NULL: read in pieces */
+    opts.body_read = request_body_read;
+    opts.body_arg = &job->fr.body;
+    opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline > now ? d->deadline - now : 1);
     opts.connect_timeout_ms = delivery_min(ep->connect_timeout_ms, opts.timeout_ms);
     opts.ca_file = ep->ca_file;
     opts.client_cert = ep->client_cert;
     opts.client_key = ep->client_key;
-    rc = http_request_start(d->ctx->http, &opts, delivery_on_response, job, &job->req);
-
-done:
-    if (own != NULL) {
-        for (size_t k = 0; k < ep->n_headers; k++)
-            free(own[k]);
-    }
-    free(own);
-    free(lines);
-    payload_headers_free(payload, n_payload);
+    int rc = http_request_start(d->ctx->http, &opts, delivery_on_response, job, &job->req);
+    if (rc == 0)
+        job->state = JOB_RUNNING;
     return rc;
+}
+
+/* delivery_signed - the pass is complete: the signature header, then the request. */
+static int delivery_signed(struct delivery_job *job)
+{
+    char *sig = NULL;
+    int rc = sign_value(&job->sign, &sig);
+    sign_end(&job->sign);
+    if (rc == 0)
+        rc = format_add_header(&job->fr, SIGN_HEADER_SIG, sig);
+    free(sig);
+    return rc != 0 ? rc : delivery_send(job);
+}
+
+/* delivery_not_started - the attempt could not start: it ends the job. */
+static void delivery_not_started(struct delivery_job *job)
+{
+    struct delivery *d = job->d;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    log_error("txn id=%s endpoint %s: cannot start the request", d->t->env.id, td->name);
+    /* A probe let through must not leave the breaker waiting for its answer. */
+    breaker_record(&d->ctx->breakers[td->endpoint], true, delivery_now(d));
+    job_give_up(job, &delivery_local);
+}
+
+/* delivery_on_sign_idle - one signing step for the body at the head of the queue, which
+ * then goes to the back, or starts its request once signed. */
+static void delivery_on_sign_idle(uv_idle_t *idle)
+{
+    struct delivery_context *ctx = idle->data;
+    struct delivery_job *job = ctx->sign_head;
+    if (job == NULL) {
+        uv_idle_stop(idle);
+        return;
+    }
+    ctx->sign_head = job->sign_next;
+    if (ctx->sign_head == NULL)
+        ctx->sign_tail = NULL;
+    job->sign_next = NULL;
+    bool done = false;
+    if (sign_step(&job->sign, &done) == 0 && !done) {
+        if (ctx->sign_tail != NULL)
+            ctx->sign_tail->sign_next = job;
+        else
+            ctx->sign_head = job;
+        ctx->sign_tail = job;
+        return;
+    }
+    if (!done || delivery_signed(job) != 0) {
+        sign_end(&job->sign);
+        delivery_not_started(job);
+        job_done(job->d); /* may free the delivery, the connection, the context */
+    }
+}
+
+/* delivery_sign - Standard Webhooks headers for the built request: id and timestamp now, the
+ * signature once the body is through the pass: at once for a small body, else in steps
+ * (the job waits in SIGNING). */
+static int delivery_sign(struct delivery_job *job, int64_t unix_s)
+{
+    struct delivery *d = job->d;
+    struct delivery_context *ctx = d->ctx;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    const struct config_endpoint *ep = &ctx->cfg->endpoints[td->endpoint];
+    char ts[32];
+    snprintf(ts, sizeof(ts), "%" PRId64, unix_s);
+    int rc = format_add_header(&job->fr, SIGN_HEADER_ID, td->key);
+    if (rc == 0)
+        rc = format_add_header(&job->fr, SIGN_HEADER_TS, ts);
+    if (rc == 0)
+        rc = sign_begin(&job->sign, &ep->signing, td->key, unix_s, &job->fr.body);
+    if (rc != 0)
+        return rc;
+    if (job->fr.body.size <= SIGN_STEP_BYTES) {
+        bool done = false;
+        rc = sign_step(&job->sign, &done);
+        if (rc != 0 || !done) {
+            sign_end(&job->sign);
+            return rc != 0 ? rc : SH_EIO;
+        }
+        return delivery_signed(job);
+    }
+    if (!ctx->sign_idle_init) {
+        uv_idle_init(ctx->loop, &ctx->sign_idle);
+        ctx->sign_idle.data = ctx;
+        ctx->sign_idle_init = true;
+    }
+    if (ctx->sign_tail != NULL)
+        ctx->sign_tail->sign_next = job;
+    else
+        ctx->sign_head = job;
+    ctx->sign_tail = job;
+    job->state = JOB_SIGNING;
+    uv_idle_start(&ctx->sign_idle, delivery_on_sign_idle);
+    return 0;
+}
+
+/* delivery_request - one attempt's request for the job: built for the endpoint's share (its
+ * recipients and key) and format, signed when the endpoint signs, then started. On success
+ * the job is RUNNING, or SIGNING until its request starts. */
+static int delivery_request(struct delivery_job *job)
+{
+    struct delivery *d = job->d;
+    const struct config_endpoint *ep =
+        &d->ctx->cfg->endpoints[d->t->deliveries[job->index].endpoint];
+    format_request_free(&job->fr);
+    int64_t unix_s = log_unix_ms() / 1000;
+    int rc = delivery_build(job, unix_s);
+    if (rc != 0)
+        return rc;
+    if (ep->signing.scheme == CONFIG_SIGNING_STANDARD_WEBHOOKS)
+        return delivery_sign(job, unix_s);
+    return delivery_send(job);
 }
 
 /* delivery_attempt - the job's next attempt: refused at once while its endpoint's breaker
@@ -941,15 +1135,11 @@ static void delivery_attempt(struct delivery_job *job)
     }
     delivery_breaker_log(d, td->endpoint, ch);
     job->attempt_ms = now;
-    if (delivery_request(job, now) != 0) {
-        log_error("txn id=%s endpoint %s: cannot start the request", d->t->env.id, td->name);
-        /* A probe let through must not leave the breaker waiting for its answer. */
-        breaker_record(&d->ctx->breakers[td->endpoint], true, now);
-        job_give_up(job, &delivery_local);
+    if (delivery_request(job) != 0) {
+        delivery_not_started(job);
         return;
     }
     td->attempts++;
-    job->state = JOB_RUNNING;
 }
 
 /* delivery_on_timer - the deadline, or a retry is due. At the deadline whatever still runs
@@ -973,9 +1163,8 @@ static void delivery_on_timer(uv_timer_t *timer)
         for (size_t i = 0; i < d->n_jobs; i++) {
             struct delivery_job *job = d->jobs[i];
             struct txn_delivery *td = &d->t->deliveries[job->index];
-            if (job->state == JOB_RUNNING) {
-                http_request_cancel(job->req);
-                job->req = NULL;
+            if (job->state == JOB_RUNNING || job->state == JOB_SIGNING) {
+                job_stop(job);
                 job->app_reply = false;
                 job_fail_local(job, &delivery_timed_out);
             } else if (job->state != JOB_DONE) {

@@ -236,6 +236,31 @@ int payload_envelope_json(const struct envelope *env, char **out)
     return payload_dump(root, out);
 }
 
+/* payload_sendgrid_envelope_json - see payload.h. */
+int payload_sendgrid_envelope_json(const struct envelope *env, char **out)
+{
+    int err = 0;
+    *out = NULL;
+    json_t *root = json_object();
+    json_t *to = root != NULL ? payload_child(root, "to", json_array(), &err) : NULL;
+    if (to == NULL) {
+        json_decref(root);
+        return err != 0 ? err : SH_ENOMEM;
+    }
+    for (size_t i = 0; i < env->n_rcpt && err == 0; i++) {
+        json_t *r = payload_string(env->rcpt_to[i], 0, &err);
+        if (r == NULL || json_array_append_new(to, r) != 0)
+            err = err != 0 ? err : SH_ENOMEM;
+    }
+    if (err == 0)
+        payload_set(root, "from", payload_string(env->mail_from, 0, &err), &err);
+    if (err != 0) {
+        json_decref(root);
+        return err;
+    }
+    return payload_dump(root, out);
+}
+
 /* payload_rcpt_check_json - see payload.h: built like the envelope (the same "client" and
  * "tls" members), dumped the same way. */
 int payload_rcpt_check_json(const char *recipient, const char *sender, const char *client_address,

@@ -118,6 +118,71 @@ int txn_add_rcpt(struct txn *t, const char *mailbox, long route)
     return 0;
 }
 
+#define TXN_BOUNDARY_PREFIX "smtphook-"
+#define TXN_SCAN_STEP       65536u /* bytes read per step when the whole body is searched */
+
+/* boundary_draw - a new random boundary, not yet looked for in the body. */
+static int boundary_draw(struct txn_boundary *b)
+{
+    size_t pfx = strlen(TXN_BOUNDARY_PREFIX);
+    memcpy(b->text, TXN_BOUNDARY_PREFIX, pfx);
+    b->tail_len = 0;
+    b->seen = false;
+    if (digest_random_hex(b->text + pfx, TXN_BOUNDARY_LEN - pfx) != 0) {
+        b->text[0] = '\0';
+        return SH_EIO;
+    }
+    return 0;
+}
+
+/* boundary_feed - look for the boundary in n more body bytes, across the previous ones. */
+static void boundary_feed(struct txn_boundary *b, const char *data, size_t n)
+{
+    const size_t keep = TXN_BOUNDARY_LEN - 1;
+    if (b->seen || b->text[0] == '\0' || n == 0)
+        return;
+    char window[2 * (TXN_BOUNDARY_LEN - 1)];
+    size_t head = n < keep ? n : keep;
+    memcpy(window, b->tail, b->tail_len);
+    memcpy(window + b->tail_len, data, head);
+    if (memmem(window, b->tail_len + head, b->text, TXN_BOUNDARY_LEN) != NULL ||
+        memmem(data, n, b->text, TXN_BOUNDARY_LEN) != NULL) {
+        b->seen = true;
+        return;
+    }
+    size_t total = b->tail_len + head; /* the last keep bytes of tail and data */
+    if (n >= keep) {
+        memcpy(b->tail, data + n - keep, keep);
+        b->tail_len = keep;
+    } else {
+        size_t drop = total > keep ? total - keep : 0;
+        memmove(b->tail, window + drop, total - drop);
+        b->tail_len = total - drop;
+    }
+}
+
+/* txn_boundary - see txn.h. A boundary the body holds was either sent by someone who
+ * guessed 124 random bits or is astronomically unlucky; another is drawn and the whole
+ * body searched for it. */
+const char *txn_boundary(struct txn *t)
+{
+    struct txn_boundary *b = &t->boundary;
+    while (b->text[0] == '\0' || b->seen) {
+        if (boundary_draw(b) != 0)
+            return NULL;
+        char step[TXN_SCAN_STEP];
+        uint64_t off = 0, size = t->spool != NULL ? spool_size(t->spool) : 0;
+        while (off < size && !b->seen) {
+            size_t got = 0;
+            if (spool_read(t->spool, off, step, sizeof(step), &got) != 0 || got == 0)
+                return NULL;
+            boundary_feed(b, step, got);
+            off += got;
+        }
+    }
+    return b->text;
+}
+
 /* txn_begin_body - see txn.h. Called once per message: DATA, or the first chunk. */
 void txn_begin_body(struct txn *t, const char *directory, uint64_t memory_bytes, int64_t now_ms)
 {
@@ -128,6 +193,8 @@ void txn_begin_body(struct txn *t, const char *directory, uint64_t memory_bytes,
         t->spool_error = spool_new(directory, memory_bytes, &t->spool);
     if (t->hash == NULL && t->spool_error == 0)
         t->spool_error = digest_new(&t->hash);
+    if (t->spool_error == 0)
+        boundary_draw(&t->boundary); /* on failure txn_boundary tries again */
 }
 
 /* txn_append - see txn.h. RFC 1870 §6.3: a message over the limit is read to its end but
@@ -142,6 +209,7 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes)
     if (t->spool_error == 0 && t->spool != NULL) {
         t->spool_error = spool_append(t->spool, data, n);
         digest_update(t->hash, data, n);
+        boundary_feed(&t->boundary, data, n);
     }
     return true;
 }

@@ -41,6 +41,7 @@
 #define CONFIG_DEF_CHECK_TIMEOUT_MS           5000u
 #define CONFIG_DEF_CHECK_CONNECT_MS           2000u
 #define CONFIG_DEF_CHECK_CACHE_MS             60000u
+#define CONFIG_DEF_MAX_HEADER_BYTES           16384u
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -74,6 +75,51 @@ struct config_reply_rule {
     struct app_reply reply; /* esc and text may be "" (the default ones of the code) */
 };
 
+/* What an endpoint's request body is (payload.h, format.h). */
+enum config_format {
+    CONFIG_FORMAT_RAW = 0,   /* the message as message/rfc822, the envelope in headers */
+    CONFIG_FORMAT_JSON,      /* {"envelope": {...}, "message": "<base64>"} */
+    CONFIG_FORMAT_MULTIPART, /* multipart/form-data: "envelope" (JSON) and "message" parts */
+};
+
+/* A receiver an endpoint's requests are shaped for: a format plus its authentication. */
+enum config_preset {
+    CONFIG_PRESET_NONE = 0,    /* "format" says */
+    CONFIG_PRESET_RAILS_RELAY, /* Action Mailbox relay ingress: raw, X-Original-To, basic auth */
+    CONFIG_PRESET_MAILGUN,     /* Mailgun "forward to URL, MIME" form, signed with the key */
+    CONFIG_PRESET_SENDGRID,    /* SendGrid Inbound Parse, raw mode, basic auth */
+};
+
+/* How an endpoint's requests are signed. */
+enum config_signing_scheme {
+    CONFIG_SIGNING_NONE = 0,          /* not signed */
+    CONFIG_SIGNING_STANDARD_WEBHOOKS, /* Standard Webhooks v1: webhook-id/-timestamp/-signature */
+    CONFIG_SIGNING_MAILGUN,           /* Mailgun's timestamp, token and signature form fields */
+};
+
+#define CONFIG_SECRET_MAX 64u /* longest decoded signing secret, in bytes */
+
+/* One Standard Webhooks secret ("whsec_" and base64), decoded. */
+struct config_secret {
+    unsigned char key[CONFIG_SECRET_MAX]; /* the HMAC key */
+    size_t len;                           /* its bytes */
+};
+
+/* An endpoint's "signing". */
+struct config_signing {
+    enum config_signing_scheme scheme; /* "scheme" */
+    struct config_secret *secrets;     /* standard-webhooks: every one signs, in order */
+    size_t n_secrets;                  /* entries in secrets */
+    char *key;                         /* mailgun: the HTTP webhook signing key */
+};
+
+/* An endpoint's "basic_auth" (RFC 7617). */
+struct config_basic_auth {
+    char *user;     /* no ':' */
+    char *password; /* any text */
+    char *header;   /* "Authorization: Basic <base64 of user:password>", NULL without it */
+};
+
 struct config_endpoint {
     char *name;                    /* key in "endpoints", used in logs */
     char *url;                     /* http:// or https:// URL */
@@ -88,6 +134,11 @@ struct config_endpoint {
     struct config_breaker breaker; /* circuit breaker */
     struct config_reply_rule *reply_map; /* status -> reply overrides, status order */
     size_t n_reply_map;                  /* entries in reply_map */
+    enum config_format format;           /* "format", or the preset's */
+    enum config_preset preset;           /* "preset" */
+    struct config_basic_auth basic_auth; /* "basic_auth" */
+    struct config_signing signing;       /* "signing" */
+    uint64_t max_header_bytes;           /* raw: the request head never grows past this */
 };
 
 /* How a route hands a message to its endpoints. */

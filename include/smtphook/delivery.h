@@ -51,7 +51,8 @@ struct delivery_reply {
 typedef void (*delivery_done_fn)(void *arg, struct txn *t);
 
 /* delivery_map - the default reply for one request result (pure; unit-tested). body_size
- * is the message size, compared with resp->body_sent to detect a body not fully sent. */
+ * is the request body's size, compared with resp->body_sent to detect a body not fully
+ * sent. */
 struct delivery_reply delivery_map(const struct http_response *resp, uint64_t body_size);
 
 /* delivery_answered - does the response answer at all: a status whose header section ended

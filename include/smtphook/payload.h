@@ -46,6 +46,11 @@ int payload_rcpt_check_json(const char *recipient, const char *sender, const cha
                             uint16_t client_port, const char *helo, const struct envelope_tls *tls,
                             char **out);
 
+/* payload_sendgrid_envelope_json - SendGrid's "envelope" field for a share:
+ * {"to":[recipients],"from":"sender"} ("" for the null sender), escaped as above. *out is
+ * malloc'ed; caller frees. 0, SH_ENOMEM or SH_EINVAL. */
+int payload_sendgrid_envelope_json(const struct envelope *env, char **out);
+
 /* payload_headers - every "Name: value" line above (without CRLF), Content-Type first.
  * *out is a malloc'ed array of *n malloc'ed strings; free with payload_headers_free. */
 int payload_headers(const struct envelope *env, char ***out, size_t *n);

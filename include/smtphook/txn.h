@@ -31,6 +31,18 @@ struct txn_facts {
     const struct envelope_tls *tls; /* TLS facts; version NULL when plaintext */
 };
 
+#define TXN_BOUNDARY_LEN 40u /* multipart boundary: "smtphook-" and 31 random hex characters */
+
+/* The multipart boundary of the message's requests, chosen when the body starts and
+ * watched for as the body arrives, so that it is known not to occur in the message without
+ * reading the message again. */
+struct txn_boundary {
+    char text[TXN_BOUNDARY_LEN + 1]; /* the boundary, "" if none could be drawn */
+    char tail[TXN_BOUNDARY_LEN - 1]; /* the body's last bytes: a match may span appends */
+    size_t tail_len;                 /* bytes in tail */
+    bool seen;                       /* the body holds it: txn_boundary draws another */
+};
+
 /* One endpoint's share of the message: its requests and what came of them. */
 struct txn_delivery {
     size_t endpoint;          /* index into config.endpoints */
@@ -51,6 +63,7 @@ struct txn {
     int spool_error;                   /* first failure storing the body (SH_E*), 0 if none */
     bool too_big;                      /* grew past the size limit: nothing more is stored */
     struct digest *hash;               /* running SHA-256 of the stored body */
+    struct txn_boundary boundary;      /* see struct txn_boundary */
     uint8_t body_digest[DIGEST_BYTES]; /* its value once the body ended */
     bool body_ended;                   /* the final dot or LAST chunk arrived */
     int64_t data_started_ms;           /* Unix ms when DATA or the first chunk began */
@@ -82,6 +95,11 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes);
 
 /* txn_end_body - the body is complete: its hash is final. */
 void txn_end_body(struct txn *t, int64_t now_ms);
+
+/* txn_boundary - a multipart boundary (TXN_BOUNDARY_LEN characters) that occurs nowhere in
+ * the stored body, or NULL when no random bytes could be drawn or the spool cannot be read.
+ * Valid until the transaction is freed or this is called again. */
+const char *txn_boundary(struct txn *t);
 
 /* txn_key - the Idempotency-Key for a share of the message: SHA-256 (hex) over the body's
  * hash, the sender and the given recipients (sorted, so the order of RCPT does not matter),

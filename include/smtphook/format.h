@@ -1,0 +1,69 @@
+/* format.h - one webhook request for an endpoint's share of a message, in the endpoint's
+ * format or preset (config.h): its headers and its body (request_body.h).
+ *
+ * Pure: builds strings and body pieces; the message itself stays in the spool. Built again
+ * for every attempt, as some formats carry the attempt's time. Signatures over the body
+ * (Standard Webhooks) are added by the caller once the body's digest is known (sign.h).
+ *
+ *   raw        Content-Type: message/rfc822, the envelope in headers (payload.h), the message
+ *   json       Content-Type: application/json,
+ *              {"envelope": <payload_envelope_json>, "message": "<base64 of the message>"}
+ *   multipart  Content-Type: multipart/form-data; boundary=..., an "envelope" part
+ *              (application/json) and a "message" part (message/rfc822, message.eml)
+ *   rails_relay  raw, the message after one "X-Original-To: <rcpt>" line per recipient
+ *   mailgun    Mailgun's "forward to URL, MIME" form: recipient, sender, from, subject,
+ *              body-mime, timestamp, token, signature (HMAC-SHA256 of timestamp and token)
+ *   sendgrid   SendGrid Inbound Parse, raw mode: email, to, from, subject, sender_ip,
+ *              envelope, charsets
+ * Every format has X-Smtphook-Id and Idempotency-Key, then basic_auth's Authorization, then
+ * the endpoint's own headers. */
+#ifndef SMTPHOOK_FORMAT_H
+#define SMTPHOOK_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smtphook/config.h"
+#include "smtphook/envelope.h"
+#include "smtphook/mail_header.h"
+#include "smtphook/request_body.h"
+
+#define FORMAT_BOUNDARY_LEN 40u /* "smtphook-" and 31 random hex characters */
+#define FORMAT_TOKEN_LEN    50u /* Mailgun's token: random hex characters */
+
+/* What differs between attempts. */
+struct format_attempt {
+    int64_t unix_s;       /* the attempt's time (Mailgun's timestamp) */
+    const char *boundary; /* multipart: FORMAT_BOUNDARY_LEN characters not in the message */
+    const char *token;    /* mailgun: FORMAT_TOKEN_LEN random hex characters */
+};
+
+/* A request being built: header lines ("Name: value", no CRLF) and the body. */
+struct format_request {
+    char **headers;           /* owned strings */
+    size_t n_headers;         /* entries used */
+    size_t cap;               /* entries allocated */
+    struct request_body body; /* Content-Length is body.size */
+    bool boundary_clash;      /* a field value holds the boundary: build again with another */
+};
+
+/* format_build - the request for one share: share is the envelope as the endpoint sees it
+ * (its recipients, its key), fields the message's header fields, the message the spool's
+ * first message_size bytes. out is initialised here. 0, SH_ENOMEM, or SH_EINVAL for an
+ * envelope string that is not UTF-8. */
+int format_build(const struct config_endpoint *ep, const struct envelope *share,
+                 const struct mail_header_fields *fields, const struct spool *spool,
+                 uint64_t message_size, const struct format_attempt *at,
+                 struct format_request *out);
+
+/* format_add_header - append "name: value" to the request's headers. 0 or SH_ENOMEM. */
+int format_add_header(struct format_request *r, const char *name, const char *value);
+
+/* format_request_free - release headers and body; r is empty afterwards. */
+void format_request_free(struct format_request *r);
+
+/* format_needs_fields - does the endpoint's format read the message's header fields? */
+bool format_needs_fields(const struct config_endpoint *ep);
+
+#endif

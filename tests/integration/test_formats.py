@@ -1,0 +1,346 @@
+"""test_formats.py - what the web app receives in each endpoint format (raw, json, multipart)
+and with Standard Webhooks signing: byte-exact messages (8-bit, long lines, dot-leading lines,
+30 MB), the envelope, exact Content-Length, the multipart boundary, signatures checked with
+Python's hmac and with the official `standardwebhooks` npm package, and --check-config on
+format and signing mistakes.
+
+The messages are parsed the way receivers parse them: JSON with Python's json, multipart with
+a strict splitter here (RFC 2046 §5.1.1, RFC 7578) and with Node's busboy.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+import unittest
+
+import receiver
+from helpers import free_port
+from node_receiver import NodeReceiver, part_bytes
+from smtphook_process import make_config, run_binary
+from testcase import SmtphookTestCase
+
+receiver.KEEP_BODY_MAX = 64 * 1024 * 1024  # these tests read whole large bodies back
+
+SENDER = "sender@example.org"
+SECRET_A = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+SECRET_B = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, no padding (upstream's test)
+KEY_RE = r"^[0-9a-f]{64}$"
+BIG_LIMIT = 40 * 1024 * 1024  # limits.max_message_bytes: room for the 30 MB messages
+
+
+def message_8bit():
+    """8-bit bytes (Latin-1, not UTF-8), a 1500-byte line, lines that start with a dot, a
+    NUL-free binary-ish run, CRLF endings."""
+    return (b"From: Ren\xe9 <rene@example.org>\r\nTo: support@example.com\r\n"
+            b"Subject: caf\xe9 cr\xe8me\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            b"Caf\xe9 cr\xe8me \xe0 la fran\xe7aise.\r\n" + b"x" * 1500 + b"\r\n"
+            b".leading dot\r\n..two dots\r\n.\xff\xfe\r\n" + bytes(range(1, 256)) + b"\r\n")
+
+
+def split_multipart(content_type, body):
+    """The parts of a multipart/form-data body as [(headers dict, bytes)], checking the
+    framing strictly: the first delimiter at the start, CRLF before every later one, the
+    close delimiter last, and the boundary nowhere inside a part."""
+    m = re.match(r'^multipart/form-data; boundary=([0-9A-Za-z\'()+_,./:=?-]{1,70})$',
+                 content_type)
+    assert m, content_type
+    boundary = m.group(1).encode()
+    delim = b"--" + boundary
+    assert body.startswith(delim + b"\r\n"), body[:80]
+    assert body.endswith(b"\r\n" + delim + b"--\r\n"), body[-80:]
+    inner = body[len(delim) + 2:-(len(delim) + 6)]
+    parts = []
+    for raw in inner.split(b"\r\n" + delim + b"\r\n"):
+        head, _, value = raw.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.split(b"\r\n"):
+            name, _, v = line.partition(b": ")
+            headers[name.decode().lower()] = v.decode()
+        assert boundary not in value
+        parts.append((headers, value))
+    return parts
+
+
+def disposition_name(headers):
+    m = re.match(r'^form-data; name="([^"]+)"(?:; filename="([^"]+)")?$',
+                 headers["content-disposition"])
+    assert m, headers
+    return m.group(1), m.group(2)
+
+
+def sw_signatures(secret, msg_id, ts, body):
+    """The v1 signature of Standard Webhooks for one whsec_ secret."""
+    b64 = secret[len("whsec_"):]
+    key = base64.b64decode(b64 + "=" * (-len(b64) % 4))
+    mac = hmac.new(key, b"%s.%s.%s" % (msg_id.encode(), ts.encode(), body), hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+class FormatCase(SmtphookTestCase):
+
+    def start_format(self, fmt=None, settings=None, receiver_obj=None, **behaviour):
+        r = receiver_obj or self.start_receiver(**behaviour)
+        ep = {"url": r.url(), "timeout_ms": 10000, "connect_timeout_ms": 2000,
+              "retry": {"max_attempts": 1}}
+        if fmt is not None:
+            ep["format"] = fmt
+        ep.update(settings or {})
+        port = free_port()
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep},
+                                               limits={"max_message_bytes": BIG_LIMIT}),
+                            port=port)
+        return r
+
+    def assertEnvelope(self, env, rcpts, size):
+        self.assertEqual(env["mail_from"], SENDER)
+        self.assertEqual(env["rcpt_to"], rcpts)
+        self.assertEqual(env["size"], size)
+        self.assertRegex(env["key"], KEY_RE)
+        self.assertEqual(env["client"]["address"], "127.0.0.1")
+
+
+class JsonFormatTest(FormatCase):
+
+    def test_json_message_base64_and_envelope(self):
+        r = self.start_format("json")
+        msg = message_8bit()
+        rcpts = ["support@example.com", "j\u00f6rg@example.com"]
+        reply = self.send_mail(msg, rcpts=rcpts, mail_from=SENDER, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250)
+        req = r.requests[0]
+        self.assertEqual(req.header("Content-Type"), "application/json")
+        self.assertEqual(int(req.header("Content-Length")), len(req.body))
+        self.assertIsNone(req.header("X-Smtphook-Envelope"))
+        doc = json.loads(req.body)
+        self.assertEqual(sorted(doc), ["envelope", "message"])
+        self.assertEqual(base64.b64decode(doc["message"], validate=True), msg)
+        self.assertEnvelope(doc["envelope"], rcpts, len(msg))
+        self.assertEqual(doc["envelope"]["key"], req.header("Idempotency-Key"))
+        self.assertEqual(doc["envelope"]["id"], req.header("X-Smtphook-Id"))
+        self.assertTrue(doc["envelope"]["params"]["smtputf8"])
+
+    def test_json_many_long_utf8_recipients_stay_in_the_body(self):
+        """1000 recipients of 64-byte UTF-8 local parts: far past any header limit, in the
+        body the envelope has no limit but the message's."""
+        r = self.start_format("json")
+        rcpts = ["%04d-%s@example.com" % (i, "\u00e9" * 28) for i in range(1000)]
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER), 250)
+        # RCPTs pipelined in one write, replies read after (PIPELINING)
+        c.send(b"".join(("RCPT TO:<%s>\r\n" % a).encode() for a in rcpts))
+        self.assertReply(c.read_reply(), 250)
+        ok = sum(1 for _ in range(len(rcpts) - 1) if c.read_reply().code == 250)
+        self.assertEqual(ok + 1, 100)  # limits.max_recipients: the rest got 452
+        reply = self.transaction_data(c, b"Subject: many\r\n\r\nhi\r\n")
+        self.assertReply(reply, 250)
+        doc = json.loads(r.requests[0].body)
+        self.assertEqual(doc["envelope"]["rcpt_to"], rcpts[:100])
+
+    def transaction_data(self, c, body):
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(body.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        return c.read_reply()
+
+    def test_json_30mb_message(self):
+        r = self.start_format("json")
+        msg = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 64 + b"\r\n") * 30000
+        self.assertGreater(len(msg), 30 * 1000 * 1000)
+        reply = self.send_mail(msg, rcpts=["big@example.com"], mail_from=SENDER,
+                               reply_timeout=60)
+        self.assertReply(reply, 250)
+        req = r.requests[0]
+        self.assertEqual(req.length, int(req.header("Content-Length")))
+        doc = json.loads(req.body)
+        self.assertEqual(hashlib.sha256(base64.b64decode(doc["message"])).digest(),
+                         hashlib.sha256(msg).digest())
+        self.assertEqual(doc["envelope"]["size"], len(msg))
+
+
+class MultipartFormatTest(FormatCase):
+
+    def test_multipart_parts_exact(self):
+        r = self.start_format("multipart")
+        msg = message_8bit()
+        reply = self.send_mail(msg, rcpts=["support@example.com"], mail_from=SENDER)
+        self.assertReply(reply, 250)
+        req = r.requests[0]
+        self.assertEqual(int(req.header("Content-Length")), len(req.body))
+        ctype = req.header("Content-Type")
+        self.assertRegex(ctype, r"boundary=smtphook-[0-9a-f]{31}$")
+        parts = split_multipart(ctype, req.body)
+        self.assertEqual(len(parts), 2)
+        (h1, envelope), (h2, message) = parts
+        self.assertEqual(disposition_name(h1), ("envelope", None))
+        self.assertEqual(h1["content-type"], "application/json")
+        self.assertEnvelope(json.loads(envelope), ["support@example.com"], len(msg))
+        self.assertEqual(disposition_name(h2), ("message", "message.eml"))
+        self.assertEqual(h2["content-type"], "message/rfc822")
+        self.assertEqual(message, msg)
+        self.assertEqual(req.header("Idempotency-Key"), json.loads(envelope)["key"])
+
+    def test_multipart_boundary_differs_per_message(self):
+        r = self.start_format("multipart")
+        for _ in range(2):
+            self.assertReply(self.send_mail(b"Subject: a\r\n\r\nb\r\n"), 250)
+        b = [q.header("Content-Type").split("boundary=")[1] for q in r.requests]
+        self.assertNotEqual(b[0], b[1])
+
+    def test_multipart_30mb_message(self):
+        r = self.start_format("multipart")
+        msg = b"Subject: big\r\n\r\n" + (bytes(range(256)).replace(b"\n", b"") + b"\r\n") * 120000
+        reply = self.send_mail(msg, rcpts=["big@example.com"], mail_from=SENDER,
+                               reply_timeout=60)
+        self.assertReply(reply, 250)
+        req = r.requests[0]
+        self.assertEqual(req.length, int(req.header("Content-Length")))
+        parts = split_multipart(req.header("Content-Type"), req.body)
+        self.assertEqual(parts[1][1], msg)
+
+    def test_multipart_parsed_by_busboy(self):
+        node = NodeReceiver()
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "format": "multipart", "retry": {"max_attempts": 1}}
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        msg = message_8bit()
+        self.assertReply(self.send_mail(msg, rcpts=["support@example.com"],
+                                        mail_from=SENDER), 250)
+        req = node.wait_requests(1)[0]
+        parts = {p["name"]: p for p in req["multipart"]["parts"]}
+        self.assertEqual(sorted(parts), ["envelope", "message"])
+        self.assertEqual(json.loads(part_bytes(parts["envelope"]))["rcpt_to"],
+                         ["support@example.com"])
+        # busboy takes a part with a filename as a file: its bytes come back unchanged
+        self.assertEqual(parts["message"]["filename"], "message.eml")
+        self.assertEqual(part_bytes(parts["message"]), msg)
+
+
+class SigningTest(FormatCase):
+
+    def signed(self, fmt, secrets, **behaviour):
+        return self.start_format(fmt, settings={"signing": {"scheme": "standard-webhooks",
+                                                            "secrets": secrets}}, **behaviour)
+
+    def assertSigned(self, req, secrets):
+        msg_id = req.header("webhook-id")
+        ts = req.header("webhook-timestamp")
+        self.assertEqual(msg_id, req.header("Idempotency-Key"))
+        self.assertLess(abs(int(ts) - time.time()), 10)
+        sigs = req.header("webhook-signature").split(" ")
+        self.assertEqual(sigs, [sw_signatures(s, msg_id, ts, req.body) for s in secrets])
+
+    def test_each_secret_signs_each_format(self):
+        for fmt in ("raw", "json", "multipart"):
+            with self.subTest(fmt=fmt):
+                r = self.signed(fmt, [SECRET_A, SECRET_B])
+                self.assertReply(self.send_mail(message_8bit()), 250)
+                req = r.requests[0]
+                self.assertSigned(req, [SECRET_A, SECRET_B])
+                # a tampered body fails
+                tampered = req.body[:-3] + b"XYZ"
+                self.assertNotIn(sw_signatures(SECRET_A, req.header("webhook-id"),
+                                               req.header("webhook-timestamp"), tampered),
+                                 req.header("webhook-signature"))
+                self._stop_smtphook(self.sh)
+
+    def test_large_body_signed_in_steps(self):
+        r = self.signed("json", [SECRET_A])
+        msg = b"Subject: big\r\n\r\n" + b"y" * (3 * 1024 * 1024) + b"\r\n"
+        self.assertReply(self.send_mail(msg, reply_timeout=30), 250)
+        self.assertSigned(r.requests[0], [SECRET_A])
+
+    def test_retry_new_timestamp_same_id(self):
+        r = self.start_format("raw", settings={
+            "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A]},
+            "retry": {"max_attempts": 2, "initial_backoff_ms": 1100, "max_backoff_ms": 1100}},
+            status=503)
+        r.set(status=503)
+        c = self.connect()
+        self.ehlo(c)
+        self.send_message(c, SENDER, ["a@example.com"], b"Subject: retry\r\n\r\nagain\r\n")
+        r.wait_for(1)
+        r.set(status=200)
+        self.assertReply(c.read_reply(10), 250)
+        first, second = r.requests
+        self.assertEqual(first.header("webhook-id"), second.header("webhook-id"))
+        self.assertNotEqual(first.header("webhook-timestamp"), second.header("webhook-timestamp"))
+        self.assertNotEqual(first.header("webhook-signature"), second.header("webhook-signature"))
+        self.assertSigned(first, [SECRET_A])
+        self.assertSigned(second, [SECRET_A])
+
+    def test_verified_by_standardwebhooks_package(self):
+        """The official npm package verifies UTF-8 bodies only (it decodes the body as text
+        before the HMAC), so the message here is UTF-8; 8-bit bodies are checked above."""
+        node = NodeReceiver(secrets=[SECRET_B, SECRET_A])
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "format": "json", "retry": {"max_attempts": 1},
+              "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A]}}
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        msg = "Subject: Gr\u00fc\u00dfe\r\n\r\nUTF-8 \u2709 body\r\n".encode()
+        self.assertReply(self.send_mail(msg, mail_params="SMTPUTF8"), 250)
+        req = node.wait_requests(1)[0]
+        results = {v["index"]: v for v in req["webhook"]["v1"]}
+        self.assertTrue(results[1]["ok"], results)  # SECRET_A: the one smtphook signs with
+        self.assertFalse(results[0]["ok"], results)  # SECRET_B: not configured in smtphook
+
+
+class CheckConfigTest(unittest.TestCase):
+
+    def check(self, endpoint):
+        cfg = make_config(free_port(), None, endpoints={"app": endpoint})
+        path = os.path.join(self.tmp, "c.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return run_binary(["--check-config", "--config", path])
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp)
+
+    def assertRefused(self, endpoint, words):
+        r = self.check(endpoint)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(words, r.stderr)
+
+    def test_mistakes(self):
+        url = "http://127.0.0.1:9/in"
+        self.assertRefused({"url": url, "format": "xml"}, "endpoints.app.format")
+        self.assertRefused({"url": url, "preset": "mailgun"}, "needs \"signing\"")
+        self.assertRefused({"url": url, "preset": "rails_relay"}, "needs \"basic_auth\"")
+        self.assertRefused({"url": url, "preset": "sendgrid", "format": "json",
+                            "basic_auth": {"user": "u", "password": "p"}},
+                           "endpoints.app.format: cannot be given with \"preset\"")
+        self.assertRefused({"url": url, "signing": {"scheme": "mailgun", "key": "k"}},
+                           "signs the form of the \"mailgun\" preset only")
+        self.assertRefused({"url": url, "signing": {"secrets": [SECRET_A]}},
+                           "endpoints.app.signing.scheme: is required")
+        self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks"}},
+                           "endpoints.app.signing.secrets: is required")
+        self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks",
+                                                    "secrets": ["whsec_short"]}},
+                           "endpoints.app.signing.secrets[0]: must be \"whsec_\"")
+        self.assertRefused({"url": url, "basic_auth": {"user": "a:b", "password": "p"}},
+                           "endpoints.app.basic_auth.user: must not contain ':'")
+        self.assertRefused({"url": url, "basic_auth": {"user": "u", "password": "p"},
+                            "headers": {"authorization": "x"}}, "is set by smtphook")
+        r = self.check({"url": url, "preset": "rails_relay",
+                        "basic_auth": {"user": "rails", "password": "p"}})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("accept only the user \"actionmailbox\"", r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
