@@ -13,8 +13,8 @@
  * while a large message is signed.
  *
  * One uv_timer_t per delivery serves both the deadline and the retry times: it is armed for
- * whichever comes first. A request's own curl timeout never reaches past the deadline
- * either, so nothing outlives it. */
+ * whichever comes first; at the deadline it cancels whatever still runs, so nothing
+ * outlives it (curl's own timeout is set just past the deadline, as a backstop). */
 #include "smtphook/delivery.h"
 
 #include <inttypes.h>
@@ -33,10 +33,11 @@
 
 _Static_assert(FORMAT_BOUNDARY_LEN == TXN_BOUNDARY_LEN, "one boundary length");
 
-#define DELIVERY_REASON_MAX 256u /* longest curl reason kept in the log */
-#define DELIVERY_TEXT_MAX   190  /* bytes of an endpoint's reason in "Error: ... (id ...)" */
-#define DELIVERY_NO_ROUTE   SIZE_MAX
-#define DELIVERY_BUILD_MAX  4 /* builds of a request whose boundary a field value held */
+#define DELIVERY_REASON_MAX        256u /* longest curl reason kept in the log */
+#define DELIVERY_TEXT_MAX          190  /* bytes of an endpoint's reason in "Error: ... (id ...)" */
+#define DELIVERY_NO_ROUTE          SIZE_MAX
+#define DELIVERY_BUILD_MAX         4    /* builds of a request whose boundary a field value held */
+#define DELIVERY_DEADLINE_GRACE_MS 250u /* curl's timeout past the deadline: a backstop */
 
 /* Replies (RFC 5321 §4.2.2 basic codes, RFC 3463 enhanced codes); the last field says
  * whether another attempt may cure the failure. */
@@ -991,7 +992,10 @@ static int delivery_send(struct delivery_job *job)
     opts.body = request_body_memory(&job->fr.body); /* NULL: read in pieces */
     opts.body_read = request_body_read;
     opts.body_arg = &job->fr.body;
-    opts.timeout_ms = delivery_min(ep->timeout_ms, d->deadline > now ? d->deadline - now : 1);
+    /* Bound by the deadline, curl's own timeout comes a little after it: the deadline's
+     * timer ends the request, so that it is reported as the deadline it is. */
+    uint64_t left = d->deadline > now ? d->deadline - now : 0;
+    opts.timeout_ms = delivery_min(ep->timeout_ms, left + DELIVERY_DEADLINE_GRACE_MS);
     opts.connect_timeout_ms = delivery_min(ep->connect_timeout_ms, opts.timeout_ms);
     opts.ca_file = ep->ca_file;
     opts.client_cert = ep->client_cert;
