@@ -5,7 +5,10 @@
 #   docker/install-deps.sh --test   also what the test suites use: cmocka, Python, swaks,
 #                                   Postfix (smtp-source, and the relay in the TLS tests),
 #                                   openssl, curl, python3-cryptography (test certificates),
-#                                   Net::SSLeay (swaks --tls)
+#                                   Net::SSLeay (swaks --tls), the receivers the presets are
+#                                   for (Django with django-anymail), and Node.js with npm
+#                                   for the Standard Webhooks and busboy receiver (unless a
+#                                   node is already installed)
 #
 # As root it installs whatever is missing with apt-get; otherwise it prints the exact
 # apt-get command to run and fails if something is missing.
@@ -13,11 +16,16 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libjansson-dev ca-certificates python3)
-test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl)
+test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
+           python3-django python3-django-anymail)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=("${test_pkgs[@]}")
+    # A node from elsewhere (nodesource) brings its own npm and conflicts with Debian's.
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        pkgs+=(nodejs npm)
+    fi
 fi
 
 missing=()
