@@ -72,6 +72,21 @@ bool format_needs_fields(const struct config_endpoint *ep)
     return ep->preset == CONFIG_PRESET_MAILGUN || ep->preset == CONFIG_PRESET_SENDGRID;
 }
 
+/* format_head_extra - see format.h. A Standard Webhooks signature is "v1," and 44 base64
+ * characters, the signatures separated by spaces; the timestamp at most 20 digits. */
+uint64_t format_head_extra(const struct config_endpoint *ep)
+{
+    uint64_t n = FORMAT_HEAD_SLACK + strlen(ep->url);
+    for (size_t i = 0; i < ep->n_headers; i++)
+        n += strlen(ep->headers[i].name) + strlen(ep->headers[i].value) + 4;
+    if (ep->basic_auth.header != NULL)
+        n += strlen(ep->basic_auth.header) + 2;
+    if (ep->signing.scheme == CONFIG_SIGNING_STANDARD_WEBHOOKS)
+        n += sizeof("webhook-id: \r\n") + DIGEST_HEX + sizeof("webhook-timestamp: \r\n") + 20 +
+             sizeof("webhook-signature: \r\n") + ep->signing.n_secrets * (3 + 44 + 1);
+    return n;
+}
+
 /* format_common_headers - Content-Type, X-Smtphook-Id and Idempotency-Key. */
 static int format_common_headers(struct format_request *r, const struct envelope *share,
                                  const char *content_type)

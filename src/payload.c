@@ -408,6 +408,55 @@ fail:
     return rc;
 }
 
+/* payload_json_cost - bytes of s as a JSON string escaped as payload_dump escapes it:
+ * ASCII only, '"' and '\\' escaped, DEL as \u007F, a code point past U+FFFF as a
+ * surrogate pair. Every string here is valid UTF-8 without control characters. */
+static size_t payload_json_cost(const char *s)
+{
+    size_t n = 2; /* the quotes */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            n += 2;
+        else if (*p == 0x7f)
+            n += 6;
+        else if (*p < 0x80)
+            n += 1;
+        else if (*p >= 0xf0)
+            n += 12; /* lead byte of a 4-byte sequence: two \uXXXX */
+        else if (*p >= 0xc0)
+            n += 6; /* lead byte of a 2- or 3-byte sequence */
+        /* continuation bytes add nothing: their code point is counted at its lead */
+    }
+    return n;
+}
+
+/* payload_rcpt_cost - see payload.h. */
+size_t payload_rcpt_cost(const char *addr)
+{
+    size_t n = payload_json_cost(addr) + 1 + strlen(PAYLOAD_RCPT_SEP);
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        n += payload_is_plain(*p) ? 1 : 3;
+    return n;
+}
+
+/* payload_head_base - see payload.h. */
+int payload_head_base(const struct envelope *env, uint64_t *out)
+{
+    struct envelope none = *env;
+    none.n_rcpt = 0;
+    char **h = NULL;
+    size_t n = 0;
+    int rc = payload_headers(&none, &h, &n);
+    if (rc != 0)
+        return rc;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(h[i]) + 2;
+    payload_headers_free(h, n);
+    *out = total;
+    return 0;
+}
+
 /* payload_headers_free - release the strings and the array; NULL is ignored. */
 void payload_headers_free(char **headers, size_t n)
 {

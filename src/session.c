@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "smtphook/error.h"
+#include "smtphook/format.h"
 #include "smtphook/log.h"
+#include "smtphook/payload.h"
 #include "smtphook/reply.h"
 #include "smtphook/smtp_cmd.h"
 
@@ -368,6 +370,56 @@ static size_t session_rcpt_count(const struct session *s)
     return n;
 }
 
+/* session_head_budget - a raw-format endpoint carries the envelope in its request headers,
+ * which receivers limit (431 or a dropped connection past 8 to 16 KiB): each such endpoint
+ * the recipient would go to must have room for it under its max_header_bytes. A recipient
+ * that does not fit is sent again in another transaction (452 4.5.3); one that cannot fit
+ * even alone can never be delivered in raw (550 5.3.4). The room is taken at once, also for
+ * a recipient still to be checked (a refused one leaves it taken: the budget errs on the
+ * safe side). Returns REPLY_RCPT_OK when every endpoint has room. */
+static enum reply_id session_head_budget(struct session *s, long route, const char *mailbox)
+{
+    const struct config *cfg = s->cfg;
+    struct txn *t = s->txn;
+    const size_t *eps = NULL;
+    size_t n = cfg->n_endpoints;
+    if (route >= 0 && (size_t)route < cfg->n_routes) {
+        eps = cfg->routes[route].endpoints;
+        n = cfg->routes[route].n_endpoints;
+    }
+    if (t->head == NULL &&
+        (t->head = calloc(cfg->n_endpoints > 0 ? cfg->n_endpoints : 1, sizeof(*t->head))) == NULL)
+        return REPLY_LOCAL_ERROR;
+    uint64_t cost = payload_rcpt_cost(mailbox);
+    uint64_t common = 0;
+    for (int pass = 0; pass < 2; pass++) { /* check every endpoint, then take the room */
+        for (size_t i = 0; i < n; i++) {
+            size_t e = eps != NULL ? eps[i] : i;
+            const struct config_endpoint *ep = &cfg->endpoints[e];
+            struct txn_head *h = &t->head[e];
+            if (ep->format != CONFIG_FORMAT_RAW)
+                continue;
+            if (h->base == 0) {
+                if (common == 0) {
+                    struct envelope view = t->env;
+                    static const char key[DIGEST_HEX + 1] =
+                        "0000000000000000000000000000000000000000000000000000000000000000";
+                    view.key = key; /* the longest spelling of what is not known yet */
+                    view.size = cfg->limits.max_message_bytes;
+                    if (payload_head_base(&view, &common) != 0)
+                        return REPLY_LOCAL_ERROR;
+                }
+                h->base = h->used = common + format_head_extra(ep);
+            }
+            if (pass == 1)
+                h->used += cost;
+            else if (h->used + cost > ep->max_header_bytes)
+                return h->used == h->base ? REPLY_ENVELOPE_TOO_BIG : REPLY_HEAD_FULL;
+        }
+    }
+    return REPLY_RCPT_OK;
+}
+
 /* rcpt_decide - the verdict on one RCPT (RFC 5321 §4.1.1.3) without writing anything. Only
  * configured domains are accepted: smtphook is nobody's relay (550 5.7.1). With routes, an
  * address no route matches is unknown (550 5.1.1), and with one_route_per_transaction a
@@ -417,6 +469,11 @@ static enum rcpt_kind rcpt_decide(struct session *s, const struct smtp_command *
         *id = REPLY_TOO_MANY_RCPTS;
         return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
     }
+    *id = session_head_budget(s, *route, path->mailbox);
+    if (*id == REPLY_HEAD_FULL)
+        return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+    if (*id != REPLY_RCPT_OK)
+        return RCPT_ERROR;
     *id = REPLY_RCPT_OK;
     return s->cfg->recipient_check.enabled ? RCPT_CHECK : RCPT_ACCEPT;
 }

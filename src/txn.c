@@ -96,6 +96,7 @@ void txn_free(struct txn *t)
     spool_free(t->spool);
     digest_free(t->hash);
     free(t->deliveries);
+    free(t->head);
     free(t);
 }
 

@@ -1,5 +1,6 @@
 /* main.c - command line, configuration and signals; wiring only. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,21 @@ static const char usage_text[] =
     "  -h, --help           print this help and exit\n"
     "\n"
     "Without --config, mail for any recipient domain is accepted.\n";
+
+/* main_print_limits - what --check-config shows besides errors and warnings: the limits a
+ * sender can run into that follow from the configuration rather than from one key. */
+static void main_print_limits(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        const struct config_endpoint *ep = &cfg->endpoints[i];
+        if (ep->format != CONFIG_FORMAT_RAW)
+            continue;
+        printf("endpoint %s: format raw carries the envelope in request headers of at most %" PRIu64
+               " bytes (max_header_bytes): recipients past that get 452 4.5.3 and are sent in "
+               "another transaction; format json or multipart carries any envelope\n",
+               ep->name, ep->max_header_bytes);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -116,6 +132,7 @@ int main(int argc, char **argv)
         }
         tls_server_free(tls);
         printf("%s: configuration ok\n", config_path ? config_path : "command line");
+        main_print_limits(cfg);
         config_free(cfg);
         return 0;
     }

@@ -63,6 +63,13 @@ int format_add_header(struct format_request *r, const char *name, const char *va
 /* format_request_free - release headers and body; r is empty afterwards. */
 void format_request_free(struct format_request *r);
 
+#define FORMAT_HEAD_SLACK 256u /* bytes of the head curl writes itself, the URL aside */
+
+/* format_head_extra - bytes a raw request's head takes beyond payload_head_base and the
+ * recipients: the request line (with the URL) and curl's own header lines, basic_auth, the
+ * Standard Webhooks headers and the endpoint's own headers, each with its CRLF. */
+uint64_t format_head_extra(const struct config_endpoint *ep);
+
 /* format_needs_fields - does the endpoint's format read the message's header fields? */
 bool format_needs_fields(const struct config_endpoint *ep);
 

@@ -51,6 +51,15 @@ int payload_rcpt_check_json(const char *recipient, const char *sender, const cha
  * malloc'ed; caller frees. 0, SH_ENOMEM or SH_EINVAL. */
 int payload_sendgrid_envelope_json(const struct envelope *env, char **out);
 
+/* payload_rcpt_cost - bytes one recipient adds to the request headers above: its JSON
+ * string in X-Smtphook-Envelope with a comma, its encoded form in X-Smtphook-Rcpt-To with the
+ * separator. */
+size_t payload_rcpt_cost(const char *addr);
+
+/* payload_head_base - bytes the headers above take, each with its CRLF, for env without its
+ * recipients (n_rcpt is taken as 0). 0 or SH_ENOMEM/SH_EINVAL. */
+int payload_head_base(const struct envelope *env, uint64_t *out);
+
 /* payload_headers - every "Name: value" line above (without CRLF), Content-Type first.
  * *out is a malloc'ed array of *n malloc'ed strings; free with payload_headers_free. */
 int payload_headers(const struct envelope *env, char ***out, size_t *n);

@@ -60,6 +60,10 @@
     X(OTHER_ROUTE, 452, "4.5.3",                                                                   \
       "Error: recipient of another route, send it in a separate transaction")                      \
     X(TOO_MANY_RCPTS, 452, "4.5.3", "Error: too many recipients")                                  \
+    X(HEAD_FULL, 452, "4.5.3",                                                                     \
+      "Error: too many recipients for one request to the web app, send the others later")          \
+    X(ENVELOPE_TOO_BIG, 550, "5.3.4",                                                              \
+      "Error: envelope too large for the web app's request headers")                               \
     X(TLS_UNAVAILABLE, 454, "4.7.0", "TLS not available")                                          \
     X(LOCAL_ERROR, 451, "4.3.0", "Error: local problem, try again later")                          \
     X(TOO_MANY_ERRORS, 421, "4.7.0", "{} Error: too many errors")                                  \

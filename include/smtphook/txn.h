@@ -43,6 +43,12 @@ struct txn_boundary {
     bool seen;                       /* the body holds it: txn_boundary draws another */
 };
 
+/* The request-header bytes of one endpoint's raw request, as recipients are accepted. */
+struct txn_head {
+    uint64_t base; /* without recipients; 0 until the first recipient for the endpoint */
+    uint64_t used; /* with the recipients accepted so far */
+};
+
 /* One endpoint's share of the message: its requests and what came of them. */
 struct txn_delivery {
     size_t endpoint;          /* index into config.endpoints */
@@ -64,6 +70,8 @@ struct txn {
     bool too_big;                      /* grew past the size limit: nothing more is stored */
     struct digest *hash;               /* running SHA-256 of the stored body */
     struct txn_boundary boundary;      /* see struct txn_boundary */
+    struct txn_head *head;             /* per endpoint: its raw envelope's request-header
+                                        * bytes (the session's RCPT budget), or NULL */
     uint8_t body_digest[DIGEST_BYTES]; /* its value once the body ended */
     bool body_ended;                   /* the final dot or LAST chunk arrived */
     int64_t data_started_ms;           /* Unix ms when DATA or the first chunk began */

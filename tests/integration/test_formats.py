@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import re
+import tempfile
 import time
 import unittest
 
@@ -30,6 +31,10 @@ SECRET_A = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 SECRET_B = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, no padding (upstream's test)
 KEY_RE = r"^[0-9a-f]{64}$"
 BIG_LIMIT = 40 * 1024 * 1024  # limits.max_message_bytes: room for the 30 MB messages
+# An endpoint header that leaves about 200 bytes of a 4096-byte head (found to work from
+# 2850 to 3200 bytes): room for a short
+# recipient (about 30 bytes of headers), none for a 64-byte UTF-8 one (about 410)
+BIG_HEADER = 3025
 
 
 def message_8bit():
@@ -293,22 +298,90 @@ class SigningTest(FormatCase):
         self.assertFalse(results[0]["ok"], results)  # SECRET_B: not configured in smtphook
 
 
+class HeaderLimitTest(FormatCase):
+    """format raw carries the envelope in headers: past max_header_bytes, recipients get
+    452 4.5.3 and go in the next transaction, so a receiver's header limit (Node.js: 16 KiB)
+    is never reached and nothing loops on 451."""
+
+    def send_all(self, rcpts):
+        """Deliver to every recipient as a real client does: each transaction takes those
+        that got 250, those that got 452 go again in the next one. Returns the number of
+        transactions and the 452 replies seen."""
+        left, rounds, soft = list(rcpts), 0, []
+        c = self.connect()
+        self.ehlo(c)
+        while left:
+            rounds += 1
+            self.assertReply(c.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER), 250)
+            taken = []
+            for a in left:
+                r = c.cmd("RCPT TO:<%s>" % a)
+                if r.code == 250:
+                    taken.append(a)
+                else:
+                    self.assertReply(r, 452, "4.5.3")
+                    soft.append(r)
+            self.assertTrue(taken, "a transaction must take at least one recipient")
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(b"Subject: many\r\n\r\nhi\r\n.\r\n")
+            self.assertReply(c.read_reply(), 250)
+            left = [a for a in left if a not in taken]
+        return rounds, soft
+
+    def test_node_header_limit_is_never_hit(self):
+        node = NodeReceiver()
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "retry": {"max_attempts": 1}}  # raw, max_header_bytes 16 KiB
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        rcpts = ["%03d-%s@example.com" % (i, "\u00e9" * 30) for i in range(100)]
+        rounds, soft = self.send_all(rcpts)
+        self.assertGreater(rounds, 2)
+        self.assertIn("send the others later", str(soft[0]))
+        got = []
+        for req in node.wait_requests(rounds):
+            head = sum(len(k) + len(v) + 4 for k, v in req["headers"].items())
+            self.assertLess(head, 16384)
+            env = json.loads(req["headers"]["x-smtphook-envelope"])
+            got += env["rcpt_to"]
+        self.assertEqual(sorted(got), sorted(rcpts))
+
+    def test_recipient_that_cannot_fit_alone_is_refused(self):
+        r = self.start_format("raw", settings={"max_header_bytes": 4096,
+                                               "headers": {"X-Big": "b" * BIG_HEADER}})
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER), 250)
+        self.assertReply(c.cmd("RCPT TO:<%s@example.com>" % ("\u00e9" * 32)), 550, "5.3.4")
+        self.assertReply(c.cmd("RCPT TO:<a@example.com>"), 250)
+        self.assertNoRequests(r, settle=0.1)
+
+    def test_json_is_not_limited(self):
+        r = self.start_format("json", settings={"max_header_bytes": 4096})
+        rounds, soft = self.send_all(["%03d-%s@example.com" % (i, "x" * 50) for i in range(100)])
+        self.assertEqual((rounds, soft), (1, []))
+
+    def test_check_config_names_the_limit(self):
+        r = check_config(self, {"url": "http://127.0.0.1:9/in"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("endpoint app: format raw carries the envelope in request headers of at "
+                      "most 16384 bytes", r.stdout)
+
+
+def check_config(test, endpoint):
+    """smtphook --check-config over a config whose only endpoint "app" is endpoint."""
+    cfg = make_config(free_port(), None, endpoints={"app": endpoint})
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cfg, f)
+    test.addCleanup(os.unlink, f.name)
+    return run_binary(["--check-config", "--config", f.name])
+
+
 class CheckConfigTest(unittest.TestCase):
 
     def check(self, endpoint):
-        cfg = make_config(free_port(), None, endpoints={"app": endpoint})
-        path = os.path.join(self.tmp, "c.json")
-        with open(path, "w") as f:
-            json.dump(cfg, f)
-        return run_binary(["--check-config", "--config", path])
-
-    def setUp(self):
-        import tempfile
-        self.tmp = tempfile.mkdtemp()
-
-    def tearDown(self):
-        import shutil
-        shutil.rmtree(self.tmp)
+        return check_config(self, endpoint)
 
     def assertRefused(self, endpoint, words):
         r = self.check(endpoint)
