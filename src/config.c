@@ -1509,7 +1509,8 @@ static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base)
         uint8_t key[BASE64_SIZE(CONFIG_SECRET_MAX)];
         char padded[BASE64_SIZE(CONFIG_SECRET_MAX) + 1];
         long got = -1;
-        if (strncmp(text, CONFIG_SECRET_PREFIX, pfx) == 0 && len - pfx < sizeof(padded) - 3) {
+        if (strncmp(text, CONFIG_SECRET_PREFIX, pfx) == 0 &&
+            len - pfx <= BASE64_SIZE(CONFIG_SECRET_MAX)) {
             /* Secrets are often written without their '=' padding; it is implied. */
             size_t b64 = len - pfx;
             memcpy(padded, text + pfx, b64);

@@ -34,9 +34,14 @@ static bool mail_header_wsp(char ch)
     return ch == ' ' || ch == '\t';
 }
 
-/* mail_header_value - append one line's part of a value to b (up to the value limit). */
+/* mail_header_value - append one line's part of a value to b (up to the value limit). The
+ * white space before the value's first byte is trimmed anyway: it takes none of the limit. */
 static void mail_header_value(struct buf *b, const char *p, size_t n)
 {
+    while (b->len == 0 && n > 0 && mail_header_wsp(*p)) {
+        p++;
+        n--;
+    }
     size_t room = MAIL_HEADER_VALUE_MAX - b->len;
     buf_append(b, p, n < room ? n : room);
 }
@@ -47,13 +52,13 @@ static int mail_header_take(struct buf *b, char **dst)
     if (b->failed)
         return SH_ENOMEM;
     size_t s = 0, e = b->len;
+    const char *nul = e > 0 ? memchr(b->data, '\0', e) : NULL;
+    if (nul != NULL) /* the value ends there, before it is trimmed */
+        e = (size_t)(nul - b->data);
     while (s < e && mail_header_wsp(b->data[s]))
         s++;
     while (e > s && mail_header_wsp(b->data[e - 1]))
         e--;
-    const char *nul = e > s ? memchr(b->data + s, '\0', e - s) : NULL;
-    if (nul != NULL)
-        e = (size_t)(nul - b->data);
     char *v = malloc(e - s + 1);
     if (v == NULL)
         return SH_ENOMEM;

@@ -2000,6 +2000,142 @@ static void test_override_tls(void **state)
     config_free(cfg);
 }
 
+/* ep_json - BASE with the endpoint's object given. */
+#define EP_WITH(obj)                                                                               \
+    "{" LISTEN_KEY "," DOMAIN_KEY                                                                  \
+    ",\"endpoints\":{\"app\":{\"url\":\"http://127.0.0.1:8080/hook\"," obj "}}}"
+#define SECRET_24 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SECRET_23 "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRY"             /* 23 bytes, unpadded */
+#define SECRET_32 "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" /* padding left out */
+#define SECRET_64                                                                                  \
+    "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw"
+#define SECRET_65                                                                                  \
+    "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+"   \
+    "P0A="
+
+static void test_endpoint_format_defaults(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("{" BASE "}");
+    const struct config_endpoint *e = &cfg->endpoints[0];
+    assert_int_equal(e->format, CONFIG_FORMAT_RAW);
+    assert_int_equal(e->preset, CONFIG_PRESET_NONE);
+    assert_int_equal(e->max_header_bytes, 16384);
+    assert_null(e->basic_auth.header);
+    assert_int_equal(e->signing.scheme, CONFIG_SIGNING_NONE);
+    assert_int_equal(e->signing.n_secrets, 0);
+    config_free(cfg);
+    cfg = load_ok(EP_WITH("\"format\":\"json\",\"max_header_bytes\":4096"));
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_JSON);
+    assert_int_equal(cfg->endpoints[0].max_header_bytes, 4096);
+    config_free(cfg);
+    cfg = load_ok(EP_WITH("\"format\":\"multipart\""));
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_MULTIPART);
+    config_free(cfg);
+    load_err(EP_WITH("\"format\":\"xml\""), "format", NULL);
+    load_err(EP_WITH("\"max_header_bytes\":4095"), "max_header_bytes", NULL);
+    load_err(EP_WITH("\"max_header_bytes\":1048577"), "max_header_bytes", NULL);
+    load_err(EP_WITH("\"preset\":\"postmark\""), "preset", NULL);
+}
+
+static void test_endpoint_basic_auth(void **state)
+{
+    (void)state;
+    struct config *cfg =
+        load_ok(EP_WITH("\"basic_auth\":{\"user\":\"user\",\"password\":\"password\"}"));
+    /* base64("user:password") */
+    assert_string_equal(cfg->endpoints[0].basic_auth.header,
+                        "Authorization: Basic dXNlcjpwYXNzd29yZA==");
+    config_free(cfg);
+    load_err(EP_WITH("\"basic_auth\":{\"user\":\"a:b\",\"password\":\"p\"}"), "user", "':'");
+    load_err(EP_WITH("\"basic_auth\":{\"user\":\"u\"}"), "password", NULL);
+    load_err(EP_WITH("\"basic_auth\":{\"password\":\"p\"}"), "user", NULL);
+    load_err(EP_WITH("\"basic_auth\":{\"user\":\"u\",\"password\":\"p\"},"
+                     "\"headers\":{\"Authorization\":\"Bearer x\"}"),
+             "Authorization", NULL);
+}
+
+static void test_endpoint_presets(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(EP_WITH("\"preset\":\"rails_relay\",\"basic_auth\":{\"user\":"
+                                         "\"actionmailbox\",\"password\":\"p\"}"));
+    assert_int_equal(cfg->endpoints[0].preset, CONFIG_PRESET_RAILS_RELAY);
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_RAW);
+    config_free(cfg);
+    cfg = load_ok(EP_WITH(
+        "\"preset\":\"sendgrid\",\"basic_auth\":{\"user\":\"actionmailbox\",\"password\":\"p\"}"));
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_MULTIPART);
+    config_free(cfg);
+    cfg = load_ok(
+        EP_WITH("\"preset\":\"mailgun\",\"signing\":{\"scheme\":\"mailgun\",\"key\":\"k\"}"));
+    assert_int_equal(cfg->endpoints[0].preset, CONFIG_PRESET_MAILGUN);
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_MULTIPART);
+    assert_string_equal(cfg->endpoints[0].signing.key, "k");
+    config_free(cfg);
+    load_err(EP_WITH("\"preset\":\"rails_relay\""), "basic_auth", NULL);
+    load_err(EP_WITH("\"preset\":\"sendgrid\""), "basic_auth", NULL);
+    load_err(EP_WITH("\"preset\":\"mailgun\""), "signing", NULL);
+    load_err(EP_WITH("\"preset\":\"mailgun\",\"format\":\"json\","
+                     "\"signing\":{\"scheme\":\"mailgun\",\"key\":\"k\"}"),
+             "format", "mailgun");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"mailgun\",\"key\":\"k\"}"), "signing", "mailgun");
+}
+
+static void test_endpoint_signing(void **state)
+{
+    (void)state;
+    struct config *cfg =
+        load_ok(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24
+                        "\",\"" SECRET_32 "\"]}"));
+    const struct config_signing *sg = &cfg->endpoints[0].signing;
+    assert_int_equal(sg->scheme, CONFIG_SIGNING_STANDARD_WEBHOOKS);
+    assert_int_equal(sg->n_secrets, 2);
+    assert_int_equal(sg->secrets[0].len, 24);
+    assert_int_equal(sg->secrets[1].len, 32); /* without its padding */
+    for (unsigned i = 0; i < 32; i++)
+        assert_int_equal(sg->secrets[1].key[i], i);
+    config_free(cfg);
+    /* with its padding too */
+    cfg = load_ok(
+        EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_32 "=\"]}"));
+    assert_int_equal(cfg->endpoints[0].signing.secrets[0].len, 32);
+    config_free(cfg);
+    load_err(
+        EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_23 "\"]}"),
+        "secrets[0]", "24 to 64");
+    load_err(
+        EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_65 "\"]}"),
+        "secrets[0]", "24 to 64");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24 "\","
+                     "\"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}"),
+             "secrets[1]", "whsec_");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[]}"), "secrets",
+             NULL);
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\"}"), "secrets", NULL);
+    load_err(EP_WITH("\"signing\":{\"secrets\":[\"" SECRET_24 "\"]}"), "scheme", NULL);
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24
+                     "\"],\"key\":\"k\"}"),
+             "key", NULL);
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24
+                     "\"]},\"headers\":{\"webhook-id\":\"x\"}"),
+             "webhook-id", NULL);
+}
+
+/* The longest secret the schema allows, 64 bytes, with and without its padding. */
+static void test_endpoint_signing_64(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(
+        EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_64 "\"]}"));
+    assert_int_equal(cfg->endpoints[0].signing.secrets[0].len, 64);
+    config_free(cfg);
+    cfg = load_ok(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_64
+                          "==\"]}"));
+    assert_int_equal(cfg->endpoints[0].signing.secrets[0].len, 64);
+    config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2041,6 +2177,11 @@ int main(void)
         cmocka_unit_test(test_listener_tls),
         cmocka_unit_test(test_endpoint_tls),
         cmocka_unit_test(test_override_tls),
+        cmocka_unit_test(test_endpoint_format_defaults),
+        cmocka_unit_test(test_endpoint_basic_auth),
+        cmocka_unit_test(test_endpoint_presets),
+        cmocka_unit_test(test_endpoint_signing),
+        cmocka_unit_test(test_endpoint_signing_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

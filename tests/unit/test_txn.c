@@ -1,6 +1,7 @@
 /* test_txn.c - the transaction object: deep copies, the body, the message key. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,12 +158,111 @@ static void test_key_differs(void **state)
     txn_free(base);
 }
 
+/* boundary_in_body - does the stored body hold s? */
+static bool boundary_in_body(const struct txn *t, const char *s)
+{
+    size_t size = (size_t)spool_size(t->spool);
+    char *all = malloc(size + 1);
+    assert_non_null(all);
+    size_t o = 0;
+    while (o < size) {
+        size_t got = 0;
+        assert_int_equal(spool_read(t->spool, o, all + o, size - o, &got), 0);
+        assert_true(got > 0);
+        o += got;
+    }
+    bool in = memmem(all, size, s, strlen(s)) != NULL;
+    free(all);
+    return in;
+}
+
+/* check_boundary - txn_boundary's answer: the length, the prefix, and not in the body. */
+static const char *check_boundary(struct txn *t)
+{
+    const char *b = txn_boundary(t);
+    assert_non_null(b);
+    assert_int_equal(strlen(b), TXN_BOUNDARY_LEN);
+    assert_memory_equal(b, "smtphook-", 9);
+    assert_false(boundary_in_body(t, b));
+    return b;
+}
+
+/* The boundary drawn at the start of the body, appended in the body split across two
+ * txn_append calls at every point: txn_boundary must give another one, not in the body. */
+static void test_boundary_split(void **state)
+{
+    (void)state;
+    const uint64_t kinds[] = {0, 1 << 20}; /* in the file, in memory */
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t cut = 0; cut <= TXN_BOUNDARY_LEN; cut++) {
+            struct txn_facts f = {"c5.1", 0, "192.0.2.1", 25, "h", true, NULL};
+            struct txn *t = NULL;
+            assert_int_equal(txn_new(&f, "a@b.c", &t), 0);
+            txn_begin_body(t, tmpdir(), kinds[k], 0);
+            char drawn[TXN_BOUNDARY_LEN + 1];
+            memcpy(drawn, t->boundary.text, sizeof(drawn));
+            assert_int_equal(strlen(drawn), TXN_BOUNDARY_LEN);
+            /* some text first, so the boundary sits after a partial tail */
+            assert_true(txn_append(t, "Subject: x\r\n\r\n--", 16, 1 << 20));
+            assert_true(txn_append(t, drawn, cut, 1 << 20));
+            assert_true(txn_append(t, drawn + cut, TXN_BOUNDARY_LEN - cut, 1 << 20));
+            assert_true(txn_append(t, "--\r\n", 4, 1 << 20));
+            txn_end_body(t, 1);
+            assert_true(boundary_in_body(t, drawn));
+            assert_true(t->boundary.seen); /* seen as it arrived, across the two appends */
+            const char *b = check_boundary(t);
+            assert_string_not_equal(b, drawn);
+            txn_free(t);
+        }
+    }
+}
+
+/* The boundary split over many one-byte appends, and over appends of every size. */
+static void test_boundary_bytewise(void **state)
+{
+    (void)state;
+    for (size_t step = 1; step <= TXN_BOUNDARY_LEN + 1; step++) {
+        struct txn_facts f = {"c6.1", 0, "192.0.2.1", 25, "h", true, NULL};
+        struct txn *t = NULL;
+        assert_int_equal(txn_new(&f, "a@b.c", &t), 0);
+        txn_begin_body(t, tmpdir(), SPOOL_MEMORY, 0);
+        char body[3 * TXN_BOUNDARY_LEN + 1];
+        memset(body, 'z', sizeof(body));
+        memcpy(body + step % 7, t->boundary.text, TXN_BOUNDARY_LEN);
+        char drawn[TXN_BOUNDARY_LEN + 1];
+        memcpy(drawn, t->boundary.text, sizeof(drawn));
+        for (size_t o = 0; o < sizeof(body); o += step)
+            assert_true(txn_append(t, body + o, sizeof(body) - o < step ? sizeof(body) - o : step,
+                                   1 << 20));
+        txn_end_body(t, 1);
+        assert_true(t->boundary.seen);
+        const char *b = check_boundary(t);
+        assert_string_not_equal(b, drawn);
+        txn_free(t);
+    }
+}
+
+/* A body without it keeps the boundary drawn at its start; asking again gives the same. */
+static void test_boundary_kept(void **state)
+{
+    (void)state;
+    const char *rcpts[] = {"a@example.com"};
+    struct txn *t = make("c7.1", "s@example.org", rcpts, 1, "Subject: x\r\n\r\nsmtphook-\r\n");
+    char drawn[TXN_BOUNDARY_LEN + 1];
+    memcpy(drawn, t->boundary.text, sizeof(drawn));
+    const char *b = check_boundary(t);
+    assert_string_equal(b, drawn);
+    assert_string_equal(check_boundary(t), drawn);
+    txn_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deep_copy),   cmocka_unit_test(test_plaintext_facts),
-        cmocka_unit_test(test_too_big),     cmocka_unit_test(test_key_stable),
-        cmocka_unit_test(test_key_differs),
+        cmocka_unit_test(test_deep_copy),         cmocka_unit_test(test_plaintext_facts),
+        cmocka_unit_test(test_too_big),           cmocka_unit_test(test_key_stable),
+        cmocka_unit_test(test_key_differs),       cmocka_unit_test(test_boundary_split),
+        cmocka_unit_test(test_boundary_bytewise), cmocka_unit_test(test_boundary_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
