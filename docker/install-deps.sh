@@ -6,7 +6,8 @@
 #                                   Postfix (smtp-source, and the relay in the TLS tests),
 #                                   openssl, curl, python3-cryptography (test certificates),
 #                                   Net::SSLeay (swaks --tls), the receivers the presets are
-#                                   for (Django with django-anymail), and Node.js with npm
+#                                   for (Django with django-anymail, Rails with Action
+#                                   Mailbox, SQLite and WEBrick), and Node.js with npm
 #                                   for the Standard Webhooks and busboy receiver (unless a
 #                                   node is already installed)
 #
@@ -17,7 +18,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libjansson-dev ca-certificates python3)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
-           python3-django python3-django-anymail)
+           python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

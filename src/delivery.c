@@ -961,12 +961,13 @@ static int delivery_build(struct delivery_job *job, int64_t unix_s)
     if (digest_random_hex(token, FORMAT_TOKEN_LEN) != 0)
         return SH_EIO;
     struct format_attempt at = {unix_s, NULL, token};
-    const struct mail_header_fields *fields = format_needs_fields(ep) ? delivery_fields(d) : NULL;
+    struct format_message msg = {t->spool, d->body_size, txn_body_utf8(t),
+                                 format_needs_fields(ep) ? delivery_fields(d) : NULL};
     bool multipart = ep->format == CONFIG_FORMAT_MULTIPART;
     for (int i = 0; i < DELIVERY_BUILD_MAX; i++) {
         if (multipart && (at.boundary = txn_boundary(t)) == NULL)
             return SH_EIO;
-        int rc = format_build(ep, &view, fields, t->spool, d->body_size, &at, &job->fr);
+        int rc = format_build(ep, &view, &msg, &at, &job->fr);
         if (rc != 0 || !job->fr.boundary_clash)
             return rc;
         format_request_free(&job->fr);

@@ -10,18 +10,25 @@
 #include "smtphook/digest.h"
 #include "smtphook/error.h"
 #include "smtphook/payload.h"
+#include "smtphook/utf8.h"
 
 #define FORMAT_HEADERS_MIN 12u /* first allocation of header lines */
 #define FORMAT_INT_MAX     24u /* decimal digits of an int64_t, sign and NUL */
 #define FORMAT_RCPT_SEP    ", "
+
+/* The label of a form field holding bytes that are not UTF-8 (see format.h). Rack, and so
+ * Rails, refuses an 8-bit field labelled UTF-8 or unlabelled, and fails joining a UTF-8 value
+ * to a Latin-1 one (the Mailgun ingress joins recipient and body-mime): the label of the two
+ * follows the message. Receivers that ignore labels (Django) decode every field as UTF-8. */
+#define FORMAT_BYTES_FIELD "text/plain; charset=ISO-8859-1"
 
 /* SendGrid's "charsets" for the fields it decodes: the header fields are sent as received,
  * which is UTF-8 or ASCII for any sender that follows RFC 6532. The raw message is sent as
  * bytes and declared nowhere, as SendGrid does. */
 #define FORMAT_SENDGRID_CHARSETS "{\"to\":\"UTF-8\",\"from\":\"UTF-8\",\"subject\":\"UTF-8\"}"
 
-/* format_add_header - see format.h. */
-int format_add_header(struct format_request *r, const char *name, const char *value)
+/* format_add_line - append a formed header line (copied). 0 or SH_ENOMEM. */
+static int format_add_line(struct format_request *r, const char *line)
 {
     if (r->n_headers == r->cap) {
         size_t cap = r->cap != 0 ? 2 * r->cap : FORMAT_HEADERS_MIN;
@@ -31,29 +38,23 @@ int format_add_header(struct format_request *r, const char *name, const char *va
         r->headers = h;
         r->cap = cap;
     }
+    if ((r->headers[r->n_headers] = strdup(line)) == NULL)
+        return SH_ENOMEM;
+    r->n_headers++;
+    return 0;
+}
+
+/* format_add_header - see format.h. */
+int format_add_header(struct format_request *r, const char *name, const char *value)
+{
     size_t n = strlen(name) + strlen(value) + sizeof(": ");
     char *line = malloc(n);
     if (line == NULL)
         return SH_ENOMEM;
     snprintf(line, n, "%s: %s", name, value);
-    r->headers[r->n_headers++] = line;
-    return 0;
-}
-
-/* format_add_lines - append already formed header lines (copied). */
-static int format_add_lines(struct format_request *r, char **lines, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char *colon = strchr(lines[i], ':');
-        if (colon == NULL)
-            return SH_EINVAL;
-        *colon = '\0'; /* split in place, the line is ours to change and free */
-        int rc = format_add_header(r, lines[i], colon + 2);
-        *colon = ':';
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    int rc = format_add_line(r, line);
+    free(line);
+    return rc;
 }
 
 /* format_request_free - see format.h. */
@@ -147,6 +148,18 @@ static void format_part_head(struct format_request *r, const char *boundary,
     request_body_add_str(b, "\r\n");
 }
 
+/* format_label - the label of a field holding value: none for UTF-8 (or NULL). */
+static const char *format_label(const char *value)
+{
+    return value == NULL || utf8_valid(value, strlen(value)) ? NULL : FORMAT_BYTES_FIELD;
+}
+
+/* format_charset - the label's charset, as SendGrid's "charsets" names it. */
+static const char *format_charset(const char *label)
+{
+    return label == NULL ? "UTF-8" : "iso-8859-1";
+}
+
 /* format_field - a text part with value (NULL: an empty value). */
 static void format_field(struct format_request *r, const char *boundary, const char *name,
                          const char *content_type, const char *value)
@@ -192,7 +205,8 @@ static int format_raw(const struct config_endpoint *ep, const struct envelope *s
     int rc = payload_headers(share, &lines, &n);
     if (rc != 0)
         return rc;
-    rc = format_add_lines(r, lines, n);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = format_add_line(r, lines[i]);
     payload_headers_free(lines, n);
     if (rc != 0)
         return rc;
@@ -245,7 +259,7 @@ static int format_multipart(const struct envelope *share, const struct format_at
 /* format_mailgun - Mailgun's form for a route forwarding to a URL ending in "mime":
  * signature = hex HMAC-SHA256 of timestamp and token under the signing key. */
 static int format_mailgun(const struct config_endpoint *ep, const struct envelope *share,
-                          const struct mail_header_fields *fields, const struct format_attempt *at,
+                          const struct format_message *msg, const struct format_attempt *at,
                           struct format_request *r)
 {
     char ts[FORMAT_INT_MAX];
@@ -266,11 +280,13 @@ static int format_mailgun(const struct config_endpoint *ep, const struct envelop
     format_multipart_type(type, sizeof(type), at->boundary);
     rc = format_common_headers(r, share, type);
     const char *b = at->boundary;
-    format_field(r, b, "recipient", NULL, rcpts);
+    const struct mail_header_fields *f = msg->fields;
+    const char *joined = msg->utf8 ? NULL : FORMAT_BYTES_FIELD; /* body-mime and recipient */
+    format_field(r, b, "recipient", joined, rcpts);
     format_field(r, b, "sender", NULL, share->mail_from);
-    format_field(r, b, "from", NULL, fields->from);
-    format_field(r, b, "subject", NULL, fields->subject);
-    struct format_part mime = {"body-mime", NULL, NULL};
+    format_field(r, b, "from", format_label(f->from), f->from);
+    format_field(r, b, "subject", format_label(f->subject), f->subject);
+    struct format_part mime = {"body-mime", NULL, joined};
     format_message_part(r, b, &mime);
     format_field(r, b, "timestamp", NULL, ts);
     format_field(r, b, "token", NULL, at->token);
@@ -280,11 +296,13 @@ static int format_mailgun(const struct config_endpoint *ep, const struct envelop
     return rc;
 }
 
-/* format_sendgrid - SendGrid Inbound Parse's form with "Send Raw" on. spam_score,
- * spam_report, dkim and SPF are left out: smtphook checks none of them. */
-static int format_sendgrid(const struct envelope *share, const struct mail_header_fields *fields,
+/* format_sendgrid - SendGrid Inbound Parse's form with "Send Raw" on; "charsets" names the
+ * charset of each header field sent. spam_score, spam_report, dkim and SPF are left out:
+ * smtphook checks none of them. */
+static int format_sendgrid(const struct envelope *share, const struct format_message *msg,
                            const struct format_attempt *at, struct format_request *r)
 {
+    const struct mail_header_fields *f = msg->fields;
     char *env = NULL;
     int rc = payload_sendgrid_envelope_json(share, &env);
     if (rc != 0)
@@ -293,13 +311,18 @@ static int format_sendgrid(const struct envelope *share, const struct mail_heade
     format_multipart_type(type, sizeof(type), at->boundary);
     rc = format_common_headers(r, share, type);
     const char *b = at->boundary;
-    format_field(r, b, "to", NULL, fields->to);
-    format_field(r, b, "from", NULL, fields->from);
-    format_field(r, b, "subject", NULL, fields->subject);
+    const char *to = format_label(f->to), *from = format_label(f->from);
+    const char *subject = format_label(f->subject);
+    char charsets[sizeof("{\"to\":\"\",\"from\":\"\",\"subject\":\"\"}") + 3 * 16];
+    snprintf(charsets, sizeof(charsets), "{\"to\":\"%s\",\"from\":\"%s\",\"subject\":\"%s\"}",
+             format_charset(to), format_charset(from), format_charset(subject));
+    format_field(r, b, "to", to, f->to);
+    format_field(r, b, "from", from, f->from);
+    format_field(r, b, "subject", subject, f->subject);
     format_field(r, b, "sender_ip", NULL, share->client_address);
     format_field(r, b, "envelope", NULL, env);
-    format_field(r, b, "charsets", NULL, FORMAT_SENDGRID_CHARSETS);
-    struct format_part email = {"email", NULL, NULL};
+    format_field(r, b, "charsets", NULL, charsets);
+    struct format_part email = {"email", NULL, msg->utf8 ? NULL : FORMAT_BYTES_FIELD};
     format_message_part(r, b, &email);
     format_close(r, b);
     free(env);
@@ -308,21 +331,22 @@ static int format_sendgrid(const struct envelope *share, const struct mail_heade
 
 /* format_build - see format.h. */
 int format_build(const struct config_endpoint *ep, const struct envelope *share,
-                 const struct mail_header_fields *fields, const struct spool *spool,
-                 uint64_t message_size, const struct format_attempt *at, struct format_request *out)
+                 const struct format_message *msg, const struct format_attempt *at,
+                 struct format_request *out)
 {
     memset(out, 0, sizeof(*out));
-    request_body_init(&out->body, spool, message_size);
+    request_body_init(&out->body, msg->spool, msg->size);
     static const struct mail_header_fields none;
-    if (fields == NULL)
-        fields = &none;
+    struct format_message m = *msg;
+    if (m.fields == NULL)
+        m.fields = &none;
     int rc;
     switch (ep->preset) {
     case CONFIG_PRESET_MAILGUN:
-        rc = format_mailgun(ep, share, fields, at, out);
+        rc = format_mailgun(ep, share, &m, at, out);
         break;
     case CONFIG_PRESET_SENDGRID:
-        rc = format_sendgrid(share, fields, at, out);
+        rc = format_sendgrid(share, &m, at, out);
         break;
     case CONFIG_PRESET_RAILS_RELAY:
     case CONFIG_PRESET_NONE:
@@ -335,7 +359,7 @@ int format_build(const struct config_endpoint *ep, const struct envelope *share,
     if (rc == 0 && out->body.failed)
         rc = SH_ENOMEM;
     if (rc == 0 && ep->basic_auth.header != NULL)
-        rc = format_add_lines(out, (char *[]){ep->basic_auth.header}, 1);
+        rc = format_add_line(out, ep->basic_auth.header);
     for (size_t i = 0; i < ep->n_headers && rc == 0; i++)
         rc = format_add_header(out, ep->headers[i].name, ep->headers[i].value);
     if (rc != 0)

@@ -14,6 +14,7 @@
 
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/utf8.h"
 
 #define TXN_LOG_ENDPOINTS_MAX 512 /* bytes of the endpoints= part of the log line */
 
@@ -136,6 +137,12 @@ static int boundary_draw(struct txn_boundary *b)
     return 0;
 }
 
+/* txn_body_utf8 - see txn.h. */
+bool txn_body_utf8(const struct txn *t)
+{
+    return utf8_done(&t->utf8);
+}
+
 /* boundary_feed - look for the boundary in n more body bytes, across the previous ones. */
 static void boundary_feed(struct txn_boundary *b, const char *data, size_t n)
 {
@@ -211,6 +218,7 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes)
         t->spool_error = spool_append(t->spool, data, n);
         digest_update(t->hash, data, n);
         boundary_feed(&t->boundary, data, n);
+        utf8_feed(&t->utf8, data, n);
     }
     return true;
 }

@@ -15,6 +15,9 @@
  *              body-mime, timestamp, token, signature (HMAC-SHA256 of timestamp and token)
  *   sendgrid   SendGrid Inbound Parse, raw mode: email, to, from, subject, sender_ip,
  *              envelope, charsets
+ * In the two forms a field that carries bytes of the message which are not UTF-8 is labelled
+ * "text/plain; charset=ISO-8859-1" (one character per byte, so the bytes survive a receiver
+ * that decodes by the label); others have no label, which means UTF-8 (RFC 7578 §4.4).
  * Every format has X-Smtphook-Id and Idempotency-Key, then basic_auth's Authorization, then
  * the endpoint's own headers. */
 #ifndef SMTPHOOK_FORMAT_H
@@ -31,6 +34,14 @@
 
 #define FORMAT_BOUNDARY_LEN 40u /* "smtphook-" and 31 random hex characters */
 #define FORMAT_TOKEN_LEN    50u /* Mailgun's token: random hex characters */
+
+/* The message a request carries. */
+struct format_message {
+    const struct spool *spool;               /* the body: its first size bytes */
+    uint64_t size;                           /* bytes of the message */
+    bool utf8;                               /* the message is valid UTF-8 throughout */
+    const struct mail_header_fields *fields; /* its From, To and Subject, or NULL */
+};
 
 /* What differs between attempts. */
 struct format_attempt {
@@ -49,12 +60,10 @@ struct format_request {
 };
 
 /* format_build - the request for one share: share is the envelope as the endpoint sees it
- * (its recipients, its key), fields the message's header fields, the message the spool's
- * first message_size bytes. out is initialised here. 0, SH_ENOMEM, or SH_EINVAL for an
+ * (its recipients, its key). out is initialised here. 0, SH_ENOMEM, or SH_EINVAL for an
  * envelope string that is not UTF-8. */
 int format_build(const struct config_endpoint *ep, const struct envelope *share,
-                 const struct mail_header_fields *fields, const struct spool *spool,
-                 uint64_t message_size, const struct format_attempt *at,
+                 const struct format_message *msg, const struct format_attempt *at,
                  struct format_request *out);
 
 /* format_add_header - append "name: value" to the request's headers. 0 or SH_ENOMEM. */

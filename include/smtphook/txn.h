@@ -19,6 +19,7 @@
 #include "smtphook/digest.h"
 #include "smtphook/envelope.h"
 #include "smtphook/spool.h"
+#include "smtphook/utf8.h"
 
 /* What the session knows when MAIL is accepted; copied by txn_new. */
 struct txn_facts {
@@ -70,6 +71,7 @@ struct txn {
     bool too_big;                      /* grew past the size limit: nothing more is stored */
     struct digest *hash;               /* running SHA-256 of the stored body */
     struct txn_boundary boundary;      /* see struct txn_boundary */
+    struct utf8_state utf8;            /* is the body valid UTF-8 (presets label fields) */
     struct txn_head *head;             /* per endpoint: its raw envelope's request-header
                                         * bytes (the session's RCPT budget), or NULL */
     uint8_t body_digest[DIGEST_BYTES]; /* its value once the body ended */
@@ -103,6 +105,10 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes);
 
 /* txn_end_body - the body is complete: its hash is final. */
 void txn_end_body(struct txn *t, int64_t now_ms);
+
+/* txn_body_utf8 - is the stored body valid UTF-8 (7-bit included)? Meaningful once the
+ * body ended. */
+bool txn_body_utf8(const struct txn *t);
 
 /* txn_boundary - a multipart boundary (TXN_BOUNDARY_LEN characters) that occurs nowhere in
  * the stored body, or NULL when no random bytes could be drawn or the spool cannot be read.

@@ -16,12 +16,26 @@ import unittest
 
 from django_app import MAILGUN_PATH, SENDGRID_PATH, DjangoApp
 from helpers import free_port
+from rails_app import RailsApp
 from smtphook_process import make_config
 from testcase import SmtphookTestCase
 
 SENDER = "sender@example.org"
 MAILGUN_KEY = "key-itest-0123456789abcdef"  # the webhook signing key both sides know
 SENDGRID_USER, SENDGRID_PASS = "inbound", "s3cret-itest"
+RAILS_PASS = "itest-ingress-password"  # Action Mailbox's ingress password
+RAILS_RELAY = "/rails/action_mailbox/relay/inbound_emails"
+RAILS_MAILGUN = "/rails/action_mailbox/mailgun/inbound_emails/mime"
+RAILS_SENDGRID = "/rails/action_mailbox/sendgrid/inbound_emails"
+
+
+def latin1_message(to="bob@example.net"):
+    """An 8-bit message that is not UTF-8, a long line, lines starting with dots, CRLF."""
+    return (b"From: Ren\xe9 <rene@example.org>\r\nTo: " + to.encode() + b"\r\n"
+            b"Subject: caf\xe9\r\nMessage-ID: <latin1.%d@example.org>\r\n"
+            b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            b"Caf\xe9 cr\xe8me.\r\n" + b"z" * 1500 + b"\r\n.dot\r\n..dots\r\n")
 BIG_LIMIT = 40 * 1024 * 1024
 
 
@@ -50,7 +64,14 @@ class PresetCase(SmtphookTestCase):
                           limits={"max_message_bytes": BIG_LIMIT,
                                   "transaction_timeout_ms": 60000})
         self.start_smtphook(config=cfg, port=port,
-                            env={"MAILGUN_KEY": MAILGUN_KEY, "SENDGRID_PASS": SENDGRID_PASS})
+                            env={"MAILGUN_KEY": MAILGUN_KEY, "SENDGRID_PASS": SENDGRID_PASS,
+                 "RAILS_PASS": RAILS_PASS})
+
+    def start_rails(self, ingress, **kw):
+        app = RailsApp(ingress, **kw)
+        app.start()
+        self.addCleanup(app.stop)
+        return app
 
     def start_django(self, **kw):
         app = DjangoApp(**kw)
@@ -149,6 +170,111 @@ class DjangoSendgridTest(PresetCase):
                           basic_auth={"user": SENDGRID_USER, "password": "wrong"})
         self.assertReply(self.send_mail(utf8_message()), 550)
         self.assertEqual(self.app.events(), [])
+
+
+class RailsRelayTest(PresetCase):
+    """Action Mailbox's relay ingress: the raw message with X-Original-To lines in front, so
+    a Bcc'd or forwarded recipient routes (the To: header names someone else)."""
+
+    def setUp(self):
+        self.app = self.start_rails("relay", password=RAILS_PASS)
+        self.start_preset(self.app.url(RAILS_RELAY), "rails_relay",
+                          basic_auth={"user": "actionmailbox", "password": "${RAILS_PASS}"})
+
+    def test_bcc_recipient_routes_and_bytes_are_exact(self):
+        msg = latin1_message(to="bob@example.net")
+        reply = self.send_mail(msg, mail_from=SENDER, rcpts=["support@example.com"])
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["mailbox"], "support")
+        self.assertEqual(mail["raw"], b"X-Original-To: support@example.com\r\n" + msg)
+        self.assertEqual(mail["x_original_to"], ["support@example.com"])
+
+    def test_two_recipients_two_lines(self):
+        msg = utf8_message()
+        reply = self.send_mail(msg, rcpts=["a@example.com", "support@example.com"],
+                               mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"X-Original-To: a@example.com\r\n"
+                         b"X-Original-To: support@example.com\r\n" + msg)
+        self.assertEqual(mail["mailbox"], "support")
+
+    def test_30mb_message(self):
+        msg = b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n" + \
+            (b"0123456789" * 100 + b"\r\n") * 30000
+        self.assertReply(self.send_mail(msg, rcpts=["support@example.com"], reply_timeout=90),
+                         250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1, timeout=30)[0]
+        self.assertEqual(hashlib.sha256(mail["raw"]).hexdigest(),
+                         hashlib.sha256(b"X-Original-To: support@example.com\r\n" + msg)
+                         .hexdigest())
+
+
+class RailsRelayPasswordTest(PresetCase):
+
+    def test_wrong_password_is_temporary(self):
+        """401 is 451: nothing is lost while the password is being fixed."""
+        app = self.start_rails("relay", password=RAILS_PASS)
+        self.start_preset(app.url(RAILS_RELAY), "rails_relay",
+                          basic_auth={"user": "actionmailbox", "password": "not-it"})
+        self.assertReply(self.send_mail(utf8_message()), 451)
+        self.assertEqual(app.emails(), [])
+
+
+class RailsMailgunTest(PresetCase):
+
+    def setUp(self):
+        self.app = self.start_rails("mailgun", signing_key=MAILGUN_KEY)
+        self.start_preset(self.app.url(RAILS_MAILGUN), "mailgun",
+                          signing={"scheme": "mailgun", "key": "${MAILGUN_KEY}"})
+
+    def test_8bit_message_routes_on_the_recipient(self):
+        """Rails's Mailgun ingress prepends "X-Original-To: <recipient>" and a bare LF."""
+        msg = latin1_message()
+        reply = self.send_mail(msg, mail_from=SENDER, rcpts=["support@example.com"])
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["mailbox"], "support")
+        self.assertEqual(mail["raw"], b"X-Original-To: support@example.com\n" + msg)
+
+    def test_utf8_recipient_and_8bit_message(self):
+        rcpt = "j\u00f6rg@example.com"
+        msg = latin1_message()
+        reply = self.send_mail(msg, rcpts=[rcpt], mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"X-Original-To: " + rcpt.encode() + b"\n" + msg)
+
+
+class RailsMailgunKeyTest(PresetCase):
+
+    def test_wrong_key_is_temporary(self):
+        app = self.start_rails("mailgun", signing_key="another-key")
+        self.start_preset(app.url(RAILS_MAILGUN), "mailgun",
+                          signing={"scheme": "mailgun", "key": "${MAILGUN_KEY}"})
+        self.assertReply(self.send_mail(utf8_message()), 451)
+        self.assertEqual(app.emails(), [])
+
+
+class RailsSendgridTest(PresetCase):
+
+    def setUp(self):
+        self.app = self.start_rails("sendgrid", password=RAILS_PASS)
+        self.start_preset(self.app.url(RAILS_SENDGRID), "sendgrid",
+                          basic_auth={"user": "actionmailbox", "password": "${RAILS_PASS}"})
+
+    def test_8bit_message_and_envelope_recipients(self):
+        """Rails's SendGrid ingress prepends one "X-Original-To" line (bare LF) per envelope
+        recipient, the last first."""
+        msg = latin1_message()
+        reply = self.send_mail(msg, mail_from=SENDER,
+                               rcpts=["a@example.com", "support@example.com"])
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["mailbox"], "support")
+        self.assertEqual(mail["raw"], b"X-Original-To: support@example.com\n"
+                         b"X-Original-To: a@example.com\n" + msg)
 
 
 if __name__ == "__main__":

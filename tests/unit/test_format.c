@@ -60,7 +60,7 @@ static struct envelope sample(void)
 struct fx {
     struct config_endpoint ep;
     struct config_header headers[2];
-    char auth[sizeof(AUTH)]; /* format.c splits the line in place: not a literal */
+    char auth[sizeof(AUTH)]; /* owned, as the config's line is */
     char mg_key[sizeof(MG_KEY)];
     struct spool *sp;
     struct envelope env;
@@ -134,7 +134,8 @@ static void expect_headers(const struct format_request *r, const char *const *wa
 /* build - format_build for f, which must succeed. */
 static void build(struct fx *f, const struct mail_header_fields *fields, struct format_request *r)
 {
-    assert_int_equal(format_build(&f->ep, &f->env, fields, f->sp, strlen(MESSAGE), &f->at, r), 0);
+    struct format_message msg = {f->sp, strlen(MESSAGE), true, fields};
+    assert_int_equal(format_build(&f->ep, &f->env, &msg, &f->at, r), 0);
 }
 
 /* raw_headers - the payload header lines, then Authorization and the endpoint's own. */
@@ -470,6 +471,56 @@ static void test_sendgrid(void **state)
 }
 
 /* Only the presets with form fields read the header fields. */
+/* test_labels - the form fields holding message bytes that are not UTF-8 are labelled
+ * ISO-8859-1; the Mailgun recipient follows body-mime's label; SendGrid's charsets say
+ * which. A UTF-8 message and fields have no label. */
+static void test_labels(void **state)
+{
+    (void)state;
+    static const char latin1[] = "caf\xe9";
+    char subject[sizeof(latin1)];
+    memcpy(subject, latin1, sizeof(latin1));
+    struct mail_header_fields fields = {NULL, NULL, subject};
+    static const char label[] = "Content-Type: text/plain; charset=ISO-8859-1\r\n";
+    for (int utf8 = 0; utf8 < 2; utf8++) {
+        struct fx f;
+        fx_init(&f, CONFIG_FORMAT_MULTIPART, CONFIG_PRESET_MAILGUN, 1 << 20);
+        struct format_request r;
+        struct format_message msg = {f.sp, strlen(MESSAGE), utf8 == 1, &fields};
+        assert_int_equal(format_build(&f.ep, &f.env, &msg, &f.at, &r), 0);
+        char *body = body_of(&r);
+        char *mime = strstr(body, "name=\"body-mime\"\r\n");
+        char *rcpt = strstr(body, "name=\"recipient\"\r\n");
+        char *subj = strstr(body, "name=\"subject\"\r\n");
+        assert_non_null(mime);
+        assert_non_null(rcpt);
+        assert_non_null(subj);
+        mime += strlen("name=\"body-mime\"\r\n");
+        rcpt += strlen("name=\"recipient\"\r\n");
+        subj += strlen("name=\"subject\"\r\n");
+        assert_int_equal(strncmp(mime, label, strlen(label)) == 0, utf8 == 0);
+        assert_int_equal(strncmp(rcpt, label, strlen(label)) == 0, utf8 == 0);
+        assert_int_equal(strncmp(subj, label, strlen(label)), 0); /* its own bytes decide */
+        free(body);
+        format_request_free(&r);
+        fx_free(&f);
+
+        fx_init(&f, CONFIG_FORMAT_MULTIPART, CONFIG_PRESET_SENDGRID, 1 << 20);
+        msg.spool = f.sp;
+        assert_int_equal(format_build(&f.ep, &f.env, &msg, &f.at, &r), 0);
+        body = body_of(&r);
+        assert_non_null(
+            strstr(body, "{\"to\":\"UTF-8\",\"from\":\"UTF-8\",\"subject\":\"iso-8859-1\"}"));
+        char *email = strstr(body, "name=\"email\"\r\n");
+        assert_non_null(email);
+        email += strlen("name=\"email\"\r\n");
+        assert_int_equal(strncmp(email, label, strlen(label)) == 0, utf8 == 0);
+        free(body);
+        format_request_free(&r);
+        fx_free(&f);
+    }
+}
+
 static void test_needs_fields(void **state)
 {
     (void)state;
@@ -505,15 +556,11 @@ static void test_auth_line_unchanged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_raw),
-        cmocka_unit_test(test_raw_minimal),
-        cmocka_unit_test(test_rails_relay),
-        cmocka_unit_test(test_json),
-        cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_mailgun),
-        cmocka_unit_test(test_sendgrid),
-        cmocka_unit_test(test_needs_fields),
-        cmocka_unit_test(test_auth_line_unchanged),
+        cmocka_unit_test(test_raw),          cmocka_unit_test(test_raw_minimal),
+        cmocka_unit_test(test_rails_relay),  cmocka_unit_test(test_json),
+        cmocka_unit_test(test_multipart),    cmocka_unit_test(test_mailgun),
+        cmocka_unit_test(test_sendgrid),     cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_needs_fields), cmocka_unit_test(test_auth_line_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
