@@ -7,7 +7,8 @@
 #                                   openssl, curl, python3-cryptography (test certificates),
 #                                   Net::SSLeay (swaks --tls), the receivers the presets are
 #                                   for (Django with django-anymail, Rails with Action
-#                                   Mailbox, SQLite and WEBrick), and Node.js with npm
+#                                   Mailbox, SQLite and WEBrick), nginx (in front of a
+#                                   receiver for the streamed requests), and Node.js with npm
 #                                   for the Standard Webhooks and busboy receiver (unless a
 #                                   node is already installed)
 #
@@ -18,7 +19,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libjansson-dev ca-certificates python3)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
-           python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick)
+           python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
+           nginx-light)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -51,5 +53,13 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix is installed only for its smtp-source test client: leave it unconfigured so
 # no mail system starts on this machine.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Nothing installed here may start a service (nginx would listen on port 80): the tests start
+# their own on 127.0.0.1 (policy-rc.d, as Debian's container images use it).
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"

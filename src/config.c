@@ -680,6 +680,7 @@ static const struct config_key config_keys[] = {
                 CONFIG_FORMAT_RAW),
     CONFIG_ENUM(CONFIG_SEC_ENDPOINT, "preset", struct config_endpoint, preset, config_presets,
                 CONFIG_PRESET_NONE),
+    CONFIG_BOOL(CONFIG_SEC_ENDPOINT, "stream", struct config_endpoint, stream, false),
     CONFIG_UINT(CONFIG_SEC_ENDPOINT, "max_header_bytes", struct config_endpoint, max_header_bytes,
                 4096, 1048576, CONFIG_DEF_MAX_HEADER_BYTES), /* Node.js: 16 KiB, nginx: 8 KiB */
 
@@ -1631,6 +1632,18 @@ static int config_endpoint_check(struct config_ctx *c, json_t *obj, struct confi
         return config_fail(c, "scheme \"mailgun\" signs the form of the \"%s\" preset only",
                            config_presets[CONFIG_PRESET_MAILGUN]);
     }
+    if (e->stream && (e->signing.scheme != CONFIG_SIGNING_NONE ||
+                      e->preset == CONFIG_PRESET_MAILGUN || e->preset == CONFIG_PRESET_SENDGRID)) {
+        config_push(c, CONFIG_NAME(CONFIG_SEC_ENDPOINT, struct config_endpoint, stream));
+        return config_fail(c,
+                           e->signing.scheme != CONFIG_SIGNING_NONE
+                               ? "cannot be true with \"%s\": a signature covers the whole "
+                                 "body and must come before it"
+                               : "cannot be true with the \"%s\" preset: its form has fields "
+                                 "read from the message before the message",
+                           e->signing.scheme != CONFIG_SIGNING_NONE ? signing : name);
+    }
+    c->cfg->any_stream = c->cfg->any_stream || e->stream;
     for (size_t i = 0; i < e->n_headers; i++) {
         const char *h = e->headers[i].name;
         bool clash = (e->basic_auth.header != NULL && strcasecmp(h, "Authorization") == 0) ||

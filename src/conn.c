@@ -45,6 +45,7 @@ struct conn {
     struct buf held;                    /* input received while it could not be handled */
     struct txn *txn;                    /* the transaction being delivered, or NULL */
     struct delivery *delivery;          /* its running delivery, or NULL */
+    struct delivery *stream;            /* the message being streamed as it arrives, or NULL */
     struct conn_check *checks;          /* recipient checks under way */
     size_t write_pending;               /* bytes in uv_write requests not yet completed */
     bool reading;                       /* uv_read_start is in effect */
@@ -98,6 +99,10 @@ void conn_close(struct conn *c, const char *reason)
     c->closing = true;
     log_debug("conn %s %s:%u closed: %s", c->id, c->address, c->port, reason);
 
+    if (c->stream != NULL) { /* its requests are cut off mid-body */
+        delivery_cancel(c->stream);
+        c->stream = NULL;
+    }
     if (c->delivery != NULL) {
         log_info("txn id=%s cancelled: %s", c->txn->env.id, reason);
         delivery_cancel(c->delivery);
@@ -326,11 +331,49 @@ static void on_delivered(void *arg, struct txn *t)
     conn_resume(c);
 }
 
-/* conn_deliver - the engine has a complete message: hand it to the delivery. If that
- * cannot start, the sender gets 451 so that it tries again. */
+/* conn_stream_dropped - txn_free's hook: the message being streamed is dropped (too big, a
+ * BDAT error, RSET, the session's end): its requests are cut off mid-body. */
+static void conn_stream_dropped(void *arg)
+{
+    struct conn *c = arg;
+    if (c->stream != NULL) {
+        delivery_cancel(c->stream);
+        c->stream = NULL;
+    }
+}
+
+/* conn_stream_step - after input: a body that has just begun opens its streamed requests
+ * (when an endpoint of the message streams); one being streamed sends what arrived. The
+ * transaction's free hook marks it as seen, and tells us when it is dropped. */
+static void conn_stream_step(struct conn *c)
+{
+    if (!c->sh->cfg->any_stream || !c->engine_ready)
+        return;
+    struct txn *t = smtp_engine_body_txn(&c->engine);
+    if (t == NULL || t->spool == NULL)
+        return;
+    if (t->on_free == NULL) {
+        t->on_free = conn_stream_dropped;
+        t->on_free_arg = c;
+        if (delivery_stream_open(c->sh->delivery, t, &c->stream) != 0)
+            log_error("txn id=%s: cannot stream the message, it is sent once complete", t->env.id);
+    }
+    delivery_stream_more(c->stream);
+}
+
+/* conn_deliver - the engine has a complete message: hand it to the delivery (a streamed one
+ * goes on). If that cannot start, the sender gets 451 so that it tries again. */
 static void conn_deliver(struct conn *c)
 {
     c->txn = smtp_engine_take_txn(&c->engine);
+    if (c->txn->on_free == conn_stream_dropped)
+        c->txn->on_free = NULL; /* ours now: freed when delivered */
+    if (c->stream != NULL) {
+        c->delivery = c->stream;
+        c->stream = NULL;
+        delivery_stream_commit(c->delivery, on_delivered, c);
+        return;
+    }
     if (delivery_start(c->sh->delivery, c->txn, on_delivered, c, &c->delivery) == 0)
         return;
     c->delivery = NULL;
@@ -462,6 +505,7 @@ static size_t conn_feed(struct conn *c, const char *data, size_t len)
     size_t used = smtp_engine_feed(&c->engine, data, len, c->write_pending, log_unix_ms(), &st);
     if (st == SMTP_ENGINE_CLOSE || st == SMTP_ENGINE_STARTTLS)
         used = len;
+    conn_stream_step(c);
     conn_carry(c, st);
     if (c->sh->rcpt_check != NULL)
         conn_start_checks(c, used < len); /* when fed from held, data is the held input */

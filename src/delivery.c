@@ -369,19 +369,24 @@ enum delivery_job_state {
 
 /* One endpoint's requests for the message: the live side of a txn_delivery. */
 struct delivery_job {
-    struct delivery *d;             /* owner */
-    size_t index;                   /* into t->deliveries */
-    enum delivery_job_state state;  /* see enum */
-    struct http_request *req;       /* running request, or NULL */
-    char **rcpt_view;               /* its recipients' strings (owned by the envelope) */
-    size_t n_rcpt_view;             /* entries in rcpt_view */
-    uint64_t first_ms;              /* loop time of the first attempt */
-    uint64_t attempt_ms;            /* loop time of the current attempt */
-    uint64_t retry_at;              /* WAITING: loop time of the next attempt */
-    bool app_reply;                 /* the reply's text is the app's (sent as it is) */
-    struct format_request fr;       /* the current attempt's headers and body */
-    struct sign_pass sign;          /* SIGNING: the pass over fr's body */
-    struct delivery_job *sign_next; /* SIGNING: next in the context's queue */
+    struct delivery *d;               /* owner */
+    size_t index;                     /* into t->deliveries */
+    enum delivery_job_state state;    /* see enum */
+    struct http_request *req;         /* running request, or NULL */
+    char **rcpt_view;                 /* its recipients' strings (owned by the envelope) */
+    size_t n_rcpt_view;               /* entries in rcpt_view */
+    uint64_t first_ms;                /* loop time of the first attempt */
+    uint64_t attempt_ms;              /* loop time of the current attempt */
+    uint64_t retry_at;                /* WAITING: loop time of the next attempt */
+    bool app_reply;                   /* the reply's text is the app's (sent as it is) */
+    struct format_request fr;         /* the current attempt's headers and body */
+    size_t *rcpts;                    /* its recipients: indices into env.rcpt_to (the key) */
+    bool streamed;                    /* the current attempt is streamed (chunked, live body) */
+    bool stream_eof;                  /* ... and its body was read to its end */
+    char trailer[2][DIGEST_HEX + 32]; /* streamed: the trailer lines */
+    const char *trailer_lines[2];     /* point into trailer */
+    struct sign_pass sign;            /* SIGNING: the pass over fr's body */
+    struct delivery_job *sign_next;   /* SIGNING: next in the context's queue */
 };
 
 struct delivery {
@@ -401,12 +406,19 @@ struct delivery {
     bool fields_read;                 /* fields were read from the spool */
     size_t active;                    /* jobs not done */
     bool started;                     /* the first round was planned */
+    bool streaming;                   /* opened at the body's start, not committed yet */
+    bool committed;                   /* a streamed delivery whose message is complete */
+    bool keys_final;                  /* the shares' keys were made from the whole body */
     bool finished;                    /* done was called (or cancelled) */
     struct delivery *prev, *next;     /* ctx->active */
 };
 
 static void delivery_attempt(struct delivery_job *job);
 static void delivery_on_timer(uv_timer_t *timer);
+static void delivery_commit_round(struct delivery *d);
+static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t);
+static int delivery_stream_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got);
+static const char *const *delivery_trailers(void *arg, size_t *n);
 static void job_finish(struct delivery_job *job);
 static void job_done(struct delivery *d);
 
@@ -422,6 +434,7 @@ static void delivery_free(struct delivery *d)
     mail_header_free(&d->fields);
     for (size_t i = 0; i < d->n_jobs; i++) {
         format_request_free(&d->jobs[i]->fr);
+        free(d->jobs[i]->rcpts);
         free(d->jobs[i]->rcpt_view);
         free(d->jobs[i]);
     }
@@ -733,8 +746,8 @@ static long delivery_new_job(struct delivery *d, size_t ep, size_t *rcpts, size_
     memset(td, 0, sizeof(*td));
     td->endpoint = ep;
     td->name = d->ctx->cfg->endpoints[ep].name;
-    txn_key(t, rcpts, n, td->key);
-    free(rcpts);
+    txn_key(t, rcpts, n, td->key); /* made again once a streamed body has ended */
+    job->rcpts = rcpts;
     job->d = d;
     job->index = t->n_deliveries;
     job->state = JOB_WAITING;
@@ -774,8 +787,10 @@ static void delivery_round(struct delivery *d, bool first)
             }
         }
     }
-    for (size_t i = started_from; i < d->n_jobs && !d->finished; i++)
-        delivery_attempt(d->jobs[i]);
+    for (size_t i = started_from; i < d->n_jobs && !d->finished; i++) {
+        if (!d->streaming || cfg->endpoints[d->t->deliveries[d->jobs[i]->index].endpoint].stream)
+            delivery_attempt(d->jobs[i]);
+    }
 }
 
 /* delivery_progress - after jobs ended: each failover route whose endpoint failed for now
@@ -785,6 +800,8 @@ static void delivery_round(struct delivery *d, bool first)
  * route wants another try, the delivery is over. */
 static void delivery_progress(struct delivery *d)
 {
+    if (d->streaming)
+        return; /* the message is not complete: nothing moves on before the commit */
     while (!d->finished) {
         bool time_left = delivery_now(d) < d->deadline;
         for (size_t g = 0; g < d->n_groups; g++) {
@@ -839,7 +856,10 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
     job->req = NULL;
     uint64_t body_size = job->fr.body.size; /* the request's, not the message's */
-    format_request_free(&job->fr);          /* curl has read it for the last time */
+    if (job->streamed) /* a streamed body is sent whole only if it was read to its end */
+        body_size = job->stream_eof && !resp->answered_mid_body ? 0 : UINT64_MAX;
+    job->streamed = false;
+    format_request_free(&job->fr); /* curl has read it for the last time */
 
     bool retry = false, app = false;
     const char *why = NULL;
@@ -881,6 +901,15 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         delivery_breaker_log(d, td->endpoint, ch);
 
     uint64_t delay = 0;
+    if (d->streaming) { /* before the body ended: a retry waits for it, from the spool */
+        if (retry && td->attempts < ep->retry.max_attempts) {
+            job->state = JOB_WAITING;
+            job->retry_at = now;
+        } else {
+            job_finish(job);
+        }
+        return;
+    }
     if (retry && !d->finished) {
         struct retry_state st;
         memset(&st, 0, sizeof(st));
@@ -898,7 +927,8 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
                      t->env.id, ep->name, td->attempts, td->reply.code, td->reply.esc, delay);
             job->state = JOB_WAITING;
             job->retry_at = now + delay;
-            delivery_arm(d);
+            if (!d->streaming) /* while streaming the timer is armed at the commit */
+                delivery_arm(d);
             return;
         }
     }
@@ -956,12 +986,15 @@ static int delivery_build(struct delivery_job *job, int64_t unix_s)
     struct envelope view = t->env;
     view.rcpt_to = job->rcpt_view;
     view.n_rcpt = job->n_rcpt_view;
-    view.key = td->key;
+    view.key = job->streamed ? NULL : td->key; /* streamed: in the trailers */
+    if (job->streamed)
+        view.size = PAYLOAD_SIZE_UNKNOWN;
     char token[FORMAT_TOKEN_LEN + 1];
     if (digest_random_hex(token, FORMAT_TOKEN_LEN) != 0)
         return SH_EIO;
     struct format_attempt at = {unix_s, NULL, token};
-    struct format_message msg = {t->spool, d->body_size, txn_body_utf8(t),
+    uint64_t size = job->streamed ? spool_size(t->spool) : d->body_size;
+    struct format_message msg = {t->spool, size, txn_body_utf8(t), job->streamed,
                                  format_needs_fields(ep) ? delivery_fields(d) : NULL};
     bool multipart = ep->format == CONFIG_FORMAT_MULTIPART;
     for (int i = 0; i < DELIVERY_BUILD_MAX; i++) {
@@ -974,6 +1007,33 @@ static int delivery_build(struct delivery_job *job, int64_t unix_s)
         t->boundary.seen = true; /* draw another */
     }
     return SH_EIO;
+}
+
+/* delivery_stream_read - http_body_read_fn of a streamed request: the live body, and
+ * whether it was read to its very end (only then may an answer be a delivery). */
+static int delivery_stream_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got)
+{
+    struct delivery_job *job = arg;
+    int rc = request_body_read(&job->fr.body, offset, dst, len, got);
+    if (rc == 0 && *got == 0 && !job->fr.body.live)
+        job->stream_eof = true;
+    return rc;
+}
+
+/* delivery_trailers - http_trailers_fn of a streamed request: what depends on the whole
+ * body, known now that it ended (delivery_stream_more made the keys again). */
+static const char *const *delivery_trailers(void *arg, size_t *n)
+{
+    struct delivery_job *job = arg;
+    const struct txn *t = job->d->t;
+    snprintf(job->trailer[0], sizeof(job->trailer[0]), "%s: %s", PAYLOAD_HEADER_KEY,
+             t->deliveries[job->index].key);
+    snprintf(job->trailer[1], sizeof(job->trailer[1]), "%s: %" PRIu64, FORMAT_TRAILER_SIZE,
+             spool_size(t->spool));
+    job->trailer_lines[0] = job->trailer[0];
+    job->trailer_lines[1] = job->trailer[1];
+    *n = 2;
+    return job->trailer_lines;
 }
 
 /* delivery_send - start the job's built (and signed) request, with a timeout that ends by
@@ -993,10 +1053,18 @@ static int delivery_send(struct delivery_job *job)
     opts.body = request_body_memory(&job->fr.body); /* NULL: read in pieces */
     opts.body_read = request_body_read;
     opts.body_arg = &job->fr.body;
+    if (job->streamed) {
+        opts.stream = true;
+        opts.body_read = delivery_stream_read;
+        opts.body_arg = job;
+        opts.trailers = delivery_trailers;
+    }
     /* Bound by the deadline, curl's own timeout comes a little after it: the deadline's
      * timer ends the request, so that it is reported as the deadline it is. */
     uint64_t left = d->deadline > now ? d->deadline - now : 0;
     opts.timeout_ms = delivery_min(ep->timeout_ms, left + DELIVERY_DEADLINE_GRACE_MS);
+    if (job->streamed) /* it lasts as long as the client sends: the deadline ends it */
+        opts.timeout_ms = 0;
     opts.connect_timeout_ms = delivery_min(ep->connect_timeout_ms, opts.timeout_ms);
     opts.ca_file = ep->ca_file;
     opts.client_cert = ep->client_cert;
@@ -1140,6 +1208,8 @@ static void delivery_attempt(struct delivery_job *job)
     }
     delivery_breaker_log(d, td->endpoint, ch);
     job->attempt_ms = now;
+    job->streamed = d->streaming && d->ctx->cfg->endpoints[td->endpoint].stream;
+    job->stream_eof = false;
     if (delivery_request(job) != 0) {
         delivery_not_started(job);
         return;
@@ -1158,7 +1228,10 @@ static void delivery_on_timer(uv_timer_t *timer)
     uint64_t now = delivery_now(d);
     if (!d->started) { /* the first round, from the loop */
         d->started = true;
-        delivery_round(d, true);
+        if (d->committed)
+            delivery_commit_round(d);
+        else
+            delivery_round(d, true);
         job_done(d);
         if (!d->finished)
             delivery_arm(d);
@@ -1277,34 +1350,144 @@ int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn
         *out = NULL;
     if (done == NULL || ctx->cfg->n_endpoints == 0)
         return SH_EINVAL;
-    struct delivery *d = calloc(1, sizeof(*d));
+    struct delivery *d = delivery_new(ctx, t);
     if (d == NULL)
         return SH_ENOMEM;
-    d->ctx = ctx;
-    d->t = t;
     d->done = done;
     d->arg = arg;
+    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
+    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
+        d->deadline = ctx->stop_at;
+    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
+    if (out != NULL)
+        *out = d;
+    return 0;
+}
+
+/* delivery_commit_round - a streamed delivery's message is complete: every delivery of the
+ * first round not tried yet (the endpoints that do not stream, and streams stopped because
+ * the message could not be carried on) starts; the streams still running go on. */
+static void delivery_commit_round(struct delivery *d)
+{
+    for (size_t i = 0; i < d->n_jobs && !d->finished; i++) {
+        struct delivery_job *job = d->jobs[i];
+        if (job->state == JOB_WAITING && d->t->deliveries[job->index].attempts == 0)
+            delivery_attempt(job);
+    }
+}
+
+/* delivery_new - a delivery of t with its groups, its timer not started. NULL without
+ * memory. */
+static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->ctx = ctx;
+    d->t = t;
     d->body_size = t->spool != NULL ? spool_size(t->spool) : 0;
     free(t->deliveries);
     t->deliveries = NULL;
     t->n_deliveries = 0;
     if (delivery_groups(d) != 0) {
         delivery_free(d);
-        return SH_ENOMEM;
+        return NULL;
     }
     uv_timer_init(ctx->loop, &d->timer);
     d->timer.data = d;
-    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
-    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
-        d->deadline = ctx->stop_at;
     d->next = ctx->active;
     if (ctx->active != NULL)
         ctx->active->prev = d;
     ctx->active = d;
-    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
-    if (out != NULL)
-        *out = d;
+    return d;
+}
+
+/* delivery_stream_open - see delivery.h. The first round is planned at once, but only the
+ * endpoints that stream start; there is no deadline until the commit. */
+int delivery_stream_open(struct delivery_context *ctx, struct txn *t, struct delivery **out)
+{
+    *out = NULL;
+    if (ctx->cfg->n_endpoints == 0 || t->spool == NULL)
+        return 0;
+    struct delivery *d = delivery_new(ctx, t);
+    if (d == NULL)
+        return SH_ENOMEM;
+    d->streaming = true;
+    d->deadline = UINT64_MAX;
+    delivery_round(d, true);
+    size_t streams = 0;
+    for (size_t i = 0; i < d->n_jobs; i++)
+        streams += d->jobs[i]->streamed && d->jobs[i]->state != JOB_DONE;
+    if (streams == 0) { /* none of its endpoints streams (or could start) */
+        delivery_cancel(d);
+        return 0;
+    }
+    *out = d;
     return 0;
+}
+
+/* delivery_stream_stop - a stream cannot carry the message on: its request is cut off
+ * mid-body, and it waits as never tried for an ordinary attempt after the commit (the
+ * breaker hears nothing of it: the endpoint did not fail). */
+static void delivery_stream_stop(struct delivery_job *job, const char *why)
+{
+    struct delivery *d = job->d;
+    struct txn_delivery *td = &d->t->deliveries[job->index];
+    log_info("txn id=%s endpoint %s: streamed request stopped: %s", d->t->env.id, td->name, why);
+    job_stop(job);
+    format_request_free(&job->fr);
+    job->streamed = false;
+    job->state = JOB_WAITING;
+    job->retry_at = 0;
+    td->attempts--;
+}
+
+/* delivery_stream_more - see delivery.h. The keys are made again from the whole body before
+ * the last bytes are released, so that the trailers carry them. */
+void delivery_stream_more(struct delivery *d)
+{
+    if (d == NULL || !d->streaming)
+        return;
+    struct txn *t = d->t;
+    if (t->body_ended && !d->keys_final) {
+        for (size_t i = 0; i < d->n_jobs; i++)
+            txn_key(t, d->jobs[i]->rcpts, d->jobs[i]->n_rcpt_view,
+                    t->deliveries[d->jobs[i]->index].key);
+        d->keys_final = true;
+    }
+    const char *unfit = t->too_big            ? "the message is too big"
+                        : t->spool_error != 0 ? "the message could not be stored"
+                                              : NULL;
+    uint64_t size = t->spool != NULL ? spool_size(t->spool) : 0;
+    for (size_t i = 0; i < d->n_jobs; i++) {
+        struct delivery_job *job = d->jobs[i];
+        if (!job->streamed || job->state != JOB_RUNNING)
+            continue;
+        const struct config_endpoint *ep =
+            &d->ctx->cfg->endpoints[t->deliveries[job->index].endpoint];
+        if (unfit != NULL || (ep->format == CONFIG_FORMAT_MULTIPART && t->boundary.seen)) {
+            delivery_stream_stop(job, unfit != NULL ? unfit : "the message holds the boundary");
+            continue;
+        }
+        request_body_grow(&job->fr.body, size, t->body_ended);
+        http_request_resume(job->req);
+    }
+}
+
+/* delivery_stream_commit - see delivery.h. */
+void delivery_stream_commit(struct delivery *d, delivery_done_fn done, void *arg)
+{
+    delivery_stream_more(d);
+    d->streaming = false;
+    d->committed = true;
+    d->done = done;
+    d->arg = arg;
+    d->body_size = d->t->spool != NULL ? spool_size(d->t->spool) : 0;
+    struct delivery_context *ctx = d->ctx;
+    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
+    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
+        d->deadline = ctx->stop_at;
+    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
 }
 
 /* delivery_cancel - cancel what is running; done is never called afterwards. Must not be

@@ -336,6 +336,11 @@ int format_build(const struct config_endpoint *ep, const struct envelope *share,
 {
     memset(out, 0, sizeof(*out));
     request_body_init(&out->body, msg->spool, msg->size);
+    if (msg->live) {
+        request_body_live(&out->body);
+        if (format_add_header(out, "Trailer", PAYLOAD_HEADER_KEY ", " FORMAT_TRAILER_SIZE) != 0)
+            return SH_ENOMEM;
+    }
     static const struct mail_header_fields none;
     struct format_message m = *msg;
     if (m.fields == NULL)

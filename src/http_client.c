@@ -126,8 +126,13 @@ struct http_request {
     struct curl_slist *headers;   /* request headers, owned */
     http_body_read_fn body_read;  /* body source */
     void *body_arg;               /* passed to body_read */
-    uint64_t body_size;           /* Content-Length */
+    uint64_t body_size;           /* Content-Length (not for a stream) */
     uint64_t offset;              /* next body byte curl asks for */
+    bool stream;                  /* chunked, read as it comes */
+    bool paused;                  /* stream: curl waits for more (CURL_READFUNC_PAUSE) */
+    bool body_end_read;           /* stream: the body was read to its end */
+    bool answered_mid_body;       /* stream: a final response began before that */
+    http_trailers_fn trailers;    /* stream: trailer lines, or NULL */
     uint64_t started_ms;          /* uv_now at start */
     http_done_fn done;            /* completion callback */
     void *arg;                    /* passed to done */
@@ -457,6 +462,7 @@ static void http_check_done(struct http_client *hc)
         resp.failure = http_failure_of(result);
         resp.status = status > 0 ? status : 0;
         resp.body_sent = sent > 0 ? (uint64_t)sent : 0;
+        resp.answered_mid_body = req->answered_mid_body;
         resp.elapsed_ms = uv_now(hc->loop) - req->started_ms;
         /* curl keeps the first message of a transfer, which may be a side remark made before
          * the error that ended it ("getpeername() failed" when the peer reset the connection
@@ -536,6 +542,20 @@ static size_t http_read_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
     struct http_request *req = userp;
     size_t want = size * nitems;
+    if (req->stream) { /* as much as there is; nothing yet: pause until resumed */
+        size_t got = 0;
+        int rc = want > 0 ? req->body_read(req->body_arg, req->offset, buf, want, &got) : 0;
+        if (rc == SH_EAGAIN) {
+            req->paused = true;
+            return CURL_READFUNC_PAUSE;
+        }
+        if (rc != 0 || got > want)
+            return CURL_READFUNC_ABORT;
+        req->offset += got;
+        if (got == 0)
+            req->body_end_read = true;
+        return got; /* 0: the end, curl sends the last chunk and the trailers */
+    }
     if (req->offset >= req->body_size || want == 0)
         return 0;
     if ((uint64_t)want > req->body_size - req->offset)
@@ -552,7 +572,8 @@ static size_t http_read_cb(char *buf, size_t size, size_t nitems, void *userp)
 static int http_seek_cb(void *userp, curl_off_t offset, int origin)
 {
     struct http_request *req = userp;
-    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > req->body_size)
+    uint64_t end = req->stream ? req->offset : req->body_size; /* a stream: what was read */
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > end)
         return CURL_SEEKFUNC_CANTSEEK;
     req->offset = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
@@ -678,6 +699,13 @@ static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *userp)
     n--;
     if (n > 0 && buf[n - 1] == '\r')
         n--;
+    /* A final status line ("HTTP/1.1 200 ...", RFC 9112 §4) while a streamed body is still
+     * being sent: whatever it says, the endpoint did not wait for the whole message. */
+    if (req->stream && !req->body_end_read && n >= 12 && memcmp(buf, "HTTP/", 5) == 0) {
+        const char *sp = memchr(buf, ' ', n);
+        if (sp != NULL && sp + 1 < buf + n && sp[1] != '1')
+            req->answered_mid_body = true;
+    }
     http_head_line(&req->head, buf, n);
     return len;
 }
@@ -709,6 +737,21 @@ static int http_add_header(struct curl_slist **list, const char *line)
         return SH_ENOMEM;
     *list = l;
     return 0;
+}
+
+/* http_trailer_cb - CURLOPT_TRAILERFUNCTION: the streamed body ended; its trailer lines. */
+static int http_trailer_cb(struct curl_slist **list, void *userp)
+{
+    struct http_request *req = userp;
+    size_t n = 0;
+    const char *const *lines = req->trailers(req->body_arg, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct curl_slist *l = curl_slist_append(*list, lines[i]);
+        if (l == NULL)
+            return CURL_TRAILERFUNC_ABORT;
+        *list = l;
+    }
+    return CURL_TRAILERFUNC_OK;
 }
 
 /* http_ms - a millisecond count as curl's long, saturating. */
@@ -743,8 +786,13 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_URL, opts->url);
     HTTP_SET(CURLOPT_PROTOCOLS_STR, HTTP_PROTOCOLS);
     HTTP_SET(CURLOPT_POST, 1L);
-    HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)opts->body_size);
-    if (opts->body != NULL) {
+    /* -1: the size is not known, HTTP/1.1 sends the body chunked */
+    HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, opts->stream ? -1 : (curl_off_t)opts->body_size);
+    if (opts->stream && opts->trailers != NULL) {
+        HTTP_SET(CURLOPT_TRAILERFUNCTION, http_trailer_cb);
+        HTTP_SET(CURLOPT_TRAILERDATA, req);
+    }
+    if (opts->body != NULL && !opts->stream) {
         /* A body in memory is curl's to read: one under 64 KiB (MAX_INITIAL_POST_SIZE) goes
          * out in the same send as the headers, and curl starts it over by itself when it
          * sends the request again. */
@@ -811,7 +859,8 @@ int http_request_start(struct http_client *hc, const struct http_request_opts *o
     if (out != NULL)
         *out = NULL;
     if (hc == NULL || hc->closing || opts == NULL || opts->url == NULL || done == NULL ||
-        (opts->body_size > 0 && opts->body == NULL && opts->body_read == NULL))
+        ((opts->body_size > 0 || opts->stream) && opts->body_read == NULL &&
+         (opts->body == NULL || opts->stream)))
         return SH_EINVAL;
     struct http_request *req = calloc(1, sizeof(*req));
     int rc = SH_ENOMEM;
@@ -821,6 +870,8 @@ int http_request_start(struct http_client *hc, const struct http_request_opts *o
     req->body_read = opts->body_read;
     req->body_arg = opts->body_arg;
     req->body_size = opts->body_size;
+    req->stream = opts->stream;
+    req->trailers = opts->trailers;
     req->done = done;
     req->arg = arg;
     req->easy = curl_easy_init();
@@ -849,8 +900,19 @@ fail:
     return rc;
 }
 
+/* http_request_resume - see http_client.h. curl_easy_pause expires the transfer's timer,
+ * so the multi handle takes it up again from the loop. */
+void http_request_resume(struct http_request *req)
+{
+    if (req == NULL || !req->paused)
+        return;
+    req->paused = false;
+    curl_easy_pause(req->easy, CURLPAUSE_CONT);
+}
+
 /* http_request_cancel - take the transfer out of the multi handle and free it; its
- * connection is closed or kept by curl as it sees fit. done is not called. */
+ * connection is closed or kept by curl as it sees fit (one with a request cut short in its
+ * body is closed). done is not called. */
 void http_request_cancel(struct http_request *req)
 {
     if (req == NULL)

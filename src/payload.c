@@ -152,7 +152,9 @@ static json_t *payload_build(const struct envelope *env, int *err)
     }
 
     const char *body = envelope_body_name(env->body);
-    if (payload_set(root, "size", json_integer((json_int_t)env->size), err) ||
+    json_t *size =
+        env->size == PAYLOAD_SIZE_UNKNOWN ? json_null() : json_integer((json_int_t)env->size);
+    if (payload_set(root, "size", size, err) ||
         (params = payload_child(root, "params", json_object(), err)) == NULL ||
         payload_set(params, "body", body != NULL ? json_string(body) : json_null(), err) ||
         payload_set(params, "smtputf8", json_boolean(env->smtputf8), err) ||

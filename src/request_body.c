@@ -74,6 +74,16 @@ int request_body_add_str(struct request_body *b, const char *s)
     return request_body_add(b, s, strlen(s));
 }
 
+/* request_message_piece_size - bytes a message piece adds: a live message in base64 counts
+ * its whole 3-byte groups only (the last group's padding is known at the end). */
+static uint64_t request_message_piece_size(const struct request_body *b,
+                                           enum request_piece_kind kind)
+{
+    if (kind == REQUEST_PIECE_MESSAGE)
+        return b->message_size;
+    return b->live ? b->message_size / 3 * 4 : request_base64_size(b->message_size);
+}
+
 /* request_body_add_message - see request_body.h. */
 int request_body_add_message(struct request_body *b, bool base64)
 {
@@ -81,10 +91,33 @@ int request_body_add_message(struct request_body *b, bool base64)
     if (p == NULL)
         return SH_ENOMEM;
     p->kind = base64 ? REQUEST_PIECE_MESSAGE_BASE64 : REQUEST_PIECE_MESSAGE;
-    p->size = base64 ? request_base64_size(b->message_size) : b->message_size;
+    p->size = request_message_piece_size(b, p->kind);
     b->n_pieces++;
     b->size += p->size;
     return 0;
+}
+
+/* request_body_live - see request_body.h. */
+void request_body_live(struct request_body *b)
+{
+    b->live = true;
+}
+
+/* request_body_grow - see request_body.h. The message pieces take their new sizes and the
+ * pieces after them move along. */
+void request_body_grow(struct request_body *b, uint64_t message_size, bool ended)
+{
+    b->message_size = message_size;
+    b->live = !ended;
+    uint64_t at = 0;
+    for (size_t i = 0; i < b->n_pieces; i++) {
+        struct request_piece *p = &b->pieces[i];
+        p->start = at;
+        if (p->kind != REQUEST_PIECE_BYTES)
+            p->size = request_message_piece_size(b, p->kind);
+        at += p->size;
+    }
+    b->size = at;
 }
 
 /* request_read_full - exactly len message bytes from offset (fewer only at its end). */
@@ -147,12 +180,26 @@ static const struct request_piece *request_piece_at(const struct request_body *b
     return &b->pieces[lo];
 }
 
+/* request_readable_end - the end of what can be read now: all of it, or while the message is
+ * live, up to the end of what has arrived of it (what follows it must wait). */
+static uint64_t request_readable_end(const struct request_body *b)
+{
+    if (!b->live)
+        return b->size;
+    for (size_t i = 0; i < b->n_pieces; i++) {
+        if (b->pieces[i].kind != REQUEST_PIECE_BYTES)
+            return b->pieces[i].start + b->pieces[i].size;
+    }
+    return b->size;
+}
+
 /* request_body_read - see request_body.h. Fills dst across pieces as far as it can. */
 int request_body_read(void *body, uint64_t offset, char *dst, size_t len, size_t *got)
 {
     const struct request_body *b = body;
     *got = 0;
-    while (*got < len && offset + *got < b->size) {
+    uint64_t end = request_readable_end(b);
+    while (*got < len && offset + *got < end) {
         uint64_t at = offset + *got;
         const struct request_piece *p = request_piece_at(b, at);
         uint64_t in = at - p->start;
@@ -178,13 +225,13 @@ int request_body_read(void *body, uint64_t offset, char *dst, size_t len, size_t
             return SH_EIO; /* the message ended before its piece did */
         *got += n;
     }
-    return 0;
+    return *got == 0 && b->live && len > 0 ? SH_EAGAIN : 0;
 }
 
 /* request_body_memory - see request_body.h. */
 const char *request_body_memory(const struct request_body *b)
 {
-    if (b->n_pieces != 1 || b->failed)
+    if (b->n_pieces != 1 || b->failed || b->live)
         return NULL;
     const struct request_piece *p = &b->pieces[0];
     if (p->kind == REQUEST_PIECE_BYTES)

@@ -211,6 +211,12 @@ const struct txn *smtp_engine_txn(const struct smtp_engine *e)
     return session_txn(&e->session);
 }
 
+/* smtp_engine_body_txn - see smtp_engine.h. */
+struct txn *smtp_engine_body_txn(struct smtp_engine *e)
+{
+    return e->session.txn;
+}
+
 /* smtp_engine_delivering - see smtp_engine.h. */
 bool smtp_engine_delivering(const struct smtp_engine *e)
 {

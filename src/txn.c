@@ -88,6 +88,8 @@ void txn_free(struct txn *t)
 {
     if (t == NULL)
         return;
+    if (t->on_free != NULL)
+        t->on_free(t->on_free_arg);
     free(t->env.mail_from);
     for (size_t i = 0; i < t->env.n_rcpt; i++)
         free(t->env.rcpt_to[i]);

@@ -139,6 +139,8 @@ struct config_endpoint {
     struct config_basic_auth basic_auth; /* "basic_auth" */
     struct config_signing signing;       /* "signing" */
     uint64_t max_header_bytes;           /* raw: the request head never grows past this */
+    bool stream;                         /* the POST starts with the message and is sent,
+                                          * chunked, as it arrives */
 };
 
 /* How a route hands a message to its endpoints. */
@@ -235,6 +237,7 @@ struct config {
     int log_level;                                 /* enum log_level */
     char **warnings;   /* problems that do not stop a start, for the log */
     size_t n_warnings; /* entries in warnings */
+    bool any_stream;   /* an endpoint has "stream": connections follow each body */
 };
 
 /* Command-line values that replace what the file says. */

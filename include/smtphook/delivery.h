@@ -107,6 +107,28 @@ void delivery_context_free(struct delivery_context *ctx);
 int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn done, void *arg,
                    struct delivery **out);
 
+/* Streamed transfer (endpoints with "stream"): the delivery opens when the body starts,
+ * before the message is complete. Only the requests of streaming endpoints start then; they
+ * send the body chunked as it arrives (delivery_stream_more after each piece of input) and
+ * pause when they catch up with it. An answer that comes before the body ended is no
+ * delivery (a 2xx is "message not fully sent"). At the final dot delivery_stream_commit
+ * turns it into an ordinary delivery: the deadline starts, the other endpoints get their
+ * requests, and a streamed request still running is the first attempt of its endpoint.
+ * A message that is dropped instead (delivery_cancel) cuts its requests off mid-body. */
+
+/* delivery_stream_open - the body of t has begun: start the requests of the endpoints that
+ * stream. *out NULL (and 0) when none of them gets the message. 0 or SH_ENOMEM. */
+int delivery_stream_open(struct delivery_context *ctx, struct txn *t, struct delivery **out);
+
+/* delivery_stream_more - the spool grew, or the body ended, or it was found unfit (too big,
+ * not stored, a multipart boundary in it): the streamed requests read on, or those that
+ * cannot carry the message any further stop and wait for an ordinary attempt. */
+void delivery_stream_more(struct delivery *d);
+
+/* delivery_stream_commit - the message is complete (t->body_ended): continue as
+ * delivery_start would, done never called before this returns. */
+void delivery_stream_commit(struct delivery *d, delivery_done_fn done, void *arg);
+
 /* delivery_cancel - stop every request and timer; done is not called afterwards. */
 void delivery_cancel(struct delivery *d);
 

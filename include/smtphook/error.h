@@ -15,7 +15,8 @@
     X(NOTFOUND, -6, "not found")                                                                   \
     X(CANCELED, -7, "operation canceled")                                                          \
     X(TOOBIG, -8, "too big")                                                                       \
-    X(NET, -9, "network error")
+    X(NET, -9, "network error")                                                                    \
+    X(AGAIN, -10, "not available yet")
 
 enum sh_error {
     SH_OK = 0,

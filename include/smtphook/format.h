@@ -19,7 +19,9 @@
  * "text/plain; charset=ISO-8859-1" (one character per byte, so the bytes survive a receiver
  * that decodes by the label); others have no label, which means UTF-8 (RFC 7578 §4.4).
  * Every format has X-Smtphook-Id and Idempotency-Key, then basic_auth's Authorization, then
- * the endpoint's own headers. */
+ * the endpoint's own headers. A streamed request cannot know what depends on the whole body
+ * before it: its envelope has "size": null and no "key", and its Idempotency-Key and
+ * X-Smtphook-Size come as trailers (announced in a Trailer header, RFC 9110 §6.6.2). */
 #ifndef SMTPHOOK_FORMAT_H
 #define SMTPHOOK_FORMAT_H
 
@@ -40,6 +42,9 @@ struct format_message {
     const struct spool *spool;               /* the body: its first size bytes */
     uint64_t size;                           /* bytes of the message */
     bool utf8;                               /* the message is valid UTF-8 throughout */
+    bool live;                               /* still arriving: a streamed request (its body
+                                              * is live, request_body.h; raw, json and
+                                              * multipart only) */
     const struct mail_header_fields *fields; /* its From, To and Subject, or NULL */
 };
 
@@ -71,6 +76,8 @@ int format_add_header(struct format_request *r, const char *name, const char *va
 
 /* format_request_free - release headers and body; r is empty afterwards. */
 void format_request_free(struct format_request *r);
+
+#define FORMAT_TRAILER_SIZE "X-Smtphook-Size" /* a streamed request's trailer: message bytes */
 
 #define FORMAT_HEAD_SLACK 256u /* bytes of the head curl writes itself, the URL aside */
 

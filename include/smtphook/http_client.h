@@ -36,8 +36,13 @@ enum http_failure {
     HTTP_FAILURE_OTHER,    /* anything else curl reports */
 };
 
-/* Reads body bytes at an offset; returns 0 and *got (0 at the end) or a negative error. */
+/* Reads body bytes at an offset; returns 0 and *got (0 at the end) or a negative error.
+ * A streamed body may also return SH_EAGAIN: nothing more yet (see http_request_resume). */
 typedef int (*http_body_read_fn)(void *arg, uint64_t offset, char *dst, size_t len, size_t *got);
+
+/* The trailer lines of a streamed request, asked for once its body has ended: *n
+ * "Name: value" strings, valid during the call. */
+typedef const char *const *(*http_trailers_fn)(void *arg, size_t *n);
 
 struct http_request_opts {
     const char *url;             /* http:// or https:// */
@@ -53,6 +58,10 @@ struct http_request_opts {
     const char *ca_file;         /* https: trust only the CAs in this PEM file; NULL: system's */
     const char *client_cert;     /* https: client certificate (PEM) for mutual TLS, or NULL */
     const char *client_key;      /* https: its private key (PEM); set with client_cert */
+    bool stream;                 /* the body is sent as body_read gives it, its size not known
+                                  * in advance: chunked (RFC 9112 §7.1), body_size ignored;
+                                  * body_read says SH_EAGAIN while more is to come */
+    http_trailers_fn trailers;   /* stream: the trailer section's lines, or NULL */
 };
 
 /* What a request ended with. The strings are valid during the done callback only. The header
@@ -67,6 +76,8 @@ struct http_response {
                                 * line (RFC 9112 §2.1); false when the connection closed
                                 * before it, which makes the response incomplete (§8) */
     uint64_t body_sent;        /* request body bytes curl sent */
+    bool answered_mid_body;    /* streamed: the final response began before the body was
+                                * read to its end (so the endpoint cannot have it all) */
     uint64_t elapsed_ms;       /* from start to completion */
     const char *error;         /* human-readable reason, NULL without a failure */
     const char *smtp_reply;    /* Smtphook-Reply value, NULL when absent or dropped */
@@ -91,7 +102,13 @@ void http_client_close(struct http_client *hc);
 int http_request_start(struct http_client *hc, const struct http_request_opts *opts,
                        http_done_fn done, void *arg, struct http_request **out);
 
-/* http_request_cancel - stop a request; its done callback will not be called. */
+/* http_request_cancel - stop a request; its done callback will not be called. A streamed
+ * request's body is never terminated: the connection closes with the last chunk unsent, so
+ * the receiver cannot take the body as complete. */
 void http_request_cancel(struct http_request *req);
+
+/* http_request_resume - a streamed request whose body had nothing more (SH_EAGAIN) has more,
+ * or has ended: curl reads on. Harmless when it was not waiting. */
+void http_request_resume(struct http_request *req);
 
 #endif

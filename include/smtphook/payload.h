@@ -27,6 +27,9 @@
 #define PAYLOAD_HEADER_RCPT_TO   "X-Smtphook-Rcpt-To"
 #define PAYLOAD_CONTENT_TYPE     "message/rfc822"
 
+/* An envelope size that is not known yet (a streamed request): "size" is null. */
+#define PAYLOAD_SIZE_UNKNOWN UINT64_MAX
+
 /* payload_envelope_json - the envelope as one compact, ASCII-only JSON object:
  * {"id","key" (only when the envelope has one),"received_at" (RFC 3339 UTC,
  * milliseconds),"client":{"address","port","helo"}, "tls":null or

@@ -34,8 +34,10 @@ struct request_body {
     struct request_piece *pieces; /* in order */
     size_t n_pieces;              /* entries in pieces */
     size_t cap;                   /* allocated entries */
-    uint64_t size;                /* the whole body: the request's Content-Length */
+    uint64_t size;                /* the whole body: the request's Content-Length (live:
+                                   * the bytes readable so far) */
     bool failed;                  /* an add ran out of memory: the body is incomplete */
+    bool live;                    /* the message is still arriving (request_body_grow) */
 };
 
 /* request_body_init - an empty body over a message of message_size bytes in spool (NULL
@@ -52,8 +54,18 @@ int request_body_add_str(struct request_body *b, const char *s);
 /* request_body_add_message - append the message as it is (base64 false) or in base64. */
 int request_body_add_message(struct request_body *b, bool base64);
 
+/* request_body_live - the message is still arriving: it is readable as far as it is stored,
+ * and what follows it once it ended (request_body_grow). Call before adding pieces. */
+void request_body_live(struct request_body *b);
+
+/* request_body_grow - a live body's message now has message_size bytes; ended: that is all
+ * of it (the body is no longer live; its size is final). */
+void request_body_grow(struct request_body *b, uint64_t message_size, bool ended);
+
 /* request_body_read - copy up to len bytes of the body from offset into dst; *got is 0 at
- * the end. The http_body_read_fn of a request (http_client.h). 0 or SH_EIO. */
+ * the end. The http_body_read_fn of a request (http_client.h). 0 or SH_EIO; SH_EAGAIN for a
+ * live body with nothing at offset yet. A live message in base64 is readable in whole
+ * 3-byte groups until it ends. */
 int request_body_read(void *body, uint64_t offset, char *dst, size_t len, size_t *got);
 
 /* request_body_memory - the whole body when it is one contiguous run of memory (the message

@@ -103,6 +103,10 @@ bool smtp_engine_waiting(const struct smtp_engine *e);
 /* smtp_engine_txn - the transaction being built, or NULL (for the log of an abandoned one). */
 const struct txn *smtp_engine_txn(const struct smtp_engine *e);
 
+/* smtp_engine_body_txn - the transaction being built, to follow its body as it arrives
+ * (streamed requests; its on_free hook may be set), or NULL. */
+struct txn *smtp_engine_body_txn(struct smtp_engine *e);
+
 /* smtp_engine_delivering - a message was handed over and its reply is still due. */
 bool smtp_engine_delivering(const struct smtp_engine *e);
 

@@ -81,6 +81,9 @@ struct txn {
     struct txn_delivery *deliveries;   /* one per endpoint the message goes to */
     size_t n_deliveries;               /* entries in deliveries */
     struct app_reply reply;            /* the reply the sender got (code 0 before) */
+    void (*on_free)(void *arg);        /* called first by txn_free, or NULL: whoever streams
+                                        * the body as it arrives hears that it is dropped */
+    void *on_free_arg;                 /* passed to on_free */
 };
 
 /* txn_new - a transaction for an accepted MAIL: the facts and the sender are copied.

@@ -23,7 +23,7 @@ class Request:
     """One request the receiver saw."""
 
     def __init__(self, method, path, headers, body, length, sha256, arrived, client_port,
-                 client_cert=None):
+                 client_cert=None, trailers=None):
         self.method = method  # "POST"
         self.path = path  # request target, e.g. "/inbound"
         self.headers = headers  # http.client.HTTPMessage (case-insensitive .get)
@@ -35,6 +35,8 @@ class Request:
         # HTTPS: the client certificate smtphook presented, as ssl.getpeercert() gives it
         # (None without one, or over plain HTTP)
         self.client_cert = client_cert
+        # a chunked body's trailer fields, {lower-case name: value}
+        self.trailers = trailers or {}
 
     def client_subject(self):
         """The client certificate's subject as {"commonName": ..., ...}, or None."""
@@ -108,12 +110,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if total <= KEEP_BODY_MAX:
                 kept.append(data)
 
+        trailers = {}
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                line = self.rfile.readline()
+                if not line:
+                    raise ConnectionError("eof before a chunk")
+                size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        line = self.rfile.readline()
+                        if not line:
+                            raise ConnectionError("eof in the trailers")
+                        if line in (b"\r\n", b"\n"):
+                            break
+                        name, _, value = line.decode("latin-1").partition(":")
+                        trailers[name.strip().lower()] = value.strip()
                     break
                 left = size
                 while left:
@@ -132,6 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 take(data)
                 left -= len(data)
         body = b"".join(kept) if total <= KEEP_BODY_MAX else None
+        self.trailers = trailers
         return body, total, h.hexdigest()
 
     def _respond(self, status, extra=(), close=False):
@@ -164,7 +177,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         body, length, digest = self._read_body()
         req = Request(self.command, self.path, self.headers, body, length, digest, arrived,
-                      port, self.client_cert)
+                      port, self.client_cert, self.trailers)
         rcv._record(req)
         if b["mode"] == "close":
             self.close_connection = True

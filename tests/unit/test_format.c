@@ -134,7 +134,7 @@ static void expect_headers(const struct format_request *r, const char *const *wa
 /* build - format_build for f, which must succeed. */
 static void build(struct fx *f, const struct mail_header_fields *fields, struct format_request *r)
 {
-    struct format_message msg = {f->sp, strlen(MESSAGE), true, fields};
+    struct format_message msg = {f->sp, strlen(MESSAGE), true, false, fields};
     assert_int_equal(format_build(&f->ep, &f->env, &msg, &f->at, r), 0);
 }
 
@@ -486,7 +486,7 @@ static void test_labels(void **state)
         struct fx f;
         fx_init(&f, CONFIG_FORMAT_MULTIPART, CONFIG_PRESET_MAILGUN, 1 << 20);
         struct format_request r;
-        struct format_message msg = {f.sp, strlen(MESSAGE), utf8 == 1, &fields};
+        struct format_message msg = {f.sp, strlen(MESSAGE), utf8 == 1, false, &fields};
         assert_int_equal(format_build(&f.ep, &f.env, &msg, &f.at, &r), 0);
         char *body = body_of(&r);
         char *mime = strstr(body, "name=\"body-mime\"\r\n");
