@@ -8,8 +8,8 @@ head and Content-Length body off a kept-alive connection and answers 200 with an
 nothing else. Body bytes are counted off as they arrive, never kept: a 40 MB body costs its
 recv calls into one reused buffer, not a growing bytes object copied at every read. It keeps no requests and checks nothing, so that what is measured is smtphook
 and not the receiver (the integration tests' receiver is a thread per connection, and its
-cost shows in smtphook's throughput). SIGTERM ends it; it prints "REQUESTS <n>" on the way
-out.
+cost shows in smtphook's throughput). SIGTERM ends it; it prints "REQUESTS <n> BYTES <m>"
+(requests answered, body bytes read) on the way out.
 """
 
 import selectors
@@ -43,14 +43,17 @@ def content_length(head):
 
 
 def consume(c, data):
-    """Take in the bytes just read (a memoryview); return the requests they completed."""
+    """Take in the bytes just read (a memoryview); return (requests they completed, body
+    bytes among them)."""
     answers = 0
+    body = 0
     pos, n = 0, len(data)
     while pos < n:
         if c.skip:
             take = min(c.skip, n - pos)
             c.skip -= take
             pos += take
+            body += take
             if not c.skip:
                 answers += 1
             continue
@@ -70,7 +73,7 @@ def consume(c, data):
             answers += 1
         if rest:  # body bytes (or a pipelined request) read with the head
             data, pos, n = memoryview(rest), 0, len(rest)
-    return answers
+    return answers, body
 
 
 def serve(listener):
@@ -79,6 +82,7 @@ def serve(listener):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     requests = 0
+    body_bytes = 0
     buf = bytearray(READ_SIZE)  # every recv lands here
     view = memoryview(buf)
     while not stop:
@@ -107,7 +111,8 @@ def serve(listener):
                 sel.unregister(c.sock)
                 c.sock.close()
                 continue
-            answers = consume(c, view[:got])
+            answers, body = consume(c, view[:got])
+            body_bytes += body
             if answers:
                 requests += answers
                 try:
@@ -115,7 +120,7 @@ def serve(listener):
                 except OSError:
                     sel.unregister(c.sock)
                     c.sock.close()
-    print("REQUESTS %d" % requests, flush=True)
+    print("REQUESTS %d BYTES %d" % (requests, body_bytes), flush=True)
 
 
 def main():
