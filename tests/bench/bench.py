@@ -4,7 +4,8 @@
   python3 tests/bench/bench.py [--binary build/smtphook] [--idle 1000] [--messages 2000]
                                [--throughput-messages 10000] [--rounds 5] [--syscall-messages 1000]
                                [--callgrind-messages 200,600]
-                               [--only idle,throughput,instructions,syscalls,size,tls]
+                               [--only idle,throughput,instructions,syscalls,size,tls,
+                                       formats,formats_rss,sign_latency]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
@@ -97,9 +98,15 @@ class FastReceiver:
         return "http://%s:%d%s" % (helpers.HOST, self.port, path)
 
     def stop(self):
+        """End it: its last line, "REQUESTS <n> BYTES <m>" (requests answered, body bytes)."""
         self.proc.send_signal(signal.SIGTERM)
         out = self.proc.communicate(timeout=10)[0]
         return out
+
+    def stop_counts(self):
+        """End it: (requests answered, body bytes read)."""
+        f = self.stop().split()
+        return int(f[1]), int(f[3])
 
 
 def start(binary, receiver, limits, **top):
@@ -455,6 +462,225 @@ def bench_size(binary, receiver):
         sh.cleanup_dir()
 
 
+# A Standard Webhooks secret for the signing figures: "whsec_" and the base64 of 32 bytes.
+SIGNING = {"scheme": "standard-webhooks",
+           "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw6SgNh5dn+s0="]}
+BIG_RSS_BYTES = 30 * 1000 * 1000  # the large message of formats_rss
+BIG_SIGN_BYTES = 25 * 1000 * 1000  # the large message in flight in sign_latency
+LATENCY_MESSAGES = 20  # small messages timed one after another in sign_latency
+CONFIG_DEF_SPOOL_MEMORY_BYTES = 1048576  # config.h's default spool.memory_bytes
+
+
+def endpoint(url, fmt="raw", signing=False):
+    """One endpoint "app" at url in format fmt, signed with SIGNING or not (the endpoints key
+    of make_config)."""
+    ep = {"url": url, "timeout_ms": 60000, "connect_timeout_ms": 2000, "format": fmt}
+    if signing:
+        ep["signing"] = SIGNING
+    return {"app": ep}
+
+
+def format_variants(fast):
+    """(label, config keys) of the formats figure; the first is the baseline."""
+    return [("raw", {"endpoints": endpoint(fast.url())}),
+            ("json", {"endpoints": endpoint(fast.url(), "json")}),
+            ("multipart", {"endpoints": endpoint(fast.url(), "multipart")}),
+            ("raw + signing", {"endpoints": endpoint(fast.url(), signing=True)})]
+
+
+def bench_formats(binary, messages, rounds):
+    """Throughput and smtphook CPU per message of 4 KB with smtp-source to the fast
+    receiver, per request format and with Standard Webhooks signing: the method of the
+    throughput figure (one smtphook per run, the variants taking turns round after round,
+    the median round by CPU), printed as a table with the CPU cost relative to raw."""
+    fast = FastReceiver()
+    try:
+        variants = format_variants(fast)
+        runs = {label: [] for label, _ in variants}
+        run_throughput(binary, fast, messages // 4, {})  # warm-up
+        for _ in range(rounds):
+            for label, top in variants:
+                runs[label].append(run_throughput(binary, fast, messages, top))
+    finally:
+        fast.stop()
+    print("formats: %d messages of %d KB over %d sessions per run (smtp-source, fast "
+          "receiver), median of %d rounds by CPU" % (messages, MESSAGE_BYTES // 1024,
+                                                      SESSIONS, rounds))
+    print("  %-14s %8s %12s %14s %11s %9s" % ("format", "msg/s", "CPU us/msg", "rounds",
+                                              "CPU vs raw", "peak RSS"))
+    base = None
+    for label, _ in variants:
+        by_cpu = sorted(runs[label], key=lambda r: r[1])
+        wall, cpu, hwm = by_cpu[len(by_cpu) // 2]
+        per_msg = cpu / messages / 1e3
+        if base is None:
+            base = per_msg
+        print("  %-14s %8.0f %12.1f %14s %+10.1f%% %6d KiB"
+              % (label, messages / wall, per_msg,
+                 "%.0f..%.0f" % (by_cpu[0][1] / messages / 1e3, by_cpu[-1][1] / messages / 1e3),
+                 (per_msg / base - 1) * 100, hwm))
+
+
+def bench_formats_rss(binary):
+    """Peak RSS (VmHWM) of smtphook after a 5 KB message, then after a 30 MB one, per
+    format, with the spool's memory part at its default 1 MiB, to the fast receiver (which
+    reads the body and keeps none of it). json and multipart build their bodies from the
+    spool as curl reads them (base64 computed on the way), so the growth should be the
+    spool's memory part and some buffers, not the size of the message."""
+    small = b"Subject: small\r\n\r\n" + b"x" * 78 * 64 + b"\r\n"
+    line = b"y" * 998 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + line * (BIG_RSS_BYTES // len(line))
+    variants = [("raw", "raw", False), ("json", "json", False),
+                ("multipart", "multipart", False), ("json + signing", "json", True)]
+    rows = []
+    for label, fmt, signing in variants:
+        fast = FastReceiver()  # one per format: its byte count is this format's
+        try:
+            sh = start(binary, fast, {"max_message_bytes": 60000000,
+                                      "transaction_timeout_ms": 60000},
+                       endpoints=endpoint(fast.url(), fmt, signing),
+                       spool={"memory_bytes": CONFIG_DEF_SPOOL_MEMORY_BYTES,
+                              "directory": tempfile.gettempdir()})
+            try:
+                pid = sh.proc.pid
+                r_small = send(sh.port, small)
+                hwm_small = proc_status(pid, "VmHWM")
+                t0 = time.monotonic()
+                r_big = send(sh.port, big)
+                wall = time.monotonic() - t0
+                hwm_big = proc_status(pid, "VmHWM")
+            finally:
+                sh.stop()
+                sh.cleanup_dir()
+        finally:
+            requests, body_bytes = fast.stop_counts()
+        rows.append((label, hwm_small, hwm_big, "%d %d" % (r_small.code, r_big.code), wall,
+                     requests, body_bytes))
+    print("formats_rss: smtphook peak RSS (VmHWM) after a 5 KB message, then after a %d MB "
+          "one, spool memory_bytes %d (default), fast receiver" % (len(big) // 1000000,
+                                                                   CONFIG_DEF_SPOOL_MEMORY_BYTES))
+    print("  %-15s %14s %14s %10s %8s %17s %22s" % ("format", "after 5 KB", "after 30 MB",
+                                                     "growth", "replies", "30 MB message in",
+                                                     "receiver read"))
+    for label, hwm_small, hwm_big, codes, wall, requests, body_bytes in rows:
+        print("  %-15s %10d KiB %10d KiB %6d KiB %8s %15.2f s %7.1f MB in %d requests"
+              % (label, hwm_small, hwm_big, hwm_big - hwm_small, codes, wall, body_bytes / 1e6,
+                 requests))
+
+
+def open_session(port):
+    """A session after EHLO, with TCP_NODELAY: the final dot goes in a write of its own, and
+    Nagle's algorithm would hold it until the body's last segment is acknowledged (up to the
+    40 ms of a delayed ACK, which would then be all the latency measured)."""
+    c = smtp_client.SMTPClient(port, timeout=120)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.cmd("EHLO bench")
+    return c
+
+
+def start_message(c, body):
+    """MAIL, RCPT, DATA and the body but for its final dot, which the caller sends."""
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.com>")
+    if c.cmd("DATA").code != 354:
+        raise RuntimeError("DATA refused")
+    c.send(smtp_client.dot_stuff(body)[:-3])
+
+
+def finish_message(c):
+    """The final dot; (seconds from it to the reply, the reply code)."""
+    t0 = time.monotonic()
+    c.send(b".\r\n")
+    r = c.read_reply(120)
+    return time.monotonic() - t0, r.code
+
+
+def latency_summary(samples):
+    ms = sorted(t * 1e3 for t, _ in samples)
+    codes = sorted(set(code for _, code in samples))
+    return "median %.2f ms, max %.2f ms (%d messages, replies %s)" % (
+        ms[len(ms) // 2], ms[-1], len(ms), "/".join(str(c) for c in codes))
+
+
+def bench_sign_latency(binary):
+    """The latency of small messages (5 KB, one after another on one connection; each timed
+    from its final dot to its reply, which comes after the endpoint's 200) while a 25 MB
+    message to the same signing endpoint is being signed and sent on another connection,
+    against the same with nothing else in flight; and, to tell signing from sending, with
+    the large message to an endpoint that does not sign. A body over 256 KiB is signed in
+    256 KiB steps, one per turn of the event loop, so the small messages should wait for
+    a step at most (a millisecond or so), not for the whole pass.
+
+    The large message's bytes all go before its final dot, and the small messages start
+    right after that dot; only those whose final dot went before the large message's reply
+    count as "in flight" (a round repeats with a new large message until there are
+    LATENCY_MESSAGES of them)."""
+    fast = FastReceiver()
+    small = b"Subject: small\r\n\r\n" + b"x" * 78 * 64 + b"\r\n"
+    line = b"y" * 998 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + line * (BIG_SIGN_BYTES // len(line))
+    results = []
+    try:
+        for label, signing, with_big in (("no large message in flight (signing endpoint)",
+                                          True, False),
+                                         ("while 25 MB is signed and sent (signing endpoint)",
+                                          True, True),
+                                         ("while 25 MB is sent (endpoint without signing)",
+                                          False, True)):
+            sh = start(binary, fast, {"max_message_bytes": 60000000,
+                                      "transaction_timeout_ms": 60000},
+                       endpoints=endpoint(fast.url(), signing=signing))
+            try:
+                b = open_session(sh.port)
+                samples = []
+                big_times = []
+                if not with_big:
+                    for _ in range(LATENCY_MESSAGES):
+                        start_message(b, small)
+                        samples.append(finish_message(b))
+                else:
+                    a = open_session(sh.port)
+                    cycles = 0
+                    while len(samples) < LATENCY_MESSAGES and cycles < 40:
+                        cycles += 1
+                        start_message(a, big)
+                        done = []
+
+                        def big_dot():
+                            lat = finish_message(a)
+                            done.append((lat, time.monotonic()))  # one append: no torn read
+
+                        th = threading.Thread(target=big_dot)
+                        th.start()
+                        while len(samples) < LATENCY_MESSAGES:
+                            start_message(b, small)
+                            t_dot = time.monotonic()
+                            lat = finish_message(b)
+                            if done and t_dot >= done[0][1]:
+                                break  # the large message had its reply before this dot
+                            samples.append(lat)
+                        th.join()
+                        big_times.append(done[0][0])
+                    a.cmd("QUIT")
+                    a.close()
+                b.cmd("QUIT")
+                b.close()
+                results.append((label, samples, big_times))
+            finally:
+                sh.stop()
+                sh.cleanup_dir()
+    finally:
+        fast.stop()
+    print("sign_latency: small messages of 5 KB one after another on one connection, each "
+          "timed from its final dot to its 250 (the endpoint answered 200); fast receiver")
+    for label, samples, big_times in results:
+        extra = ""
+        if big_times:
+            extra = "; the 25 MB message: final dot to reply %s s (%d large messages)" % (
+                ", ".join("%.2f" % t for t, _ in big_times), len(big_times))
+        print("  %s: %s%s" % (label, latency_summary(samples), extra))
+
+
 class TLSBench:
     """A test CA and a server certificate for the TLS figures."""
 
@@ -581,7 +807,8 @@ def main():
                     help="messages sent under strace")
     ap.add_argument("--callgrind-messages", default="200,600",
                     help="messages of the two callgrind runs per variant (few,many)")
-    ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls",
+    ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls,formats,"
+                    "formats_rss,sign_latency",
                     help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -608,6 +835,12 @@ def main():
             bench_size(binary, receiver)
         if "tls" in only:
             bench_tls(binary, receiver, min(idle, 500), args.messages)
+        if "formats" in only:
+            bench_formats(binary, args.throughput_messages, args.rounds)
+        if "formats_rss" in only:
+            bench_formats_rss(binary)
+        if "sign_latency" in only:
+            bench_sign_latency(binary)
     finally:
         receiver.stop()
 
