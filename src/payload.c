@@ -15,11 +15,12 @@
 #include "smtphook/buf.h"
 #include "smtphook/error.h"
 
-#define PAYLOAD_N_HEADERS  6u  /* Content-Type, Id, Key, Envelope, Mail-From, Rcpt-To */
-#define PAYLOAD_TIME_MAX   32u /* "YYYY-MM-DDTHH:MM:SS.mmmZ" and room for odd years */
-#define PAYLOAD_RCPT_SEP   ", "
-#define PAYLOAD_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER)
-#define PAYLOAD_MS_PER_S   1000
+#define PAYLOAD_N_HEADERS     6u  /* Content-Type, Id, Key, Envelope, Mail-From, Rcpt-To */
+#define PAYLOAD_TIME_MAX      32u /* "YYYY-MM-DDTHH:MM:SS.mmmZ" and room for odd years */
+#define PAYLOAD_RCPT_SEP      ", "
+#define PAYLOAD_DUMP_FLAGS    (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER)
+#define PAYLOAD_MS_PER_S      1000
+#define PAYLOAD_BODY_NAME_MAX 14u /* "BINARYMIME" quoted, and room */
 
 /* payload_string - a JSON string for s (NULL -> JSON null when nullable). Sets *err to
  * SH_EINVAL when s is not valid UTF-8 and SH_ENOMEM when memory ran out. */
@@ -441,21 +442,49 @@ size_t payload_rcpt_cost(const char *addr)
     return n;
 }
 
-/* payload_head_base - see payload.h. */
+/* Every key and punctuation mark of an envelope payload_build makes, values left out ("tls"
+ * among them, a null or the object below): payload_head_base adds their bounds to it. They
+ * must follow payload_build (test_payload checks the bound against real envelopes). */
+#define PAYLOAD_SKELETON                                                                           \
+    "{\"id\":,\"key\":,\"received_at\":,\"client\":{\"address\":,\"port\":,\"helo\":},\"tls\":,"   \
+    "\"mail_from\":,\"rcpt_to\":[],\"size\":,\"params\":{\"body\":,\"smtputf8\":},\"chunked\":}"
+#define PAYLOAD_SKELETON_TLS                                                                       \
+    "{\"version\":,\"cipher\":,\"sni\":,\"client_certificate\":{\"subject\":,\"sha256\":}}"
+#define PAYLOAD_NUMBER_MAX  20u /* digits of a uint64_t */
+#define PAYLOAD_LITERAL_MAX 5u  /* null, true, false */
+
+/* payload_value_cost - a string member's bound: its JSON string, or null. */
+static size_t payload_value_cost(const char *s)
+{
+    return s != NULL ? payload_json_cost(s) : PAYLOAD_LITERAL_MAX;
+}
+
+/* payload_head_base - see payload.h. An upper bound worked out from the values' escaped
+ * lengths, without building the JSON (which costs more than the rest of a small message's
+ * RCPT handling): at most a few dozen bytes above the real size. */
 int payload_head_base(const struct envelope *env, uint64_t *out)
 {
-    struct envelope none = *env;
-    none.n_rcpt = 0;
-    char **h = NULL;
-    size_t n = 0;
-    int rc = payload_headers(&none, &h, &n);
-    if (rc != 0)
-        return rc;
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += strlen(h[i]) + 2;
-    payload_headers_free(h, n);
-    *out = total;
+    const struct envelope_tls *tls = &env->tls;
+    uint64_t json = sizeof(PAYLOAD_SKELETON) - 1 + payload_value_cost(env->id) +
+                    payload_value_cost(env->key) + PAYLOAD_TIME_MAX + 2 +
+                    payload_value_cost(env->client_address) + PAYLOAD_NUMBER_MAX +
+                    payload_value_cost(env->helo) + payload_value_cost(env->mail_from) +
+                    PAYLOAD_NUMBER_MAX + PAYLOAD_LITERAL_MAX * 3 + PAYLOAD_BODY_NAME_MAX;
+    if (tls->version != NULL)
+        json += sizeof(PAYLOAD_SKELETON_TLS) - 1 + payload_value_cost(tls->version) +
+                payload_value_cost(tls->cipher) + payload_value_cost(tls->sni) +
+                payload_value_cost(tls->peer_subject) + payload_value_cost(tls->peer_sha256);
+    uint64_t pct = 0;
+    for (const unsigned char *p = (const unsigned char *)env->mail_from; p && *p; p++)
+        pct += payload_is_plain(*p) ? 1 : 3;
+    for (const unsigned char *p = (const unsigned char *)env->id; *p; p++)
+        pct += payload_is_plain(*p) ? 1 : 3;
+    *out = sizeof("Content-Type: " PAYLOAD_CONTENT_TYPE "\r\n") - 1 +
+           sizeof(PAYLOAD_HEADER_ID ": \r\n") - 1 +
+           (env->key != NULL ? sizeof(PAYLOAD_HEADER_KEY ": \r\n") - 1 + strlen(env->key) : 0) +
+           sizeof(PAYLOAD_HEADER_ENVELOPE ": \r\n") - 1 + json +
+           sizeof(PAYLOAD_HEADER_MAIL_FROM ": \r\n") - 1 + sizeof(PAYLOAD_HEADER_RCPT_TO ": \r\n") -
+           1 + pct;
     return 0;
 }
 

@@ -1,11 +1,24 @@
 /* utf8.c - UTF-8 validation in pieces (see utf8.h). */
 #include "smtphook/utf8.h"
 
+#include <string.h>
+
 /* utf8_feed - see utf8.h; the table of RFC 3629 §4. */
 void utf8_feed(struct utf8_state *u, const void *data, size_t n)
 {
     const unsigned char *p = data;
     for (size_t i = 0; i < n && !u->bad; i++) {
+        if (u->need == 0) { /* ASCII runs a word at a time: most mail is mostly ASCII */
+            uint64_t w;
+            while (i + sizeof(w) <= n) {
+                memcpy(&w, p + i, sizeof(w));
+                if ((w & UINT64_C(0x8080808080808080)) != 0)
+                    break;
+                i += sizeof(w);
+            }
+            if (i >= n)
+                break;
+        }
         unsigned char c = p[i];
         if (u->need > 0) {
             if (c < u->lo || c > u->hi) {

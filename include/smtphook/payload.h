@@ -59,8 +59,9 @@ int payload_sendgrid_envelope_json(const struct envelope *env, char **out);
  * separator. */
 size_t payload_rcpt_cost(const char *addr);
 
-/* payload_head_base - bytes the headers above take, each with its CRLF, for env without its
- * recipients (n_rcpt is taken as 0). 0 or SH_ENOMEM/SH_EINVAL. */
+/* payload_head_base - at most how many bytes the headers above take, each with its CRLF, for
+ * env without its recipients (n_rcpt is taken as 0): a bound a few dozen bytes above the
+ * real size, worked out without building them. Always 0. */
 int payload_head_base(const struct envelope *env, uint64_t *out);
 
 /* payload_headers - every "Name: value" line above (without CRLF), Content-Type first.

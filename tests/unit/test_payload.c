@@ -505,6 +505,68 @@ static void test_rcpt_json_invalid_utf8(void **state)
     assert_null(text);
 }
 
+/* head_size - the real size of the payload headers of env (with CRLFs), no recipients. */
+static uint64_t head_size(const struct envelope *env)
+{
+    struct envelope none = *env;
+    none.n_rcpt = 0;
+    char **h = NULL;
+    size_t n = 0;
+    assert_int_equal(payload_headers(&none, &h, &n), 0);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(h[i]) + 2;
+    payload_headers_free(h, n);
+    return total;
+}
+
+/* test_head_bound - payload_head_base is never below the real head and close above it,
+ * for plain and TLS envelopes, with and without a key, with escaped and non-ASCII values;
+ * each recipient's cost is exact. */
+static void test_head_bound(void **state)
+{
+    (void)state;
+    static char quoted[] = "\"odd \\ name\"@example.org";
+    static char utf8[] = "j\xc3\xb6rg\xf0\x9f\x93\xa7@example.org";
+    static char empty[] = "";
+    char *senders[] = {from1, quoted, utf8, empty};
+    for (int variant = 0; variant < 16; variant++) {
+        struct envelope env = sample();
+        env.mail_from = senders[variant % 4];
+        if (variant & 4)
+            env.key = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        if (variant & 8) {
+            env.tls.version = "TLSv1.3";
+            env.tls.cipher = "TLS_AES_256_GCM_SHA384";
+            env.tls.sni = "mx.example.com";
+            env.tls.peer_subject = "CN=client \xc3\xa9,O=\"x\"";
+            env.tls.peer_sha256 = "ab";
+        }
+        env.helo = variant & 1 ? NULL : "client.example.org";
+        uint64_t bound = 0;
+        assert_int_equal(payload_head_base(&env, &bound), 0);
+        uint64_t real = head_size(&env);
+        if (bound < real || bound > real + 96)
+            print_message("  variant %d: bound %lu, real %lu\n", variant, (unsigned long)bound,
+                          (unsigned long)real);
+        assert_true(bound >= real && bound <= real + 96);
+        /* each recipient adds exactly its cost */
+        char *one[] = {utf8};
+        struct envelope with = env;
+        with.rcpt_to = one;
+        with.n_rcpt = 1;
+        char **h = NULL;
+        size_t n = 0;
+        assert_int_equal(payload_headers(&with, &h, &n), 0);
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += strlen(h[i]) + 2;
+        payload_headers_free(h, n);
+        /* the first recipient adds no separator: the cost counts one, so it is 3 over */
+        assert_int_equal(total + 3, real + payload_rcpt_cost(utf8));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_rcpt_json_tls),
         cmocka_unit_test(test_rcpt_json_escaping),
         cmocka_unit_test(test_rcpt_json_invalid_utf8),
+        cmocka_unit_test(test_head_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
