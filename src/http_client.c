@@ -42,9 +42,14 @@
 #define HTTP_MAX_CONNECTS 64L          /* idle connections kept for reuse */
 #define HTTP_PROTOCOLS    "http,https" /* never file://, ftp:// ... */
 #define HTTP_NO_EXPECT    "Expect:"    /* no 100-continue round trip (RFC 9110 §10.1.1) */
-#define HTTP_PEM          "PEM"        /* file format of the client certificate and key */
-#define HTTP_REASON_MAX   (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
-#define HTTP_NO_FIELD     (-1)                    /* http_head.folding: no kept field */
+/* A body over HTTP_BIG_BODY, and a stream, is read in HTTP_BIG_UPLOAD_BUFFER steps rather than
+ * curl's 64 KiB: fewer reads and sends, and a stream that fell behind the sender catches up in
+ * fewer turns of the loop. Small bodies keep curl's buffer (memory per request). */
+#define HTTP_BIG_BODY          1048576L
+#define HTTP_BIG_UPLOAD_BUFFER 524288L
+#define HTTP_PEM               "PEM" /* file format of the client certificate and key */
+#define HTTP_REASON_MAX        (CURL_ERROR_SIZE + 128) /* curl's class text + its detail */
+#define HTTP_NO_FIELD          (-1)                    /* http_head.folding: no kept field */
 
 /* The response headers that are kept, and the longest value kept of each. */
 enum http_field_id {
@@ -788,6 +793,8 @@ static int http_setup(struct http_request *req, const struct http_request_opts *
     HTTP_SET(CURLOPT_POST, 1L);
     /* -1: the size is not known, HTTP/1.1 sends the body chunked */
     HTTP_SET(CURLOPT_POSTFIELDSIZE_LARGE, opts->stream ? -1 : (curl_off_t)opts->body_size);
+    if (opts->stream || opts->body_size > HTTP_BIG_BODY)
+        HTTP_SET(CURLOPT_UPLOAD_BUFFERSIZE, HTTP_BIG_UPLOAD_BUFFER);
     if (opts->stream && opts->trailers != NULL) {
         HTTP_SET(CURLOPT_TRAILERFUNCTION, http_trailer_cb);
         HTTP_SET(CURLOPT_TRAILERDATA, req);

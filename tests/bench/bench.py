@@ -5,7 +5,7 @@
                                [--throughput-messages 10000] [--rounds 5] [--syscall-messages 1000]
                                [--callgrind-messages 200,600]
                                [--only idle,throughput,instructions,syscalls,size,tls,
-                                       formats,formats_rss,sign_latency]
+                                       formats,formats_rss,sign_latency,stream]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
@@ -86,9 +86,12 @@ def cpu_ns(pid):
 class FastReceiver:
     """fast_receiver.py in a process of its own: answers 200 at once, keeps nothing."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fast_receiver.py")],
-                                     stdout=subprocess.PIPE, text=True)
+    def __init__(self, rate=0):
+        """rate > 0: it reads at most that many bytes per second."""
+        cmd = [sys.executable, os.path.join(HERE, "fast_receiver.py")]
+        if rate:
+            cmd += ["--rate", str(rate)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "PORT":
             raise RuntimeError("fast_receiver.py did not start")
@@ -681,6 +684,79 @@ def bench_sign_latency(binary):
         print("  %s: %s%s" % (label, latency_summary(samples), extra))
 
 
+STREAM_SIZES = (10, 25)  # MB of the messages of the stream figure
+STREAM_ROUNDS = 3  # runs per size and mode (the median is printed)
+STREAM_SENDER_RATE = 20e6  # bytes/s of the paced sender
+STREAM_APP_RATE = 40e6  # bytes/s the slower app reads
+
+
+def send_paced(c, body, rate):
+    """body (dot-stuffed, without its final dot) in 64 KiB writes at about rate bytes/s."""
+    data = smtp_client.dot_stuff(body)[:-3]
+    step = 65536
+    t0 = time.monotonic()
+    for off in range(0, len(data), step):
+        c.send(data[off:off + step])
+        ahead = (off + step) / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def bench_stream(binary):
+    """For 10 MB and 25 MB messages: the time from the final dot to the reply, and the
+    throughput from DATA to the reply, with the message spooled first and posted after the
+    final dot (the default) and streamed as it arrives ("stream": true). Two settings: the
+    sender at full speed over loopback to the fast receiver (the upload costs little either
+    way), and a sender paced at 20 MB/s to an app that reads 40 MB/s, as over a real network:
+    spooled, the sender waits for the whole upload after its own; streamed, the upload runs
+    beside it and the reply follows the dot."""
+    rows = []
+    for setting, sender_rate, app_rate in (("loopback, fast app", 0, 0),
+                                           ("sender 20 MB/s, app 40 MB/s", STREAM_SENDER_RATE,
+                                            STREAM_APP_RATE)):
+        fast = FastReceiver(app_rate)
+        try:
+            for mb in STREAM_SIZES:
+                line = b"z" * 998 + b"\r\n"
+                body = b"Subject: stream\r\n\r\n" + line * (mb * 1000000 // len(line))
+                for label, stream in (("spooled", False), ("streamed", True)):
+                    eps = endpoint(fast.url())
+                    eps["app"]["stream"] = stream
+                    sh = start(binary, fast, {"max_message_bytes": 60000000,
+                                              "transaction_timeout_ms": 60000}, endpoints=eps)
+                    runs = []
+                    try:
+                        c = open_session(sh.port)
+                        for _ in range(STREAM_ROUNDS):
+                            t0 = time.monotonic()
+                            if sender_rate:
+                                c.cmd("MAIL FROM:<a@example.org>")
+                                c.cmd("RCPT TO:<b@example.com>")
+                                if c.cmd("DATA").code != 354:
+                                    raise RuntimeError("DATA refused")
+                                send_paced(c, body, sender_rate)
+                            else:
+                                start_message(c, body)
+                            lat, code = finish_message(c)
+                            runs.append((lat, time.monotonic() - t0, code))
+                        c.cmd("QUIT")
+                        c.close()
+                    finally:
+                        sh.stop()
+                        sh.cleanup_dir()
+                    runs.sort()
+                    lat, total, code = runs[len(runs) // 2]
+                    rows.append((setting, mb, label, lat, total, len(body), code))
+        finally:
+            fast.stop()
+    print("stream: one message at a time; median of %d" % STREAM_ROUNDS)
+    print("  %-28s %6s %-9s %18s %16s %6s" % ("setting", "size", "mode", "final dot to reply",
+                                              "DATA to reply", "reply"))
+    for setting, mb, label, lat, total, size, code in rows:
+        print("  %-28s %3d MB %-9s %15.1f ms %11.1f MB/s %6d"
+              % (setting, mb, label, lat * 1e3, size / total / 1e6, code))
+
+
 class TLSBench:
     """A test CA and a server certificate for the TLS figures."""
 
@@ -808,7 +884,7 @@ def main():
     ap.add_argument("--callgrind-messages", default="200,600",
                     help="messages of the two callgrind runs per variant (few,many)")
     ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls,formats,"
-                    "formats_rss,sign_latency",
+                    "formats_rss,sign_latency,stream",
                     help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -841,6 +917,8 @@ def main():
             bench_formats_rss(binary)
         if "sign_latency" in only:
             bench_sign_latency(binary)
+        if "stream" in only:
+            bench_stream(binary)
     finally:
         receiver.stop()
 

@@ -16,6 +16,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 
 HOST = "127.0.0.1"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -26,20 +27,63 @@ class Conn:
     """One connection: the head of the current request as far as it came, or the bytes of
     its body still to come."""
 
-    __slots__ = ("sock", "head", "skip")
+    __slots__ = ("sock", "head", "skip", "chunked", "line", "trailers", "counted")
 
     def __init__(self, sock):
         self.sock = sock
         self.head = bytearray()  # bytes of a request head not yet complete
         self.skip = 0  # body bytes of the current request still to read (and drop)
+        self.chunked = False  # the current request's body is chunked (a streamed one)
+        self.line = bytearray()  # chunked: a chunk-size or trailer line as far as it came
+        self.trailers = False  # chunked: past the last chunk, reading the trailer section
+        self.counted = 0  # chunked: bytes of skip that are chunk data (not its CRLF)
 
 
 def content_length(head):
+    """(Content-Length, chunked) of a request head."""
+    length, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value.strip())
-    return 0
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value.strip())
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    return length, chunked
+
+
+def consume_chunked(c, data, pos, n):
+    """Chunked body bytes from data[pos:n]: returns (new pos, body bytes, request done)."""
+    body = 0
+    while pos < n:
+        if c.skip:
+            take = min(c.skip, n - pos)
+            data_part = min(take, c.counted)
+            c.counted -= data_part
+            body += data_part
+            c.skip -= take
+            pos += take
+            continue
+        lf = bytes(data[pos:n]).find(b"\n")
+        if lf < 0:
+            c.line += data[pos:n]
+            return n, body, False
+        c.line += data[pos:pos + lf]
+        pos += lf + 1
+        line = bytes(c.line).rstrip(b"\r")
+        c.line = bytearray()
+        if c.trailers:
+            if not line:  # the end of the trailer section: the request is complete
+                c.chunked = c.trailers = False
+                return pos, body, True
+            continue
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            c.trailers = True
+        else:
+            c.skip = size + 2  # the data and its CRLF
+            c.counted = size
+    return pos, body, False
 
 
 def consume(c, data):
@@ -49,6 +93,11 @@ def consume(c, data):
     body = 0
     pos, n = 0, len(data)
     while pos < n:
+        if c.chunked:
+            pos, got, done = consume_chunked(c, data, pos, n)
+            body += got
+            answers += done
+            continue
         if c.skip:
             take = min(c.skip, n - pos)
             c.skip -= take
@@ -64,10 +113,12 @@ def consume(c, data):
         end = c.head.find(b"\r\n\r\n", from_)
         if end < 0:
             break
-        length = content_length(bytes(c.head[:end]))
+        length, chunked = content_length(bytes(c.head[:end]))
         rest = c.head[end + 4:]
         c.head = bytearray()
-        if length:
+        if chunked:
+            c.chunked = True
+        elif length:
             c.skip = length
         else:
             answers += 1
@@ -76,7 +127,9 @@ def consume(c, data):
     return answers, body
 
 
-def serve(listener):
+def serve(listener, rate=0):
+    """Serve until SIGTERM; rate > 0: read at most that many bytes per second in all (an app
+    that is slower than the network, for the stream figure)."""
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
     stop = []
@@ -111,6 +164,8 @@ def serve(listener):
                 sel.unregister(c.sock)
                 c.sock.close()
                 continue
+            if rate:
+                time.sleep(got / rate)
             answers, body = consume(c, view[:got])
             body_bytes += body
             if answers:
@@ -130,7 +185,7 @@ def main():
     listener.listen(1024)
     listener.setblocking(False)
     print("PORT %d" % listener.getsockname()[1], flush=True)
-    serve(listener)
+    serve(listener, float(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[1] == "--rate" else 0)
     return 0
 
 
