@@ -189,6 +189,27 @@ class MultipartFormatTest(FormatCase):
         self.assertEqual(message, msg)
         self.assertEqual(req.header("Idempotency-Key"), json.loads(envelope)["key"])
 
+    def test_multipart_parsed_by_pythons_email(self):
+        """Python's email package reads the form as MIME: two form-data parts, the message
+        part a message/rfc822 whose headers it parses."""
+        import email
+        import email.policy
+        r = self.start_format("multipart")
+        msg = b"From: a@example.org\r\nSubject: parsed\r\n\r\nHello.\r\n"
+        self.assertReply(self.send_mail(msg, rcpts=["support@example.com"]), 250)
+        req = r.requests[0]
+        doc = email.message_from_bytes(
+            b"Content-Type: " + req.header("Content-Type").encode() + b"\r\n\r\n" + req.body,
+            policy=email.policy.HTTP)
+        self.assertTrue(doc.is_multipart())
+        env, message = doc.get_payload()
+        self.assertEqual(env.get_param("name", header="content-disposition"), "envelope")
+        self.assertEqual(json.loads(env.get_payload(decode=True))["rcpt_to"],
+                         ["support@example.com"])
+        self.assertEqual(message.get_filename(), "message.eml")
+        self.assertEqual(message.get_content_type(), "message/rfc822")
+        self.assertEqual(message.get_payload()[0]["Subject"], "parsed")
+
     def test_multipart_boundary_differs_per_message(self):
         r = self.start_format("multipart")
         for _ in range(2):
@@ -283,19 +304,24 @@ class SigningTest(FormatCase):
     def test_verified_by_standardwebhooks_package(self):
         """The official npm package verifies UTF-8 bodies only (it decodes the body as text
         before the HMAC), so the message here is UTF-8; 8-bit bodies are checked above."""
-        node = NodeReceiver(secrets=[SECRET_B, SECRET_A])
+        other = "whsec_" + base64.b64encode(b"another secret, 32 bytes long!!!").decode()
+        node = NodeReceiver(secrets=[SECRET_B, SECRET_A, other])
         node.start()
         self.addCleanup(node.stop)
         port = free_port()
+        # rotation: smtphook signs with the old and the new secret; a receiver that knows
+        # either verifies, one that knows neither does not
         ep = {"url": node.url(), "format": "json", "retry": {"max_attempts": 1},
-              "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A]}}
+              "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A, SECRET_B]}}
         self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
         msg = "Subject: Gr\u00fc\u00dfe\r\n\r\nUTF-8 \u2709 body\r\n".encode()
         self.assertReply(self.send_mail(msg, mail_params="SMTPUTF8"), 250)
         req = node.wait_requests(1)[0]
         results = {v["index"]: v for v in req["webhook"]["v1"]}
-        self.assertTrue(results[1]["ok"], results)  # SECRET_A: the one smtphook signs with
-        self.assertFalse(results[0]["ok"], results)  # SECRET_B: not configured in smtphook
+        self.assertTrue(results[0]["ok"], results)  # SECRET_B: the new one
+        self.assertTrue(results[1]["ok"], results)  # SECRET_A: the old one
+        self.assertFalse(results[2]["ok"], results)  # a secret smtphook does not have
+        self.assertEqual(len(req["webhook"]["signatures"]), 2)
 
 
 class HeaderLimitTest(FormatCase):
