@@ -149,7 +149,15 @@ static char fuzz_domain_sub[] = "sub.example.org";
 static char *fuzz_domains[N_DOMAINS] = {fuzz_domain, fuzz_domain_net, fuzz_domain_sub};
 static char fuzz_spool_dir[] = "/tmp";
 static char fuzz_delimiter[] = "+";
-static size_t fuzz_endpoint = 0; /* every route's one endpoint (never used here) */
+static size_t fuzz_endpoint = 0; /* every route's one endpoint */
+/* The one endpoint: raw, so RCPT's header budget runs on every recipient, with a limit no
+ * input of this size can reach (the model knows no budget). */
+static char fuzz_endpoint_name[] = "app";
+static char fuzz_endpoint_url[] = "http://127.0.0.1:9/inbound";
+static struct config_endpoint fuzz_endpoints[1] = {{.name = fuzz_endpoint_name,
+                                                    .url = fuzz_endpoint_url,
+                                                    .format = CONFIG_FORMAT_RAW,
+                                                    .max_header_bytes = 1048576}};
 
 static const struct app_reply outcomes[N_OUTCOMES] = {
     {250, "2.0.0", "Ok: delivered as fuzz"},
@@ -1719,6 +1727,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.spool.directory = fuzz_spool_dir;
     cfg.recipient_check.enabled = (flags & FLAG_CHECK) != 0;
     cfg.recipient_delimiter = (flags & FLAG_DELIMITER) != 0 ? fuzz_delimiter : NULL;
+    cfg.endpoints = fuzz_endpoints;
+    cfg.n_endpoints = 1;
     struct route_pattern pats[N_ROUTES_MAX][N_ROUTE_PATTERNS];
     struct config_route routes[N_ROUTES_MAX];
     memset(pats, 0, sizeof(pats));
