@@ -189,10 +189,13 @@ static void format_close(struct format_request *r, const char *boundary)
     request_body_add_str(&r->body, "--\r\n");
 }
 
-/* format_multipart_type - "multipart/form-data; boundary=..." into dst. */
-static void format_multipart_type(char *dst, size_t len, const char *boundary)
+/* format_form_headers - the common headers of a multipart/form-data request. */
+static int format_form_headers(struct format_request *r, const struct envelope *share,
+                               const char *boundary)
 {
-    snprintf(dst, len, "multipart/form-data; boundary=%s", boundary);
+    char type[FORMAT_BOUNDARY_LEN + sizeof("multipart/form-data; boundary=")];
+    snprintf(type, sizeof(type), "multipart/form-data; boundary=%s", boundary);
+    return format_common_headers(r, share, type);
 }
 
 /* format_raw - today's request; rails_relay puts X-Original-To lines before the message, as
@@ -245,9 +248,7 @@ static int format_multipart(const struct envelope *share, const struct format_at
     int rc = payload_envelope_json(share, &env);
     if (rc != 0)
         return rc;
-    char type[FORMAT_BOUNDARY_LEN + sizeof("multipart/form-data; boundary=")];
-    format_multipart_type(type, sizeof(type), at->boundary);
-    rc = format_common_headers(r, share, type);
+    rc = format_form_headers(r, share, at->boundary);
     format_field(r, at->boundary, "envelope", "application/json", env);
     struct format_part msg = {"message", "message.eml", PAYLOAD_CONTENT_TYPE};
     format_message_part(r, at->boundary, &msg);
@@ -276,9 +277,7 @@ static int format_mailgun(const struct config_endpoint *ep, const struct envelop
     char *rcpts = NULL;
     if ((rc = format_recipients(share, &rcpts)) != 0)
         return rc;
-    char type[FORMAT_BOUNDARY_LEN + sizeof("multipart/form-data; boundary=")];
-    format_multipart_type(type, sizeof(type), at->boundary);
-    rc = format_common_headers(r, share, type);
+    rc = format_form_headers(r, share, at->boundary);
     const char *b = at->boundary;
     const struct mail_header_fields *f = msg->fields;
     const char *joined = msg->utf8 ? NULL : FORMAT_BYTES_FIELD; /* body-mime and recipient */
@@ -307,9 +306,7 @@ static int format_sendgrid(const struct envelope *share, const struct format_mes
     int rc = payload_sendgrid_envelope_json(share, &env);
     if (rc != 0)
         return rc;
-    char type[FORMAT_BOUNDARY_LEN + sizeof("multipart/form-data; boundary=")];
-    format_multipart_type(type, sizeof(type), at->boundary);
-    rc = format_common_headers(r, share, type);
+    rc = format_form_headers(r, share, at->boundary);
     const char *b = at->boundary;
     const char *to = format_label(f->to), *from = format_label(f->from);
     const char *subject = format_label(f->subject);
