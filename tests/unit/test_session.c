@@ -327,6 +327,69 @@ static void test_recipient_limit(void **state)
     run_free(&r);
 }
 
+/* test_header_budget - a raw endpoint's request headers stay under its max_header_bytes:
+ * a recipient that would pass it gets 452 4.5.3 (no error charged) and the transaction keeps
+ * the ones before; one that cannot fit alone gets 550 5.3.4; an endpoint in json takes all. */
+static void test_header_budget(void **state)
+{
+    (void)state;
+    char name[] = "app", url[] = "http://127.0.0.1:9/in";
+    struct config_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.name = name;
+    ep.url = url;
+    ep.format = CONFIG_FORMAT_RAW;
+    ep.max_header_bytes = 4096;
+    struct config cfg = engine_test_config();
+    cfg.endpoints = &ep;
+    cfg.n_endpoints = 1;
+    cfg.limits.max_errors = 1;
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+    char line[128];
+    for (int i = 0; i < 100; i++) { /* about 160 bytes of headers each */
+        int n = snprintf(line, sizeof(line), "RCPT TO:<%02d-%s@example.com>\r\n", i,
+                         "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwx");
+        run_feed(&r, line, (size_t)n);
+    }
+    size_t taken = session_txn(&r.e.session)->env.n_rcpt;
+    assert_true(taken > 10 && taken < 30);
+    const struct txn_head *h = &session_txn(&r.e.session)->head[0];
+    assert_true(h->used <= ep.max_header_bytes && h->used > h->base);
+    assert_int_equal(r.e.session.errors, 0);
+    assert_non_null(strstr(replies(&r), "452 4.5.3 Error: too many recipients for one request"));
+    run_feed_str(&r, "DATA\r\nx\r\n.\r\n");
+    assert_int_equal(r.delivered, 1);
+    run_free(&r);
+
+    /* an endpoint header that leaves no room for any recipient */
+    struct config_header big = {name, NULL};
+    char value[4000];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    big.value = value;
+    ep.headers = &big;
+    ep.n_headers = 1;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\n");
+    assert_non_null(strstr(replies(&r), "550 5.3.4"));
+    run_free(&r);
+
+    ep.headers = NULL;
+    ep.n_headers = 0;
+    ep.format = CONFIG_FORMAT_JSON;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof(line), "RCPT TO:<%02d-%s@example.com>\r\n", i,
+                         "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwx");
+        run_feed(&r, line, (size_t)n);
+    }
+    assert_int_equal(session_txn(&r.e.session)->env.n_rcpt, 100);
+    run_free(&r);
+}
+
 static void test_size_during_data(void **state)
 {
     (void)state;
@@ -1211,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_state_errors),
         cmocka_unit_test(test_mail_params),
         cmocka_unit_test(test_recipient_limit),
+        cmocka_unit_test(test_header_budget),
         cmocka_unit_test(test_size_during_data),
         cmocka_unit_test(test_spool_failure),
         cmocka_unit_test(test_body_in_file),
