@@ -1098,6 +1098,10 @@ static void test_example_file(void **state)
     assert_string_equal(cfg->endpoints[1].name, "billing");
     assert_string_equal(cfg->endpoints[1].headers[0].value, "Bearer example-token");
     assert_int_equal(cfg->endpoints[1].n_reply_map, 1);
+    assert_int_equal(cfg->endpoints[0].format, CONFIG_FORMAT_RAW);
+    assert_false(cfg->endpoints[0].stream);
+    assert_int_equal(cfg->endpoints[0].max_header_bytes, 16384);
+    assert_int_equal(cfg->endpoints[1].format, CONFIG_FORMAT_JSON);
     assert_int_equal(cfg->endpoints[1].reply_map[0].status, 409);
     assert_int_equal(cfg->endpoints[1].reply_map[0].reply.code, 250);
     /* A help desk gets everything but what the billing route takes. */
