@@ -207,7 +207,7 @@ static bool v1_addr(bool six, const uint8_t *s, size_t n, unsigned port,
 static enum proxy_result v1_unknown(const uint8_t *data, size_t n, size_t i,
                                     struct proxy_header *out, const char **why)
 {
-    if (i < n && data[i] != ' ' && data[i] != '\r')
+    if (i < n && data[i] != ' ' && data[i] != '\r' && data[i] != '\n')
         return invalid(why, "PROXY v1: UNKNOWN must be followed by a space or CRLF");
     for (; i < n; i++) {
         if (data[i] == '\n')
