@@ -8,7 +8,8 @@
 #                                   Net::SSLeay (swaks --tls), the receivers the presets are
 #                                   for (Django with django-anymail, Rails with Action
 #                                   Mailbox, SQLite and WEBrick), nginx (in front of a
-#                                   receiver for the streamed requests), and Node.js with npm
+#                                   receiver for the streamed requests), HAProxy (PROXY
+#                                   protocol in front of replicas), and Node.js with npm
 #                                   for the Standard Webhooks and busboy receiver (unless a
 #                                   node is already installed)
 #
@@ -20,7 +21,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev lib
             libjansson-dev ca-certificates python3)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
-           nginx-light)
+           nginx-light haproxy)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

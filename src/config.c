@@ -80,6 +80,12 @@ static const char *const config_route_policies[] = {
     [CONFIG_ROUTE_FAILOVER + 1] = NULL,
 };
 
+/* Listener "proxy_protocol" values, indexed by enum config_proxy. */
+static const char *const config_proxy_modes[] = {
+    [CONFIG_PROXY_NONE] = "none", [CONFIG_PROXY_V1] = "v1",      [CONFIG_PROXY_V2] = "v2",
+    [CONFIG_PROXY_ANY] = "any",   [CONFIG_PROXY_ANY + 1] = NULL,
+};
+
 /* Endpoint "format" values, indexed by enum config_format. */
 static const char *const config_formats[] = {
     [CONFIG_FORMAT_RAW] = "raw",
@@ -455,8 +461,10 @@ static const char *config_tls_version_problem(const char *s)
 /* config_free_listeners - release an array of n listeners. */
 static void config_free_listeners(struct config_listener *l, size_t n)
 {
-    for (size_t i = 0; i < n && l; i++)
+    for (size_t i = 0; i < n && l; i++) {
         free(l[i].address);
+        free(l[i].trusted_proxies);
+    }
     free(l);
 }
 
@@ -661,6 +669,10 @@ static const struct config_key config_keys[] = {
     CONFIG_ENUM(CONFIG_SEC_LISTENER, "tls", struct config_listener, tls, config_tls_modes,
                 CONFIG_TLS_NONE), /* the real default depends on the certificates */
     CONFIG_BOOL(CONFIG_SEC_LISTENER, "require_tls", struct config_listener, require_tls, false),
+    CONFIG_ENUM(CONFIG_SEC_LISTENER, "proxy_protocol", struct config_listener, proxy,
+                config_proxy_modes, CONFIG_PROXY_NONE),
+    CONFIG_UINT(CONFIG_SEC_LISTENER, "proxy_timeout_ms", struct config_listener, proxy_timeout_ms,
+                100, 60000, CONFIG_DEF_PROXY_TIMEOUT_MS),
 
     CONFIG_STRING(CONFIG_SEC_HTTP, "url", struct config_endpoint, url, CONFIG_REQUIRED, 0, 0, NULL,
                   config_url_problem), /* the URL may carry a token: never echoed */
@@ -775,6 +787,7 @@ static int config_routes(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
 static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base);
 static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base);
 static int config_signing_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_basic_auth_finish(struct config_ctx *c, json_t *obj, void *base);
@@ -792,6 +805,7 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_HTTP, "headers", config_headers},
     {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
     {CONFIG_SEC_SIGNING, "secrets", config_signing_secrets},
+    {CONFIG_SEC_LISTENER, "trusted_proxies", config_trusted_proxies},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
@@ -1325,16 +1339,60 @@ static int config_listener_address(struct config_ctx *c, struct config_listener 
                        config_quote(q, sizeof(q), l->address));
 }
 
-/* config_listener_finish - a file listener's "address", once its row has read it. */
+/* config_trusted_proxies - a listener's "trusted_proxies": CIDR networks (cidr.h). */
+static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_listener *l = base;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return config_fail(c, "must be a list of addresses or networks, like [\"10.0.0.0/8\"]");
+    size_t n = json_array_size(arr);
+    if ((l->trusted_proxies = calloc(n, sizeof(*l->trusted_proxies))) == NULL)
+        return config_nomem(c);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = config_push_index(c, i);
+        char *text = NULL;
+        int rc = config_string(c, json_array_get(arr, i), &text);
+        if (rc != 0)
+            return rc;
+        const char *why = NULL;
+        bool ok = cidr_parse(text, strlen(text), &l->trusted_proxies[i], &why);
+        char q[CONFIG_QUOTE_MAX];
+        config_quote(q, sizeof(q), text);
+        free(text);
+        if (!ok)
+            return config_fail(c, "\"%s\" %s", q, why);
+        l->n_trusted_proxies++;
+        config_pop(c, at);
+    }
+    return 0;
+}
+
+/* config_listener_finish - a file listener's "address", once its row has read it, and its
+ * PROXY protocol settings: a listener that takes the header trusts it from listed peers
+ * only (anyone else could claim any address). */
 static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base)
 {
+    struct config_listener *l = base;
     (void)obj;
     size_t saved =
         config_push(c, CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, address));
     int rc = config_listener_address(c, base);
-    if (rc == 0)
-        config_pop(c, saved);
-    return rc;
+    if (rc != 0)
+        return rc;
+    config_pop(c, saved);
+    const char *proxies = config_struct_name(config_trusted_proxies);
+    if (l->proxy != CONFIG_PROXY_NONE && l->n_trusted_proxies == 0) {
+        config_push(c, proxies);
+        return config_fail(c, "is required with \"proxy_protocol\": the load balancers' "
+                              "addresses, like [\"10.0.0.0/8\"]");
+    }
+    if (l->proxy == CONFIG_PROXY_NONE && l->n_trusted_proxies > 0) {
+        config_push(c, proxies);
+        return config_fail(c, "has no effect without \"proxy_protocol\"");
+    }
+    return 0;
 }
 
 /* config_listeners - "listeners": an array of {"address": ..., "tls": ..., "require_tls": ...}

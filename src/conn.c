@@ -18,6 +18,7 @@
 #include "smtphook/delivery.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/proxy_proto.h"
 #include "smtphook/rcpt_check.h"
 #include "smtphook/smtp_engine.h"
 #include "smtphook/txn.h"
@@ -53,8 +54,12 @@ struct conn {
     const char *eof_reason;             /* how it ended (static): the reason logged at the close */
     bool close_after_write;             /* close once write_pending reaches 0 */
     bool closing;                       /* conn_close has run */
-    char address[CONN_ADDRESS_MAX];     /* peer IP as text */
-    uint16_t port;                      /* peer port */
+    char address[CONN_ADDRESS_MAX];     /* client IP as text (the PROXY header's, if any) */
+    uint16_t port;                      /* client port */
+    struct sockaddr_storage peer;       /* the socket's peer */
+    bool awaiting_proxy;                /* a PROXY listener: no header yet */
+    uint64_t proxy_deadline;            /* loop time by which the header must be in */
+    struct buf proxy_in;                /* the header's bytes while it is split across reads */
     char id[CONN_ID_MAX];               /* connection id, prefix of transaction ids */
 };
 
@@ -85,6 +90,7 @@ static void on_handle_closed(uv_handle_t *h)
         smtp_engine_free(&c->engine);
     txn_free(c->txn);
     tls_conn_free(c->tls);
+    buf_free(&c->proxy_in);
     buf_free(&c->wire);
     buf_free(&c->held);
     free(c);
@@ -242,6 +248,12 @@ static void on_timeout(uv_timer_t *t)
     struct conn *c = t->data;
     if (c->closing)
         return;
+    if (c->awaiting_proxy) {
+        log_info("conn %s %s:%u dropped: no PROXY header within %" PRIu64 " ms", c->id, c->address,
+                 c->port, c->lcfg->proxy_timeout_ms);
+        conn_close(c, "PROXY header timeout");
+        return;
+    }
     if (conn_handshaking(c)) {
         log_info("conn %s %s:%u dropped: TLS handshake not done within %" PRIu64 " ms", c->id,
                  c->address, c->port, c->sh->cfg->tls.handshake_timeout_ms);
@@ -272,6 +284,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+static void conn_proxy_input(struct conn *c, const char *data, size_t len);
 
 /* conn_update_reading - read while nothing stops it: too much input held, too much unsent
  * output, the client's end of input. The timer runs whenever the connection waits for the
@@ -296,7 +309,12 @@ static void conn_update_reading(struct conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    if (conn_handshaking(c)) {
+    if (c->awaiting_proxy) {
+        /* One deadline for the header, however it is split. */
+        uint64_t now = uv_now(c->sh->loop);
+        uint64_t left = c->proxy_deadline > now ? c->proxy_deadline - now : 0;
+        uv_timer_start(&c->timer, on_timeout, left, 0);
+    } else if (conn_handshaking(c)) {
         /* One deadline for the whole handshake: a client dribbling bytes does not extend it. */
         uint64_t now = uv_now(c->sh->loop);
         uint64_t left = c->handshake_deadline > now ? c->handshake_deadline - now : 0;
@@ -659,6 +677,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     size_t len = (size_t)nread;
     if (c->close_after_write)
         return; /* a goodbye is on its way: nothing more is read (RFC 5321 §4.1.1.10) */
+    if (c->awaiting_proxy) {
+        conn_proxy_input(c, b->base, len);
+        return;
+    }
     if (c->tls != NULL) {
         conn_tls_input(c, b->base, len);
         return;
@@ -669,16 +691,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     conn_resume(c);
 }
 
-/* peer_name - the peer's address as text and its port. */
-static int peer_name(uv_tcp_t *tcp, char *addr, size_t addrlen, uint16_t *port)
+/* address_name - an address as text and its port. */
+static int address_name(const struct sockaddr_storage *ss, char *addr, size_t addrlen,
+                        uint16_t *port)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    int rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
-    if (rc < 0)
-        return rc;
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
         /* An IPv4 client on a dual-stack socket is shown as IPv4. */
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
             struct sockaddr_in sin;
@@ -692,9 +710,18 @@ static int peer_name(uv_tcp_t *tcp, char *addr, size_t addrlen, uint16_t *port)
         *port = ntohs(sin6->sin6_port);
         return uv_ip6_name(sin6, addr, addrlen);
     }
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
     *port = ntohs(sin->sin_port);
     return uv_ip4_name(sin, addr, addrlen);
+}
+
+/* peer_name - the socket's peer into ss, and as text with its port. */
+static int peer_name(uv_tcp_t *tcp, struct sockaddr_storage *ss, char *addr, size_t addrlen,
+                     uint16_t *port)
+{
+    int len = sizeof(*ss);
+    int rc = uv_tcp_getpeername(tcp, (struct sockaddr *)ss, &len);
+    return rc < 0 ? rc : address_name(ss, addr, addrlen, port);
 }
 
 /* conn_new - see conn.h. */
@@ -736,7 +763,7 @@ static bool conn_route_down(void *arg, long route)
 /* conn_accepted - see conn.h. */
 int conn_accepted(struct conn *c)
 {
-    int rc = peer_name(&c->tcp, c->address, sizeof(c->address), &c->port);
+    int rc = peer_name(&c->tcp, &c->peer, c->address, sizeof(c->address), &c->port);
     if (rc != 0)
         return rc;
     uv_tcp_nodelay(&c->tcp, 1);
@@ -756,10 +783,16 @@ const char *conn_address(const struct conn *c)
     return c->address;
 }
 
-/* conn_start - see conn.h. */
-void conn_start(struct conn *c)
+/* conn_peer - see conn.h. */
+const struct sockaddr *conn_peer(const struct conn *c)
 {
-    log_debug("conn %s %s:%u accepted", c->id, c->address, c->port);
+    return (const struct sockaddr *)&c->peer;
+}
+
+/* conn_begin - the session starts: the greeting, or on an implicit TLS listener the wait for
+ * the client's handshake. */
+static void conn_begin(struct conn *c)
+{
     if (!c->implicit_tls) {
         smtp_engine_greet(&c->engine);
     } else if (c->sh->tls == NULL || conn_tls_start(c) != 0) {
@@ -768,6 +801,95 @@ void conn_start(struct conn *c)
     }
     conn_flush(c);
     conn_update_reading(c);
+}
+
+/* conn_proxied - the PROXY header: the client it names (unless it is the proxy's own check,
+ * LOCAL or UNKNOWN: the socket's peer stays the client) becomes the connection's and the
+ * session's, the server counts it for the per-client limit, and the session begins; the
+ * bytes after the header are the client's first. */
+static void conn_proxied(struct conn *c, const struct proxy_header *h, const char *rest, size_t n)
+{
+    char proxy[CONN_ADDRESS_MAX];
+    uint16_t proxy_port = c->port;
+    snprintf(proxy, sizeof(proxy), "%s", c->address);
+    if (!h->local) {
+        if (address_name(&h->src, c->address, sizeof(c->address), &c->port) != 0) {
+            conn_close(c, "PROXY header address not printable");
+            return;
+        }
+        session_set_client(&c->engine.session, c->address, c->port);
+    }
+    c->awaiting_proxy = false;
+    log_debug("conn %s %s:%u via proxy %s:%u (PROXY v%d%s)", c->id, c->address, c->port, proxy,
+              proxy_port, h->version, h->local ? ", the proxy's own" : "");
+    if (!c->sh->identified(c->closed_arg, c->address)) {
+        conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
+        return;
+    }
+    conn_begin(c);
+    if (c->closing || n == 0)
+        return;
+    if (c->tls != NULL) {
+        conn_tls_input(c, rest, n);
+        return;
+    }
+    conn_input(c, rest, n);
+    if (!c->closing)
+        conn_resume(c);
+}
+
+/* conn_proxy_input - bytes before the PROXY header is complete: gathered (when the header
+ * is split across reads) and parsed; a connection whose first bytes are no header the
+ * listener accepts is closed without a word. */
+static void conn_proxy_input(struct conn *c, const char *data, size_t len)
+{
+    const char *p = data;
+    size_t n = len;
+    if (c->proxy_in.len > 0) {
+        if (buf_append(&c->proxy_in, data, len) != 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        p = c->proxy_in.data;
+        n = c->proxy_in.len;
+    }
+    struct proxy_header h;
+    const char *why = NULL;
+    switch (proxy_parse((const uint8_t *)p, n, (enum proxy_accept)c->lcfg->proxy, &h, &why)) {
+    case PROXY_NEED_MORE:
+        if (c->proxy_in.len == 0 && buf_append(&c->proxy_in, data, len) != 0)
+            conn_close(c, "out of memory");
+        return;
+    case PROXY_INVALID:
+        log_warn("conn %s %s:%u dropped: not a PROXY header: %s", c->id, c->address, c->port, why);
+        conn_close(c, "bad PROXY header");
+        return;
+    case PROXY_DONE:
+    default:
+        break;
+    }
+    /* What follows the header is the client's: keep it apart from the buffer it is in. */
+    struct buf rest = {0};
+    if (n > h.length && buf_append(&rest, p + h.length, n - h.length) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    buf_free(&c->proxy_in);
+    conn_proxied(c, &h, rest.data, rest.len);
+    buf_free(&rest);
+}
+
+/* conn_start - see conn.h. A PROXY listener reads the header first. */
+void conn_start(struct conn *c)
+{
+    log_debug("conn %s %s:%u accepted", c->id, c->address, c->port);
+    if (c->lcfg->proxy != CONFIG_PROXY_NONE) {
+        c->awaiting_proxy = true;
+        c->proxy_deadline = uv_now(c->sh->loop) + c->lcfg->proxy_timeout_ms;
+        conn_update_reading(c);
+        return;
+    }
+    conn_begin(c);
 }
 
 /* conn_refuse - see conn.h. A refusal on an implicit TLS listener is a plain close: a TLS

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "smtphook/cidr.h"
 #include "smtphook/client_map.h"
 #include "smtphook/conn.h"
 #include "smtphook/error.h"
@@ -22,7 +23,8 @@ struct server_conn {
     struct conn *conn;                /* the connection */
     struct server_conn *prev, *next;  /* srv->conns */
     char address[SERVER_ADDRESS_MAX]; /* client address, once counted */
-    bool counted;                     /* counted in n_conns and in its client's record */
+    bool counted;                     /* counted in n_conns */
+    bool client_counted;              /* counted in its client's record (address) */
 };
 
 static void server_finish(struct server *srv);
@@ -76,8 +78,9 @@ static void server_conn_closed(void *arg)
         srv->conns = sc->next;
     if (sc->next != NULL)
         sc->next->prev = sc->prev;
-    if (sc->counted) {
+    if (sc->counted)
         srv->n_conns--;
+    if (sc->client_counted) {
         struct client_record *rec = client_map_get(srv->clients, sc->address);
         if (rec != NULL && rec->connections > 0)
             rec->connections--;
@@ -88,9 +91,37 @@ static void server_conn_closed(void *arg)
         server_finish(srv);
 }
 
+/* server_admit_client - count a connection for its client (the socket's peer, or on a PROXY
+ * listener the address the header names): false when the client has its
+ * max_connections_per_client already (or no record could be made). */
+static bool server_admit_client(struct server_conn *sc, const char *address)
+{
+    struct server *srv = sc->srv;
+    struct client_record *rec = client_map_get(srv->clients, address);
+    if (rec == NULL || rec->connections >= srv->cfg->limits.max_connections_per_client) {
+        if (rec == NULL)
+            log_error("conn %s refused: out of memory for its client record", address);
+        else
+            log_warn("conn %s refused: too many connections", address);
+        client_map_release(srv->clients, address); /* a record made just now goes again */
+        return false;
+    }
+    rec->connections++;
+    sc->client_counted = true;
+    snprintf(sc->address, sizeof(sc->address), "%s", address);
+    return true;
+}
+
+/* server_conn_identified - conn_shared.identified: a PROXY header named the client. */
+static bool server_conn_identified(void *arg, const char *address)
+{
+    return server_admit_client(arg, address);
+}
+
 /* server_accept - accept one connection from listener and start it, or refuse it with 421
- * when a limit is reached. SH_ENOMEM when nothing could be allocated and the connection
- * still waits in the listener; 0 otherwise (errors are logged). */
+ * when a limit is reached. On a PROXY listener only trusted proxies may connect, and the
+ * per-client count waits for the header. SH_ENOMEM when nothing could be allocated and the
+ * connection still waits in the listener; 0 otherwise (errors are logged). */
 static int server_accept(struct server *srv, struct server_listener *l)
 {
     struct server_conn *sc = calloc(1, sizeof(*sc));
@@ -121,24 +152,23 @@ static int server_accept(struct server *srv, struct server_listener *l)
     }
     const char *address = conn_address(c);
     const struct config_limits *lim = &srv->cfg->limits;
-    struct client_record *rec = NULL;
-    if (srv->stopping) {
+    bool proxied = l->cfg->proxy != CONFIG_PROXY_NONE;
+    if (proxied &&
+        !cidr_contains_any(l->cfg->trusted_proxies, l->cfg->n_trusted_proxies, conn_peer(c))) {
+        /* Anyone else could claim any address: nothing is said to it. */
+        log_warn("conn %s refused: not a trusted proxy of %s", address, l->cfg->address);
+        conn_close(c, "not a trusted proxy");
+    } else if (srv->stopping) {
         conn_refuse(c, REPLY_SHUTDOWN, "server stopping");
-    } else if (srv->n_conns >= lim->max_connections ||
-               (rec = client_map_get(srv->clients, address)) == NULL ||
-               rec->connections >= lim->max_connections_per_client) {
-        if (rec == NULL && srv->n_conns < lim->max_connections)
-            log_error("conn %s refused: out of memory for its client record", address);
-        else
-            log_warn("conn %s refused: too many connections", address);
-        client_map_release(srv->clients, address); /* a record made just now goes again */
+    } else if (srv->n_conns >= lim->max_connections) {
+        log_warn("conn %s refused: too many connections", address);
+        conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
+    } else if (!proxied && !server_admit_client(sc, address)) {
         conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
     } else {
-        rec->connections++;
         sc->counted = true;
-        snprintf(sc->address, sizeof(sc->address), "%s", address);
         srv->n_conns++;
-        conn_start(c);
+        conn_start(c); /* proxied: the client is counted when its header names it */
     }
     return 0;
 }
@@ -253,6 +283,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shared.read_buffer = srv->read_buffer;
     srv->shared.read_buffer_size = sizeof(srv->read_buffer);
     srv->shared.closed = server_conn_closed;
+    srv->shared.identified = server_conn_identified;
 
     srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
     if (srv->listeners == NULL) {

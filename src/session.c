@@ -133,6 +133,13 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
     s->client_port = client_port;
 }
 
+/* session_set_client - see session.h. */
+void session_set_client(struct session *s, const char *address, uint16_t port)
+{
+    snprintf(s->client_address, sizeof(s->client_address), "%s", address);
+    s->client_port = port;
+}
+
 /* session_set_tls_policy - what the listener offers (RFC 3207) and whether MAIL needs TLS. */
 void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls)
 {

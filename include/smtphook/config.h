@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "smtphook/app_reply.h"
+#include "smtphook/cidr.h"
 #include "smtphook/route.h"
 
 /* Defaults, each named after the key it fills (Postfix's DEF_ convention). */
@@ -42,6 +43,7 @@
 #define CONFIG_DEF_CHECK_CONNECT_MS           2000u
 #define CONFIG_DEF_CHECK_CACHE_MS             60000u
 #define CONFIG_DEF_MAX_HEADER_BYTES           16384u
+#define CONFIG_DEF_PROXY_TIMEOUT_MS           5000u
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -175,12 +177,25 @@ enum config_tls_mode {
     CONFIG_TLS_IMPLICIT, /* TLS from the first byte (RFC 8314, port 465 style) */
 };
 
+/* Whether a listener expects a PROXY protocol header before anything else (values as
+ * proxy_proto.h's enum proxy_accept). */
+enum config_proxy {
+    CONFIG_PROXY_NONE = 0, /* no: the socket's peer is the client */
+    CONFIG_PROXY_V1 = 1,   /* the text header */
+    CONFIG_PROXY_V2 = 2,   /* the binary header */
+    CONFIG_PROXY_ANY = 3,  /* either */
+};
+
 struct config_listener {
     char *address;                /* as written: "127.0.0.1:2525", "[::1]:25" */
     struct sockaddr_storage addr; /* parsed address */
     socklen_t addrlen;            /* length of addr */
     enum config_tls_mode tls;     /* default STARTTLS when certificates exist, else NONE */
     bool require_tls;             /* MAIL before TLS gets 530 5.7.0 */
+    enum config_proxy proxy;      /* "proxy_protocol" */
+    struct cidr *trusted_proxies; /* peers allowed to send the header; others are refused */
+    size_t n_trusted_proxies;     /* entries in trusted_proxies */
+    uint64_t proxy_timeout_ms;    /* the header must have arrived by then */
 };
 
 struct config_limits {

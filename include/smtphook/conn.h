@@ -36,6 +36,8 @@ struct conn_shared {
     size_t read_buffer_size;           /* its size */
     void (*closed)(void *arg);         /* called once, when the connection stops counting (it is
                                           freed later, once libuv has closed its handles) */
+    bool (*identified)(void *arg, const char *address); /* a PROXY header named the client:
+                                          may it connect (per-client limits)? */
 };
 
 /* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into
@@ -51,8 +53,12 @@ uv_stream_t *conn_stream(struct conn *c);
  * 0, or a negative libuv error (the caller closes the connection). */
 int conn_accepted(struct conn *c);
 
-/* conn_address - the peer's IP address as text ("" before conn_accepted). */
+/* conn_address - the client's IP address as text ("" before conn_accepted): the socket's
+ * peer, or once a PROXY header arrived the address it names. */
 const char *conn_address(const struct conn *c);
+
+/* conn_peer - the socket's peer address (a load balancer on a PROXY listener). */
+const struct sockaddr *conn_peer(const struct conn *c);
 
 /* conn_start - greet the client (or, on an implicit TLS listener, wait for its handshake). */
 void conn_start(struct conn *c);

@@ -104,6 +104,10 @@ struct session {
 void session_init(struct session *s, const struct config *cfg, const char *client_address,
                   uint16_t client_port, const char *id_prefix);
 
+/* session_set_client - the client is another than the socket's peer (a PROXY protocol header
+ * named it): its address and port, for the envelope and the log. Before the greeting. */
+void session_set_client(struct session *s, const char *address, uint16_t port);
+
 /* session_set_tls_policy - the listener's TLS rules: STARTTLS offered, TLS required for MAIL.
  * Call before the greeting. */
 void session_set_tls_policy(struct session *s, bool offer_starttls, bool require_tls);

@@ -42,9 +42,16 @@ class Reply:
 class SMTPClient:
     """Byte-level SMTP client: send anything, read complete replies with timeouts."""
 
-    def __init__(self, port, host=HOST, timeout=REPLY_TIMEOUT, read_banner=True):
+    def __init__(self, port, host=HOST, timeout=REPLY_TIMEOUT, read_banner=True, sock=None,
+                 first=b""):
+        """Connect to host:port, or take sock, already connected; first: bytes to send
+        before reading the banner (a PROXY protocol header)."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = sock if sock is not None else socket.create_connection((host, port),
+                                                                            timeout=timeout)
+        self.sock.settimeout(timeout)
+        if first:
+            self.sock.sendall(first)
         self.local_port = self.sock.getsockname()[1]
         self.buf = b""
         self.eof = False

@@ -85,6 +85,7 @@ class Smtphook:
         self.proc = None
         self.returncode = None
         self.killed = False  # stop() had to SIGKILL it
+        self.crashed = False  # the test killed it on purpose (kill()): no clean exit due
         self.signalled = False  # the test sent a signal itself
 
     def command(self):
@@ -116,7 +117,7 @@ class Smtphook:
                 raise RuntimeError("smtphook exited with %s before accepting connections:\n%s"
                                    % (self.proc.returncode, self.log()))
             try:
-                c = SMTPClient(self.port, timeout=2.0)
+                c = SMTPClient(self.port, timeout=2.0, first=self.probe_header())
             except (OSError, ProtocolError) as e:
                 last = e
                 time.sleep(0.05)
@@ -132,12 +133,29 @@ class Smtphook:
         raise RuntimeError("smtphook did not accept connections on port %s within %ss (%s):\n%s"
                            % (self.port, timeout, last, self.log()))
 
+    def probe_header(self):
+        """What a probe sends first: on a PROXY listener the header of a load balancer's own
+        check (v1 UNKNOWN, or v2 LOCAL), else nothing."""
+        listeners = (self.config or {}).get("listeners") or [{}]
+        mode = listeners[0].get("proxy_protocol", "none")
+        if mode in ("v1", "any"):
+            return b"PROXY UNKNOWN\r\n"
+        if mode == "v2":
+            return b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"
+        return b""
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig=signal.SIGTERM):
         self.signalled = True
         self.proc.send_signal(sig)
+
+    def kill(self, timeout=5.0):
+        """SIGKILL, as a crash or an OOM kill would end it, and wait for the exit."""
+        self.crashed = True
+        self.proc.send_signal(signal.SIGKILL)
+        return self.wait(timeout)
 
     def wait(self, timeout):
         """Wait for the exit; return the exit code or None on timeout."""

@@ -378,6 +378,37 @@ static void test_exact_message(void **state)
     assert_null(cfg);
 }
 
+/* test_proxy_protocol - a listener's PROXY protocol keys: off by default, the trusted
+ * proxies required with it and refused without it, networks checked. */
+static void test_proxy_protocol(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("{" BASE "}");
+    assert_int_equal(cfg->listeners[0].proxy, CONFIG_PROXY_NONE);
+    assert_int_equal(cfg->listeners[0].proxy_timeout_ms, CONFIG_DEF_PROXY_TIMEOUT_MS);
+    config_free(cfg);
+#define PROXY_LISTENER(extra) "\"listeners\":[{\"address\":\"127.0.0.1:2525\"," extra "}]"
+    cfg = load_ok("{" PROXY_LISTENER(
+        "\"proxy_protocol\":\"v2\",\"trusted_proxies\":"
+        "[\"10.0.0.0/8\",\"::1\"],\"proxy_timeout_ms\":1000") "," DOMAIN_KEY "," EP_KEY "}");
+    assert_int_equal(cfg->listeners[0].proxy, CONFIG_PROXY_V2);
+    assert_int_equal(cfg->listeners[0].n_trusted_proxies, 2);
+    assert_int_equal(cfg->listeners[0].trusted_proxies[1].prefix, 128);
+    assert_int_equal(cfg->listeners[0].proxy_timeout_ms, 1000);
+    config_free(cfg);
+    load_err("{" PROXY_LISTENER("\"proxy_protocol\":\"any\"") "," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0].trusted_proxies: is required with \"proxy_protocol\"", NULL);
+    load_err("{" PROXY_LISTENER("\"trusted_proxies\":[\"10.0.0.0/8\"]") "," DOMAIN_KEY "," EP_KEY
+                                                                        "}",
+             "listeners[0].trusted_proxies: has no effect without \"proxy_protocol\"", NULL);
+    load_err("{" PROXY_LISTENER("\"proxy_protocol\":\"v1\",\"trusted_proxies\":"
+                                "[\"10.0.0.1/8\"]") "," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0].trusted_proxies[0]: \"10.0.0.1/8\" has bits set past its prefix", NULL);
+    load_err("{" PROXY_LISTENER("\"proxy_protocol\":\"v3\"") "," DOMAIN_KEY "," EP_KEY "}",
+             "listeners[0].proxy_protocol", NULL);
+#undef PROXY_LISTENER
+}
+
 static void test_connect_exceeds_total(void **state)
 {
     (void)state;
@@ -2147,6 +2178,7 @@ int main(void)
         cmocka_unit_test(test_full_values),
         cmocka_unit_test(test_int_ranges),
         cmocka_unit_test(test_exact_message),
+        cmocka_unit_test(test_proxy_protocol),
         cmocka_unit_test(test_connect_exceeds_total),
         cmocka_unit_test(test_connect_default_fits_total),
         cmocka_unit_test(test_retry_breaker),
