@@ -80,6 +80,13 @@ static const char *const config_route_policies[] = {
     [CONFIG_ROUTE_FAILOVER + 1] = NULL,
 };
 
+/* "log_format" values, indexed by enum log_format. */
+static const char *const config_log_formats[] = {
+    [LOG_FORMAT_TEXT] = "text",
+    [LOG_FORMAT_JSON] = "json",
+    [LOG_FORMAT_JSON + 1] = NULL,
+};
+
 /* Listener "proxy_protocol" values, indexed by enum config_proxy. */
 static const char *const config_proxy_modes[] = {
     [CONFIG_PROXY_NONE] = "none", [CONFIG_PROXY_V1] = "v1",      [CONFIG_PROXY_V2] = "v2",
@@ -659,6 +666,8 @@ static const struct config_key config_keys[] = {
     CONFIG_STRING(CONFIG_SEC_TOP, "hostname", struct config, hostname, 0, 0, 0, NULL,
                   config_hostname_problem), /* the default, the machine's name, comes last */
     CONFIG_LOG_LEVEL(CONFIG_SEC_TOP, "log_level", struct config, log_level, LOG_LEVEL_INFO),
+    CONFIG_ENUM(CONFIG_SEC_TOP, "log_format", struct config, log_format, config_log_formats,
+                LOG_FORMAT_TEXT),
     CONFIG_STRING(CONFIG_SEC_TOP, "recipient_delimiter", struct config, recipient_delimiter, 0, 1,
                   CONFIG_DELIMITER_MAX, NULL, config_delimiter_problem),
     CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,

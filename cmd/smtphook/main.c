@@ -137,6 +137,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         log_warn("%s", cfg->warnings[i]);
     signal(SIGPIPE, SIG_IGN);

@@ -250,6 +250,7 @@ struct config {
     struct config_spool spool;                     /* message body storage */
     struct config_tls tls;                         /* inbound TLS */
     int log_level;                                 /* enum log_level */
+    int log_format;                                /* enum log_format: "text" or "json" */
     char **warnings;   /* problems that do not stop a start, for the log */
     size_t n_warnings; /* entries in warnings */
     bool any_stream;   /* an endpoint has "stream": connections follow each body */

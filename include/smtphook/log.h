@@ -1,8 +1,10 @@
 /* log.h - one-line log records on stderr, and the wall clock they are stamped with.
  *
- * Every record is a single line: "<UTC time> <level> <message>". Messages that carry
- * client-controlled text must pass it through log_sanitize() first. log_unix_ms() is the
- * process's one wall clock: envelope times and log lines agree. */
+ * Every record is a single line: "<UTC time> <level> <message>", or with LOG_FORMAT_JSON one
+ * JSON object with the same fields, {"time":"...","level":"...","msg":"..."}, for log
+ * collectors. Messages that carry client-controlled text must pass it through
+ * log_sanitize() first. log_unix_ms() is the process's one wall clock: envelope times and
+ * log lines agree. */
 #ifndef SMTPHOOK_LOG_H
 #define SMTPHOOK_LOG_H
 
@@ -18,6 +20,14 @@ enum log_level {
 
 /* log_unix_ms - the wall clock: Unix time in milliseconds (0 if it cannot be read). */
 int64_t log_unix_ms(void);
+
+enum log_format {
+    LOG_FORMAT_TEXT = 0, /* "<time> <level> <message>" */
+    LOG_FORMAT_JSON,     /* {"time": ..., "level": ..., "msg": ...} */
+};
+
+/* log_set_format - how records are written (default LOG_FORMAT_TEXT). */
+void log_set_format(enum log_format format);
 
 /* log_set_level - records above this level are dropped (default LOG_LEVEL_INFO). */
 void log_set_level(enum log_level level);

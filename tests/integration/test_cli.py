@@ -338,6 +338,27 @@ class Sigterm(SmtphookTestCase):
         if r is not None:  # never a 250 for a message the app did not confirm
             self.assertEqual(r.code // 100, 4, str(r))
 
+    def test_json_log_lines(self):
+        """log_format json: every stderr line one JSON object with time, level and msg, the
+        transaction line among them, quotes in client text escaped."""
+        rcv = self.start_receiver()
+        sh = self.start_smtphook(rcv, log_format="json")
+        c = self.connect()
+        self.assertReply(c.cmd('EHLO "quoted"\\name'), 250)  # quotes and a backslash in the log
+        self.assertReply(self.transaction(c, '"a b"@example.org', ["r@example.com"], MSG), 250)
+        c.cmd("QUIT")
+        self.assertTrue(sh.wait_log(r'"msg":"txn id='))
+        records = [json.loads(line) for line in sh.log().splitlines()]
+        self.assertTrue(records)
+        for rec in records:
+            self.assertEqual(sorted(rec), ["level", "msg", "time"])
+            self.assertRegex(rec["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn(rec["level"], ("error", "warn", "info", "debug"))
+        txn = [r["msg"] for r in records if r["msg"].startswith("txn id=")]
+        self.assertEqual(len(txn), 1)
+        self.assertIn('from=<"a b"@example.org>', txn[0])
+        self.assertIn('helo="quoted"\\name', txn[0])
+
     def test_sigint_exits_zero(self):
         rcv = self.start_receiver()
         sh = self.start_smtphook(rcv)
