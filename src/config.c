@@ -749,6 +749,14 @@ static const struct config_key config_keys[] = {
                 CONFIG_DEF_TRANSACTION_TIMEOUT_MS), /* the sender waits 10 min after the dot */
     CONFIG_UINT(CONFIG_SEC_LIMITS, "shutdown_timeout_ms", struct config_limits, shutdown_timeout_ms,
                 0, 3600000, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "command_timeout_ms", struct config_limits, command_timeout_ms,
+                0, 3600000, CONFIG_DEF_COMMAND_TIMEOUT_MS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "min_data_rate_bytes_per_s", struct config_limits, min_data_rate,
+                0, 1000000000, CONFIG_DEF_MIN_DATA_RATE),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "data_rate_grace_ms", struct config_limits, data_rate_grace_ms,
+                1000, 3600000, CONFIG_DEF_DATA_RATE_GRACE_MS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "max_junk_commands", struct config_limits, max_junk_commands, 0,
+                100000, CONFIG_DEF_MAX_JUNK_COMMANDS),
 
     CONFIG_UINT(CONFIG_SEC_SPOOL, "memory_bytes", struct config_spool, memory_bytes, 0, 1073741824,
                 CONFIG_DEF_SPOOL_MEMORY_BYTES),

@@ -60,6 +60,10 @@ struct conn {
     bool awaiting_proxy;                /* a PROXY listener: no header yet */
     uint64_t proxy_deadline;            /* loop time by which the header must be in */
     struct buf proxy_in;                /* the header's bytes while it is split across reads */
+    uint64_t line_since;                /* loop time a partial command line began, 0: none */
+    uint64_t body_since;                /* loop time the message body began, 0: none */
+    uint64_t line_deadline;             /* the deadlines the timer was last armed for (0: */
+    uint64_t body_deadline;             /* none): which one ran out */
     char id[CONN_ID_MAX];               /* connection id, prefix of transaction ids */
 };
 
@@ -268,7 +272,18 @@ static void on_timeout(uv_timer_t *t)
     }
     if (c->delivery != NULL || c->checks != NULL)
         return;
-    smtp_engine_timeout(&c->engine);
+    uint64_t now = uv_now(c->sh->loop);
+    enum reply_id why = REPLY_TIMEOUT;
+    if (c->line_deadline != 0 && now >= c->line_deadline) {
+        why = REPLY_COMMAND_TIMEOUT;
+        log_info("conn %s %s:%u dropped: a command line not whole within %" PRIu64 " ms", c->id,
+                 c->address, c->port, c->sh->cfg->limits.command_timeout_ms);
+    } else if (c->body_deadline != 0 && now >= c->body_deadline) {
+        why = REPLY_DATA_TOO_SLOW;
+        log_info("conn %s %s:%u dropped: message data slower than %" PRIu64 " bytes/s", c->id,
+                 c->address, c->port, c->sh->cfg->limits.min_data_rate);
+    }
+    smtp_engine_timeout_for(&c->engine, why);
     c->close_after_write = true;
     conn_flush(c);
     conn_update_reading(c); /* re-arms the timer: a 421 nobody reads is a write timeout */
@@ -284,7 +299,45 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+static uint64_t conn_wait_ms(struct conn *c);
 static void conn_proxy_input(struct conn *c, const char *data, size_t len);
+
+/* conn_wait_ms - how long the client may now keep us waiting: the idle timeout, which every
+ * byte restarts, bounded by the deadlines a slow client cannot push away: a command line
+ * must be whole within command_timeout_ms of its first byte, and a message body must keep
+ * min_data_rate bytes a second after its grace period (Postfix's per-request deadline and
+ * smtpd_min_data_rate). While replies wait to be written, only the idle timeout counts. */
+static uint64_t conn_wait_ms(struct conn *c)
+{
+    const struct config_limits *lim = &c->sh->cfg->limits;
+    uint64_t now = uv_now(c->sh->loop);
+    uint64_t wait = lim->idle_timeout_ms;
+    c->line_deadline = c->body_deadline = 0;
+    if (!c->engine_ready || c->close_after_write || c->write_pending > 0)
+        return wait;
+    if (lim->command_timeout_ms > 0 && smtp_engine_in_line(&c->engine)) {
+        if (c->line_since == 0)
+            c->line_since = now;
+        c->line_deadline = c->line_since + lim->command_timeout_ms;
+    } else {
+        c->line_since = 0;
+    }
+    uint64_t bytes = 0;
+    if (lim->min_data_rate > 0 && smtp_engine_body(&c->engine, &bytes)) {
+        if (c->body_since == 0)
+            c->body_since = now;
+        c->body_deadline =
+            c->body_since + lim->data_rate_grace_ms + bytes * 1000 / lim->min_data_rate;
+    } else {
+        c->body_since = 0;
+    }
+    uint64_t deadlines[2] = {c->line_deadline, c->body_deadline};
+    for (size_t i = 0; i < 2; i++) {
+        if (deadlines[i] != 0 && deadlines[i] - now < wait)
+            wait = deadlines[i] > now ? deadlines[i] - now : 0;
+    }
+    return wait;
+}
 
 /* conn_update_reading - read while nothing stops it: too much input held, too much unsent
  * output, the client's end of input. The timer runs whenever the connection waits for the
@@ -321,7 +374,7 @@ static void conn_update_reading(struct conn *c)
         uv_timer_start(&c->timer, on_timeout, left, 0);
     } else if ((c->delivery == NULL && c->checks == NULL) || c->close_after_write ||
                c->write_pending > 0)
-        uv_timer_start(&c->timer, on_timeout, c->sh->cfg->limits.idle_timeout_ms, 0);
+        uv_timer_start(&c->timer, on_timeout, conn_wait_ms(c), 0);
     else
         uv_timer_stop(&c->timer);
 }

@@ -827,6 +827,15 @@ static enum session_action do_simple(struct session *s, const struct smtp_comman
     }
 }
 
+/* session_junk - count a command that does nothing; true once there are too many. */
+static bool session_junk(struct session *s, enum smtp_verb verb)
+{
+    unsigned max = s->cfg->limits.max_junk_commands;
+    bool junk = verb == SMTP_VERB_NOOP || verb == SMTP_VERB_RSET || verb == SMTP_VERB_VRFY ||
+                verb == SMTP_VERB_EXPN || verb == SMTP_VERB_HELP;
+    return junk && max > 0 && ++s->junk > max;
+}
+
 /* find_command - the table row of a verb, NULL for unknown verbs. */
 static const struct session_command *find_command(enum smtp_verb verb)
 {
@@ -862,6 +871,15 @@ enum session_action session_line(struct session *s, const char *line, size_t len
     }
     const struct session_command *row = find_command(cmd.verb);
     enum session_action a;
+    if (session_junk(s, cmd.verb)) {
+        /* A session that only keeps itself alive (NOOP every few seconds) holds a
+         * connection slot for ever: like Postfix's smtpd_junk_command_limit. */
+        log_info("session %s %s:%u: more than %u commands that do nothing, closing", s->id_prefix,
+                 s->client_address, s->client_port, s->cfg->limits.max_junk_commands);
+        reply_write(out, REPLY_TOO_MANY_JUNK, s->cfg->hostname);
+        session_set_state(s, SESSION_STATE_CLOSING);
+        return SESSION_ACTION_CLOSE;
+    }
     if (row == NULL)
         a = session_error(s, REPLY_UNKNOWN, NULL, out);
     else if ((row->arg == ARG_NONE && cmd.has_arg) || (row->arg == ARG_NEEDED && !cmd.has_arg))
@@ -1037,12 +1055,18 @@ enum session_action session_desync(struct session *s, struct buf *out)
     return SESSION_ACTION_CLOSE;
 }
 
+/* session_timeout_for - see session.h. */
+enum session_action session_timeout_for(struct session *s, enum reply_id why, struct buf *out)
+{
+    reply_write(out, why, s->cfg->hostname);
+    session_set_state(s, SESSION_STATE_CLOSING);
+    return SESSION_ACTION_CLOSE;
+}
+
 /* session_timeout - idle too long (RFC 5321 §4.5.3.2.7). */
 enum session_action session_timeout(struct session *s, struct buf *out)
 {
-    reply_write(out, REPLY_TIMEOUT, s->cfg->hostname);
-    session_set_state(s, SESSION_STATE_CLOSING);
-    return SESSION_ACTION_CLOSE;
+    return session_timeout_for(s, REPLY_TIMEOUT, out);
 }
 
 /* session_shutdown - close idle sessions now; let an open transaction finish. */

@@ -162,10 +162,33 @@ void smtp_engine_tls_started(struct smtp_engine *e, const struct envelope_tls *t
 /* smtp_engine_timeout - see smtp_engine.h. */
 enum smtp_engine_stop smtp_engine_timeout(struct smtp_engine *e)
 {
+    return smtp_engine_timeout_for(e, REPLY_TIMEOUT);
+}
+
+/* smtp_engine_timeout_for - see smtp_engine.h. */
+enum smtp_engine_stop smtp_engine_timeout_for(struct smtp_engine *e, enum reply_id why)
+{
     if (!e->closed)
-        session_timeout(&e->session, &e->out);
+        session_timeout_for(&e->session, why, &e->out);
     e->closed = true;
     return SMTP_ENGINE_CLOSE;
+}
+
+/* smtp_engine_in_line - see smtp_engine.h. */
+bool smtp_engine_in_line(const struct smtp_engine *e)
+{
+    return e->parser.mode == SMTP_PARSER_COMMAND &&
+           (e->parser.partial_len > 0 || e->parser.skipping);
+}
+
+/* smtp_engine_body - see smtp_engine.h. */
+bool smtp_engine_body(const struct smtp_engine *e, uint64_t *bytes)
+{
+    const struct txn *t = e->session.txn;
+    if (t == NULL || t->data_started_ms == 0 || t->body_ended)
+        return false;
+    *bytes = t->env.size;
+    return true;
 }
 
 /* smtp_engine_shutdown - see smtp_engine.h. */

@@ -44,6 +44,10 @@
 #define CONFIG_DEF_CHECK_CACHE_MS             60000u
 #define CONFIG_DEF_MAX_HEADER_BYTES           16384u
 #define CONFIG_DEF_PROXY_TIMEOUT_MS           5000u
+#define CONFIG_DEF_COMMAND_TIMEOUT_MS         60000u
+#define CONFIG_DEF_MIN_DATA_RATE              500u /* Postfix's smtpd_min_data_rate */
+#define CONFIG_DEF_DATA_RATE_GRACE_MS         30000u
+#define CONFIG_DEF_MAX_JUNK_COMMANDS          100u /* Postfix's smtpd_junk_command_limit */
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -208,6 +212,13 @@ struct config_limits {
     unsigned max_connections_per_client; /* concurrent connections from one IP */
     uint64_t transaction_timeout_ms;     /* deadline for all webhook requests of a message */
     uint64_t shutdown_timeout_ms;        /* SIGTERM: how long transactions may finish */
+    uint64_t command_timeout_ms;         /* a command line must be whole within this of its
+                                          * first byte; 0: no limit */
+    uint64_t min_data_rate;              /* message bytes per second a body must keep up
+                                          * after data_rate_grace_ms; 0: no limit */
+    uint64_t data_rate_grace_ms;         /* how long a body may start slowly */
+    unsigned max_junk_commands;          /* NOOP, RSET, VRFY, EXPN, HELP per session before
+                                          * 421; 0: no limit */
 };
 
 struct config_spool {

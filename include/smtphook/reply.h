@@ -68,6 +68,9 @@
     X(LOCAL_ERROR, 451, "4.3.0", "Error: local problem, try again later")                          \
     X(TOO_MANY_ERRORS, 421, "4.7.0", "{} Error: too many errors")                                  \
     X(TIMEOUT, 421, "4.4.2", "{} Error: timeout exceeded")                                         \
+    X(COMMAND_TIMEOUT, 421, "4.4.2", "{} Error: command line not completed in time")               \
+    X(DATA_TOO_SLOW, 421, "4.4.2", "{} Error: message data too slow")                              \
+    X(TOO_MANY_JUNK, 421, "4.7.0", "{} Error: too many commands that do nothing")                  \
     X(SHUTDOWN, 421, "4.3.2", "{} Service shutting down, try again later")                         \
     X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "{} Error: too many connections")                        \
     X(SYNC_LOST, 421, "4.5.0", "{} Error: SMTP protocol synchronization, closing")                 \

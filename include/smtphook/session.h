@@ -14,6 +14,7 @@
 
 #include "smtphook/buf.h"
 #include "smtphook/config.h"
+#include "smtphook/reply.h"
 #include "smtphook/envelope.h"
 #include "smtphook/txn.h"
 
@@ -84,6 +85,7 @@ struct session {
     size_t deferred_len;              /* its length */
     bool deferred_too_long;           /* ... or an over-long line that did */
     unsigned errors;                  /* error replies so far (error budget) */
+    unsigned junk;                    /* NOOP, RSET, VRFY, EXPN, HELP so far */
     unsigned rcpt_overshoot;          /* recipients refused with 452 for the recipient limit */
     unsigned transactions;            /* transactions started, for ids */
     bool shutting_down;               /* server stops: close after the current transaction */
@@ -187,6 +189,10 @@ bool session_waiting(const struct session *s);
 /* session_desync - input arrived that the client sent without waiting for a reply it had
  * to wait for (behind a refused DATA): 421 4.5.0, CLOSE. None of it is executed. */
 enum session_action session_desync(struct session *s, struct buf *out);
+
+/* session_timeout_for - like session_timeout, with the reply why (a command or message that
+ * came too slowly). */
+enum session_action session_timeout_for(struct session *s, enum reply_id why, struct buf *out);
 
 /* session_timeout - the idle timer fired: 421 4.4.2, CLOSE. */
 enum session_action session_timeout(struct session *s, struct buf *out);

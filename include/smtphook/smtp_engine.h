@@ -81,6 +81,17 @@ void smtp_engine_tls_started(struct smtp_engine *e, const struct envelope_tls *t
 /* smtp_engine_timeout - the client was idle too long: 421 4.4.2, returns CLOSE. */
 enum smtp_engine_stop smtp_engine_timeout(struct smtp_engine *e);
 
+/* smtp_engine_timeout_for - the same with the reply why (REPLY_COMMAND_TIMEOUT,
+ * REPLY_DATA_TOO_SLOW). */
+enum smtp_engine_stop smtp_engine_timeout_for(struct smtp_engine *e, enum reply_id why);
+
+/* smtp_engine_in_line - part of a command line has come, not its end. */
+bool smtp_engine_in_line(const struct smtp_engine *e);
+
+/* smtp_engine_body - a message body is arriving (DATA's text, or BDAT chunks until the
+ * LAST one): true with the bytes received so far in *bytes. */
+bool smtp_engine_body(const struct smtp_engine *e, uint64_t *bytes);
+
 /* smtp_engine_shutdown - the server stops: CLOSE with 421 4.3.2 when no transaction is
  * open, else IDLE (it closes after the transaction's reply). */
 enum smtp_engine_stop smtp_engine_shutdown(struct smtp_engine *e);

@@ -393,7 +393,7 @@ class HeldInput(SmtphookTestCase):
         # More than the 64 KiB the server holds while a delivery runs: reading must pause
         # and resume, and every command still gets its reply, in order.
         rcv = self.start_receiver(delay=1.0)
-        self.start_smtphook(rcv, limits={"max_errors": 1000})
+        self.start_smtphook(rcv, limits={"max_errors": 1000, "max_junk_commands": 0})
         c = self.connect()
         self.ehlo(c)
         n = 15000  # 15000 * 7 bytes = 105 kB of NOOPs

@@ -390,6 +390,29 @@ static void test_header_budget(void **state)
     run_free(&r);
 }
 
+/* test_junk_commands - NOOP, RSET, VRFY, EXPN and HELP count; past max_junk_commands the
+ * session ends with 421 4.7.0; other commands do not count; 0 is no limit. */
+static void test_junk_commands(void **state)
+{
+    (void)state;
+    struct config cfg = engine_test_config();
+    cfg.limits.max_junk_commands = 5;
+    expect_codes(&cfg, "EHLO x\r\nNOOP\r\nRSET\r\nVRFY a\r\nEXPN a\r\nHELP\r\nNOOP\r\nNOOP\r\n",
+                 "220 250 250 250 252 502 214 421");
+    expect_codes(&cfg,
+                 "EHLO x\r\nNOOP\r\nNOOP\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<r@example.com>\r\n"
+                 "EHLO y\r\nNOOP\r\nNOOP\r\nNOOP\r\n",
+                 "220 250 250 250 250 250 250 250 250 250");
+    cfg.limits.max_junk_commands = 0;
+    struct run r;
+    run_init(&r, &cfg);
+    run_feed_str(&r, "EHLO x\r\n");
+    for (int i = 0; i < 1000; i++)
+        run_feed_str(&r, "NOOP\r\n");
+    assert_null(strstr(replies(&r), "421"));
+    run_free(&r);
+}
+
 static void test_size_during_data(void **state)
 {
     (void)state;
@@ -1275,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_mail_params),
         cmocka_unit_test(test_recipient_limit),
         cmocka_unit_test(test_header_budget),
+        cmocka_unit_test(test_junk_commands),
         cmocka_unit_test(test_size_during_data),
         cmocka_unit_test(test_spool_failure),
         cmocka_unit_test(test_body_in_file),
