@@ -65,7 +65,13 @@ static uint32_t hash_key(const struct client_map *m, const char *key, size_t len
  * be added here. */
 static bool record_idle(const struct client_record *r)
 {
-    return r->connections == 0;
+    if (r->connections != 0)
+        return false;
+    for (int k = 0; k < RATE_KINDS; k++) {
+        if (r->tat[k] != 0)
+            return false;
+    }
+    return true;
 }
 
 /* find_slot - the slot holding key, or n_slots when there is none. */
@@ -267,6 +273,29 @@ void client_map_release(struct client_map *m, const char *key)
     remove_slot(m, i);
     remove_entry(m, index);
     shrink(m);
+}
+
+/* client_map_sweep - see client_map.h. Entries are dense: one pass from the end, so that
+ * removing one (the last moves into its place) never skips another. */
+size_t client_map_sweep(struct client_map *m, uint64_t now_ms)
+{
+    if (m == NULL)
+        return 0;
+    size_t dropped = 0;
+    for (size_t index = m->count; index-- > 0;) {
+        struct client_record *r = &m->entries[index].rec;
+        bool idle = r->connections == 0;
+        for (int k = 0; k < RATE_KINDS && idle; k++)
+            idle = rate_idle(r->tat[k], now_ms);
+        if (!idle)
+            continue;
+        char key[CLIENT_MAP_KEY_MAX + 1]; /* r moves when it goes: keep its key apart */
+        memcpy(key, r->key, sizeof(key));
+        memset(r->tat, 0, sizeof(r->tat));
+        client_map_release(m, key);
+        dropped++;
+    }
+    return dropped;
 }
 
 /* client_map_size - records held. */

@@ -757,6 +757,12 @@ static const struct config_key config_keys[] = {
                 1000, 3600000, CONFIG_DEF_DATA_RATE_GRACE_MS),
     CONFIG_UINT(CONFIG_SEC_LIMITS, "max_junk_commands", struct config_limits, max_junk_commands, 0,
                 100000, CONFIG_DEF_MAX_JUNK_COMMANDS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "connections_per_minute", struct config_limits,
+                connections_per_minute, 0, 60000, CONFIG_DEF_CONNECTIONS_PER_MINUTE),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "messages_per_minute", struct config_limits, messages_per_minute,
+                0, 60000, CONFIG_DEF_MESSAGES_PER_MINUTE),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "recipients_per_minute", struct config_limits,
+                recipients_per_minute, 0, 60000, CONFIG_DEF_RECIPIENTS_PER_MINUTE),
 
     CONFIG_UINT(CONFIG_SEC_SPOOL, "memory_bytes", struct config_spool, memory_bytes, 0, 1073741824,
                 CONFIG_DEF_SPOOL_MEMORY_BYTES),
@@ -805,6 +811,7 @@ static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
 static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base);
+static int config_trusted_networks(struct config_ctx *c, json_t *arr, void *base);
 static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base);
 static int config_signing_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_basic_auth_finish(struct config_ctx *c, json_t *obj, void *base);
@@ -823,6 +830,7 @@ static const struct config_struct config_structs[] = {
     {CONFIG_SEC_ENDPOINT, "reply_map", config_reply_map},
     {CONFIG_SEC_SIGNING, "secrets", config_signing_secrets},
     {CONFIG_SEC_LISTENER, "trusted_proxies", config_trusted_proxies},
+    {CONFIG_SEC_TOP, "trusted_networks", config_trusted_networks},
     {CONFIG_SEC_TLS, "certificates", config_certificates},
 };
 
@@ -1356,16 +1364,15 @@ static int config_listener_address(struct config_ctx *c, struct config_listener 
                        config_quote(q, sizeof(q), l->address));
 }
 
-/* config_trusted_proxies - a listener's "trusted_proxies": CIDR networks (cidr.h). */
-static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base)
+/* config_networks - a list of CIDR networks (cidr.h) into a new array; empty allowed
+ * when allow_empty. */
+static int config_networks(struct config_ctx *c, json_t *arr, bool allow_empty, struct cidr **out,
+                           size_t *n_out)
 {
-    struct config_listener *l = base;
-    if (arr == NULL)
-        return 0;
-    if (!json_is_array(arr) || json_array_size(arr) == 0)
+    if (!json_is_array(arr) || (json_array_size(arr) == 0 && !allow_empty))
         return config_fail(c, "must be a list of addresses or networks, like [\"10.0.0.0/8\"]");
     size_t n = json_array_size(arr);
-    if ((l->trusted_proxies = calloc(n, sizeof(*l->trusted_proxies))) == NULL)
+    if ((*out = calloc(n > 0 ? n : 1, sizeof(**out))) == NULL)
         return config_nomem(c);
     for (size_t i = 0; i < n; i++) {
         size_t at = config_push_index(c, i);
@@ -1374,15 +1381,48 @@ static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base)
         if (rc != 0)
             return rc;
         const char *why = NULL;
-        bool ok = cidr_parse(text, strlen(text), &l->trusted_proxies[i], &why);
+        bool ok = cidr_parse(text, strlen(text), &(*out)[i], &why);
         char q[CONFIG_QUOTE_MAX];
         config_quote(q, sizeof(q), text);
         free(text);
         if (!ok)
             return config_fail(c, "\"%s\" %s", q, why);
-        l->n_trusted_proxies++;
+        (*n_out)++;
         config_pop(c, at);
     }
+    return 0;
+}
+
+/* config_trusted_proxies - a listener's "trusted_proxies": CIDR networks (cidr.h). */
+static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config_listener *l = base;
+    if (arr == NULL)
+        return 0;
+    return config_networks(c, arr, false, &l->trusted_proxies, &l->n_trusted_proxies);
+}
+
+/* config_trusted_networks - "trusted_networks": the clients the rate limits spare; by
+ * default the machine itself (127.0.0.0/8, ::1), [] for none. */
+static int config_trusted_networks(struct config_ctx *c, json_t *arr, void *base)
+{
+    struct config *cfg = base;
+    if (arr == NULL)
+        return 0; /* config_finish puts in the default */
+    return config_networks(c, arr, true, &cfg->trusted_networks, &cfg->n_trusted_networks);
+}
+
+/* config_default_networks - "trusted_networks" when not given: the machine itself. */
+static int config_default_networks(struct config_ctx *c, struct config *cfg)
+{
+    static const char *const local[] = {"127.0.0.0/8", "::1"};
+    size_t n = sizeof(local) / sizeof(local[0]);
+    if ((cfg->trusted_networks = calloc(n, sizeof(*cfg->trusted_networks))) == NULL)
+        return config_nomem(c);
+    const char *why = NULL;
+    for (size_t i = 0; i < n; i++)
+        cidr_parse(local[i], strlen(local[i]), &cfg->trusted_networks[i], &why);
+    cfg->n_trusted_networks = n;
     return 0;
 }
 
@@ -2183,6 +2223,8 @@ static int config_warnings(struct config_ctx *c, const char *what, struct config
  * listener and endpoint, an existing spool directory, TLS modes that fit the certificates. */
 static int config_finish(struct config_ctx *c, const char *what, struct config *cfg)
 {
+    if (cfg->trusted_networks == NULL && config_default_networks(c, cfg) != 0)
+        return SH_ENOMEM;
     config_set_path(c, NULL, "");
     if (cfg->n_listeners == 0) {
         if (what == NULL)
@@ -2463,5 +2505,6 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         free(cfg->warnings[i]);
     free(cfg->warnings);
+    free(cfg->trusted_networks);
     free(cfg);
 }

@@ -813,6 +813,13 @@ static bool conn_route_down(void *arg, long route)
     return delivery_route_down(c->sh->delivery, route);
 }
 
+/* conn_rate - session_rate_fn: the server keeps the client's buckets. */
+static bool conn_rate(void *arg, enum rate_kind kind)
+{
+    const struct conn *c = arg;
+    return c->sh->rate_take(c->closed_arg, kind);
+}
+
 /* conn_accepted - see conn.h. */
 int conn_accepted(struct conn *c)
 {
@@ -824,6 +831,8 @@ int conn_accepted(struct conn *c)
     smtp_engine_init(&c->engine, cfg, c->address, c->port, c->id, CONN_WRITE_MAX_BYTES);
     c->engine_ready = true;
     session_set_route_probe(&c->engine.session, conn_route_down, c);
+    if (c->sh->rate_take != NULL)
+        session_set_rate_limit(&c->engine.session, conn_rate, c);
     session_set_tls_policy(&c->engine.session,
                            c->lcfg->tls == CONFIG_TLS_STARTTLS && c->sh->tls != NULL,
                            c->lcfg->require_tls);
@@ -875,8 +884,9 @@ static void conn_proxied(struct conn *c, const struct proxy_header *h, const cha
     c->awaiting_proxy = false;
     log_debug("conn %s %s:%u via proxy %s:%u (PROXY v%d%s)", c->id, c->address, c->port, proxy,
               proxy_port, h->version, h->local ? ", the proxy's own" : "");
-    if (!c->sh->identified(c->closed_arg, c->address)) {
-        conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
+    enum reply_id refusal = REPLY_TOO_MANY_CONNECTIONS;
+    if (!c->sh->identified(c->closed_arg, c->address, &refusal)) {
+        conn_refuse(c, refusal, "too many connections");
         return;
     }
     conn_begin(c);

@@ -8,14 +8,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "smtphook/cidr.h"
 #include "smtphook/client_map.h"
 #include "smtphook/conn.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 
-#define SERVER_BACKLOG     511 /* listen(2) backlog, as nginx and Redis use */
-#define SERVER_ADDRESS_MAX 64  /* a client address as text */
+#define SERVER_BACKLOG     511   /* listen(2) backlog, as nginx and Redis use */
+#define SERVER_ADDRESS_MAX 64    /* a client address as text */
+#define SERVER_SWEEP_MS    10000 /* how often full rate buckets are forgotten */
 
 /* The server's record of one connection: the connection itself is opaque here. */
 struct server_conn {
@@ -25,6 +29,8 @@ struct server_conn {
     char address[SERVER_ADDRESS_MAX]; /* client address, once counted */
     bool counted;                     /* counted in n_conns */
     bool client_counted;              /* counted in its client's record (address) */
+    bool trusted;                     /* in trusted_networks: no rate limits */
+    enum reply_id refusal;            /* why server_admit_client said no */
 };
 
 static void server_finish(struct server *srv);
@@ -91,31 +97,104 @@ static void server_conn_closed(void *arg)
         server_finish(srv);
 }
 
+/* server_client_key - the key of a client's record: an IPv4 address as it is, an IPv6 one
+ * as its /64 (one site gets a /64 or more: its addresses are one client for the limits). */
+static void server_client_key(const char *address, char *key, size_t len)
+{
+    struct in6_addr a6;
+    if (strchr(address, ':') == NULL || inet_pton(AF_INET6, address, &a6) != 1) {
+        snprintf(key, len, "%s", address);
+        return;
+    }
+    memset(a6.s6_addr + 8, 0, 8);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a6, text, sizeof(text));
+    snprintf(key, len, "%s/64", text);
+}
+
+/* server_trusted - is the address (text) in trusted_networks? */
+static bool server_trusted(const struct server *srv, const char *address)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, address, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        return false;
+    return cidr_contains_any(srv->cfg->trusted_networks, srv->cfg->n_trusted_networks,
+                             (const struct sockaddr *)&ss);
+}
+
 /* server_admit_client - count a connection for its client (the socket's peer, or on a PROXY
  * listener the address the header names): false when the client has its
- * max_connections_per_client already (or no record could be made). */
+ * max_connections_per_client already, has opened connections_per_minute in the last minute
+ * (unless it is trusted), or no record could be made. */
 static bool server_admit_client(struct server_conn *sc, const char *address)
 {
     struct server *srv = sc->srv;
-    struct client_record *rec = client_map_get(srv->clients, address);
-    if (rec == NULL || rec->connections >= srv->cfg->limits.max_connections_per_client) {
+    const struct config_limits *lim = &srv->cfg->limits;
+    char key[SERVER_ADDRESS_MAX];
+    server_client_key(address, key, sizeof(key));
+    sc->trusted = server_trusted(srv, address);
+    struct client_record *rec = client_map_get(srv->clients, key);
+    bool rate_ok =
+        rec != NULL && (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
+                                                 lim->connections_per_minute, uv_now(srv->loop)));
+    if (rec == NULL || rec->connections >= lim->max_connections_per_client || !rate_ok) {
         if (rec == NULL)
             log_error("conn %s refused: out of memory for its client record", address);
+        else if (!rate_ok)
+            log_warn("conn %s refused: more than %u connections a minute", address,
+                     lim->connections_per_minute);
         else
             log_warn("conn %s refused: too many connections", address);
-        client_map_release(srv->clients, address); /* a record made just now goes again */
+        client_map_release(srv->clients, key); /* a record made just now goes again */
+        sc->refusal = rate_ok ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
         return false;
     }
     rec->connections++;
     sc->client_counted = true;
-    snprintf(sc->address, sizeof(sc->address), "%s", address);
+    snprintf(sc->address, sizeof(sc->address), "%s", key);
     return true;
 }
 
-/* server_conn_identified - conn_shared.identified: a PROXY header named the client. */
-static bool server_conn_identified(void *arg, const char *address)
+/* server_rate_take - conn_shared.rate_take: one more message or recipient from the client. */
+static bool server_rate_take(void *arg, enum rate_kind kind)
 {
-    return server_admit_client(arg, address);
+    struct server_conn *sc = arg;
+    struct server *srv = sc->srv;
+    if (sc->trusted || !sc->client_counted)
+        return true;
+    const struct config_limits *lim = &srv->cfg->limits;
+    unsigned limit = kind == RATE_MESSAGES ? lim->messages_per_minute : lim->recipients_per_minute;
+    struct client_record *rec = client_map_get(srv->clients, sc->address);
+    if (rec == NULL)
+        return true; /* it has a record while it counts: cannot happen */
+    if (rate_take(&rec->tat[kind], limit, uv_now(srv->loop)))
+        return true;
+    log_info("client %s: more than %u %s a minute", sc->address, limit,
+             kind == RATE_MESSAGES ? "messages" : "recipients");
+    return false;
+}
+
+/* on_sweep - every SERVER_SWEEP_MS: forget the clients whose rate buckets are full again. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    client_map_sweep(srv->clients, uv_now(srv->loop));
+}
+
+/* server_conn_identified - conn_shared.identified: a PROXY header named the client. */
+static bool server_conn_identified(void *arg, const char *address, enum reply_id *refusal)
+{
+    struct server_conn *sc = arg;
+    bool ok = server_admit_client(sc, address);
+    *refusal = sc->refusal;
+    return ok;
 }
 
 /* server_accept - accept one connection from listener and start it, or refuse it with 421
@@ -164,7 +243,7 @@ static int server_accept(struct server *srv, struct server_listener *l)
         log_warn("conn %s refused: too many connections", address);
         conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
     } else if (!proxied && !server_admit_client(sc, address)) {
-        conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
+        conn_refuse(c, sc->refusal, "too many connections");
     } else {
         sc->counted = true;
         srv->n_conns++;
@@ -275,6 +354,10 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     }
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;
+    uv_timer_init(loop, &srv->sweep_timer);
+    srv->sweep_timer.data = srv;
+    uv_timer_start(&srv->sweep_timer, on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
+    uv_unref((uv_handle_t *)&srv->sweep_timer); /* it alone keeps nothing running */
     srv->shared.loop = loop;
     srv->shared.cfg = cfg;
     srv->shared.delivery = srv->delivery;
@@ -284,6 +367,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shared.read_buffer_size = sizeof(srv->read_buffer);
     srv->shared.closed = server_conn_closed;
     srv->shared.identified = server_conn_identified;
+    srv->shared.rate_take = server_rate_take;
 
     srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
     if (srv->listeners == NULL) {
@@ -331,6 +415,7 @@ fail:
         srv->listeners = NULL;
     }
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
     rcpt_check_free(srv->rcpt_check);
@@ -352,6 +437,7 @@ static void server_finish(struct server *srv)
         return;
     srv->closed = true;
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);

@@ -133,6 +133,22 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
     s->client_port = client_port;
 }
 
+/* session_set_rate_limit - see session.h. */
+void session_set_rate_limit(struct session *s, session_rate_fn fn, void *arg)
+{
+    s->rate = fn;
+    s->rate_arg = arg;
+}
+
+/* session_rate_refused - the client's rate of kind is spent: 451 4.7.1, counted as junk. */
+static bool session_rate_refused(struct session *s, enum rate_kind kind)
+{
+    if (s->rate == NULL || s->rate(s->rate_arg, kind))
+        return false;
+    s->junk++;
+    return true;
+}
+
 /* session_set_client - see session.h. */
 void session_set_client(struct session *s, const char *address, uint16_t port)
 {
@@ -310,6 +326,10 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
         return session_error(s, syntax_reply(r, 1), NULL, out);
     if (params.has_size && params.size > s->cfg->limits.max_message_bytes)
         return session_error(s, REPLY_SIZE_EXCEEDED, NULL, out);
+    if (session_rate_refused(s, RATE_MESSAGES)) {
+        reply_write(out, REPLY_RATE_MESSAGES, NULL); /* the client comes back later */
+        return SESSION_ACTION_NONE;
+    }
 
     char id[ENVELOPE_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s.%u", s->id_prefix, s->transactions + 1);
@@ -474,6 +494,10 @@ static enum rcpt_kind rcpt_decide(struct session *s, const struct smtp_command *
          * another transaction. Like Postfix's smtpd_recipient_overshoot_limit, only a
          * large overshoot is charged to the error budget. */
         *id = REPLY_TOO_MANY_RCPTS;
+        return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+    }
+    if (session_rate_refused(s, RATE_RECIPIENTS)) {
+        *id = REPLY_RATE_RECIPIENTS;
         return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
     }
     *id = session_head_budget(s, *route, path->mailbox);

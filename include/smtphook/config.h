@@ -48,6 +48,9 @@
 #define CONFIG_DEF_MIN_DATA_RATE              500u /* Postfix's smtpd_min_data_rate */
 #define CONFIG_DEF_DATA_RATE_GRACE_MS         30000u
 #define CONFIG_DEF_MAX_JUNK_COMMANDS          100u /* Postfix's smtpd_junk_command_limit */
+#define CONFIG_DEF_CONNECTIONS_PER_MINUTE     300u
+#define CONFIG_DEF_MESSAGES_PER_MINUTE        600u
+#define CONFIG_DEF_RECIPIENTS_PER_MINUTE      3000u
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -219,6 +222,9 @@ struct config_limits {
     uint64_t data_rate_grace_ms;         /* how long a body may start slowly */
     unsigned max_junk_commands;          /* NOOP, RSET, VRFY, EXPN, HELP per session before
                                           * 421; 0: no limit */
+    unsigned connections_per_minute;     /* per client (IPv6: per /64); 0: no limit */
+    unsigned messages_per_minute;        /* MAIL commands per client; 0: no limit */
+    unsigned recipients_per_minute;      /* RCPT commands per client; 0: no limit */
 };
 
 struct config_spool {
@@ -262,9 +268,11 @@ struct config {
     struct config_tls tls;                         /* inbound TLS */
     int log_level;                                 /* enum log_level */
     int log_format;                                /* enum log_format: "text" or "json" */
-    char **warnings;   /* problems that do not stop a start, for the log */
-    size_t n_warnings; /* entries in warnings */
-    bool any_stream;   /* an endpoint has "stream": connections follow each body */
+    char **warnings;               /* problems that do not stop a start, for the log */
+    size_t n_warnings;             /* entries in warnings */
+    bool any_stream;               /* an endpoint has "stream": connections follow each body */
+    struct cidr *trusted_networks; /* clients the rate limits spare ("trusted_networks") */
+    size_t n_trusted_networks;     /* entries in trusted_networks */
 };
 
 /* Command-line values that replace what the file says. */

@@ -18,6 +18,7 @@
 
 #include "smtphook/config.h"
 #include "smtphook/delivery.h"
+#include "smtphook/rate.h"
 #include "smtphook/rcpt_check.h"
 #include "smtphook/reply.h"
 #include "smtphook/tls.h"
@@ -36,8 +37,11 @@ struct conn_shared {
     size_t read_buffer_size;           /* its size */
     void (*closed)(void *arg);         /* called once, when the connection stops counting (it is
                                           freed later, once libuv has closed its handles) */
-    bool (*identified)(void *arg, const char *address); /* a PROXY header named the client:
-                                          may it connect (per-client limits)? */
+    bool (*identified)(void *arg, const char *address, enum reply_id *refusal); /* a PROXY
+                                          header named the client: may it connect (per-client
+                                          limits)? If not, *refusal is the 421 to send */
+    bool (*rate_take)(void *arg, enum rate_kind kind); /* one more message or recipient from
+                                          the client: false when its rate is spent */
 };
 
 /* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into

@@ -71,6 +71,10 @@
     X(COMMAND_TIMEOUT, 421, "4.4.2", "{} Error: command line not completed in time")               \
     X(DATA_TOO_SLOW, 421, "4.4.2", "{} Error: message data too slow")                              \
     X(TOO_MANY_JUNK, 421, "4.7.0", "{} Error: too many commands that do nothing")                  \
+    X(RATE_CONNECTIONS, 421, "4.7.0",                                                              \
+      "{} Error: too many connections from your address, try later")                               \
+    X(RATE_MESSAGES, 451, "4.7.1", "Error: too many messages from your address, try later")        \
+    X(RATE_RECIPIENTS, 451, "4.7.1", "Error: too many recipients from your address, try later")    \
     X(SHUTDOWN, 421, "4.3.2", "{} Service shutting down, try again later")                         \
     X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "{} Error: too many connections")                        \
     X(SYNC_LOST, 421, "4.5.0", "{} Error: SMTP protocol synchronization, closing")                 \

@@ -42,6 +42,7 @@ struct server {
     size_t n_listeners;                /* entries in listeners */
     size_t n_listeners_open;           /* listener handles not yet closed */
     uv_timer_t shutdown_timer;         /* bounds the graceful shutdown */
+    uv_timer_t sweep_timer;            /* drops client records whose rate buckets are full */
     uv_signal_t sigterm;               /* SIGTERM: graceful stop */
     uv_signal_t sigint;                /* SIGINT: graceful stop */
     uv_signal_t sighup;                /* SIGHUP: reload the TLS certificates */

@@ -16,6 +16,7 @@
 #include "smtphook/config.h"
 #include "smtphook/reply.h"
 #include "smtphook/envelope.h"
+#include "smtphook/rate.h"
 #include "smtphook/txn.h"
 
 enum session_state {
@@ -69,6 +70,9 @@ struct session_rcpt {
  * index into config.routes, -1 without routes. */
 typedef bool (*session_route_down_fn)(void *arg, long route);
 
+/* Takes one of kind from the client's rate buckets: false when its rate is spent. */
+typedef bool (*session_rate_fn)(void *arg, enum rate_kind kind);
+
 struct session {
     enum session_state state;         /* see enum */
     const struct config *cfg;         /* limits, hostname, domains (not owned) */
@@ -76,6 +80,8 @@ struct session {
     bool esmtp;                       /* EHLO was used */
     session_route_down_fn route_down; /* see session_set_route_probe, or NULL */
     void *route_down_arg;             /* passed to route_down */
+    session_rate_fn rate;             /* see session_set_rate_limit, or NULL */
+    void *rate_arg;                   /* passed to rate */
     struct txn *txn;                  /* current transaction from MAIL on, NULL otherwise */
     struct session_rcpt *pending;     /* RCPTs whose replies wait, in command order */
     size_t pending_head;              /* first entry not yet answered */
@@ -105,6 +111,11 @@ struct session {
  * Nothing is allocated until commands arrive. */
 void session_init(struct session *s, const struct config *cfg, const char *client_address,
                   uint16_t client_port, const char *id_prefix);
+
+/* session_set_rate_limit - how to ask whether the client may begin another message (MAIL)
+ * or give another recipient (RCPT); NULL (the default): always. A refusal is 451 4.7.1 and
+ * counts as a command that does nothing (limits.max_junk_commands). */
+void session_set_rate_limit(struct session *s, session_rate_fn fn, void *arg);
 
 /* session_set_client - the client is another than the socket's peer (a PROXY protocol header
  * named it): its address and port, for the envelope and the log. Before the greeting. */

@@ -1,0 +1,103 @@
+"""test_rate.py - rate limits per client address (an IPv6 client by its /64): connections,
+messages and recipients per minute, each refused with its reply (421 4.7.0 at connect,
+451 4.7.1 at MAIL and RCPT) while the rest of the session goes on; trusted_networks are
+spared (by default the machine itself).
+"""
+
+import socket
+import unittest
+
+from helpers import HOST, free_port
+from smtp_client import SMTPClient
+from smtphook_process import make_config
+from testcase import SmtphookTestCase
+
+SENDER = "sender@example.org"
+
+
+def connect_from(port, source):
+    s = socket.create_connection((HOST, port), timeout=5, source_address=(source, 0))
+    return SMTPClient(None, sock=s, timeout=5)
+
+
+class RateTest(SmtphookTestCase):
+
+    def start_limited(self, trusted=(), **limits):
+        r = self.start_receiver()
+        self.start_smtphook(r, limits=limits, trusted_networks=list(trusted))
+        return r
+
+    def test_connections_per_minute(self):
+        self.start_limited(connections_per_minute=3)
+        banners = []
+        for _ in range(5):
+            c = connect_from(self.sh.port, "127.0.0.2")
+            banners.append(c.banner)
+            c.close()
+        # the probe that waited for smtphook's start came from 127.0.0.1, another client
+        self.assertEqual([b.code for b in banners], [220, 220, 220, 421, 421])
+        self.assertIn("4.7.0", str(banners[3]))
+        self.assertIn("too many connections from your address", str(banners[3]))
+        c = connect_from(self.sh.port, "127.0.0.3")  # another client is not affected
+        self.assertReply(c.banner, 220)
+        self.assertTrue(self.sh.wait_log(r"127\.0\.0\.2 refused: more than 3 connections a minute"))
+
+    def test_messages_per_minute(self):
+        r = self.start_limited(messages_per_minute=2)
+        c = connect_from(self.sh.port, "127.0.0.2")
+        self.ehlo(c)
+        for i in range(2):
+            self.assertReply(self.transaction(c, SENDER, ["r@example.com"],
+                                              b"Subject: %d\r\n\r\nhi\r\n" % i), 250)
+        reply = c.cmd("MAIL FROM:<%s>" % SENDER)
+        self.assertReply(reply, 451, "4.7.1")
+        self.assertIn("too many messages", str(reply))
+        self.assertReply(c.cmd("NOOP"), 250)  # the session goes on
+        self.assertEqual(len(r.requests), 2)
+
+    def test_recipients_per_minute(self):
+        r = self.start_limited(recipients_per_minute=3)
+        c = connect_from(self.sh.port, "127.0.0.2")
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        codes = [c.cmd("RCPT TO:<r%d@example.com>" % i).code for i in range(5)]
+        self.assertEqual(codes, [250, 250, 250, 451, 451])
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"Subject: three\r\n\r\nhi\r\n.\r\n")
+        self.assertReply(c.read_reply(), 250)
+        self.assertEqual(len(r.requests[0].envelope()["rcpt_to"]), 3)
+
+    def test_trusted_networks_are_spared(self):
+        self.start_limited(trusted=("127.0.0.4/32",), connections_per_minute=2)
+        codes = [connect_from(self.sh.port, "127.0.0.4").banner.code for _ in range(5)]
+        self.assertEqual(codes, [220] * 5)
+        codes = [connect_from(self.sh.port, "127.0.0.5").banner.code for _ in range(3)]
+        self.assertEqual(codes, [220, 220, 421])
+
+    def test_the_machine_itself_is_trusted_by_default(self):
+        r = self.start_receiver()
+        self.start_smtphook(r, limits={"connections_per_minute": 2})  # no trusted_networks key
+        codes = [connect_from(self.sh.port, "127.0.0.2").banner.code for _ in range(5)]
+        self.assertEqual(codes, [220] * 5)
+
+    def test_ipv6_clients_by_their_64(self):
+        """Through PROXY headers: two addresses of one /64 share a bucket, another /64 not."""
+        r = self.start_receiver()
+        port = free_port()
+        cfg = make_config(port, r.url(), limits={"connections_per_minute": 2},
+                          trusted_networks=[])
+        cfg["listeners"][0].update({"proxy_protocol": "v1", "trusted_proxies": ["127.0.0.1"]})
+        self.start_smtphook(config=cfg, port=port)
+
+        def banner(src):
+            s = socket.create_connection((HOST, port), timeout=5)
+            line = "PROXY TCP6 %s 2001:db8::25 40000 25\r\n" % src
+            return SMTPClient(None, sock=s, timeout=5, first=line.encode()).banner.code
+
+        self.assertEqual([banner("2001:db8:1:2::1"), banner("2001:db8:1:2::99"),
+                          banner("2001:db8:1:2:ffff::7"), banner("2001:db8:1:3::1")],
+                         [220, 220, 421, 220])
+
+
+if __name__ == "__main__":
+    unittest.main()
