@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh - install the Debian 12 packages smtphook needs.
 #
-#   docker/install-deps.sh          build and run: compiler, CMake, libuv, libcurl, OpenSSL, jansson
+#   docker/install-deps.sh          build and run: compiler, CMake, libuv, libcurl, OpenSSL, jansson,
+#                                   libmicrohttpd (the admin port)
 #   docker/install-deps.sh --test   also what the test suites use: cmocka, Python, swaks,
 #                                   Postfix (smtp-source, and the relay in the TLS tests),
 #                                   openssl, curl, python3-cryptography (test certificates),
@@ -9,7 +10,8 @@
 #                                   for (Django with django-anymail, Rails with Action
 #                                   Mailbox, SQLite and WEBrick), nginx (in front of a
 #                                   receiver for the streamed requests), HAProxy (PROXY
-#                                   protocol in front of replicas), and Node.js with npm
+#                                   protocol in front of replicas), Prometheus (promtool checks
+#                                   the metrics), and Node.js with npm
 #                                   for the Standard Webhooks and busboy receiver (unless a
 #                                   node is already installed)
 #
@@ -18,10 +20,11 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
+            libmicrohttpd-dev
             libjansson-dev ca-certificates python3)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
-           nginx-light haproxy)
+           nginx-light haproxy prometheus)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -546,6 +546,7 @@ enum config_sec {
     CONFIG_SEC_ROUTE,       /* an entry of "routes": struct config_route */
     CONFIG_SEC_BASIC_AUTH,  /* an endpoint's "basic_auth": struct config_basic_auth */
     CONFIG_SEC_SIGNING,     /* an endpoint's "signing": struct config_signing */
+    CONFIG_SEC_ADMIN,       /* "admin": struct config_admin */
     CONFIG_SEC_COUNT,       /* number of entries in config_sections */
 };
 
@@ -749,6 +750,8 @@ static const struct config_key config_keys[] = {
                 CONFIG_DEF_TRANSACTION_TIMEOUT_MS), /* the sender waits 10 min after the dot */
     CONFIG_UINT(CONFIG_SEC_LIMITS, "shutdown_timeout_ms", struct config_limits, shutdown_timeout_ms,
                 0, 3600000, CONFIG_DEF_SHUTDOWN_TIMEOUT_MS),
+    CONFIG_UINT(CONFIG_SEC_LIMITS, "shutdown_delay_ms", struct config_limits, shutdown_delay_ms, 0,
+                600000, 0),
     CONFIG_UINT(CONFIG_SEC_LIMITS, "command_timeout_ms", struct config_limits, command_timeout_ms,
                 0, 3600000, CONFIG_DEF_COMMAND_TIMEOUT_MS),
     CONFIG_UINT(CONFIG_SEC_LIMITS, "min_data_rate_bytes_per_s", struct config_limits, min_data_rate,
@@ -794,6 +797,11 @@ static const struct config_key config_keys[] = {
     CONFIG_ENUM(CONFIG_SEC_ROUTE, "policy", struct config_route, policy, config_route_policies,
                 CONFIG_ROUTE_ALL),
 
+    CONFIG_STRING(CONFIG_SEC_ADMIN, "listen", struct config_admin, listen, CONFIG_REQUIRED, 1, 0,
+                  NULL, NULL), /* config_admin_finish parses it */
+    CONFIG_BOOL(CONFIG_SEC_ADMIN, "unready_when_endpoints_down", struct config_admin,
+                unready_when_down, false),
+
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "cert", struct config_certificate, cert, CONFIG_REQUIRED,
                   1, 0, NULL, NULL),
     CONFIG_STRING(CONFIG_SEC_CERTIFICATE, "key", struct config_certificate, key, CONFIG_REQUIRED, 1,
@@ -810,6 +818,7 @@ static int config_routes(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_match(struct config_ctx *c, json_t *arr, void *base);
 static int config_route_endpoints(struct config_ctx *c, json_t *arr, void *base);
 static int config_listener_finish(struct config_ctx *c, json_t *obj, void *base);
+static int config_admin_finish(struct config_ctx *c, json_t *obj, void *base);
 static int config_trusted_proxies(struct config_ctx *c, json_t *arr, void *base);
 static int config_trusted_networks(struct config_ctx *c, json_t *arr, void *base);
 static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base);
@@ -864,6 +873,8 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
     [CONFIG_SEC_SIGNING] = {CONFIG_NESTED("signing", CONFIG_SEC_ENDPOINT, struct config_endpoint,
                                           signing),
                             .finish = config_signing_finish},
+    [CONFIG_SEC_ADMIN] = {CONFIG_NESTED("admin", CONFIG_SEC_TOP, struct config, admin),
+                          .finish = config_admin_finish},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
@@ -1391,6 +1402,22 @@ static int config_networks(struct config_ctx *c, json_t *arr, bool allow_empty, 
         config_pop(c, at);
     }
     return 0;
+}
+
+/* config_admin_finish - "admin" is present: on, its address parsed once. */
+static int config_admin_finish(struct config_ctx *c, json_t *obj, void *base)
+{
+    struct config_admin *a = base;
+    (void)obj;
+    a->enabled = true;
+    if (config_parse_address(a->listen, &a->addr, &a->addrlen) == 0)
+        return 0;
+    config_push(c, CONFIG_NAME(CONFIG_SEC_ADMIN, struct config_admin, listen));
+    char q[CONFIG_QUOTE_MAX];
+    return config_fail(c,
+                       "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port 1 to "
+                       "65535; no host names)",
+                       config_quote(q, sizeof(q), a->listen));
 }
 
 /* config_trusted_proxies - a listener's "trusted_proxies": CIDR networks (cidr.h). */
@@ -2506,5 +2533,6 @@ void config_free(struct config *cfg)
         free(cfg->warnings[i]);
     free(cfg->warnings);
     free(cfg->trusted_networks);
+    free(cfg->admin.listen);
     free(cfg);
 }

@@ -318,6 +318,17 @@ bool delivery_route_down(const struct delivery_context *ctx, long route)
     return n > 0 && (policy == CONFIG_ROUTE_ALL ? refusing > 0 : refusing == n);
 }
 
+/* delivery_all_down - see delivery.h. */
+bool delivery_all_down(const struct delivery_context *ctx)
+{
+    uint64_t now = uv_now(ctx->loop);
+    for (size_t i = 0; i < ctx->cfg->n_endpoints; i++) {
+        if (!breaker_refusing(&ctx->breakers[i], now))
+            return false;
+    }
+    return ctx->cfg->n_endpoints > 0;
+}
+
 /* delivery_context_release - the memory of a context. */
 static void delivery_context_release(struct delivery_context *ctx)
 {

@@ -278,11 +278,67 @@ static void on_connection(uv_stream_t *listener, int status)
 }
 
 /* on_signal - SIGTERM/SIGINT: stop gracefully; a repeat changes nothing. */
+/* server_render_metrics - admin_hooks.metrics: the Prometheus text of /metrics. */
+static void server_render_metrics(void *arg, struct buf *out)
+{
+    const struct server *srv = arg;
+    char line[256];
+    snprintf(line, sizeof(line),
+             "# HELP smtphook_build_info smtphook's version.\n"
+             "# TYPE smtphook_build_info gauge\n"
+             "smtphook_build_info{version=\"%s\"} 1\n"
+             "# HELP smtphook_connections_open SMTP connections open now.\n"
+             "# TYPE smtphook_connections_open gauge\n"
+             "smtphook_connections_open %u\n",
+             SMTPHOOK_VERSION, srv->n_conns);
+    buf_append_str(out, line);
+}
+
+/* on_delay_done - shutdown_delay_ms after SIGTERM: the stop proper. */
+static void on_delay_done(uv_timer_t *t)
+{
+    server_stop(t->data);
+}
+
+/* server_ready - admin_hooks.ready: listening, not draining, and (when configured) some
+ * endpoint that can take messages. */
+static bool server_ready(void *arg, const char **why)
+{
+    const struct server *srv = arg;
+    if (srv->stopping || srv->draining) {
+        *why = "draining";
+        return false;
+    }
+    if (!srv->ready) {
+        *why = "starting";
+        return false;
+    }
+    if (srv->cfg->admin.unready_when_down && delivery_all_down(srv->delivery)) {
+        *why = "every endpoint's circuit breaker is open";
+        return false;
+    }
+    return true;
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     struct server *srv = sig->data;
     const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
     if (srv->stopping) {
+        log_info("received %s: already stopping", name);
+        return;
+    }
+    uint64_t delay = srv->cfg->limits.shutdown_delay_ms;
+    if (delay > 0 && !srv->draining) {
+        /* Unready at once; the listeners stay open a while, so that a load balancer that
+         * polls /readyz stops sending new connections before they close. */
+        log_info("received %s: unready, stopping in %" PRIu64 " ms", name, delay);
+        srv->draining = true;
+        srv->ready = false;
+        uv_timer_start(&srv->delay_timer, on_delay_done, delay, 0);
+        return;
+    }
+    if (srv->draining) {
         log_info("received %s: already stopping", name);
         return;
     }
@@ -356,6 +412,8 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shutdown_timer.data = srv;
     uv_timer_init(loop, &srv->sweep_timer);
     srv->sweep_timer.data = srv;
+    uv_timer_init(loop, &srv->delay_timer);
+    srv->delay_timer.data = srv;
     uv_timer_start(&srv->sweep_timer, on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
     uv_unref((uv_handle_t *)&srv->sweep_timer); /* it alone keeps nothing running */
     srv->shared.loop = loop;
@@ -368,6 +426,18 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shared.closed = server_conn_closed;
     srv->shared.identified = server_conn_identified;
     srv->shared.rate_take = server_rate_take;
+
+    if (cfg->admin.enabled) {
+        struct admin_hooks hooks = {server_render_metrics, server_ready, srv};
+        if (admin_start(loop, (const struct sockaddr *)&cfg->admin.addr, cfg->admin.addrlen, &hooks,
+                        &srv->admin) != 0) {
+            log_error("admin port %s: cannot listen (in use, or not an address of this machine)",
+                      cfg->admin.listen);
+            rc = UV_EADDRINUSE;
+            goto fail;
+        }
+        log_info("admin port on %s: /metrics /livez /readyz", cfg->admin.listen);
+    }
 
     srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
     if (srv->listeners == NULL) {
@@ -401,6 +471,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     uv_signal_init(loop, &srv->sighup);
     srv->sighup.data = srv;
     uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
+    srv->ready = true;
     return 0;
 
 fail_listener:
@@ -416,6 +487,9 @@ fail:
     }
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
+    uv_close((uv_handle_t *)&srv->delay_timer, NULL);
+    admin_stop(srv->admin);
+    srv->admin = NULL;
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
     rcpt_check_free(srv->rcpt_check);
@@ -438,6 +512,9 @@ static void server_finish(struct server *srv)
     srv->closed = true;
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
     uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
+    uv_close((uv_handle_t *)&srv->delay_timer, NULL);
+    admin_stop(srv->admin);
+    srv->admin = NULL;
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
@@ -476,6 +553,8 @@ void server_stop(struct server *srv)
     if (srv->stopping)
         return;
     srv->stopping = true;
+    srv->ready = false;
+    uv_timer_stop(&srv->delay_timer);
     log_info("stopping: %u connection(s) open", srv->n_conns);
     close_listeners(srv);
     /* Deliveries end a little before the bound, so that their replies still go out. */

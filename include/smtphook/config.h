@@ -205,6 +205,15 @@ struct config_listener {
     uint64_t proxy_timeout_ms;    /* the header must have arrived by then */
 };
 
+/* "admin": the admin port (admin.h); present means on. */
+struct config_admin {
+    bool enabled;                 /* the key is present */
+    char *listen;                 /* "127.0.0.1:9025" */
+    struct sockaddr_storage addr; /* parsed */
+    socklen_t addrlen;            /* length of addr */
+    bool unready_when_down;       /* /readyz fails while every endpoint's circuit is open */
+};
+
 struct config_limits {
     size_t max_command_line_bytes;       /* longest command line, CRLF included */
     size_t max_recipients;               /* RCPT per transaction; more get 452 */
@@ -215,6 +224,7 @@ struct config_limits {
     unsigned max_connections_per_client; /* concurrent connections from one IP */
     uint64_t transaction_timeout_ms;     /* deadline for all webhook requests of a message */
     uint64_t shutdown_timeout_ms;        /* SIGTERM: how long transactions may finish */
+    uint64_t shutdown_delay_ms;          /* SIGTERM: unready at once, listeners close after */
     uint64_t command_timeout_ms;         /* a command line must be whole within this of its
                                           * first byte; 0: no limit */
     uint64_t min_data_rate;              /* message bytes per second a body must keep up
@@ -271,6 +281,7 @@ struct config {
     char **warnings;               /* problems that do not stop a start, for the log */
     size_t n_warnings;             /* entries in warnings */
     bool any_stream;               /* an endpoint has "stream": connections follow each body */
+    struct config_admin admin;     /* "admin" */
     struct cidr *trusted_networks; /* clients the rate limits spare ("trusted_networks") */
     size_t n_trusted_networks;     /* entries in trusted_networks */
 };

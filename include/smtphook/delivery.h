@@ -94,6 +94,9 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
  * any of its endpoints refusing; "failover": every one refusing. Changes nothing. */
 bool delivery_route_down(const struct delivery_context *ctx, long route);
 
+/* delivery_all_down - is every endpoint's circuit breaker refusing now? */
+bool delivery_all_down(const struct delivery_context *ctx);
+
 /* delivery_context_stop - the server stops: every delivery, running or still to come, must
  * end within within_ms; their deadlines come forward to that. */
 void delivery_context_stop(struct delivery_context *ctx, uint64_t within_ms);

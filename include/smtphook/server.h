@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "smtphook/config.h"
+#include "smtphook/admin.h"
 #include "smtphook/conn.h"
 #include "smtphook/http_client.h"
 #include "smtphook/tls.h"
@@ -43,6 +44,11 @@ struct server {
     size_t n_listeners_open;           /* listener handles not yet closed */
     uv_timer_t shutdown_timer;         /* bounds the graceful shutdown */
     uv_timer_t sweep_timer;            /* drops client records whose rate buckets are full */
+    uv_timer_t delay_timer;            /* SIGTERM: unready, then the stop after shutdown_delay */
+    struct admin *admin;               /* the admin port, NULL when not configured */
+    struct server_metrics *metrics;    /* what /metrics shows, NULL without the admin port */
+    bool ready;                        /* listening, not draining */
+    bool draining;                     /* SIGTERM came: unready, the stop follows */
     uv_signal_t sigterm;               /* SIGTERM: graceful stop */
     uv_signal_t sigint;                /* SIGINT: graceful stop */
     uv_signal_t sighup;                /* SIGHUP: reload the TLS certificates */
