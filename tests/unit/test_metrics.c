@@ -583,6 +583,7 @@ static void test_name_validation(void **state)
     /* Only the accepted families were registered. */
     struct buf out = {0};
     assert_int_equal(metrics_render(m, &out), 0);
+    assert_int_equal(buf_append(&out, "", 1), 0);
     size_t types = 0;
     for (const char *p = out.data; (p = strstr(p, "# TYPE ")) != NULL; p++)
         types++;
