@@ -19,12 +19,12 @@
  * twice, not even by a histogram's "_bucket", "_sum" and "_count" lines, names are at most
  * METRICS_NAME_MAX bytes, and a help text is valid UTF-8 and not empty.
  *
- * Counters count in uint64_t, so whole counts are exact however large; a counter that is
- * also given fractions (seconds spent, say) keeps them apart in a double. Gauges and sums are
- * doubles. Numbers are written so that they parse back to the same double: whole values below
- * 1e21 as integers ("42", "9007199254740993" for an exact count), others in the shortest
- * "%.*g" that round-trips ("0.1", "1e+21"), and "NaN", "+Inf", "-Inf". Needs the C locale's
- * decimal point (smtphook never calls setlocale).
+ * Counters count in uint64_t, so whole counts up to 2^64 - 1 are written exactly (a counter
+ * at 2^53 + 1 shows "9007199254740993"); a counter that is also given fractions (seconds
+ * spent, say) keeps them apart in a double and is then written as one. Gauges and sums are
+ * doubles, written so that they parse back to the same double: whole values below 1e21 as
+ * integers ("42"), others in the shortest "%.*g" that round-trips ("0.1", "1e+21"), and
+ * "NaN", "+Inf", "-Inf". Needs the C locale's decimal point (smtphook never calls setlocale).
  *
  * Pure: memory only. */
 #ifndef SMTPHOOK_METRICS_H
