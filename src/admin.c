@@ -8,24 +8,24 @@
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 
-#define ADMIN_CONNECTIONS_MAX 64u   /* concurrent admin connections */
-#define ADMIN_TIMEOUT_S       10u   /* an idle admin connection is closed after this */
+#define ADMIN_CONNECTIONS_MAX 64u /* concurrent admin connections */
+#define ADMIN_TIMEOUT_S       10u /* an idle admin connection is closed after this */
 #define ADMIN_METRICS_TYPE    "text/plain; version=0.0.4; charset=utf-8"
 
 struct admin {
-    struct MHD_Daemon *mhd;    /* the HTTP server, run from the loop */
-    uv_poll_t poll;            /* its epoll descriptor */
-    uv_timer_t timer;          /* its next timeout */
-    struct admin_hooks hooks;  /* the server's answers */
-    unsigned handles_open;     /* poll and timer until their close callbacks ran */
-    bool stopping;             /* admin_stop ran: MHD is stopped once the handles are closed */
+    struct MHD_Daemon *mhd;   /* the HTTP server, run from the loop */
+    uv_poll_t poll;           /* its epoll descriptor */
+    uv_timer_t timer;         /* its next timeout */
+    struct admin_hooks hooks; /* the server's answers */
+    unsigned handles_open;    /* poll and timer until their close callbacks ran */
+    bool stopping;            /* admin_stop ran: MHD is stopped once the handles are closed */
 };
 
 static void admin_run(struct admin *a);
 
 /* admin_reply - queue a response of len bytes (copied) with status and content type. */
-static enum MHD_Result admin_reply(struct MHD_Connection *conn, unsigned status,
-                                   const char *type, const char *body, size_t len)
+static enum MHD_Result admin_reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                                   const char *body, size_t len)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);

@@ -386,6 +386,8 @@ static void conn_delivered(struct conn *c)
     struct txn *t = c->txn;
     c->txn = NULL;
     txn_log(t, log_unix_ms());
+    stats_reply(c->sh->stats, SMTP_VERB_DATA, true, t->reply.code);
+    stats_transaction(c->sh->stats, t->reply.code);
     if (smtp_engine_delivered(&c->engine, &t->reply) == SMTP_ENGINE_CLOSE)
         c->close_after_write = true;
     txn_free(t);
@@ -437,6 +439,7 @@ static void conn_stream_step(struct conn *c)
 static void conn_deliver(struct conn *c)
 {
     c->txn = smtp_engine_take_txn(&c->engine);
+    stats_message(c->sh->stats, c->txn->env.size);
     if (c->txn->on_free == conn_stream_dropped)
         c->txn->on_free = NULL; /* ours now: freed when delivered */
     if (c->stream != NULL) {
@@ -472,6 +475,7 @@ static int conn_tls_start(struct conn *c)
 static void conn_tls_ready(struct conn *c)
 {
     const struct envelope_tls *info = tls_conn_info(c->tls);
+    stats_tls(c->sh->stats, info->version);
     log_info("conn %s %s:%u TLS %s %s sni=%s client_cert=%s", c->id, c->address, c->port,
              info->version, info->cipher, info->sni ? info->sni : "-",
              info->peer_subject ? info->peer_subject : "-");
@@ -685,6 +689,7 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         }
     }
     if (st == TLS_READ_ERROR) {
+        stats_tls(c->sh->stats, NULL);
         log_info("conn %s %s:%u TLS failed: %s", c->id, c->address, c->port,
                  tls_conn_error(c->tls));
         /* Send the alert tls queued, then close; the plaintext of this read is thrown away.
@@ -813,6 +818,13 @@ static bool conn_route_down(void *arg, long route)
     return delivery_route_down(c->sh->delivery, route);
 }
 
+/* conn_reply - session_reply_fn: into the metrics. */
+static void conn_reply(void *arg, enum smtp_verb verb, unsigned code)
+{
+    const struct conn *c = arg;
+    stats_reply(c->sh->stats, verb, false, code);
+}
+
 /* conn_rate - session_rate_fn: the server keeps the client's buckets. */
 static bool conn_rate(void *arg, enum rate_kind kind)
 {
@@ -833,6 +845,8 @@ int conn_accepted(struct conn *c)
     session_set_route_probe(&c->engine.session, conn_route_down, c);
     if (c->sh->rate_take != NULL)
         session_set_rate_limit(&c->engine.session, conn_rate, c);
+    if (c->sh->stats != NULL)
+        session_set_reply_hook(&c->engine.session, conn_reply, c);
     session_set_tls_policy(&c->engine.session,
                            c->lcfg->tls == CONFIG_TLS_STARTTLS && c->sh->tls != NULL,
                            c->lcfg->require_tls);
@@ -889,6 +903,7 @@ static void conn_proxied(struct conn *c, const struct proxy_header *h, const cha
         conn_refuse(c, refusal, "too many connections");
         return;
     }
+    stats_accepted(c->sh->stats);
     conn_begin(c);
     if (c->closing || n == 0)
         return;
@@ -925,6 +940,7 @@ static void conn_proxy_input(struct conn *c, const char *data, size_t len)
         return;
     case PROXY_INVALID:
         log_warn("conn %s %s:%u dropped: not a PROXY header: %s", c->id, c->address, c->port, why);
+        stats_refused(c->sh->stats, "bad_proxy_header");
         conn_close(c, "bad PROXY header");
         return;
     case PROXY_DONE:

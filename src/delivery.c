@@ -265,6 +265,7 @@ struct delivery_context {
     uv_idle_t sign_idle; /* signs large bodies a step per loop turn, once initialised */
     bool sign_idle_init; /* sign_idle was initialised: closed before the context goes */
     struct delivery_job *sign_head, *sign_tail; /* bodies being signed, round robin */
+    struct stats *stats;                        /* webhook requests are counted here */
     struct http_client *http;                   /* every request */
     const struct config *cfg;                   /* endpoints, routes, limits (not owned) */
     struct breaker *breakers;                   /* one per endpoint, config order */
@@ -316,6 +317,12 @@ bool delivery_route_down(const struct delivery_context *ctx, long route)
     for (size_t i = 0; i < n; i++)
         refusing += breaker_refusing(&ctx->breakers[eps[i]], now);
     return n > 0 && (policy == CONFIG_ROUTE_ALL ? refusing > 0 : refusing == n);
+}
+
+/* delivery_context_set_stats - see delivery.h. */
+void delivery_context_set_stats(struct delivery_context *ctx, struct stats *st)
+{
+    ctx->stats = st;
 }
 
 /* delivery_all_down - see delivery.h. */
@@ -866,6 +873,9 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     struct txn_delivery *td = &t->deliveries[job->index];
     const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
     job->req = NULL;
+    stats_webhook(d->ctx->stats, td->endpoint,
+                  resp->failure == HTTP_FAILURE_NONE && resp->headers_complete ? resp->status : 0,
+                  (double)resp->elapsed_ms / 1000.0);
     uint64_t body_size = job->fr.body.size; /* the request's, not the message's */
     if (job->streamed) /* a streamed body is sent whole only if it was read to its end */
         body_size = job->stream_eof && !resp->answered_mid_body ? 0 : UINT64_MAX;

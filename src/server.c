@@ -154,6 +154,7 @@ static bool server_admit_client(struct server_conn *sc, const char *address)
             log_warn("conn %s refused: too many connections", address);
         client_map_release(srv->clients, key); /* a record made just now goes again */
         sc->refusal = rate_ok ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
+        stats_refused(srv->stats, rate_ok ? "too_many" : "rate");
         return false;
     }
     rec->connections++;
@@ -236,17 +237,22 @@ static int server_accept(struct server *srv, struct server_listener *l)
         !cidr_contains_any(l->cfg->trusted_proxies, l->cfg->n_trusted_proxies, conn_peer(c))) {
         /* Anyone else could claim any address: nothing is said to it. */
         log_warn("conn %s refused: not a trusted proxy of %s", address, l->cfg->address);
+        stats_refused(srv->stats, "untrusted_proxy");
         conn_close(c, "not a trusted proxy");
     } else if (srv->stopping) {
+        stats_refused(srv->stats, "stopping");
         conn_refuse(c, REPLY_SHUTDOWN, "server stopping");
     } else if (srv->n_conns >= lim->max_connections) {
         log_warn("conn %s refused: too many connections", address);
+        stats_refused(srv->stats, "too_many");
         conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
     } else if (!proxied && !server_admit_client(sc, address)) {
         conn_refuse(c, sc->refusal, "too many connections");
     } else {
         sc->counted = true;
         srv->n_conns++;
+        if (!proxied)
+            stats_accepted(srv->stats);
         conn_start(c); /* proxied: the client is counted when its header names it */
     }
     return 0;
@@ -278,20 +284,22 @@ static void on_connection(uv_stream_t *listener, int status)
 }
 
 /* on_signal - SIGTERM/SIGINT: stop gracefully; a repeat changes nothing. */
+/* server_collect - the gauges only the server knows, before each render. */
+static void server_collect(void *arg, struct stats *st)
+{
+    const struct server *srv = arg;
+    stats_set_open(st, srv->n_conns);
+    int64_t when = 0;
+    for (size_t k = 0; tls_server_expiry(srv->tls, k, &when); k++)
+        stats_set_expiry(st, k, when);
+}
+
 /* server_render_metrics - admin_hooks.metrics: the Prometheus text of /metrics. */
 static void server_render_metrics(void *arg, struct buf *out)
 {
-    const struct server *srv = arg;
-    char line[256];
-    snprintf(line, sizeof(line),
-             "# HELP smtphook_build_info smtphook's version.\n"
-             "# TYPE smtphook_build_info gauge\n"
-             "smtphook_build_info{version=\"%s\"} 1\n"
-             "# HELP smtphook_connections_open SMTP connections open now.\n"
-             "# TYPE smtphook_connections_open gauge\n"
-             "smtphook_connections_open %u\n",
-             SMTPHOOK_VERSION, srv->n_conns);
-    buf_append_str(out, line);
+    struct server *srv = arg;
+    if (stats_render(srv->stats, server_collect, srv, out) != 0)
+        out->failed = true;
 }
 
 /* on_delay_done - shutdown_delay_ms after SIGTERM: the stop proper. */
@@ -428,6 +436,12 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->shared.rate_take = server_rate_take;
 
     if (cfg->admin.enabled) {
+        if (stats_new(cfg, &srv->stats) != 0) {
+            rc = UV_ENOMEM;
+            goto fail;
+        }
+        srv->shared.stats = srv->stats;
+        delivery_context_set_stats(srv->delivery, srv->stats);
         struct admin_hooks hooks = {server_render_metrics, server_ready, srv};
         if (admin_start(loop, (const struct sockaddr *)&cfg->admin.addr, cfg->admin.addrlen, &hooks,
                         &srv->admin) != 0) {
@@ -490,6 +504,9 @@ fail:
     uv_close((uv_handle_t *)&srv->delay_timer, NULL);
     admin_stop(srv->admin);
     srv->admin = NULL;
+    stats_free(srv->stats);
+    srv->stats = NULL;
+    srv->shared.stats = NULL;
     delivery_context_free(srv->delivery);
     srv->delivery = NULL;
     rcpt_check_free(srv->rcpt_check);
@@ -515,6 +532,9 @@ static void server_finish(struct server *srv)
     uv_close((uv_handle_t *)&srv->delay_timer, NULL);
     admin_stop(srv->admin);
     srv->admin = NULL;
+    stats_free(srv->stats);
+    srv->stats = NULL;
+    srv->shared.stats = NULL;
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);

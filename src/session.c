@@ -59,6 +59,9 @@ static enum session_action do_simple(struct session *, const struct smtp_command
                                      struct buf *);
 
 static void pending_clear(struct session *s);
+static enum session_action session_command(struct session *s, const struct smtp_command *cmdp,
+                                           const char *line, size_t len, int64_t now_ms,
+                                           struct buf *out);
 static enum session_action session_fatal(struct session *s, struct buf *out);
 
 static const struct session_command session_commands[] = {
@@ -147,6 +150,26 @@ static bool session_rate_refused(struct session *s, enum rate_kind kind)
         return false;
     s->junk++;
     return true;
+}
+
+/* session_set_reply_hook - see session.h. */
+void session_set_reply_hook(struct session *s, session_reply_fn fn, void *arg)
+{
+    s->on_reply = fn;
+    s->on_reply_arg = arg;
+}
+
+/* session_tell_reply - the first reply written since before, to the reply hook. */
+static void session_tell_reply(struct session *s, enum smtp_verb verb, const struct buf *out,
+                               size_t before)
+{
+    if (s->on_reply == NULL || out->len < before + 3)
+        return;
+    const char *p = out->data + before;
+    if (p[0] < '1' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9')
+        return;
+    s->on_reply(s->on_reply_arg, verb,
+                (unsigned)((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0')));
 }
 
 /* session_set_client - see session.h. */
@@ -880,6 +903,18 @@ enum session_action session_line(struct session *s, const char *line, size_t len
 
     struct smtp_command cmd;
     smtp_cmd_parse(line, len, &cmd);
+    size_t before = out->len;
+    enum session_action a = session_command(s, &cmd, line, len, now_ms, out);
+    session_tell_reply(s, cmd.verb, out, before);
+    return a;
+}
+
+/* session_command - one parsed command line (see session_line). */
+static enum session_action session_command(struct session *s, const struct smtp_command *cmdp,
+                                           const char *line, size_t len, int64_t now_ms,
+                                           struct buf *out)
+{
+    struct smtp_command cmd = *cmdp;
     if (session_checking(s) && (cmd.verb != SMTP_VERB_RCPT ||
                                 s->n_pending - s->pending_head >=
                                     s->cfg->limits.max_recipients + s->cfg->limits.max_errors)) {

@@ -74,6 +74,18 @@ static void tls_openssl_error(char *dst, size_t len, const char *fallback)
     ERR_clear_error();
 }
 
+/* tls_server_expiry - see tls.h. */
+bool tls_server_expiry(const struct tls_server *ts, size_t i, int64_t *unix_s)
+{
+    if (ts == NULL || ts->certs == NULL || i >= ts->certs->n)
+        return false;
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(ts->certs->certs[i].cert), &tm) != 1)
+        return false;
+    *unix_s = (int64_t)timegm(&tm);
+    return true;
+}
+
 /* tls_cert_clear - free one certificate's parts. */
 static void tls_cert_clear(struct tls_cert *c)
 {

@@ -21,6 +21,7 @@
 #include "smtphook/rate.h"
 #include "smtphook/rcpt_check.h"
 #include "smtphook/reply.h"
+#include "smtphook/stats.h"
 #include "smtphook/tls.h"
 
 struct conn;
@@ -42,6 +43,7 @@ struct conn_shared {
                                           limits)? If not, *refusal is the 421 to send */
     bool (*rate_take)(void *arg, enum rate_kind kind); /* one more message or recipient from
                                           the client: false when its rate is spent */
+    struct stats *stats; /* the metrics, NULL without the admin port */
 };
 
 /* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into

@@ -33,6 +33,7 @@
 #include "smtphook/app_reply.h"
 #include "smtphook/config.h"
 #include "smtphook/http_client.h"
+#include "smtphook/stats.h"
 #include "smtphook/txn.h"
 
 struct delivery;
@@ -93,6 +94,9 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
  * every endpoint, policy all) deliver nothing now because of open circuit breakers? "all":
  * any of its endpoints refusing; "failover": every one refusing. Changes nothing. */
 bool delivery_route_down(const struct delivery_context *ctx, long route);
+
+/* delivery_context_set_stats - report each webhook request to st (NULL: nowhere). */
+void delivery_context_set_stats(struct delivery_context *ctx, struct stats *st);
 
 /* delivery_all_down - is every endpoint's circuit breaker refusing now? */
 bool delivery_all_down(const struct delivery_context *ctx);

@@ -46,7 +46,7 @@ struct server {
     uv_timer_t sweep_timer;            /* drops client records whose rate buckets are full */
     uv_timer_t delay_timer;            /* SIGTERM: unready, then the stop after shutdown_delay */
     struct admin *admin;               /* the admin port, NULL when not configured */
-    struct server_metrics *metrics;    /* what /metrics shows, NULL without the admin port */
+    struct stats *stats;               /* what /metrics shows, NULL without the admin port */
     bool ready;                        /* listening, not draining */
     bool draining;                     /* SIGTERM came: unready, the stop follows */
     uv_signal_t sigterm;               /* SIGTERM: graceful stop */

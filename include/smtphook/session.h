@@ -17,6 +17,7 @@
 #include "smtphook/reply.h"
 #include "smtphook/envelope.h"
 #include "smtphook/rate.h"
+#include "smtphook/smtp_cmd.h"
 #include "smtphook/txn.h"
 
 enum session_state {
@@ -70,6 +71,9 @@ struct session_rcpt {
  * index into config.routes, -1 without routes. */
 typedef bool (*session_route_down_fn)(void *arg, long route);
 
+/* Hears the code of the first reply each command line got. */
+typedef void (*session_reply_fn)(void *arg, enum smtp_verb verb, unsigned code);
+
 /* Takes one of kind from the client's rate buckets: false when its rate is spent. */
 typedef bool (*session_rate_fn)(void *arg, enum rate_kind kind);
 
@@ -81,6 +85,8 @@ struct session {
     session_route_down_fn route_down; /* see session_set_route_probe, or NULL */
     void *route_down_arg;             /* passed to route_down */
     session_rate_fn rate;             /* see session_set_rate_limit, or NULL */
+    session_reply_fn on_reply;        /* see session_set_reply_hook, or NULL */
+    void *on_reply_arg;               /* passed to on_reply */
     void *rate_arg;                   /* passed to rate */
     struct txn *txn;                  /* current transaction from MAIL on, NULL otherwise */
     struct session_rcpt *pending;     /* RCPTs whose replies wait, in command order */
@@ -116,6 +122,10 @@ void session_init(struct session *s, const struct config *cfg, const char *clien
  * or give another recipient (RCPT); NULL (the default): always. A refusal is 451 4.7.1 and
  * counts as a command that does nothing (limits.max_junk_commands). */
 void session_set_rate_limit(struct session *s, session_rate_fn fn, void *arg);
+
+/* session_set_reply_hook - fn hears the first reply code of every command line answered
+ * (for the metrics); NULL: nobody. */
+void session_set_reply_hook(struct session *s, session_reply_fn fn, void *arg);
 
 /* session_set_client - the client is another than the socket's peer (a PROXY protocol header
  * named it): its address and port, for the envelope and the log. Before the greeting. */

@@ -42,6 +42,10 @@ int tls_server_reload(struct tls_server *ts, const struct config_tls *cfg, char 
 /* tls_server_free - release the shared state; connections still open keep what they use. */
 void tls_server_free(struct tls_server *ts);
 
+/* tls_server_expiry - the Unix time the i-th certificate in use expires (notAfter), false
+ * past the last one. */
+bool tls_server_expiry(const struct tls_server *ts, size_t i, int64_t *unix_s);
+
 /* tls_conn_new - server side of one handshake, waiting for the ClientHello. */
 int tls_conn_new(struct tls_server *ts, struct tls_conn **out);
 
