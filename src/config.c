@@ -1,7 +1,8 @@
 /* config.c - reads, expands and validates the configuration; builds the immutable struct config.
  *
  * One of the two modules that include jansson (with payload.c). Must not include libuv, curl
- * or OpenSSL. Its only I/O is reading the file and stat()ing the spool directory.
+ * or OpenSSL. Its only I/O is reading the file and checking that the spool directory takes
+ * files (one made and removed).
  * Policy is data: every scalar key (integer, boolean, string, enum) is a row of one descriptor
  * table (section, key, type, field, bounds, default, validator), and every object of the file
  * is a row of a section table. One function applies them to a JSON object, so a key's name,
@@ -15,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -770,7 +772,7 @@ static const struct config_key config_keys[] = {
     CONFIG_UINT(CONFIG_SEC_SPOOL, "memory_bytes", struct config_spool, memory_bytes, 0, 1073741824,
                 CONFIG_DEF_SPOOL_MEMORY_BYTES),
     CONFIG_STRING(CONFIG_SEC_SPOOL, "directory", struct config_spool, directory, 0, 1, 0,
-                  CONFIG_DEF_SPOOL_DIRECTORY, NULL), /* checked with stat() at the end */
+                  CONFIG_DEF_SPOOL_DIRECTORY, NULL), /* checked in config_finish */
 
     CONFIG_STRING(CONFIG_SEC_TLS, "min_version", struct config_tls, min_version, 0, 1, 0,
                   CONFIG_DEF_TLS_MIN_VERSION, config_tls_version_problem),
@@ -2183,6 +2185,17 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         cfg->routes = NULL;
         cfg->n_routes = 0;
     }
+    if (ov->admin != NULL) {
+        config_set_path(c, NULL, "--admin");
+        char *a = strdup(ov->admin);
+        if (a == NULL)
+            return config_nomem(c);
+        free(cfg->admin.listen);
+        cfg->admin.listen = a;
+        int rc = config_admin_finish(c, NULL, &cfg->admin);
+        if (rc != 0)
+            return rc;
+    }
     return config_overrides_tls(c, ov, &cfg->tls);
 }
 
@@ -2291,6 +2304,18 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
         return config_fail(c, "\"%s\": %s", q, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return config_fail(c, "\"%s\" is not a directory", q);
+    /* Writable, as the spool will need it: a file is made there and removed at once (a
+     * read-only container file system passes stat() and access() and fails only here). */
+    char probe[PATH_MAX];
+    int n = snprintf(probe, sizeof(probe), "%s/.smtphook-check-XXXXXX", cfg->spool.directory);
+    int fd = n > 0 && (size_t)n < sizeof(probe) ? mkstemp(probe) : -1;
+    if (fd < 0)
+        return config_fail(c,
+                           "\"%s\": cannot create files there: %s (messages over "
+                           "spool.memory_bytes are kept there; mount a writable volume or tmpfs)",
+                           q, n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long");
+    close(fd);
+    unlink(probe);
     int rc = config_finish_tls(c, what, cfg);
     return rc != 0 ? rc : config_warnings(c, what, cfg);
 }

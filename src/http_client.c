@@ -907,6 +907,38 @@ fail:
     return rc;
 }
 
+/* http_probe - see http_client.h. Redirects are not followed: the admin port has none. */
+int http_probe(const char *url, long timeout_ms, char *err, size_t errlen)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return SH_EIO;
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, HTTP_PROTOCOLS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_discard_cb);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        return SH_EIO;
+    }
+    if (status / 100 != 2) {
+        snprintf(err, errlen, "%s: HTTP %ld", url, status);
+        return SH_EIO;
+    }
+    return 0;
+}
+
 /* http_request_resume - see http_client.h. curl_easy_pause expires the transfer's timer,
  * so the multi handle takes it up again from the loop. */
 void http_request_resume(struct http_request *req)

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "smtphook/config.h"
+#include "smtphook/http_client.h"
 #include "smtphook/log.h"
 #include "smtphook/server.h"
 #include "smtphook/tls.h"
@@ -20,7 +21,9 @@
 
 static const char usage_text[] =
     "Usage: smtphook [--config FILE] [--listen ADDR:PORT]... [--webhook URL]\n"
-    "                [--hostname NAME] [--tls-cert FILE --tls-key FILE] [--check-config]\n"
+    "                [--hostname NAME] [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
+    "                [--check-config]\n"
+    "       smtphook --probe URL\n"
     "\n"
     "Accepts mail over SMTP and POSTs every message to a web application.\n"
     "\n"
@@ -33,11 +36,48 @@ static const char usage_text[] =
     "      --tls-cert FILE  PEM certificate (then its chain) for STARTTLS; replaces the\n"
     "                       file's \"tls.certificates\"; needs --tls-key\n"
     "      --tls-key FILE   PEM private key of --tls-cert\n"
+    "      --admin ADDR     admin port (/metrics /livez /readyz), e.g. 127.0.0.1:9025\n"
     "      --check-config   validate the configuration and exit\n"
+    "      --probe URL      GET URL (e.g. http://127.0.0.1:9025/readyz), exit 0 on 2xx:\n"
+    "                       a container's health check, with no shell or curl needed\n"
     "  -V, --version        print the version and exit\n"
     "  -h, --help           print this help and exit\n"
     "\n"
-    "Without --config, mail for any recipient domain is accepted.\n";
+    "Without --config, mail for any recipient domain is accepted.\n"
+    "\n"
+    "Each option can come from the environment instead (the option wins):\n"
+    "SMTPHOOK_CONFIG, SMTPHOOK_LISTEN (addresses separated by spaces or commas),\n"
+    "SMTPHOOK_WEBHOOK, SMTPHOOK_HOSTNAME, SMTPHOOK_TLS_CERT, SMTPHOOK_TLS_KEY, SMTPHOOK_ADMIN.\n";
+
+#define MAIN_PROBE_TIMEOUT_MS 5000L /* --probe gives up after this */
+
+/* main_env - opt unless it is NULL, else the environment variable name (NULL if unset or
+ * empty). */
+static const char *main_env(const char *opt, const char *name)
+{
+    if (opt != NULL)
+        return opt;
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* main_env_listen - SMTPHOOK_LISTEN into listen (copied into buf, split on spaces and
+ * commas), unless --listen was given. -1 when there are too many addresses. */
+static int main_env_listen(struct config_overrides *ov, const char **listen, char *buf,
+                           size_t buflen)
+{
+    const char *v = getenv("SMTPHOOK_LISTEN");
+    if (ov->n_listen > 0 || v == NULL)
+        return 0;
+    snprintf(buf, buflen, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, " ,\t", &save); tok != NULL;
+         tok = strtok_r(NULL, " ,\t", &save)) {
+        if (ov->n_listen == MAIN_MAX_LISTEN)
+            return -1;
+        listen[ov->n_listen++] = tok;
+    }
+    return 0;
+}
 
 /* main_print_limits - what --check-config shows besides errors and warnings: the limits a
  * sender can run into that follow from the configuration rather than from one key. */
@@ -61,8 +101,10 @@ int main(int argc, char **argv)
         {"webhook", required_argument, NULL, 'w'}, {"hostname", required_argument, NULL, 'n'},
         {"check-config", no_argument, NULL, 'C'},  {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},          {"tls-cert", required_argument, NULL, 'T'},
-        {"tls-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
+        {"tls-key", required_argument, NULL, 'K'}, {"admin", required_argument, NULL, 'A'},
+        {"probe", required_argument, NULL, 'P'},   {NULL, 0, NULL, 0},
     };
+    const char *probe = NULL;
     const char *config_path = NULL;
     const char *listen[MAIN_MAX_LISTEN];
     struct config_overrides ov = {.listen = listen};
@@ -93,6 +135,12 @@ int main(int argc, char **argv)
         case 'K':
             ov.tls_key = optarg;
             break;
+        case 'A':
+            ov.admin = optarg;
+            break;
+        case 'P':
+            probe = optarg;
+            break;
         case 'C':
             check_only = 1;
             break;
@@ -114,6 +162,23 @@ int main(int argc, char **argv)
     }
 
     char err[512];
+    if (probe != NULL) {
+        if (http_probe(probe, MAIN_PROBE_TIMEOUT_MS, err, sizeof(err)) == 0)
+            return 0;
+        fprintf(stderr, "smtphook: --probe: %s\n", err);
+        return 1;
+    }
+    config_path = main_env(config_path, "SMTPHOOK_CONFIG");
+    ov.webhook = main_env(ov.webhook, "SMTPHOOK_WEBHOOK");
+    ov.hostname = main_env(ov.hostname, "SMTPHOOK_HOSTNAME");
+    ov.tls_cert = main_env(ov.tls_cert, "SMTPHOOK_TLS_CERT");
+    ov.tls_key = main_env(ov.tls_key, "SMTPHOOK_TLS_KEY");
+    ov.admin = main_env(ov.admin, "SMTPHOOK_ADMIN");
+    static char listen_env[4096];
+    if (main_env_listen(&ov, listen, listen_env, sizeof(listen_env)) != 0) {
+        fprintf(stderr, "smtphook: SMTPHOOK_LISTEN: at most %d addresses\n", MAIN_MAX_LISTEN);
+        return 2;
+    }
     struct config *cfg = NULL;
     if (config_load(config_path, &ov, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "smtphook: %s\n", err);

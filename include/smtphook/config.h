@@ -294,6 +294,7 @@ struct config_overrides {
     const char *hostname;      /* --hostname */
     const char *tls_cert;      /* --tls-cert: replaces "tls.certificates" with one entry */
     const char *tls_key;       /* --tls-key: its key (both or neither) */
+    const char *admin;         /* --admin ADDR: the admin port's address ("admin.listen") */
 };
 
 /* config_load - build a config from an optional JSON file (path may be NULL) and the

@@ -102,6 +102,10 @@ void http_client_close(struct http_client *hc);
 int http_request_start(struct http_client *hc, const struct http_request_opts *opts,
                        http_done_fn done, void *arg, struct http_request **out);
 
+/* http_probe - one blocking GET of url (for a health check from the command line, outside
+ * any loop): 0 when it answered 2xx within timeout_ms, else SH_EIO with the reason in err. */
+int http_probe(const char *url, long timeout_ms, char *err, size_t errlen);
+
 /* http_request_cancel - stop a request; its done callback will not be called. A streamed
  * request's body is never terminated: the connection closes with the last chunk unsent, so
  * the receiver cannot take the body as complete. */

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import unittest
@@ -94,6 +95,55 @@ class Cli(unittest.TestCase):
         example = os.path.join(SOURCE_DIR, "config.example.json")
         p = run_binary(["--config", example, "--check-config"], unset=["SMTPHOOK_APP_TOKEN"])
         self.assertRejected(p, "SMTPHOOK_APP_TOKEN")
+
+    def test_environment_gives_every_option(self):
+        """A container without a config file runs from environment variables alone."""
+        port, admin = free_port(), free_port()
+        env = {"SMTPHOOK_WEBHOOK": "http://127.0.0.1:9/in",
+               "SMTPHOOK_LISTEN": "127.0.0.1:%d, 127.0.0.1:%d" % (port, free_port()),
+               "SMTPHOOK_HOSTNAME": "mx.env.test", "SMTPHOOK_ADMIN": "127.0.0.1:%d" % admin}
+        p = run_binary(["--check-config"], env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = run_binary(["--check-config"], env=dict(env, SMTPHOOK_LISTEN="not-an-address"))
+        self.assertRejected(p, "--listen")
+        # the option wins over the variable
+        p = run_binary(["--check-config", "--hostname", "bad name!"], env=env)
+        self.assertRejected(p, "--hostname")
+
+    def test_unwritable_spool_directory_is_a_startup_error(self):
+        if os.geteuid() == 0:
+            self.skipTest("root writes into a read-only directory")
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o500)
+        self.addCleanup(os.chmod, d, 0o700)
+        cfg = self.good()
+        cfg["spool"]["directory"] = d
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertRejected(p, "spool.directory")
+        self.assertIn("cannot create files there", p.stderr)
+
+    def test_spool_directory_on_a_read_only_mount(self):
+        """What --read-only containers hit: a directory that exists but takes no file."""
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            self.skipTest("needs root to mount a read-only tmpfs")
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", d],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", d])
+        cfg = self.good()
+        cfg["spool"]["directory"] = d
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertRejected(p, "spool.directory")
+        self.assertIn("Read-only file system", p.stderr)
+
+    def test_probe(self):
+        p = run_binary(["--probe", "http://127.0.0.1:9/readyz"])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--probe", p.stderr)
 
     def test_check_config_good(self):
         p = self.check(self.good(), env={"TOKEN": "t"})
