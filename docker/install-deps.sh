@@ -24,7 +24,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev lib
             libjansson-dev ca-certificates python3)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
-           nginx-light haproxy prometheus)
+           nginx-light haproxy prometheus python3-yaml)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
