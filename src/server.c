@@ -372,6 +372,32 @@ static void on_sighup(uv_signal_t *sig, int signum)
     log_info("received SIGHUP: %zu certificate(s) reloaded", srv->cfg->tls.n_certificates);
 }
 
+/* server_release - close the server's timers and release what it shares with its
+ * connections (none is left): the admin port, the metrics, the deliveries' context, the
+ * recipient check, the HTTP client, the client map and the TLS context (connections still
+ * closing hold their own references to it). */
+static void server_release(struct server *srv)
+{
+    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
+    uv_close((uv_handle_t *)&srv->delay_timer, NULL);
+    admin_stop(srv->admin);
+    srv->admin = NULL;
+    stats_free(srv->stats);
+    srv->stats = NULL;
+    srv->shared.stats = NULL;
+    delivery_context_free(srv->delivery);
+    srv->delivery = NULL;
+    rcpt_check_free(srv->rcpt_check);
+    srv->rcpt_check = NULL;
+    client_map_free(srv->clients);
+    srv->clients = NULL;
+    http_client_close(srv->http);
+    srv->http = NULL;
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
+}
+
 /* server_start - bind every listener; on failure close what was opened. */
 int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
 {
@@ -499,24 +525,7 @@ fail:
         free(srv->listeners);
         srv->listeners = NULL;
     }
-    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
-    uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
-    uv_close((uv_handle_t *)&srv->delay_timer, NULL);
-    admin_stop(srv->admin);
-    srv->admin = NULL;
-    stats_free(srv->stats);
-    srv->stats = NULL;
-    srv->shared.stats = NULL;
-    delivery_context_free(srv->delivery);
-    srv->delivery = NULL;
-    rcpt_check_free(srv->rcpt_check);
-    srv->rcpt_check = NULL;
-    http_client_close(srv->http);
-    srv->http = NULL;
-    client_map_free(srv->clients);
-    srv->clients = NULL;
-    tls_server_free(srv->tls);
-    srv->tls = NULL;
+    server_release(srv);
     return rc;
 }
 
@@ -527,29 +536,10 @@ static void server_finish(struct server *srv)
     if (srv->closed)
         return;
     srv->closed = true;
-    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
-    uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
-    uv_close((uv_handle_t *)&srv->delay_timer, NULL);
-    admin_stop(srv->admin);
-    srv->admin = NULL;
-    stats_free(srv->stats);
-    srv->stats = NULL;
-    srv->shared.stats = NULL;
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
-    /* Every delivery was cancelled with its connection. */
-    delivery_context_free(srv->delivery);
-    srv->delivery = NULL;
-    rcpt_check_free(srv->rcpt_check); /* and every check */
-    srv->rcpt_check = NULL;
-    client_map_free(srv->clients);
-    srv->clients = NULL;
-    http_client_close(srv->http);
-    srv->http = NULL;
-    /* Connections still closing hold their own references to the TLS context. */
-    tls_server_free(srv->tls);
-    srv->tls = NULL;
+    server_release(srv); /* every delivery and check was cancelled with its connection */
     log_info("stopped");
 }
 
