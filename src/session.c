@@ -1099,6 +1099,8 @@ enum session_action session_delivered(struct session *s, const struct app_reply 
         return SESSION_ACTION_NONE;
     reply_write_custom(out, reply->code, reply->esc[0] != '\0' ? reply->esc : NULL, reply->text, 1);
     session_reset_transaction(s);
+    if (reply->code / 100 == 2)
+        s->junk = 0; /* as Postfix: a client that delivers mail is doing more than keeping alive */
     return session_close_if_stopping(s, out);
 }
 

@@ -97,7 +97,8 @@ struct session {
     size_t deferred_len;              /* its length */
     bool deferred_too_long;           /* ... or an over-long line that did */
     unsigned errors;                  /* error replies so far (error budget) */
-    unsigned junk;                    /* NOOP, RSET, VRFY, EXPN, HELP so far */
+    unsigned junk;                    /* NOOP, RSET, VRFY, EXPN, HELP since the last message
+                                         delivered (rate limit refusals count too) */
     unsigned rcpt_overshoot;          /* recipients refused with 452 for the recipient limit */
     unsigned transactions;            /* transactions started, for ids */
     bool shutting_down;               /* server stops: close after the current transaction */

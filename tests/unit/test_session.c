@@ -403,6 +403,13 @@ static void test_junk_commands(void **state)
                  "EHLO x\r\nNOOP\r\nNOOP\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<r@example.com>\r\n"
                  "EHLO y\r\nNOOP\r\nNOOP\r\nNOOP\r\n",
                  "220 250 250 250 250 250 250 250 250 250");
+    /* a delivered message starts the count again: 4 before it and 5 after pass, the 6th
+     * after it does not */
+    expect_codes(&cfg,
+                 "EHLO x\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nMAIL FROM:<a@b.c>\r\n"
+                 "RCPT TO:<r@example.com>\r\nDATA\r\nhi\r\n.\r\nRSET\r\nNOOP\r\nNOOP\r\n"
+                 "NOOP\r\nNOOP\r\nNOOP\r\n",
+                 "220 250 250 250 250 250 250 250 354 250 250 250 250 250 250 421");
     cfg.limits.max_junk_commands = 0;
     struct run r;
     run_init(&r, &cfg);
