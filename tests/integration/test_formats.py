@@ -283,9 +283,11 @@ class SigningTest(FormatCase):
         self.assertSigned(r.requests[0], [SECRET_A])
 
     def test_retry_new_timestamp_same_id(self):
+        # Equal jitter waits at least half the backoff: 1.1 s, so the retry's Unix second
+        # differs from the first attempt's.
         r = self.start_format("raw", settings={
             "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A]},
-            "retry": {"max_attempts": 2, "initial_backoff_ms": 1100, "max_backoff_ms": 1100}},
+            "retry": {"max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200}},
             status=503)
         r.set(status=503)
         c = self.connect()
