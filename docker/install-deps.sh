@@ -21,7 +21,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libmicrohttpd-dev
-            libjansson-dev ca-certificates python3)
+            libjansson-dev ca-certificates python3 libcap2-bin)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
            nginx-light haproxy prometheus)
