@@ -197,6 +197,8 @@ class Engine:
             ids = self.out("ps", "-aq", check=False, timeout=60).split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False, timeout=120)
+            # user-defined bridges are host interfaces that outlive the daemon
+            self.docker("network", "prune", "-f", check=False, timeout=60)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
