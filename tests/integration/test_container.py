@@ -237,6 +237,24 @@ class ContainerTest(unittest.TestCase):
                                "--cap-add", "NET_BIND_SERVICE", IMAGE, "--version")
         self.assertRegex(r.stdout.decode(), r"^smtphook \d")
 
+    def test_read_only_root_needs_a_tmpfs_for_the_spool(self):
+        rcv = self.start_receiver()
+        env = {"SMTPHOOK_WEBHOOK": rcv.url(), "SMTPHOOK_ADMIN": "%s:%d" % (HOST, free_port())}
+        # read-only without a tmpfs: a start-up error naming the key, not a 451 later
+        r = self.engine.docker(*["run", "--rm", "--network", "host", "--read-only",
+                                 "-e", "SMTPHOOK_LISTEN=%s:%d" % (HOST, free_port())]
+                               + ["-e%s=%s" % kv for kv in env.items()] + [IMAGE],
+                               check=False, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"spool.directory", r.stdout + r.stderr)
+        smtp = free_port()
+        cid = self.run_container("--read-only", "--tmpfs", "/tmp:size=64m",
+                                 env=dict(env, SMTPHOOK_LISTEN="%s:%d" % (HOST, smtp)))
+        self.assertTrue(wait_smtp(smtp), "no SMTP banner:\n" + self.container_log(cid))
+        self.assertEqual(send(smtp, "read-only")[0], 250)
+        self.engine.docker("stop", "--time", str(STOP_TIME), cid)
+        self.assertEqual(self.inspect(cid, "{{.State.ExitCode}}"), "0", self.container_log(cid))
+
     def test_stop_during_slow_webhook_finishes_the_transaction(self):
         rcv = self.start_receiver(delay=3.0)
         smtp = free_port()
