@@ -11,9 +11,12 @@
 #                                   Mailbox, SQLite and WEBrick), nginx (in front of a
 #                                   receiver for the streamed requests), HAProxy (PROXY
 #                                   protocol in front of replicas), Prometheus (promtool checks
-#                                   the metrics), and Node.js with npm
+#                                   the metrics), Node.js with npm
 #                                   for the Standard Webhooks and busboy receiver (unless a
-#                                   node is already installed)
+#                                   node is already installed), and Docker (docker.io,
+#                                   docker-compose, debootstrap for the base images: the
+#                                   container test starts its own dockerd)
+#   (the build list has libcap2-bin too: setcap in docker/Dockerfile's build stage)
 #
 # As root it installs whatever is missing with apt-get; otherwise it prints the exact
 # apt-get command to run and fails if something is missing.
@@ -21,10 +24,10 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
             libmicrohttpd-dev
-            libjansson-dev ca-certificates python3)
+            libjansson-dev ca-certificates python3 libcap2-bin)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick
-           nginx-light haproxy prometheus python3-yaml)
+           nginx-light haproxy prometheus python3-yaml docker.io docker-compose debootstrap)
 
 pkgs=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
