@@ -873,7 +873,7 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
     struct txn_delivery *td = &t->deliveries[job->index];
     const struct config_endpoint *ep = &d->ctx->cfg->endpoints[td->endpoint];
     job->req = NULL;
-    stats_webhook(d->ctx->stats, td->endpoint,
+    stats_webhook(d->ctx->stats, td->name,
                   resp->failure == HTTP_FAILURE_NONE && resp->headers_complete ? resp->status : 0,
                   (double)resp->elapsed_ms / 1000.0);
     uint64_t body_size = job->fr.body.size; /* the request's, not the message's */

@@ -21,9 +21,26 @@
 #define SERVER_ADDRESS_MAX 64    /* a client address as text */
 #define SERVER_SWEEP_MS    10000 /* how often full rate buckets are forgotten */
 
+/* One configuration and what is made from it. A reload makes a new generation for new
+ * connections; the old one lives on, with its own deliveries and checks, until its last
+ * connection is gone. */
+struct server_gen {
+    struct server *srv;                /* owner */
+    struct config *cfg;                /* the configuration */
+    bool owns_cfg;                     /* freed with the generation (a reload's); the first is
+                                          the caller's */
+    struct conn_shared shared;         /* what its connections get */
+    struct delivery_context *delivery; /* breakers and deliveries of its endpoints */
+    struct rcpt_check *rcpt_check;     /* its recipient check, or NULL */
+    struct tls_server *tls;            /* its certificates, or NULL */
+    unsigned refs;                     /* its connections, and one while it is current */
+    struct server_gen *next;           /* srv->gens */
+};
+
 /* The server's record of one connection: the connection itself is opaque here. */
 struct server_conn {
     struct server *srv;               /* owner */
+    struct server_gen *gen;           /* the generation it was accepted under */
     struct conn *conn;                /* the connection */
     struct server_conn *prev, *next;  /* srv->conns */
     char address[SERVER_ADDRESS_MAX]; /* client address, once counted */
@@ -34,25 +51,32 @@ struct server_conn {
 };
 
 static void server_finish(struct server *srv);
+static void server_gen_unref(struct server_gen *gen);
+static void server_reload(struct server *srv);
 
-/* on_listener_closed - count closed listener handles; free the array after the last. */
+/* on_listener_closed - a listener's handle is closed: it goes. */
 static void on_listener_closed(uv_handle_t *h)
 {
+    struct server_listener *l = (struct server_listener *)h;
     struct server *srv = h->data;
-    if (--srv->n_listeners_open == 0) {
-        free(srv->listeners);
-        srv->listeners = NULL;
-        srv->n_listeners = 0;
-    }
+    srv->n_listeners_open--;
+    free(l);
+}
+
+/* listener_close - stop accepting on one listener (it is out of the list already). */
+static void listener_close(struct server_listener *l)
+{
+    if (!uv_is_closing((uv_handle_t *)&l->tcp))
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
 }
 
 /* close_listeners - stop accepting. */
 static void close_listeners(struct server *srv)
 {
-    for (size_t i = 0; i < srv->n_listeners; i++) {
-        uv_handle_t *h = (uv_handle_t *)&srv->listeners[i].tcp;
-        if (!uv_is_closing(h))
-            uv_close(h, on_listener_closed);
+    while (srv->listeners != NULL) {
+        struct server_listener *l = srv->listeners;
+        srv->listeners = l->next;
+        listener_close(l);
     }
 }
 
@@ -63,8 +87,7 @@ static void on_spare_closed(uv_handle_t *h)
 {
     struct server *srv = h->data;
     srv->spare_busy = false;
-    for (size_t i = 0; i < srv->n_listeners; i++) {
-        struct server_listener *l = &srv->listeners[i];
+    for (struct server_listener *l = srv->listeners; l != NULL; l = l->next) {
         if (l->accept_pending && !uv_is_closing((uv_handle_t *)&l->tcp)) {
             l->accept_pending = false;
             on_connection((uv_stream_t *)&l->tcp, 0);
@@ -92,7 +115,9 @@ static void server_conn_closed(void *arg)
             rec->connections--;
         client_map_release(srv->clients, sc->address);
     }
+    struct server_gen *gen = sc->gen;
     free(sc);
+    server_gen_unref(gen);
     if (srv->stopping && srv->conns == NULL)
         server_finish(srv);
 }
@@ -209,12 +234,14 @@ static int server_accept(struct server *srv, struct server_listener *l)
         return SH_ENOMEM;
     char id[32];
     snprintf(id, sizeof(id), "%s%" PRIx64, srv->id_seed, srv->next_conn);
-    if (conn_new(&srv->shared, l->cfg, id, sc, &sc->conn) != 0) {
+    if (conn_new(&srv->gen->shared, l->cfg, id, sc, &sc->conn) != 0) {
         free(sc);
         return SH_ENOMEM;
     }
     srv->next_conn++;
     sc->srv = srv;
+    sc->gen = srv->gen;
+    sc->gen->refs++;
     /* Linked before anything can fail, so that the close callback always finds it. */
     sc->next = srv->conns;
     if (srv->conns != NULL)
@@ -290,7 +317,7 @@ static void server_collect(void *arg, struct stats *st)
     const struct server *srv = arg;
     stats_set_open(st, srv->n_conns);
     int64_t when = 0;
-    for (size_t k = 0; tls_server_expiry(srv->tls, k, &when); k++)
+    for (size_t k = 0; tls_server_expiry(srv->gen->tls, k, &when); k++)
         stats_set_expiry(st, k, when);
 }
 
@@ -321,7 +348,7 @@ static bool server_ready(void *arg, const char **why)
         *why = "starting";
         return false;
     }
-    if (srv->cfg->admin.unready_when_down && delivery_all_down(srv->delivery)) {
+    if (srv->cfg->admin.unready_when_down && delivery_all_down(srv->gen->delivery)) {
         *why = "every endpoint's circuit breaker is open";
         return false;
     }
@@ -354,22 +381,256 @@ static void on_signal(uv_signal_t *sig, int signum)
     server_stop(srv);
 }
 
-/* on_sighup - load the certificates again for new handshakes; open connections keep theirs,
- * and a broken file keeps the old certificates in use. */
+/* on_sighup - reload: the whole configuration when the server has a source for it, else
+ * the certificates of the current one (open connections keep theirs, a broken file keeps
+ * the old certificates in use). */
 static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;
     struct server *srv = sig->data;
-    if (srv->tls == NULL) {
+    if (srv->stopping || srv->draining) {
+        log_info("received SIGHUP: stopping, nothing reloaded");
+        return;
+    }
+    if (srv->reload != NULL) {
+        server_reload(srv);
+        return;
+    }
+    struct tls_server *tls = srv->gen->tls;
+    if (tls == NULL) {
         log_info("received SIGHUP: no TLS certificates configured, nothing to reload");
         return;
     }
     char err[512];
-    if (tls_server_reload(srv->tls, &srv->cfg->tls, err, sizeof(err)) != 0) {
+    if (tls_server_reload(tls, &srv->cfg->tls, err, sizeof(err)) != 0) {
         log_error("received SIGHUP: certificates not reloaded, the old ones stay in use: %s", err);
         return;
     }
     log_info("received SIGHUP: %zu certificate(s) reloaded", srv->cfg->tls.n_certificates);
+}
+
+/* server_gen_free - release a generation (no connection holds it any more). */
+static void server_gen_free(struct server_gen *gen)
+{
+    delivery_context_free(gen->delivery);
+    rcpt_check_free(gen->rcpt_check);
+    tls_server_free(gen->tls); /* connections still closing hold their own references */
+    if (gen->owns_cfg)
+        config_free(gen->cfg);
+    free(gen);
+}
+
+/* server_gen_unref - one user less; a generation that is not the current one goes with its
+ * last connection. */
+static void server_gen_unref(struct server_gen *gen)
+{
+    if (--gen->refs > 0)
+        return;
+    struct server *srv = gen->srv;
+    struct server_gen **p = &srv->gens;
+    while (*p != gen)
+        p = &(*p)->next;
+    *p = gen->next;
+    log_info("configuration generation retired: its last connection is gone");
+    server_gen_free(gen);
+}
+
+/* server_gen_new - the generation of cfg: its certificates, deliveries' context and
+ * recipient check, and what its connections share. The caller makes it current (it holds
+ * one reference). 0, or an error with err filled. */
+static int server_gen_new(struct server *srv, struct config *cfg, bool owns,
+                          struct server_gen **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct server_gen *gen = calloc(1, sizeof(*gen));
+    if (gen == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    gen->srv = srv;
+    gen->cfg = cfg;
+    gen->refs = 1;
+    int rc = 0;
+    if (cfg->tls.n_certificates > 0 && tls_server_new(&cfg->tls, &gen->tls, err, errlen) != 0)
+        rc = UV_EINVAL;
+    if (rc == 0 && delivery_context_new(srv->loop, srv->http, cfg, &gen->delivery) != 0)
+        rc = UV_ENOMEM;
+    if (rc == 0 && cfg->recipient_check.enabled &&
+        rcpt_check_new(srv->loop, srv->http, &cfg->recipient_check, &gen->rcpt_check) != 0)
+        rc = UV_ENOMEM;
+    if (rc != 0) {
+        if (rc == UV_ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        server_gen_free(gen); /* owns_cfg is false yet: the caller keeps cfg */
+        return rc;
+    }
+    gen->owns_cfg = owns;
+    delivery_context_set_stats(gen->delivery, srv->stats);
+    struct conn_shared *sh = &gen->shared;
+    sh->loop = srv->loop;
+    sh->cfg = cfg;
+    sh->delivery = gen->delivery;
+    sh->rcpt_check = gen->rcpt_check;
+    sh->tls = gen->tls;
+    sh->read_buffer = srv->read_buffer;
+    sh->read_buffer_size = sizeof(srv->read_buffer);
+    sh->closed = server_conn_closed;
+    sh->identified = server_conn_identified;
+    sh->rate_take = server_rate_take;
+    sh->stats = srv->stats;
+    *out = gen;
+    return 0;
+}
+
+/* listener_same - does a running listener serve this configured address? */
+static bool listener_same(const struct server_listener *l, const struct config_listener *cl)
+{
+    return strcmp(l->cfg->address, cl->address) == 0;
+}
+
+/* listener_open - bind and listen on one configured address. 0 or a libuv error (logged). */
+static int listener_open(struct server *srv, const struct config_listener *cl,
+                         struct server_listener **out)
+{
+    *out = NULL;
+    struct server_listener *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return UV_ENOMEM;
+    l->cfg = cl;
+    int rc = uv_tcp_init_ex(srv->loop, &l->tcp, cl->addr.ss_family);
+    if (rc != 0) {
+        free(l);
+        log_error("listen on %s: %s", cl->address, uv_strerror(rc));
+        return rc;
+    }
+    l->tcp.data = srv;
+    srv->n_listeners_open++;
+    /* [::] binds IPv6 only, so that 0.0.0.0 on the same port can be listed too. */
+    unsigned flags = cl->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+    rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&cl->addr, flags);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, SERVER_BACKLOG, on_connection);
+    if (rc != 0) {
+        log_error("listen on %s: %s", cl->address, uv_strerror(rc));
+        listener_close(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+/* server_listen - the listeners cfg asks for, in its order: those of running (NULL: none)
+ * with the same address are moved over as they are (their sockets never close), the others
+ * opened. On failure what was opened is closed again and running is left whole; on success
+ * the listeners left in running are the ones to close. 0 or a libuv error. */
+static int server_listen(struct server *srv, const struct config *cfg,
+                         struct server_listener **running, struct server_listener **out)
+{
+    struct server_listener *list = NULL, **tail = &list;
+    struct server_listener *moved = NULL; /* taken from running, to give back on failure */
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++) {
+        const struct config_listener *cl = &cfg->listeners[i];
+        struct server_listener *l = NULL;
+        for (struct server_listener **p = running; p != NULL && *p != NULL; p = &(*p)->next) {
+            if (listener_same(*p, cl)) {
+                l = *p;
+                *p = l->next;
+                break;
+            }
+        }
+        if (l == NULL && (rc = listener_open(srv, cl, &l)) != 0)
+            break;
+        if (l->cfg != cl && running != NULL) {
+            /* moved: it takes the new configuration at the commit (below) */
+            l->next = moved;
+            moved = l;
+            continue;
+        }
+        l->next = NULL;
+        *tail = l;
+        tail = &l->next;
+        if (running == NULL)
+            log_info("listening on %s", cl->address);
+    }
+    if (rc != 0) {
+        while (list != NULL) { /* the new ones */
+            struct server_listener *l = list;
+            list = l->next;
+            listener_close(l);
+        }
+        while (moved != NULL) { /* back where they were */
+            struct server_listener *l = moved;
+            moved = l->next;
+            l->next = *running;
+            *running = l;
+        }
+        return rc;
+    }
+    /* The moved ones, in the new order, with the new configuration of their address. */
+    for (struct server_listener *l = moved; l != NULL; l = l->next) {
+        for (size_t i = 0; i < cfg->n_listeners; i++) {
+            if (listener_same(l, &cfg->listeners[i]))
+                l->cfg = &cfg->listeners[i];
+        }
+    }
+    while (moved != NULL) {
+        struct server_listener *l = moved;
+        moved = l->next;
+        l->next = list;
+        list = l;
+    }
+    *out = list;
+    return 0;
+}
+
+/* server_reload - SIGHUP with a reload source: all or nothing. */
+static void server_reload(struct server *srv)
+{
+    char err[1024];
+    struct config *cfg = srv->reload(srv->reload_arg, err, sizeof(err));
+    if (cfg == NULL) {
+        log_error("reload failed, the running configuration stays: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        log_warn("%s", cfg->warnings[i]);
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
+    struct server_gen *gen = NULL;
+    if (server_gen_new(srv, cfg, true, &gen, err, sizeof(err)) != 0) {
+        log_error("reload failed, the running configuration stays: %s", err);
+        config_free(cfg);
+        return;
+    }
+    struct server_listener *opened = NULL;
+    if (server_listen(srv, cfg, &srv->listeners, &opened) != 0) {
+        log_error("reload failed, the running configuration stays: a listener cannot be opened");
+        server_gen_free(gen);
+        return;
+    }
+    close_listeners(srv); /* those the new configuration has no more */
+    srv->listeners = opened;
+    if (cfg->admin.enabled != srv->cfg->admin.enabled ||
+        (cfg->admin.enabled && strcmp(cfg->admin.listen, srv->cfg->admin.listen) != 0))
+        log_warn("reload: the admin port stays %s until a restart",
+                 srv->cfg->admin.enabled ? srv->cfg->admin.listen : "off");
+    struct server_gen *old = srv->gen;
+    gen->next = srv->gens;
+    srv->gens = gen;
+    srv->gen = gen;
+    srv->cfg = cfg;
+    log_info("reloaded: %zu listener(s), %zu endpoint(s), %zu route(s); open connections keep "
+             "the configuration they started with",
+             cfg->n_listeners, cfg->n_endpoints, cfg->n_routes);
+    server_gen_unref(old); /* no longer current: it goes with its last connection */
+}
+
+/* server_set_reload - see server.h. */
+void server_set_reload(struct server *srv, server_reload_fn fn, void *arg)
+{
+    srv->reload = fn;
+    srv->reload_arg = arg;
 }
 
 /* server_release - close the server's timers and release what it shares with its
@@ -385,17 +646,16 @@ static void server_release(struct server *srv)
     srv->admin = NULL;
     stats_free(srv->stats);
     srv->stats = NULL;
-    srv->shared.stats = NULL;
-    delivery_context_free(srv->delivery);
-    srv->delivery = NULL;
-    rcpt_check_free(srv->rcpt_check);
-    srv->rcpt_check = NULL;
+    while (srv->gens != NULL) { /* no connection is left to hold one */
+        struct server_gen *gen = srv->gens;
+        srv->gens = gen->next;
+        server_gen_free(gen);
+    }
+    srv->gen = NULL;
     client_map_free(srv->clients);
     srv->clients = NULL;
     http_client_close(srv->http);
     srv->http = NULL;
-    tls_server_free(srv->tls);
-    srv->tls = NULL;
 }
 
 /* server_start - bind every listener; on failure close what was opened. */
@@ -410,36 +670,14 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     snprintf(srv->id_seed, sizeof(srv->id_seed), "%08" PRIx32 "%02x%02x", (uint32_t)time(NULL),
              rnd[0], rnd[1]);
 
-    if (cfg->tls.n_certificates > 0) {
-        char err[512];
-        if (tls_server_new(&cfg->tls, &srv->tls, err, sizeof(err)) != 0) {
-            log_error("%s", err);
-            return UV_EINVAL;
-        }
-    }
     uint64_t seed = 0;
     uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL);
-    if (client_map_new(seed, &srv->clients) != 0) {
-        tls_server_free(srv->tls);
-        srv->tls = NULL;
+    if (client_map_new(seed, &srv->clients) != 0)
         return UV_ENOMEM;
-    }
-    int rc = http_client_new(loop, &srv->http);
-    if (rc == 0 && (rc = delivery_context_new(loop, srv->http, cfg, &srv->delivery)) == 0 &&
-        cfg->recipient_check.enabled)
-        rc = rcpt_check_new(loop, srv->http, &cfg->recipient_check, &srv->rcpt_check);
-    if (rc != 0) {
-        delivery_context_free(srv->delivery);
-        srv->delivery = NULL;
-        http_client_close(srv->http);
-        srv->http = NULL;
-    }
-    if (rc != 0) {
+    if (http_client_new(loop, &srv->http) != 0) {
         log_error("http client: cannot start");
         client_map_free(srv->clients);
         srv->clients = NULL;
-        tls_server_free(srv->tls);
-        srv->tls = NULL;
         return UV_ENOMEM;
     }
     uv_timer_init(loop, &srv->shutdown_timer);
@@ -450,24 +688,21 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->delay_timer.data = srv;
     uv_timer_start(&srv->sweep_timer, on_sweep, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
     uv_unref((uv_handle_t *)&srv->sweep_timer); /* it alone keeps nothing running */
-    srv->shared.loop = loop;
-    srv->shared.cfg = cfg;
-    srv->shared.delivery = srv->delivery;
-    srv->shared.rcpt_check = srv->rcpt_check;
-    srv->shared.tls = srv->tls;
-    srv->shared.read_buffer = srv->read_buffer;
-    srv->shared.read_buffer_size = sizeof(srv->read_buffer);
-    srv->shared.closed = server_conn_closed;
-    srv->shared.identified = server_conn_identified;
-    srv->shared.rate_take = server_rate_take;
 
+    int rc = 0;
+    if (cfg->admin.enabled && stats_new(cfg, &srv->stats) != 0) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    struct server_gen *gen = NULL;
+    char err[512];
+    if ((rc = server_gen_new(srv, (struct config *)cfg, false, &gen, err, sizeof(err))) != 0) {
+        log_error("%s", err);
+        goto fail;
+    }
+    srv->gen = srv->gens = gen;
+    srv->cfg = cfg;
     if (cfg->admin.enabled) {
-        if (stats_new(cfg, &srv->stats) != 0) {
-            rc = UV_ENOMEM;
-            goto fail;
-        }
-        srv->shared.stats = srv->stats;
-        delivery_context_set_stats(srv->delivery, srv->stats);
         struct admin_hooks hooks = {server_render_metrics, server_ready, srv};
         if (admin_start(loop, (const struct sockaddr *)&cfg->admin.addr, cfg->admin.addrlen, &hooks,
                         &srv->admin) != 0) {
@@ -478,31 +713,10 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
         }
         log_info("admin port on %s: /metrics /livez /readyz", cfg->admin.listen);
     }
-
-    srv->listeners = calloc(cfg->n_listeners, sizeof(*srv->listeners));
-    if (srv->listeners == NULL) {
-        rc = UV_ENOMEM;
+    struct server_listener *opened = NULL;
+    if ((rc = server_listen(srv, cfg, NULL, &opened)) != 0)
         goto fail;
-    }
-    for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const struct config_listener *l = &cfg->listeners[i];
-        uv_tcp_t *tcp = &srv->listeners[i].tcp;
-        srv->listeners[i].cfg = l;
-        rc = uv_tcp_init_ex(loop, tcp, l->addr.ss_family);
-        if (rc != 0)
-            goto fail_listener;
-        tcp->data = srv;
-        srv->n_listeners++;
-        srv->n_listeners_open++;
-        /* [::] binds IPv6 only, so that 0.0.0.0 on the same port can be listed too. */
-        unsigned flags = l->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-        rc = uv_tcp_bind(tcp, (const struct sockaddr *)&l->addr, flags);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)tcp, SERVER_BACKLOG, on_connection);
-        if (rc != 0)
-            goto fail_listener;
-        log_info("listening on %s", l->address);
-    }
+    srv->listeners = opened;
     uv_signal_init(loop, &srv->sigterm);
     uv_signal_init(loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;
@@ -514,17 +728,9 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->ready = true;
     return 0;
 
-fail_listener:
-    log_error("listen on %s: %s",
-              cfg->listeners[srv->n_listeners ? srv->n_listeners - 1 : 0].address, uv_strerror(rc));
 fail:
     srv->closed = true;
-    if (srv->n_listeners_open > 0)
-        close_listeners(srv);
-    else {
-        free(srv->listeners);
-        srv->listeners = NULL;
-    }
+    close_listeners(srv);
     server_release(srv);
     return rc;
 }
@@ -569,7 +775,8 @@ void server_stop(struct server *srv)
     close_listeners(srv);
     /* Deliveries end a little before the bound, so that their replies still go out. */
     uint64_t bound = srv->cfg->limits.shutdown_timeout_ms;
-    delivery_context_stop(srv->delivery, bound - (bound / 4 < 1000 ? bound / 4 : 1000));
+    for (struct server_gen *gen = srv->gens; gen != NULL; gen = gen->next)
+        delivery_context_stop(gen->delivery, bound - (bound / 4 < 1000 ? bound / 4 : 1000));
     struct server_conn *sc = srv->conns;
     while (sc != NULL) {
         struct server_conn *next = sc->next; /* conn_shutdown may close and free sc */

@@ -21,11 +21,6 @@ static const double stats_size_buckets[] = {1024,    4096,    16384,    65536,  
 static const double stats_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                1,     2.5,  5,     10,   30,  60};
 
-struct stats_endpoint {
-    struct metric_series *requests[STATS_CLASSES]; /* by status class */
-    struct metric_series *duration;                /* its latency histogram */
-};
-
 struct stats {
     struct metrics *m;
     struct metric_family *open, *accepted, *refused, *replies, *messages, *bytes, *sizes;
@@ -33,8 +28,6 @@ struct stats {
     struct metric_family *expiry;
     struct metric_series *accepted_s, *messages_s, *bytes_s, *sizes_s, *tls_failures_s;
     struct metric_series *outcome[3]; /* delivered, deferred, rejected */
-    struct stats_endpoint *endpoints; /* one per config endpoint */
-    size_t n_endpoints;
 };
 
 #define STATS_LABELS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -110,9 +103,7 @@ int stats_new(const struct config *cfg, struct stats **out)
     struct stats *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return SH_ENOMEM;
-    st->n_endpoints = cfg->n_endpoints;
-    st->endpoints = calloc(cfg->n_endpoints > 0 ? cfg->n_endpoints : 1, sizeof(*st->endpoints));
-    int rc = st->endpoints != NULL ? metrics_new(STATS_SEED, &st->m) : SH_ENOMEM;
+    int rc = metrics_new(STATS_SEED, &st->m);
     if (rc == 0)
         rc = stats_register(st);
     if (rc != 0) {
@@ -128,12 +119,11 @@ int stats_new(const struct config *cfg, struct stats **out)
     static const char *const outcomes[3] = {"delivered", "deferred", "rejected"};
     for (size_t i = 0; i < 3; i++)
         st->outcome[i] = metrics_series(m, st->transactions, STATS_LABELS(outcomes[i]));
-    for (size_t e = 0; e < cfg->n_endpoints; e++) {
+    for (size_t e = 0; e < cfg->n_endpoints; e++) { /* shown at 0 from the start */
         const char *name = cfg->endpoints[e].name;
         for (size_t k = 0; k < STATS_CLASSES; k++)
-            st->endpoints[e].requests[k] =
-                metrics_series(m, st->requests, STATS_LABELS(name, stats_classes[k]));
-        st->endpoints[e].duration = metrics_series(m, st->duration, STATS_LABELS(name));
+            metrics_series(m, st->requests, STATS_LABELS(name, stats_classes[k]));
+        metrics_series(m, st->duration, STATS_LABELS(name));
     }
     *out = st;
     return 0;
@@ -145,7 +135,6 @@ void stats_free(struct stats *st)
     if (st == NULL)
         return;
     metrics_free(st->m);
-    free(st->endpoints);
     free(st);
 }
 
@@ -234,18 +223,14 @@ void stats_transaction(struct stats *st, unsigned code)
     metrics_inc(st->outcome[code < 400 ? 0 : code < 500 ? 1 : 2]);
 }
 
-/* stats_webhook - see stats.h. */
-void stats_webhook(struct stats *st, size_t endpoint, long status, double seconds)
+/* stats_webhook - see stats.h. The configured endpoints' series exist from the start; one
+ * a reload adds is made at its first request. */
+void stats_webhook(struct stats *st, const char *endpoint, long status, double seconds)
 {
-    if (st == NULL || endpoint >= st->n_endpoints)
+    if (st == NULL)
         return;
-    struct stats_endpoint *e = &st->endpoints[endpoint];
-    const char *cls = stats_class(status);
-    for (size_t k = 0; k < STATS_CLASSES; k++) {
-        if (stats_classes[k] == cls)
-            metrics_inc(e->requests[k]);
-    }
-    metrics_observe(e->duration, seconds);
+    metrics_inc(metrics_series(st->m, st->requests, STATS_LABELS(endpoint, stats_class(status))));
+    metrics_observe(metrics_series(st->m, st->duration, STATS_LABELS(endpoint)), seconds);
 }
 
 /* stats_tls - see stats.h. */

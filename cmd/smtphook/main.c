@@ -94,6 +94,22 @@ static void main_print_limits(const struct config *cfg)
     }
 }
 
+/* Where SIGHUP reads the configuration again: the same file, the same flags. */
+struct main_source {
+    const char *path;                  /* the file, or NULL */
+    const struct config_overrides *ov; /* the flags and variables */
+};
+
+/* main_reload - server_reload_fn: the configuration loaded as at the start. */
+static struct config *main_reload(void *arg, char *err, size_t errlen)
+{
+    const struct main_source *src = arg;
+    struct config *cfg = NULL;
+    if (config_load(src->path, src->ov, &cfg, err, errlen) != 0)
+        return NULL;
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -210,6 +226,8 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     static struct server server; /* large (its read buffer): not on the stack */
     int rc = server_start(&server, loop, cfg);
+    struct main_source source = {config_path, &ov};
+    server_set_reload(&server, main_reload, &source);
     if (rc == 0)
         log_info("smtphook %s ready as %s", SMTPHOOK_VERSION, cfg->hostname);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -67,8 +67,9 @@ void stats_message(struct stats *st, uint64_t bytes);
 /* stats_transaction - a transaction ended with the reply code. */
 void stats_transaction(struct stats *st, unsigned code);
 
-/* stats_webhook - one request to endpoint (its index) ended: status 0 without an answer. */
-void stats_webhook(struct stats *st, size_t endpoint, long status, double seconds);
+/* stats_webhook - one request to the endpoint named endpoint ended: status 0 without an
+ * answer. */
+void stats_webhook(struct stats *st, const char *endpoint, long status, double seconds);
 
 /* stats_tls - an inbound handshake ended: version ("TLSv1.3") when it succeeded, NULL when
  * it failed. */
