@@ -274,15 +274,19 @@ static void on_timeout(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->sh->loop);
     enum reply_id why = REPLY_TIMEOUT;
+    const char *cause = "idle_timeout";
     if (c->line_deadline != 0 && now >= c->line_deadline) {
         why = REPLY_COMMAND_TIMEOUT;
+        cause = "command_timeout";
         log_info("conn %s %s:%u dropped: a command line not whole within %" PRIu64 " ms", c->id,
                  c->address, c->port, c->sh->cfg->limits.command_timeout_ms);
     } else if (c->body_deadline != 0 && now >= c->body_deadline) {
         why = REPLY_DATA_TOO_SLOW;
+        cause = "data_too_slow";
         log_info("conn %s %s:%u dropped: message data slower than %" PRIu64 " bytes/s", c->id,
                  c->address, c->port, c->sh->cfg->limits.min_data_rate);
     }
+    stats_dropped(c->sh->stats, cause);
     smtp_engine_timeout_for(&c->engine, why);
     c->close_after_write = true;
     conn_flush(c);
@@ -502,6 +506,8 @@ static void conn_carry(struct conn *c, enum smtp_engine_stop st)
         break;
     case SMTP_ENGINE_CLOSE:
     default:
+        if (c->engine.session.ended_for != NULL)
+            stats_dropped(c->sh->stats, c->engine.session.ended_for);
         c->close_after_write = true;
         break;
     }

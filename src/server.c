@@ -204,6 +204,7 @@ static bool server_rate_take(void *arg, enum rate_kind kind)
         return true;
     log_info("client %s: more than %u %s a minute", sc->address, limit,
              kind == RATE_MESSAGES ? "messages" : "recipients");
+    stats_rate_limited(srv->stats, kind == RATE_MESSAGES ? "messages" : "recipients");
     return false;
 }
 

@@ -244,6 +244,7 @@ static enum session_action session_charge(struct session *s, struct buf *out)
     s->errors++;
     if (s->errors >= s->cfg->limits.max_errors) {
         reply_write(out, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
+        s->ended_for = "too_many_errors";
         session_set_state(s, SESSION_STATE_CLOSING);
         return SESSION_ACTION_CLOSE;
     }
@@ -936,6 +937,7 @@ static enum session_action session_command(struct session *s, const struct smtp_
         log_info("session %s %s:%u: more than %u commands that do nothing, closing", s->id_prefix,
                  s->client_address, s->client_port, s->cfg->limits.max_junk_commands);
         reply_write(out, REPLY_TOO_MANY_JUNK, s->cfg->hostname);
+        s->ended_for = "junk_commands";
         session_set_state(s, SESSION_STATE_CLOSING);
         return SESSION_ACTION_CLOSE;
     }

@@ -25,7 +25,7 @@ struct stats {
     struct metrics *m;
     struct metric_family *open, *accepted, *refused, *replies, *messages, *bytes, *sizes;
     struct metric_family *transactions, *requests, *duration, *handshakes, *tls_failures;
-    struct metric_family *expiry;
+    struct metric_family *expiry, *dropped, *rate_limited;
     struct metric_series *accepted_s, *messages_s, *bytes_s, *sizes_s, *tls_failures_s;
     struct metric_series *outcome[3]; /* delivered, deferred, rejected */
 };
@@ -51,6 +51,14 @@ static int stats_register(struct stats *st)
         rc = metrics_counter(m, "smtphook_connections_refused_total",
                              "SMTP connections refused, by cause.", STATS_LABELS("cause"),
                              &st->refused);
+    if (rc == 0)
+        rc = metrics_counter(m, "smtphook_connections_dropped_total",
+                             "SMTP sessions ended by smtphook, by cause.", STATS_LABELS("cause"),
+                             &st->dropped);
+    if (rc == 0)
+        rc = metrics_counter(m, "smtphook_rate_limited_total",
+                             "MAIL and RCPT commands refused for the client's rate, by kind.",
+                             STATS_LABELS("kind"), &st->rate_limited);
     if (rc == 0)
         rc = metrics_counter(m, "smtphook_smtp_replies_total",
                              "Replies to SMTP commands, by command and reply class.",
@@ -185,6 +193,20 @@ void stats_refused(struct stats *st, const char *cause)
 {
     if (st != NULL)
         metrics_inc(metrics_series(st->m, st->refused, STATS_LABELS(cause)));
+}
+
+/* stats_dropped - see stats.h. */
+void stats_dropped(struct stats *st, const char *cause)
+{
+    if (st != NULL)
+        metrics_inc(metrics_series(st->m, st->dropped, STATS_LABELS(cause)));
+}
+
+/* stats_rate_limited - see stats.h. */
+void stats_rate_limited(struct stats *st, const char *kind)
+{
+    if (st != NULL)
+        metrics_inc(metrics_series(st->m, st->rate_limited, STATS_LABELS(kind)));
 }
 
 /* stats_class - "2xx" ... "5xx" of a reply or status code, "error" otherwise. */

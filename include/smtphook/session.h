@@ -97,6 +97,8 @@ struct session {
     size_t deferred_len;              /* its length */
     bool deferred_too_long;           /* ... or an over-long line that did */
     unsigned errors;                  /* error replies so far (error budget) */
+    const char *ended_for;            /* why the session ended itself (a metric's label,
+                                         static), or NULL */
     unsigned junk;                    /* NOOP, RSET, VRFY, EXPN, HELP since the last message
                                          delivered (rate limit refusals count too) */
     unsigned rcpt_overshoot;          /* recipients refused with 452 for the recipient limit */

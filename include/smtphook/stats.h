@@ -7,6 +7,10 @@
  *   smtphook_connections_accepted_total              counter
  *   smtphook_connections_refused_total{cause}        too_many, rate, untrusted_proxy,
  *                                                    stopping, bad_proxy_header
+ *   smtphook_connections_dropped_total{cause}        idle_timeout, command_timeout,
+ *                                                    data_too_slow, junk_commands,
+ *                                                    too_many_errors
+ *   smtphook_rate_limited_total{kind}                messages, recipients (451 4.7.1)
  *   smtphook_smtp_replies_total{command,class}       the first reply to each command, by
  *                                                    class 2xx/3xx/4xx/5xx ("DATA_END" for the
  *                                                    reply after the final dot or LAST chunk)
@@ -56,6 +60,12 @@ void stats_accepted(struct stats *st);
 
 /* stats_refused - a connection was refused; cause is one of the documented labels. */
 void stats_refused(struct stats *st, const char *cause);
+
+/* stats_dropped - a session was ended for cause (one of the documented labels). */
+void stats_dropped(struct stats *st, const char *cause);
+
+/* stats_rate_limited - a MAIL (messages) or RCPT (recipients) was refused for its rate. */
+void stats_rate_limited(struct stats *st, const char *kind);
 
 /* stats_reply - the reply code a command got (SMTP_VERB_UNKNOWN: an unknown command;
  * data_end: the reply after the final dot or the LAST chunk). */

@@ -151,6 +151,38 @@ class AdminTest(AdminCase):
         self.promtool(text)
 
 
+class LimitMetricsTest(AdminCase):
+
+    def test_dropped_sessions_and_rate_limits(self):
+        r = self.start_receiver()
+        self.start_admin(r, limits={"max_junk_commands": 2, "command_timeout_ms": 1000,
+                                    "messages_per_minute": 1, "max_errors": 2},
+                         trusted_networks=[])
+        c = self.connect()
+        for _ in range(3):
+            reply = c.cmd("NOOP")
+        self.assertReply(reply, 421, "4.7.0")
+        c = self.connect()
+        c.send(b"EHL")  # never ends
+        self.assertReply(c.read_reply(5), 421, "4.4.2")
+        c = self.connect()
+        self.assertReply(c.cmd("BOGUS"), 500)
+        c.cmd("BOGUS")
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(self.transaction(c, SENDER, ["r@example.com"], b"Subject: 1\r\n\r\n1\r\n"),
+                         250)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 451, "4.7.1")
+        text = get(self.admin_port, "/metrics")[1]
+        self.assertEqual(metric(text, "smtphook_connections_dropped_total", cause="junk_commands"),
+                         1)
+        self.assertEqual(metric(text, "smtphook_connections_dropped_total",
+                                cause="command_timeout"), 1)
+        self.assertEqual(metric(text, "smtphook_connections_dropped_total",
+                                cause="too_many_errors"), 1)
+        self.assertEqual(metric(text, "smtphook_rate_limited_total", kind="messages"), 1)
+
+
 class ReadinessTest(AdminCase):
 
     def test_sigterm_turns_unready_before_the_listeners_close(self):
