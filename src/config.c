@@ -1364,17 +1364,24 @@ static int config_headers(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_listener_address - l->address (the file's "address" or a --listen value) parsed
- * into l->addr once; the caller names the value in the path. 0 or SH_ECONFIG. */
-static int config_listener_address(struct config_ctx *c, struct config_listener *l)
+/* config_address - a listening address (a listener's, a --listen value, the admin port's)
+ * parsed into addr once; the caller names the value in the path. 0 or SH_ECONFIG. */
+static int config_address(struct config_ctx *c, const char *text, struct sockaddr_storage *addr,
+                          socklen_t *len)
 {
-    if (config_parse_address(l->address, &l->addr, &l->addrlen) == 0)
+    if (config_parse_address(text, addr, len) == 0)
         return 0;
     char q[CONFIG_QUOTE_MAX];
     return config_fail(c,
                        "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port 1 to "
                        "65535; no host names)",
-                       config_quote(q, sizeof(q), l->address));
+                       config_quote(q, sizeof(q), text));
+}
+
+/* config_listener_address - l->address (the file's "address" or a --listen value). */
+static int config_listener_address(struct config_ctx *c, struct config_listener *l)
+{
+    return config_address(c, l->address, &l->addr, &l->addrlen);
 }
 
 /* config_networks - a list of CIDR networks (cidr.h) into a new array; empty allowed
@@ -1412,14 +1419,11 @@ static int config_admin_finish(struct config_ctx *c, json_t *obj, void *base)
     struct config_admin *a = base;
     (void)obj;
     a->enabled = true;
-    if (config_parse_address(a->listen, &a->addr, &a->addrlen) == 0)
-        return 0;
-    config_push(c, CONFIG_NAME(CONFIG_SEC_ADMIN, struct config_admin, listen));
-    char q[CONFIG_QUOTE_MAX];
-    return config_fail(c,
-                       "\"%s\" is not IPv4:port or [IPv6]:port (a numeric address, port 1 to "
-                       "65535; no host names)",
-                       config_quote(q, sizeof(q), a->listen));
+    size_t saved = config_push(c, CONFIG_NAME(CONFIG_SEC_ADMIN, struct config_admin, listen));
+    int rc = config_address(c, a->listen, &a->addr, &a->addrlen);
+    if (rc == 0)
+        config_pop(c, saved);
+    return rc;
 }
 
 /* config_trusted_proxies - a listener's "trusted_proxies": CIDR networks (cidr.h). */
@@ -1788,6 +1792,9 @@ static int config_endpoint_check(struct config_ctx *c, json_t *obj, struct confi
                            e->signing.scheme != CONFIG_SIGNING_NONE ? signing : name);
     }
     c->cfg->any_stream = c->cfg->any_stream || e->stream;
+    c->cfg->any_form = c->cfg->any_form || e->format == CONFIG_FORMAT_MULTIPART;
+    c->cfg->any_labels = c->cfg->any_labels || e->preset == CONFIG_PRESET_MAILGUN ||
+                         e->preset == CONFIG_PRESET_SENDGRID;
     for (size_t i = 0; i < e->n_headers; i++) {
         const char *h = e->headers[i].name;
         bool clash = (e->basic_auth.header != NULL && strcasecmp(h, "Authorization") == 0) ||

@@ -984,15 +984,21 @@ static const struct mail_header_fields *delivery_fields(struct delivery *d)
     if (d->fields_read)
         return &d->fields;
     d->fields_read = true;
-    uint64_t n = d->body_size < MAIL_HEADER_READ_MAX ? d->body_size : MAIL_HEADER_READ_MAX;
-    char *head = malloc(n > 0 ? (size_t)n : 1);
-    struct request_body whole;
-    request_body_init(&whole, d->t->spool, n);
-    size_t got = 0;
-    if (head != NULL && request_body_add_message(&whole, false) == 0 &&
-        request_body_read(&whole, 0, head, (size_t)n, &got) == 0)
+    const struct spool *sp = d->t->spool;
+    size_t n = d->body_size < MAIL_HEADER_READ_MAX ? (size_t)d->body_size : MAIL_HEADER_READ_MAX;
+    if (sp == NULL || n == 0)
+        return &d->fields;
+    const char *mem = spool_memory(sp);
+    if (mem != NULL) { /* the spool's memory is the message: read it where it is */
+        mail_header_parse(mem, n, &d->fields);
+        return &d->fields;
+    }
+    char *head = malloc(n);
+    size_t got = 0, k = 0;
+    while (head != NULL && got < n && spool_read(sp, got, head + got, n - got, &k) == 0 && k > 0)
+        got += k;
+    if (head != NULL)
         mail_header_parse(head, got, &d->fields);
-    request_body_free(&whole);
     free(head);
     return &d->fields;
 }
@@ -1010,9 +1016,9 @@ static int delivery_build(struct delivery_job *job, int64_t unix_s)
     view.key = job->streamed ? NULL : td->key; /* streamed: in the trailers */
     if (job->streamed)
         view.size = PAYLOAD_SIZE_UNKNOWN;
-    char token[FORMAT_TOKEN_LEN + 1];
-    if (digest_random_hex(token, FORMAT_TOKEN_LEN) != 0)
-        return SH_EIO;
+    char token[FORMAT_TOKEN_LEN + 1] = "";
+    if (ep->preset == CONFIG_PRESET_MAILGUN && digest_random_hex(token, FORMAT_TOKEN_LEN) != 0)
+        return SH_EIO; /* only Mailgun's form has a token */
     struct format_attempt at = {unix_s, NULL, token};
     uint64_t size = job->streamed ? spool_size(t->spool) : d->body_size;
     struct format_message msg = {t->spool, size, txn_body_utf8(t), job->streamed,

@@ -362,6 +362,9 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
     session_reset_transaction(s);
     if (txn_new(&facts, path.mailbox, &s->txn) != 0)
         return session_error(s, REPLY_LOCAL_ERROR, NULL, out);
+    /* Per-byte work on the body only where an endpoint will use it. */
+    s->txn->watch_boundary = s->cfg->any_form;
+    s->txn->watch_utf8 = s->cfg->any_labels;
     s->transactions++;
     struct envelope *env = &s->txn->env;
     env->declared_size = params.has_size ? params.size : 0;

@@ -75,6 +75,7 @@ int txn_new(const struct txn_facts *facts, const char *mail_from, struct txn **o
     t->env.received_at_ms = facts->received_at_ms;
     t->env.client_port = facts->client_port;
     t->env.esmtp = facts->esmtp;
+    t->watch_boundary = t->watch_utf8 = true;
     if (txn_copy_facts(t, facts) != 0 || (t->env.mail_from = strdup(mail_from)) == NULL) {
         txn_free(t);
         return SH_ENOMEM;
@@ -142,7 +143,7 @@ static int boundary_draw(struct txn_boundary *b)
 /* txn_body_utf8 - see txn.h. */
 bool txn_body_utf8(const struct txn *t)
 {
-    return utf8_done(&t->utf8);
+    return t->watch_utf8 && utf8_done(&t->utf8);
 }
 
 /* boundary_feed - look for the boundary in n more body bytes, across the previous ones. */
@@ -203,7 +204,7 @@ void txn_begin_body(struct txn *t, const char *directory, uint64_t memory_bytes,
         t->spool_error = spool_new(directory, memory_bytes, &t->spool);
     if (t->hash == NULL && t->spool_error == 0)
         t->spool_error = digest_new(&t->hash);
-    if (t->spool_error == 0)
+    if (t->spool_error == 0 && t->watch_boundary)
         boundary_draw(&t->boundary); /* on failure txn_boundary tries again */
 }
 
@@ -219,8 +220,10 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes)
     if (t->spool_error == 0 && t->spool != NULL) {
         t->spool_error = spool_append(t->spool, data, n);
         digest_update(t->hash, data, n);
-        boundary_feed(&t->boundary, data, n);
-        utf8_feed(&t->utf8, data, n);
+        if (t->watch_boundary)
+            boundary_feed(&t->boundary, data, n);
+        if (t->watch_utf8)
+            utf8_feed(&t->utf8, data, n);
     }
     return true;
 }

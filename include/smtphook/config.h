@@ -281,6 +281,10 @@ struct config {
     char **warnings;               /* problems that do not stop a start, for the log */
     size_t n_warnings;             /* entries in warnings */
     bool any_stream;               /* an endpoint has "stream": connections follow each body */
+    bool any_form;                 /* an endpoint posts multipart/form-data: bodies are watched
+                                      for the boundary as they arrive */
+    bool any_labels;               /* an endpoint's form labels fields by charset (mailgun,
+                                      sendgrid): bodies are checked for UTF-8 as they arrive */
     struct config_admin admin;     /* "admin" */
     struct cidr *trusted_networks; /* clients the rate limits spare ("trusted_networks") */
     size_t n_trusted_networks;     /* entries in trusted_networks */

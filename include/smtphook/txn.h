@@ -71,6 +71,11 @@ struct txn {
     bool too_big;                      /* grew past the size limit: nothing more is stored */
     struct digest *hash;               /* running SHA-256 of the stored body */
     struct txn_boundary boundary;      /* see struct txn_boundary */
+    bool watch_boundary;               /* look for it as the body arrives (default; false: no
+                                        * endpoint posts a form, txn_boundary searches the
+                                        * spool if it is ever asked) */
+    bool watch_utf8;                   /* follow the body's UTF-8 (default; false: nobody asks,
+                                        * txn_body_utf8 says no) */
     struct utf8_state utf8;            /* is the body valid UTF-8 (presets label fields) */
     struct txn_head *head;             /* per endpoint: its raw envelope's request-header
                                         * bytes (the session's RCPT budget), or NULL */
@@ -110,7 +115,7 @@ bool txn_append(struct txn *t, const char *data, size_t n, uint64_t max_bytes);
 void txn_end_body(struct txn *t, int64_t now_ms);
 
 /* txn_body_utf8 - is the stored body valid UTF-8 (7-bit included)? Meaningful once the
- * body ended. */
+ * body ended; false when it was not followed (watch_utf8). */
 bool txn_body_utf8(const struct txn *t);
 
 /* txn_boundary - a multipart boundary (TXN_BOUNDARY_LEN characters) that occurs nowhere in
