@@ -56,7 +56,8 @@ struct conn {
     bool closing;                       /* conn_close has run */
     char address[CONN_ADDRESS_MAX];     /* client IP as text (the PROXY header's, if any) */
     uint16_t port;                      /* client port */
-    struct sockaddr_storage peer;       /* the socket's peer */
+    struct sockaddr_storage client;     /* the client: the socket's peer, or the address a
+                                           PROXY header names */
     bool awaiting_proxy;                /* a PROXY listener: no header yet */
     uint64_t proxy_deadline;            /* loop time by which the header must be in */
     struct buf proxy_in;                /* the header's bytes while it is split across reads */
@@ -841,7 +842,7 @@ static bool conn_rate(void *arg, enum rate_kind kind)
 /* conn_accepted - see conn.h. */
 int conn_accepted(struct conn *c)
 {
-    int rc = peer_name(&c->tcp, &c->peer, c->address, sizeof(c->address), &c->port);
+    int rc = peer_name(&c->tcp, &c->client, c->address, sizeof(c->address), &c->port);
     if (rc != 0)
         return rc;
     uv_tcp_nodelay(&c->tcp, 1);
@@ -865,10 +866,10 @@ const char *conn_address(const struct conn *c)
     return c->address;
 }
 
-/* conn_peer - see conn.h. */
-const struct sockaddr *conn_peer(const struct conn *c)
+/* conn_client - see conn.h. */
+const struct sockaddr *conn_client(const struct conn *c)
 {
-    return (const struct sockaddr *)&c->peer;
+    return (const struct sockaddr *)&c->client;
 }
 
 /* conn_begin - the session starts: the greeting, or on an implicit TLS listener the wait for
@@ -899,13 +900,14 @@ static void conn_proxied(struct conn *c, const struct proxy_header *h, const cha
             conn_close(c, "PROXY header address not printable");
             return;
         }
+        c->client = h->src;
         session_set_client(&c->engine.session, c->address, c->port);
     }
     c->awaiting_proxy = false;
     log_debug("conn %s %s:%u via proxy %s:%u (PROXY v%d%s)", c->id, c->address, c->port, proxy,
               proxy_port, h->version, h->local ? ", the proxy's own" : "");
     enum reply_id refusal = REPLY_TOO_MANY_CONNECTIONS;
-    if (!c->sh->identified(c->closed_arg, c->address, &refusal)) {
+    if (!c->sh->identified(c->closed_arg, &refusal)) {
         conn_refuse(c, refusal, "too many connections");
         return;
     }

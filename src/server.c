@@ -137,34 +137,19 @@ static void server_client_key(const char *address, char *key, size_t len)
     snprintf(key, len, "%s/64", text);
 }
 
-/* server_trusted - is the address (text) in trusted_networks? */
-static bool server_trusted(const struct server *srv, const char *address)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, address, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        return false;
-    return cidr_contains_any(srv->cfg->trusted_networks, srv->cfg->n_trusted_networks,
-                             (const struct sockaddr *)&ss);
-}
-
 /* server_admit_client - count a connection for its client (the socket's peer, or on a PROXY
  * listener the address the header names): false when the client has its
  * max_connections_per_client already, has opened connections_per_minute in the last minute
  * (unless it is trusted), or no record could be made. */
-static bool server_admit_client(struct server_conn *sc, const char *address)
+static bool server_admit_client(struct server_conn *sc)
 {
     struct server *srv = sc->srv;
     const struct config_limits *lim = &srv->cfg->limits;
+    const char *address = conn_address(sc->conn);
     char key[SERVER_ADDRESS_MAX];
     server_client_key(address, key, sizeof(key));
-    sc->trusted = server_trusted(srv, address);
+    sc->trusted = cidr_contains_any(srv->cfg->trusted_networks, srv->cfg->n_trusted_networks,
+                                    conn_client(sc->conn));
     struct client_record *rec = client_map_get(srv->clients, key);
     bool rate_ok =
         rec != NULL && (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
@@ -216,10 +201,10 @@ static void on_sweep(uv_timer_t *t)
 }
 
 /* server_conn_identified - conn_shared.identified: a PROXY header named the client. */
-static bool server_conn_identified(void *arg, const char *address, enum reply_id *refusal)
+static bool server_conn_identified(void *arg, enum reply_id *refusal)
 {
     struct server_conn *sc = arg;
-    bool ok = server_admit_client(sc, address);
+    bool ok = server_admit_client(sc);
     *refusal = sc->refusal;
     return ok;
 }
@@ -262,7 +247,7 @@ static int server_accept(struct server *srv, struct server_listener *l)
     const struct config_limits *lim = &srv->cfg->limits;
     bool proxied = l->cfg->proxy != CONFIG_PROXY_NONE;
     if (proxied &&
-        !cidr_contains_any(l->cfg->trusted_proxies, l->cfg->n_trusted_proxies, conn_peer(c))) {
+        !cidr_contains_any(l->cfg->trusted_proxies, l->cfg->n_trusted_proxies, conn_client(c))) {
         /* Anyone else could claim any address: nothing is said to it. */
         log_warn("conn %s refused: not a trusted proxy of %s", address, l->cfg->address);
         stats_refused(srv->stats, "untrusted_proxy");
@@ -274,7 +259,7 @@ static int server_accept(struct server *srv, struct server_listener *l)
         log_warn("conn %s refused: too many connections", address);
         stats_refused(srv->stats, "too_many");
         conn_refuse(c, REPLY_TOO_MANY_CONNECTIONS, "too many connections");
-    } else if (!proxied && !server_admit_client(sc, address)) {
+    } else if (!proxied && !server_admit_client(sc)) {
         conn_refuse(c, sc->refusal, "too many connections");
     } else {
         sc->counted = true;

@@ -38,11 +38,11 @@ struct conn_shared {
     size_t read_buffer_size;           /* its size */
     void (*closed)(void *arg);         /* called once, when the connection stops counting (it is
                                           freed later, once libuv has closed its handles) */
-    bool (*identified)(void *arg, const char *address, enum reply_id *refusal); /* a PROXY
-                                          header named the client: may it connect (per-client
-                                          limits)? If not, *refusal is the 421 to send */
-    bool (*rate_take)(void *arg, enum rate_kind kind); /* one more message or recipient from
-                                          the client: false when its rate is spent */
+    bool (*identified)(void *arg, enum reply_id *refusal); /* a PROXY header named the
+                                          client (conn_address, conn_client): may it connect
+                                          (per-client limits)? If not, *refusal is the 421 */
+    bool (*rate_take)(void *arg, enum rate_kind kind);     /* one more message or recipient from
+                                              the client: false when its rate is spent */
     struct stats *stats; /* the metrics, NULL without the admin port */
 };
 
@@ -63,8 +63,9 @@ int conn_accepted(struct conn *c);
  * peer, or once a PROXY header arrived the address it names. */
 const char *conn_address(const struct conn *c);
 
-/* conn_peer - the socket's peer address (a load balancer on a PROXY listener). */
-const struct sockaddr *conn_peer(const struct conn *c);
+/* conn_client - the same address as a sockaddr (with its port): before the PROXY header on a
+ * PROXY listener, the load balancer's. */
+const struct sockaddr *conn_client(const struct conn *c);
 
 /* conn_start - greet the client (or, on an implicit TLS listener, wait for its handshake). */
 void conn_start(struct conn *c);

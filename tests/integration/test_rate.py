@@ -80,12 +80,13 @@ class RateTest(SmtphookTestCase):
         codes = [connect_from(self.sh.port, "127.0.0.2").banner.code for _ in range(5)]
         self.assertEqual(codes, [220] * 5)
 
-    def test_ipv6_clients_by_their_64(self):
-        """Through PROXY headers: two addresses of one /64 share a bucket, another /64 not."""
+    def start_proxied(self, trusted):
+        """A PROXY v1 listener behind 127.0.0.1 allowing two connections a minute; returns
+        banner(src), the first reply to a connection whose header names src."""
         r = self.start_receiver()
         port = free_port()
         cfg = make_config(port, r.url(), limits={"connections_per_minute": 2},
-                          trusted_networks=[])
+                          trusted_networks=list(trusted))
         cfg["listeners"][0].update({"proxy_protocol": "v1", "trusted_proxies": ["127.0.0.1"]})
         self.start_smtphook(config=cfg, port=port)
 
@@ -93,10 +94,21 @@ class RateTest(SmtphookTestCase):
             s = socket.create_connection((HOST, port), timeout=5)
             line = "PROXY TCP6 %s 2001:db8::25 40000 25\r\n" % src
             return SMTPClient(None, sock=s, timeout=5, first=line.encode()).banner.code
+        return banner
 
+    def test_ipv6_clients_by_their_64(self):
+        """Through PROXY headers: two addresses of one /64 share a bucket, another /64 not."""
+        banner = self.start_proxied(trusted=())
         self.assertEqual([banner("2001:db8:1:2::1"), banner("2001:db8:1:2::99"),
                           banner("2001:db8:1:2:ffff::7"), banner("2001:db8:1:3::1")],
                          [220, 220, 421, 220])
+
+    def test_trusted_networks_judge_the_client_a_proxy_names(self):
+        """The proxy (127.0.0.1, trusted by default elsewhere) does not spare its clients; a
+        client the header names inside trusted_networks is spared."""
+        banner = self.start_proxied(trusted=("2001:db8:1::/48",))
+        self.assertEqual([banner("2001:db8:1:2::1") for _ in range(4)], [220] * 4)
+        self.assertEqual([banner("2001:db8:2::1") for _ in range(3)], [220, 220, 421])
 
 
 if __name__ == "__main__":
