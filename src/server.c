@@ -468,10 +468,19 @@ static int server_gen_new(struct server *srv, struct config *cfg, bool owns,
     return 0;
 }
 
-/* listener_same - does a running listener serve this configured address? */
-static bool listener_same(const struct server_listener *l, const struct config_listener *cl)
+/* listener_take - unlink from *running (NULL: none) the listener serving cl's address, if
+ * there is one, and return it. */
+static struct server_listener *listener_take(struct server_listener **running,
+                                             const struct config_listener *cl)
 {
-    return strcmp(l->cfg->address, cl->address) == 0;
+    for (struct server_listener **p = running; p != NULL && *p != NULL; p = &(*p)->next) {
+        struct server_listener *l = *p;
+        if (strcmp(l->cfg->address, cl->address) == 0) {
+            *p = l->next;
+            return l;
+        }
+    }
+    return NULL;
 }
 
 /* listener_open - bind and listen on one configured address. 0 or a libuv error (logged). */
@@ -513,59 +522,36 @@ static int server_listen(struct server *srv, const struct config *cfg,
                          struct server_listener **running, struct server_listener **out)
 {
     struct server_listener *list = NULL, **tail = &list;
-    struct server_listener *moved = NULL; /* taken from running, to give back on failure */
     int rc = 0;
-    for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++) {
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct config_listener *cl = &cfg->listeners[i];
-        struct server_listener *l = NULL;
-        for (struct server_listener **p = running; p != NULL && *p != NULL; p = &(*p)->next) {
-            if (listener_same(*p, cl)) {
-                l = *p;
-                *p = l->next;
-                break;
-            }
-        }
+        struct server_listener *l = listener_take(running, cl);
         if (l == NULL && (rc = listener_open(srv, cl, &l)) != 0)
             break;
-        if (l->cfg != cl && running != NULL) {
-            /* moved: it takes the new configuration at the commit (below) */
-            l->next = moved;
-            moved = l;
-            continue;
-        }
+        if (running == NULL)
+            log_info("listening on %s", cl->address);
         l->next = NULL;
         *tail = l;
         tail = &l->next;
-        if (running == NULL)
-            log_info("listening on %s", cl->address);
     }
+    /* The i-th of the list serves cfg->listeners[i]: one opened now has that configuration,
+     * one moved over still the running one until the commit. */
     if (rc != 0) {
-        while (list != NULL) { /* the new ones */
+        for (size_t i = 0; list != NULL; i++) {
             struct server_listener *l = list;
             list = l->next;
-            listener_close(l);
-        }
-        while (moved != NULL) { /* back where they were */
-            struct server_listener *l = moved;
-            moved = l->next;
-            l->next = *running;
-            *running = l;
+            if (l->cfg == &cfg->listeners[i]) {
+                listener_close(l);
+            } else { /* back where it was */
+                l->next = *running;
+                *running = l;
+            }
         }
         return rc;
     }
-    /* The moved ones, in the new order, with the new configuration of their address. */
-    for (struct server_listener *l = moved; l != NULL; l = l->next) {
-        for (size_t i = 0; i < cfg->n_listeners; i++) {
-            if (listener_same(l, &cfg->listeners[i]))
-                l->cfg = &cfg->listeners[i];
-        }
-    }
-    while (moved != NULL) {
-        struct server_listener *l = moved;
-        moved = l->next;
-        l->next = list;
-        list = l;
-    }
+    size_t i = 0;
+    for (struct server_listener *l = list; l != NULL; l = l->next)
+        l->cfg = &cfg->listeners[i++];
     *out = list;
     return 0;
 }
