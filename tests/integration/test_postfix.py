@@ -64,20 +64,12 @@ class PostfixRelayCase(SmtphookTestCase):
     def _keep_smtphook_log(self):
         self.smtphook_log = self.sh.log()
 
-    def run(self, result=None):
+    def failure_logs(self, text):
         """A failure or error carries the tails of Postfix's and smtphook's logs."""
-        if result is None:
-            return super().run(result)
-        first = (len(result.failures), len(result.errors))
-        out = super().run(result)
-        for outcomes, start in zip((result.failures, result.errors), first):
-            for i in range(start, len(outcomes)):
-                test, text = outcomes[i]
-                if "--- Postfix log ---" not in text:  # DeliveryFailed has it already
-                    text += "\n--- Postfix log ---\n" + self.pf.log_tail()
-                outcomes[i] = (test, text + "\n--- smtphook log (tail) ---\n"
-                               + self.smtphook_log[-4000:])
-        return out
+        logs = ""
+        if "--- Postfix log ---" not in text:  # DeliveryFailed has it already
+            logs += "\n--- Postfix log ---\n" + self.pf.log_tail()
+        return logs + "\n--- smtphook log (tail) ---\n" + self.smtphook_log[-4000:]
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 SmtphookTestCase wires the other modules together for each test: it starts receivers and
 smtphook, connects SMTP clients, and cleans up after every test, failing it when smtphook's
 stderr has a sanitizer report or smtphook does not exit cleanly on SIGTERM. It also holds the
-assertions and SMTP steps the tests share.
+assertions and SMTP steps the tests share, and lets a test add the logs of what it drove to a
+failure's report (failure_logs).
 """
 
 import re
@@ -18,6 +19,22 @@ from smtphook_process import SANITIZER_MARKS, STOP_TIMEOUT, Smtphook, make_confi
 
 class SmtphookTestCase(unittest.TestCase):
     """Starts receivers and smtphook for a test and stops everything afterwards."""
+
+    def failure_logs(self, text):
+        """What a failure or error report of this test carries after its text (the tails of
+        the logs of the software it drove); none by default."""
+        return ""
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        first = (len(result.failures), len(result.errors))
+        out = super().run(result)
+        for outcomes, start in zip((result.failures, result.errors), first):
+            for i in range(start, len(outcomes)):
+                test, text = outcomes[i]
+                outcomes[i] = (test, text + test.failure_logs(text))
+        return out
 
     def start_receiver(self, **behaviour):
         r = Receiver(**behaviour).start()
