@@ -147,29 +147,26 @@ class Engine:
         except (OSError, AttributeError):
             return ""
 
-    def docker(self, *args, check=True, timeout=300, input=None):
-        """Run the docker client against this engine; returns the CompletedProcess (text)."""
-        r = subprocess.run([DOCKER] + list(args), env=self.env, input=input,
+    def _run(self, tool, args, env, check, timeout, input=None):
+        """Run tool (DOCKER or COMPOSE) against this engine; returns the CompletedProcess
+        (bytes), or fails with its output when check and it exited non-zero."""
+        r = subprocess.run([tool] + list(args), env=env, input=input,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
         if check and r.returncode != 0:
-            raise AssertionError("docker %s exited with %s:\n%s%s"
-                                 % (" ".join(args), r.returncode,
+            raise AssertionError("%s %s exited with %s:\n%s%s"
+                                 % (os.path.basename(tool), " ".join(args), r.returncode,
                                     r.stdout.decode(errors="replace")[-3000:],
                                     r.stderr.decode(errors="replace")[-3000:]))
         return r
+
+    def docker(self, *args, check=True, timeout=300, input=None):
+        return self._run(DOCKER, args, self.env, check, timeout, input)
 
     def out(self, *args, **kw):
         return self.docker(*args, **kw).stdout.decode().strip()
 
     def compose(self, *args, env=None, check=True, timeout=300):
-        r = subprocess.run([COMPOSE] + list(args), env=dict(self.env, **(env or {})),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError("docker-compose %s exited with %s:\n%s%s"
-                                 % (" ".join(args), r.returncode,
-                                    r.stdout.decode(errors="replace")[-3000:],
-                                    r.stderr.decode(errors="replace")[-3000:]))
-        return r
+        return self._run(COMPOSE, args, dict(self.env, **(env or {})), check, timeout)
 
     def import_base_images(self, log=print):
         """debian:bookworm and debian:bookworm-slim from the cached debootstrap tarball."""
