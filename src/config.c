@@ -82,6 +82,14 @@ static const char *const config_route_policies[] = {
     [CONFIG_ROUTE_FAILOVER + 1] = NULL,
 };
 
+/* "delivery" values, indexed by enum config_delivery (INHERIT has no name). */
+static const char *const config_deliveries[] = {
+    [CONFIG_DELIVERY_SYNC] = "sync",
+    [CONFIG_DELIVERY_QUEUE] = "queue",
+    [CONFIG_DELIVERY_SYNC_THEN_QUEUE] = "sync_then_queue",
+    [CONFIG_DELIVERY_INHERIT] = NULL,
+};
+
 /* "log_format" values, indexed by enum log_format. */
 static const char *const config_log_formats[] = {
     [LOG_FORMAT_TEXT] = "text",
@@ -549,6 +557,7 @@ enum config_sec {
     CONFIG_SEC_BASIC_AUTH,  /* an endpoint's "basic_auth": struct config_basic_auth */
     CONFIG_SEC_SIGNING,     /* an endpoint's "signing": struct config_signing */
     CONFIG_SEC_ADMIN,       /* "admin": struct config_admin */
+    CONFIG_SEC_QUEUE,       /* "queue": struct config_queue */
     CONFIG_SEC_COUNT,       /* number of entries in config_sections */
 };
 
@@ -675,6 +684,8 @@ static const struct config_key config_keys[] = {
                   CONFIG_DELIMITER_MAX, NULL, config_delimiter_problem),
     CONFIG_BOOL(CONFIG_SEC_TOP, "one_route_per_transaction", struct config,
                 one_route_per_transaction, false), /* only meaningful with routes */
+    CONFIG_ENUM(CONFIG_SEC_TOP, "delivery", struct config, delivery, config_deliveries,
+                CONFIG_DELIVERY_SYNC),
 
     CONFIG_STRING(CONFIG_SEC_LISTENER, "address", struct config_listener, address, CONFIG_REQUIRED,
                   0, 0, NULL, NULL), /* config_listener_finish parses it */
@@ -798,6 +809,24 @@ static const struct config_key config_keys[] = {
 
     CONFIG_ENUM(CONFIG_SEC_ROUTE, "policy", struct config_route, policy, config_route_policies,
                 CONFIG_ROUTE_ALL),
+    CONFIG_ENUM(CONFIG_SEC_ROUTE, "delivery", struct config_route, delivery, config_deliveries,
+                CONFIG_DELIVERY_INHERIT), /* config_finish_queue fills in the top-level one */
+
+    CONFIG_STRING(CONFIG_SEC_QUEUE, "directory", struct config_queue, directory, 0, 1, 0,
+                  CONFIG_DEF_QUEUE_DIRECTORY, NULL), /* checked in config_finish_queue */
+    CONFIG_UINT(CONFIG_SEC_QUEUE, "initial_backoff_ms", struct config_queue, initial_backoff_ms,
+                100, 86400000, CONFIG_DEF_QUEUE_INITIAL_BACKOFF_MS),
+    CONFIG_UINT_REL(CONFIG_SEC_QUEUE, "max_backoff_ms", struct config_queue, max_backoff_ms, 100,
+                    604800000, CONFIG_DEF_QUEUE_MAX_BACKOFF_MS, CONFIG_REL_AT_LEAST,
+                    initial_backoff_ms),
+    CONFIG_UINT(CONFIG_SEC_QUEUE, "max_age_ms", struct config_queue, max_age_ms, 1000, 2592000000u,
+                CONFIG_DEF_QUEUE_MAX_AGE_MS),
+    CONFIG_UINT(CONFIG_SEC_QUEUE, "max_in_flight", struct config_queue, max_in_flight, 1, 1000,
+                CONFIG_DEF_QUEUE_MAX_IN_FLIGHT),
+    CONFIG_UINT(CONFIG_SEC_QUEUE, "max_messages", struct config_queue, max_messages, 1, 100000000,
+                CONFIG_DEF_QUEUE_MAX_MESSAGES),
+    CONFIG_UINT(CONFIG_SEC_QUEUE, "max_bytes", struct config_queue, max_bytes, 1048576,
+                UINT64_C(1099511627776), CONFIG_DEF_QUEUE_MAX_BYTES),
 
     CONFIG_STRING(CONFIG_SEC_ADMIN, "listen", struct config_admin, listen, CONFIG_REQUIRED, 1, 0,
                   NULL, NULL), /* config_admin_finish parses it */
@@ -877,6 +906,7 @@ static const struct config_section config_sections[CONFIG_SEC_COUNT] = {
                             .finish = config_signing_finish},
     [CONFIG_SEC_ADMIN] = {CONFIG_NESTED("admin", CONFIG_SEC_TOP, struct config, admin),
                           .finish = config_admin_finish},
+    [CONFIG_SEC_QUEUE] = {CONFIG_NESTED("queue", CONFIG_SEC_TOP, struct config, queue)},
 };
 
 /* ---- applying the tables ---------------------------------------------------------------- */
@@ -2203,7 +2233,104 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
         if (rc != 0)
             return rc;
     }
+    if (ov->delivery != NULL) {
+        config_set_path(c, NULL, "--delivery");
+        int d = -1;
+        for (int i = 0; config_deliveries[i] != NULL && d < 0; i++) {
+            if (strcmp(ov->delivery, config_deliveries[i]) == 0)
+                d = i;
+        }
+        if (d < 0)
+            return config_fail(c, "must be \"sync\", \"queue\" or \"sync_then_queue\"");
+        cfg->delivery = (enum config_delivery)d;
+    }
+    if (ov->queue_dir != NULL) {
+        config_set_path(c, NULL, "--queue-dir");
+        if (ov->queue_dir[0] == '\0')
+            return config_fail(c, "must not be empty");
+        char *q = strdup(ov->queue_dir);
+        if (q == NULL)
+            return config_nomem(c);
+        free(cfg->queue.directory);
+        cfg->queue.directory = q;
+    }
     return config_overrides_tls(c, ov, &cfg->tls);
+}
+
+/* config_delivery_name - see config.h. */
+const char *config_delivery_name(enum config_delivery d)
+{
+    return d < CONFIG_DELIVERY_INHERIT ? config_deliveries[d] : "inherit";
+}
+
+/* config_route_delivery - see config.h. */
+enum config_delivery config_route_delivery(const struct config *cfg, long r)
+{
+    return r >= 0 && (size_t)r < cfg->n_routes ? cfg->routes[r].delivery : cfg->delivery;
+}
+
+/* config_mkdirs - make directory and its missing parents (mode 0750). 0 or -1 with errno. */
+static int config_mkdirs(const char *directory)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s", directory);
+    if (n <= 0 || (size_t)n >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* config_finish_queue - every route's delivery (the top-level one where it names none);
+ * when something is queued, the queue directory exists (made if missing) and takes files,
+ * checked now rather than at the first queued message. */
+static int config_finish_queue(struct config_ctx *c, const char *what, struct config *cfg)
+{
+    cfg->uses_queue = cfg->delivery != CONFIG_DELIVERY_SYNC && cfg->n_routes == 0;
+    cfg->queue_only = cfg->delivery == CONFIG_DELIVERY_QUEUE && cfg->n_routes == 0;
+    if (cfg->n_routes > 0)
+        cfg->queue_only = true;
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        struct config_route *route = &cfg->routes[r];
+        if (route->delivery == CONFIG_DELIVERY_INHERIT)
+            route->delivery = cfg->delivery;
+        cfg->uses_queue |= route->delivery != CONFIG_DELIVERY_SYNC;
+        cfg->queue_only &= route->delivery == CONFIG_DELIVERY_QUEUE;
+    }
+    if (!cfg->uses_queue)
+        return 0;
+    char q[CONFIG_QUOTE_MAX];
+    config_set_key_path(c, what, CONFIG_SEC_QUEUE, offsetof(struct config_queue, directory));
+    config_quote(q, sizeof(q), cfg->queue.directory);
+    if (cfg->queue.directory[0] != '/')
+        return config_fail(c, "\"%s\" must be an absolute path", q);
+    if (config_mkdirs(cfg->queue.directory) != 0)
+        return config_fail(c, "\"%s\": cannot make it: %s (mount a writable volume there)", q,
+                           strerror(errno));
+    struct stat st;
+    if (stat(cfg->queue.directory, &st) != 0)
+        return config_fail(c, "\"%s\": %s", q, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return config_fail(c, "\"%s\" is not a directory", q);
+    char probe[PATH_MAX];
+    int n = snprintf(probe, sizeof(probe), "%s/.smtphook-check-XXXXXX", cfg->queue.directory);
+    int fd = n > 0 && (size_t)n < sizeof(probe) ? mkstemp(probe) : -1;
+    if (fd < 0)
+        return config_fail(c,
+                           "\"%s\": cannot create files there: %s (queued messages are kept "
+                           "there; mount a writable volume)",
+                           q, n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long");
+    close(fd);
+    unlink(probe);
+    return 0;
 }
 
 /* config_finish_tls - each listener's TLS mode once the certificates are known (file or
@@ -2323,7 +2450,9 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
                            q, n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long");
     close(fd);
     unlink(probe);
-    int rc = config_finish_tls(c, what, cfg);
+    int rc = config_finish_queue(c, what, cfg);
+    if (rc == 0)
+        rc = config_finish_tls(c, what, cfg);
     return rc != 0 ? rc : config_warnings(c, what, cfg);
 }
 
@@ -2566,5 +2695,6 @@ void config_free(struct config *cfg)
     free(cfg->warnings);
     free(cfg->trusted_networks);
     free(cfg->admin.listen);
+    free(cfg->queue.directory);
     free(cfg);
 }

@@ -51,6 +51,13 @@
 #define CONFIG_DEF_CONNECTIONS_PER_MINUTE     300u
 #define CONFIG_DEF_MESSAGES_PER_MINUTE        600u
 #define CONFIG_DEF_RECIPIENTS_PER_MINUTE      3000u
+#define CONFIG_DEF_QUEUE_DIRECTORY            "/var/lib/smtphook/queue"
+#define CONFIG_DEF_QUEUE_INITIAL_BACKOFF_MS   60000u     /* a minute first */
+#define CONFIG_DEF_QUEUE_MAX_BACKOFF_MS       14400000u  /* then at most 4 hours apart */
+#define CONFIG_DEF_QUEUE_MAX_AGE_MS           259200000u /* given up after 3 days */
+#define CONFIG_DEF_QUEUE_MAX_IN_FLIGHT        4u         /* requests per endpoint at once */
+#define CONFIG_DEF_QUEUE_MAX_MESSAGES         100000u
+#define CONFIG_DEF_QUEUE_MAX_BYTES            10737418240u /* 10 GiB */
 /* TLS 1.2 ciphers: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3 suites
  * and groups keep OpenSSL's defaults unless configured. */
 #define CONFIG_DEF_TLS_CIPHERS                                                                     \
@@ -158,6 +165,14 @@ enum config_route_policy {
     CONFIG_ROUTE_FAILOVER, /* in order; the next only after a temporary failure */
 };
 
+/* When the sender hears 250: after the app answered, or once the message is on disk. */
+enum config_delivery {
+    CONFIG_DELIVERY_SYNC = 0,        /* 250 only after the endpoints answered 2xx */
+    CONFIG_DELIVERY_QUEUE,           /* written to the queue, then 250; delivered after */
+    CONFIG_DELIVERY_SYNC_THEN_QUEUE, /* as sync; a temporary failure is queued and 250 */
+    CONFIG_DELIVERY_INHERIT,         /* a route without "delivery": the top-level one */
+};
+
 /* One entry of "routes": recipients matching any pattern go to these endpoints. */
 struct config_route {
     struct route_pattern *patterns;  /* "match" */
@@ -165,6 +180,18 @@ struct config_route {
     size_t *endpoints;               /* indices into config.endpoints, in the route's order */
     size_t n_endpoints;              /* entries in endpoints (>= 1) */
     enum config_route_policy policy; /* "policy" */
+    enum config_delivery delivery;   /* "delivery" (never INHERIT once loaded) */
+};
+
+/* "queue": the durable queue of the "queue" and "sync_then_queue" deliveries (queue.h). */
+struct config_queue {
+    char *directory;             /* the queue directory (made at start when used) */
+    uint64_t initial_backoff_ms; /* wait before the second attempt (doubles each time) */
+    uint64_t max_backoff_ms;     /* the wait never grows past this */
+    uint64_t max_age_ms;         /* an entry this old goes to the dead letters */
+    unsigned max_in_flight;      /* requests per endpoint at once */
+    uint64_t max_messages;       /* entries at most; more: 452 4.3.1 */
+    uint64_t max_bytes;          /* their message bytes at most; more: 452 4.3.1 */
 };
 
 /* "recipient_check": each RCPT that found a route is asked about over HTTP first. The
@@ -272,6 +299,10 @@ struct config {
     size_t n_routes;                   /* entries in routes (0: no routing) */
     char *recipient_delimiter;         /* extension delimiters ("+"), NULL for none */
     bool one_route_per_transaction;    /* recipients of a second route get 452 4.5.3 */
+    enum config_delivery delivery;     /* without routes, and for routes that name none */
+    bool uses_queue;                   /* some route (or the default) queues: the queue runs */
+    bool queue_only;                   /* every message is queued: MAIL gets 452 when full */
+    struct config_queue queue;         /* "queue" */
     struct config_recipient_check recipient_check; /* RCPT-time check */
     struct config_limits limits;                   /* protocol and resource limits */
     struct config_spool spool;                     /* message body storage */
@@ -299,7 +330,15 @@ struct config_overrides {
     const char *tls_cert;      /* --tls-cert: replaces "tls.certificates" with one entry */
     const char *tls_key;       /* --tls-key: its key (both or neither) */
     const char *admin;         /* --admin ADDR: the admin port's address ("admin.listen") */
+    const char *delivery;      /* --delivery MODE: the top-level "delivery" */
+    const char *queue_dir;     /* --queue-dir DIR: "queue.directory" */
 };
+
+/* config_delivery_name - "sync", "queue", "sync_then_queue". */
+const char *config_delivery_name(enum config_delivery d);
+
+/* config_route_delivery - the delivery of route r (-1: without routes, the top-level one). */
+enum config_delivery config_route_delivery(const struct config *cfg, long r);
 
 /* config_load - build a config from an optional JSON file (path may be NULL) and the
  * overrides (may be NULL). On success *out owns a new config (free with config_free).

@@ -1684,7 +1684,8 @@ static void build_routes(struct config *cfg, uint8_t flags,
             const char *why = NULL;
             FUZZ_CHECK(route_pattern_parse(route_texts[r][k], &pats[r][k], &why) == 0);
         }
-        routes[r] = (struct config_route){pats[r], k, &fuzz_endpoint, 1, CONFIG_ROUTE_ALL};
+        routes[r] = (struct config_route){
+            pats[r], k, &fuzz_endpoint, 1, CONFIG_ROUTE_ALL, CONFIG_DELIVERY_SYNC};
     }
     cfg->routes = routes;
     cfg->n_routes = n;
