@@ -46,6 +46,7 @@ struct conn {
     struct buf held;                    /* input received while it could not be handled */
     struct txn *txn;                    /* the transaction being delivered, or NULL */
     struct delivery *delivery;          /* its running delivery, or NULL */
+    struct queue_ticket *enqueue;       /* its shares being written to the queue, or NULL */
     struct delivery *stream;            /* the message being streamed as it arrives, or NULL */
     struct conn_check *checks;          /* recipient checks under way */
     size_t write_pending;               /* bytes in uv_write requests not yet completed */
@@ -118,6 +119,11 @@ void conn_close(struct conn *c, const char *reason)
         log_info("txn id=%s cancelled: %s", c->txn->env.id, reason);
         delivery_cancel(c->delivery);
         c->delivery = NULL;
+    } else if (c->enqueue != NULL) { /* the queue finishes the write and frees it */
+        log_info("txn id=%s: client gone while it is queued: %s", c->txn->env.id, reason);
+        queue_abandon(c->enqueue);
+        c->enqueue = NULL;
+        c->txn = NULL;
     } else if (c->engine_ready && smtp_engine_txn(&c->engine) != NULL) {
         log_info("txn id=%s abandoned: %s", smtp_engine_txn(&c->engine)->env.id, reason);
     }
@@ -271,7 +277,7 @@ static void on_timeout(uv_timer_t *t)
         conn_close(c, "write timeout");
         return;
     }
-    if (c->delivery != NULL || c->checks != NULL)
+    if (c->delivery != NULL || c->enqueue != NULL || c->checks != NULL)
         return;
     uint64_t now = uv_now(c->sh->loop);
     enum reply_id why = REPLY_TIMEOUT;
@@ -377,8 +383,8 @@ static void conn_update_reading(struct conn *c)
         uint64_t now = uv_now(c->sh->loop);
         uint64_t left = c->handshake_deadline > now ? c->handshake_deadline - now : 0;
         uv_timer_start(&c->timer, on_timeout, left, 0);
-    } else if ((c->delivery == NULL && c->checks == NULL) || c->close_after_write ||
-               c->write_pending > 0)
+    } else if ((c->delivery == NULL && c->enqueue == NULL && c->checks == NULL) ||
+               c->close_after_write || c->write_pending > 0)
         uv_timer_start(&c->timer, on_timeout, conn_wait_ms(c), 0);
     else
         uv_timer_stop(&c->timer);
@@ -398,13 +404,45 @@ static void conn_delivered(struct conn *c)
     txn_free(t);
 }
 
+/* conn_not_queued - the 250 cannot stand: the queue is full (452 4.3.1) or could not write
+ * (451 4.3.0); the sender tries again later. */
+static void conn_not_queued(struct txn *t, int rc)
+{
+    struct app_reply *r = &t->reply;
+    txn_clear_shares(t);
+    r->code = rc == SH_ENOSPACE ? 452 : 451;
+    snprintf(r->esc, sizeof(r->esc), "%s", rc == SH_ENOSPACE ? "4.3.1" : "4.3.0");
+    snprintf(r->text, sizeof(r->text), "Error: %s, try again later (id %s)",
+             rc == SH_ENOSPACE ? "queue full" : "local problem", t->env.id);
+}
+
+/* on_queued - queue_done_fn: the shares are on disk (the 250 stands) or not. */
+static void on_queued(void *arg, struct txn *t, int rc)
+{
+    struct conn *c = arg;
+    c->enqueue = NULL;
+    if (rc != 0)
+        conn_not_queued(t, rc);
+    conn_delivered(c);
+    conn_resume(c);
+}
+
 /* on_delivered - the webhook outcome arrived: reply, log, then continue with any input
- * that was held while waiting. */
+ * that was held while waiting. Shares for the queue are written first: the reply says
+ * 250 only once they are on disk. */
 static void on_delivered(void *arg, struct txn *t)
 {
     struct conn *c = arg;
-    (void)t;
     c->delivery = NULL;
+    if (t->n_shares > 0 && t->reply.code / 100 == 2) {
+        int rc = c->sh->queue != NULL
+                     ? queue_enqueue(c->sh->queue, c->sh->cfg, t, on_queued, c, &c->enqueue)
+                     : SH_EIO;
+        if (rc == 0)
+            return;
+        log_warn("txn id=%s cannot be queued: %s", t->env.id, sh_strerror(rc));
+        conn_not_queued(t, rc);
+    }
     conn_delivered(c);
     conn_resume(c);
 }
@@ -597,7 +635,7 @@ static size_t conn_feed(struct conn *c, const char *data, size_t len)
 /* conn_busy - input must wait: a delivery runs or recipient checks are pending. */
 static bool conn_busy(const struct conn *c)
 {
-    return c->delivery != NULL || smtp_engine_waiting(&c->engine);
+    return c->delivery != NULL || c->enqueue != NULL || smtp_engine_waiting(&c->engine);
 }
 
 /* conn_settle - after the client's end of input: once no delivery runs and no held
@@ -825,6 +863,20 @@ static bool conn_route_down(void *arg, long route)
     return delivery_route_down(c->sh->delivery, route);
 }
 
+/* conn_no_room - session_room_fn: the queue is full for a message that would be queued
+ * (at MAIL: when every message is). */
+static bool conn_no_room(void *arg, long route)
+{
+    const struct conn *c = arg;
+    const struct config *cfg = c->sh->cfg;
+    if (c->sh->queue == NULL)
+        return false;
+    if (route == SESSION_ANY_ROUTE ? !cfg->queue_only
+                                   : config_route_delivery(cfg, route) != CONFIG_DELIVERY_QUEUE)
+        return false;
+    return queue_full(c->sh->queue, 0);
+}
+
 /* conn_reply - session_reply_fn: into the metrics. */
 static void conn_reply(void *arg, enum smtp_verb verb, unsigned code)
 {
@@ -850,6 +902,7 @@ int conn_accepted(struct conn *c)
     smtp_engine_init(&c->engine, cfg, c->address, c->port, c->id, CONN_WRITE_MAX_BYTES);
     c->engine_ready = true;
     session_set_route_probe(&c->engine.session, conn_route_down, c);
+    session_set_room_probe(&c->engine.session, conn_no_room, c);
     if (c->sh->rate_take != NULL)
         session_set_rate_limit(&c->engine.session, conn_rate, c);
     if (c->sh->stats != NULL)

@@ -307,6 +307,8 @@ bool delivery_route_down(const struct delivery_context *ctx, long route)
     const size_t *eps = ctx->all_endpoints;
     size_t n = cfg->n_endpoints;
     enum config_route_policy policy = CONFIG_ROUTE_ALL;
+    if (config_route_delivery(cfg, route) != CONFIG_DELIVERY_SYNC)
+        return false; /* the queue rides it out */
     if (route >= 0 && (size_t)route < cfg->n_routes) {
         eps = cfg->routes[route].endpoints;
         n = cfg->routes[route].n_endpoints;
@@ -317,6 +319,12 @@ bool delivery_route_down(const struct delivery_context *ctx, long route)
     for (size_t i = 0; i < n; i++)
         refusing += breaker_refusing(&ctx->breakers[eps[i]], now);
     return n > 0 && (policy == CONFIG_ROUTE_ALL ? refusing > 0 : refusing == n);
+}
+
+/* delivery_endpoint_refusing - see delivery.h. */
+bool delivery_endpoint_refusing(const struct delivery_context *ctx, size_t ep)
+{
+    return ep < ctx->cfg->n_endpoints && breaker_refusing(&ctx->breakers[ep], uv_now(ctx->loop));
 }
 
 /* delivery_context_set_stats - see delivery.h. */
@@ -375,6 +383,7 @@ struct delivery_group {
     long current;                    /* failover: index of the delivery under way, -1 */
     long *dels;                      /* all: the delivery of each endpoint (position) */
     bool settled;                    /* its outcome is known */
+    enum config_delivery mode;       /* sync, queue (no request now) or sync_then_queue */
 };
 
 /* What a delivery of the transaction is doing. */
@@ -428,13 +437,15 @@ struct delivery {
     bool committed;                   /* a streamed delivery whose message is complete */
     bool keys_final;                  /* the shares' keys were made from the whole body */
     bool finished;                    /* done was called (or cancelled) */
+    bool once;                        /* one attempt per endpoint: the queue retries */
     struct delivery *prev, *next;     /* ctx->active */
 };
 
 static void delivery_attempt(struct delivery_job *job);
 static void delivery_on_timer(uv_timer_t *timer);
 static void delivery_commit_round(struct delivery *d);
-static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t);
+static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t,
+                                     const struct txn_share *share);
 static int delivery_stream_read(void *arg, uint64_t offset, char *dst, size_t len, size_t *got);
 static const char *const *delivery_trailers(void *arg, size_t *n);
 static void job_finish(struct delivery_job *job);
@@ -548,32 +559,131 @@ static long group_outcome(const struct delivery *d, const struct delivery_group 
     return pick;
 }
 
-/* delivery_final_reply - the sender's reply: the worst group's deciding delivery. The id
- * goes into our own texts so that the sender's logs and the app's records can be matched;
- * a text the app or the operator chose is sent exactly. */
+/* delivery_queue_all - the shares of an "all" group for the queue: each endpoint whose
+ * delivery failed for now (sync_then_queue), or every endpoint (queue), merged with a share
+ * already made for the same endpoint. 0 or SH_ENOMEM. */
+static int delivery_queue_all(struct delivery *d, const struct delivery_group *g, bool every)
+{
+    struct txn *t = d->t;
+    for (size_t pos = 0; pos < g->n_endpoints; pos++) {
+        const size_t *rcpts = g->rcpts;
+        size_t n = g->n_rcpts;
+        if (!every) {
+            long k = g->dels[pos];
+            if (k < 0 || t->deliveries[k].reply.code / 100 != 4)
+                continue;
+            rcpts = d->jobs[k]->rcpts; /* the request's own share: the same key */
+            n = d->jobs[k]->n_rcpt_view;
+        }
+        size_t e = g->endpoints[pos];
+        struct txn_share *same = NULL;
+        for (size_t i = 0; i < t->n_shares && same == NULL; i++) {
+            if (!t->shares[i].failover && t->shares[i].endpoints[0] == e)
+                same = &t->shares[i];
+        }
+        if (same == NULL) {
+            if (txn_add_share(t, &e, 1, false, rcpts, n) != 0)
+                return SH_ENOMEM;
+            continue;
+        }
+        /* one entry per message and endpoint: the recipients together, in RCPT order */
+        memset(d->mark, 0, t->env.n_rcpt * sizeof(*d->mark));
+        for (size_t i = 0; i < same->n_rcpts; i++)
+            d->mark[same->rcpts[i]] = true;
+        for (size_t i = 0; i < n; i++)
+            d->mark[rcpts[i]] = true;
+        size_t total = 0;
+        for (size_t r = 0; r < t->env.n_rcpt; r++)
+            total += d->mark[r];
+        size_t *merged = malloc(total * sizeof(*merged));
+        if (merged == NULL)
+            return SH_ENOMEM;
+        total = 0;
+        for (size_t r = 0; r < t->env.n_rcpt; r++) {
+            if (d->mark[r])
+                merged[total++] = r;
+        }
+        free(same->rcpts);
+        same->rcpts = merged;
+        same->n_rcpts = total;
+        txn_key(t, merged, total, same->key);
+    }
+    return 0;
+}
+
+/* delivery_queue_shares - what the queue is to deliver once the rest has succeeded: every
+ * group of a "queue" route, and those of "sync_then_queue" routes that failed for now. A
+ * failover route's share keeps its endpoints in order. 0 or SH_ENOMEM. */
+static int delivery_queue_shares(struct delivery *d)
+{
+    struct txn *t = d->t;
+    for (size_t i = 0; i < d->n_groups; i++) {
+        const struct delivery_group *g = &d->groups[i];
+        if (g->mode == CONFIG_DELIVERY_SYNC)
+            continue;
+        if (g->mode == CONFIG_DELIVERY_SYNC_THEN_QUEUE) {
+            long k = group_outcome(d, g);
+            if (k < 0 || t->deliveries[k].reply.code / 100 != 4)
+                continue;
+        }
+        int rc = 0;
+        if (g->policy == CONFIG_ROUTE_FAILOVER)
+            rc = txn_add_share(t, g->endpoints, g->n_endpoints, true, g->rcpts, g->n_rcpts);
+        else
+            rc = delivery_queue_all(d, g, g->mode == CONFIG_DELIVERY_QUEUE);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* delivery_final_reply - the sender's reply: the worst group's deciding delivery. A group
+ * the queue takes (a "queue" route, or a "sync_then_queue" route that failed for now)
+ * counts as accepted: when nothing else failed its shares go into t->shares and the reply
+ * is "queued", which holds once the queue has written them. The id goes into our own texts
+ * so that the sender's logs and the app's records can be matched; a text the app or the
+ * operator chose is sent exactly. */
 static void delivery_final_reply(struct delivery *d)
 {
     struct txn *t = d->t;
     long worst = -1;   /* the worst failure, the first of a kind */
     long ok_text = -1; /* the first accepting delivery with a text of its own */
+    bool queued = false;
+    txn_clear_shares(t);
     for (size_t i = 0; i < d->n_groups; i++) {
-        long k = group_outcome(d, &d->groups[i]);
+        const struct delivery_group *g = &d->groups[i];
+        if (g->mode == CONFIG_DELIVERY_QUEUE) {
+            queued = true;
+            continue;
+        }
+        long k = group_outcome(d, g);
         if (k < 0) { /* nothing could even start: a local failure */
             worst = -2;
             break;
         }
         unsigned code = t->deliveries[k].reply.code;
+        if (g->mode == CONFIG_DELIVERY_SYNC_THEN_QUEUE && code / 100 == 4) {
+            queued = true;
+            continue;
+        }
         if (delivery_rank(code) > (worst < 0 ? 0 : delivery_rank(t->deliveries[worst].reply.code)))
             worst = k;
         if (code < 300 && ok_text < 0 && d->jobs[k]->app_reply)
             ok_text = k;
     }
     struct app_reply *r = &t->reply;
-    if (worst == -2 || d->n_groups == 0) {
+    if (worst == -2 || d->n_groups == 0 || (worst < 0 && queued && delivery_queue_shares(d) != 0)) {
+        txn_clear_shares(t);
         r->code = delivery_local.code;
         snprintf(r->esc, sizeof(r->esc), "%s", delivery_local.esc);
         snprintf(r->text, sizeof(r->text), "Error: local problem, try again later (id %s)",
                  t->env.id);
+        return;
+    }
+    if (worst < 0 && queued) {
+        r->code = delivery_ok.code;
+        snprintf(r->esc, sizeof(r->esc), "%s", delivery_ok.esc);
+        snprintf(r->text, sizeof(r->text), "Ok: queued as %s", t->env.id);
         return;
     }
     long k = worst >= 0 ? worst : ok_text;
@@ -694,6 +804,8 @@ static void job_give_up(struct delivery_job *job, const struct delivery_reply *w
  * endpoint in the first round; "failover" the one it tries next, until it is settled. */
 static bool group_wants(const struct delivery_group *g, size_t pos, bool first)
 {
+    if (g->mode == CONFIG_DELIVERY_QUEUE)
+        return false; /* the queue posts it, after the reply */
     if (g->policy == CONFIG_ROUTE_ALL)
         return first;
     return !g->settled && g->current < 0 && g->next == pos;
@@ -888,6 +1000,9 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         delivery_choose(ep, resp, body_size, &td->reply, &retry, &app, &why);
     job->app_reply = app;
     td->status = resp->status;
+    td->has_retry_after =
+        resp->retry_after != NULL && retry_after_parse(resp->retry_after, strlen(resp->retry_after),
+                                                       log_unix_ms(), &td->retry_after_ms);
     td->failure = resp->failure != HTTP_FAILURE_NONE || !resp->headers_complete ? def.text : NULL;
     if (why != NULL) {
         char value[APP_REPLY_TEXT_MAX + 32];
@@ -940,10 +1055,9 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
         st.last_took_ms = now - job->attempt_ms;
         st.random = 0;
         uv_random(NULL, NULL, &st.random, sizeof(st.random), 0, NULL);
-        if (resp->retry_after != NULL)
-            st.has_retry_after = retry_after_parse(resp->retry_after, strlen(resp->retry_after),
-                                                   log_unix_ms(), &st.retry_after_ms);
-        if (retry_next(&ep->retry, &st, &delay)) {
+        st.has_retry_after = td->has_retry_after;
+        st.retry_after_ms = td->retry_after_ms;
+        if (!d->once && retry_next(&ep->retry, &st, &delay)) {
             log_info("txn id=%s endpoint %s attempt %u: %u %s; next attempt in %" PRIu64 " ms",
                      t->env.id, ep->name, td->attempts, td->reply.code, td->reply.esc, delay);
             job->state = JOB_WAITING;
@@ -1321,6 +1435,7 @@ static int delivery_group_add(struct delivery *d, long r)
     const struct txn *t = d->t;
     struct delivery_group *g = &d->groups[d->n_groups++];
     g->current = -1;
+    g->mode = config_route_delivery(cfg, r);
     if (r >= 0) {
         g->endpoints = cfg->routes[r].endpoints;
         g->n_endpoints = cfg->routes[r].n_endpoints;
@@ -1368,6 +1483,65 @@ static int delivery_groups(struct delivery *d)
     return 0;
 }
 
+/* delivery_share_group - the one group of a queued share: its endpoints and policy, every
+ * recipient of t (which holds the share's only), sent now. 0 or SH_ENOMEM. */
+static int delivery_share_group(struct delivery *d, const struct txn_share *share)
+{
+    const struct txn *t = d->t;
+    d->groups = calloc(1, sizeof(*d->groups));
+    d->mark = calloc(t->env.n_rcpt > 0 ? t->env.n_rcpt : 1, sizeof(*d->mark));
+    if (d->groups == NULL || d->mark == NULL)
+        return SH_ENOMEM;
+    struct delivery_group *g = &d->groups[d->n_groups++];
+    g->current = -1;
+    g->mode = CONFIG_DELIVERY_SYNC;
+    g->endpoints = share->endpoints;
+    g->n_endpoints = share->n_endpoints;
+    g->policy = share->failover ? CONFIG_ROUTE_FAILOVER : CONFIG_ROUTE_ALL;
+    g->rcpts = calloc(t->env.n_rcpt > 0 ? t->env.n_rcpt : 1, sizeof(*g->rcpts));
+    g->dels = calloc(g->n_endpoints > 0 ? g->n_endpoints : 1, sizeof(*g->dels));
+    if (g->rcpts == NULL || g->dels == NULL)
+        return SH_ENOMEM;
+    for (size_t i = 0; i < t->env.n_rcpt; i++)
+        g->rcpts[g->n_rcpts++] = i;
+    for (size_t i = 0; i < g->n_endpoints; i++)
+        g->dels[i] = -1;
+    return 0;
+}
+
+/* delivery_begin - the delivery d starts: its deadline, then the first attempts from the
+ * loop (a zero timer), so done can never run inside the caller. */
+static void delivery_begin(struct delivery *d, delivery_done_fn done, void *arg)
+{
+    struct delivery_context *ctx = d->ctx;
+    d->done = done;
+    d->arg = arg;
+    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
+    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
+        d->deadline = ctx->stop_at;
+    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
+}
+
+/* delivery_start_share - see delivery.h. */
+int delivery_start_share(struct delivery_context *ctx, struct txn *t, const struct txn_share *share,
+                         delivery_done_fn done, void *arg, struct delivery **out)
+{
+    *out = NULL;
+    if (done == NULL || share->n_endpoints == 0)
+        return SH_EINVAL;
+    for (size_t i = 0; i < share->n_endpoints; i++) {
+        if (share->endpoints[i] >= ctx->cfg->n_endpoints)
+            return SH_EINVAL;
+    }
+    struct delivery *d = delivery_new(ctx, t, share);
+    if (d == NULL)
+        return SH_ENOMEM;
+    d->once = true;
+    delivery_begin(d, done, arg);
+    *out = d;
+    return 0;
+}
+
 /* delivery_start - see delivery.h. The first attempts start from the loop (a zero timer),
  * so done can never run inside this call. */
 int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn done, void *arg,
@@ -1377,15 +1551,10 @@ int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn
         *out = NULL;
     if (done == NULL || ctx->cfg->n_endpoints == 0)
         return SH_EINVAL;
-    struct delivery *d = delivery_new(ctx, t);
+    struct delivery *d = delivery_new(ctx, t, NULL);
     if (d == NULL)
         return SH_ENOMEM;
-    d->done = done;
-    d->arg = arg;
-    d->deadline = uv_now(ctx->loop) + ctx->cfg->limits.transaction_timeout_ms;
-    if (ctx->stop_at != 0 && ctx->stop_at < d->deadline)
-        d->deadline = ctx->stop_at;
-    uv_timer_start(&d->timer, delivery_on_timer, 0, 0);
+    delivery_begin(d, done, arg);
     if (out != NULL)
         *out = d;
     return 0;
@@ -1405,7 +1574,8 @@ static void delivery_commit_round(struct delivery *d)
 
 /* delivery_new - a delivery of t with its groups, its timer not started. NULL without
  * memory. */
-static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t)
+static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t,
+                                     const struct txn_share *share)
 {
     struct delivery *d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -1416,7 +1586,7 @@ static struct delivery *delivery_new(struct delivery_context *ctx, struct txn *t
     free(t->deliveries);
     t->deliveries = NULL;
     t->n_deliveries = 0;
-    if (delivery_groups(d) != 0) {
+    if ((share != NULL ? delivery_share_group(d, share) : delivery_groups(d)) != 0) {
         delivery_free(d);
         return NULL;
     }
@@ -1436,7 +1606,7 @@ int delivery_stream_open(struct delivery_context *ctx, struct txn *t, struct del
     *out = NULL;
     if (ctx->cfg->n_endpoints == 0 || t->spool == NULL)
         return 0;
-    struct delivery *d = delivery_new(ctx, t);
+    struct delivery *d = delivery_new(ctx, t, NULL);
     if (d == NULL)
         return SH_ENOMEM;
     d->streaming = true;

@@ -305,6 +305,42 @@ static void server_collect(void *arg, struct stats *st)
     int64_t when = 0;
     for (size_t k = 0; tls_server_expiry(srv->gen->tls, k, &when); k++)
         stats_set_expiry(st, k, when);
+    if (srv->queue != NULL)
+        queue_collect(srv->queue, st);
+}
+
+/* server_queue_acquire - queue_hooks.acquire: the current generation's deliveries, held
+ * (a reference) for one background attempt. */
+static struct delivery_context *server_queue_acquire(void *arg, const struct config **cfg,
+                                                     void **token)
+{
+    struct server *srv = arg;
+    *token = NULL;
+    if (srv->gen == NULL)
+        return NULL;
+    srv->gen->refs++;
+    *token = srv->gen;
+    *cfg = srv->gen->cfg;
+    return srv->gen->delivery;
+}
+
+/* server_queue_release - queue_hooks.release: the attempt is over. */
+static void server_queue_release(void *arg, void *token)
+{
+    (void)arg;
+    server_gen_unref(token);
+}
+
+/* server_open_queue - the queue, the first time a configuration queues. 0 or an error. */
+static int server_open_queue(struct server *srv, const struct config *cfg)
+{
+    if (!cfg->uses_queue || srv->queue != NULL)
+        return 0;
+    struct queue_hooks hooks = {server_queue_acquire, server_queue_release, srv};
+    if (queue_open(srv->loop, cfg, &hooks, &srv->queue) != 0)
+        return UV_EIO;
+    queue_set_stats(srv->queue, srv->stats);
+    return 0;
 }
 
 /* server_render_metrics - admin_hooks.metrics: the Prometheus text of /metrics. */
@@ -464,6 +500,7 @@ static int server_gen_new(struct server *srv, struct config *cfg, bool owns,
     sh->identified = server_conn_identified;
     sh->rate_take = server_rate_take;
     sh->stats = srv->stats;
+    sh->queue = srv->queue;
     *out = gen;
     return 0;
 }
@@ -570,6 +607,11 @@ static void server_reload(struct server *srv)
     log_set_level((enum log_level)cfg->log_level);
     log_set_format((enum log_format)cfg->log_format);
     struct server_gen *gen = NULL;
+    if (server_open_queue(srv, cfg) != 0) {
+        log_error("reload failed, the running configuration stays: the queue cannot be opened");
+        config_free(cfg);
+        return;
+    }
     if (server_gen_new(srv, cfg, true, &gen, err, sizeof(err)) != 0) {
         log_error("reload failed, the running configuration stays: %s", err);
         config_free(cfg);
@@ -592,6 +634,8 @@ static void server_reload(struct server *srv)
     srv->gens = gen;
     srv->gen = gen;
     srv->cfg = cfg;
+    if (srv->queue != NULL)
+        queue_configure(srv->queue, cfg);
     log_info("reloaded: %zu listener(s), %zu endpoint(s), %zu route(s); open connections keep "
              "the configuration they started with",
              cfg->n_listeners, cfg->n_endpoints, cfg->n_routes);
@@ -616,6 +660,9 @@ static void server_release(struct server *srv)
     uv_close((uv_handle_t *)&srv->delay_timer, NULL);
     admin_stop(srv->admin);
     srv->admin = NULL;
+    queue_close(srv->queue); /* attempts still running are cut off: tried again at the next
+                              * start, with the same key */
+    srv->queue = NULL;
     stats_free(srv->stats);
     srv->stats = NULL;
     while (srv->gens != NULL) { /* no connection is left to hold one */
@@ -666,6 +713,8 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
         rc = UV_ENOMEM;
         goto fail;
     }
+    if ((rc = server_open_queue(srv, cfg)) != 0)
+        goto fail;
     struct server_gen *gen = NULL;
     char err[512];
     if ((rc = server_gen_new(srv, (struct config *)cfg, false, &gen, err, sizeof(err))) != 0) {
@@ -745,6 +794,7 @@ void server_stop(struct server *srv)
     uv_timer_stop(&srv->delay_timer);
     log_info("stopping: %u connection(s) open", srv->n_conns);
     close_listeners(srv);
+    queue_stop(srv->queue);
     /* Deliveries end a little before the bound, so that their replies still go out. */
     uint64_t bound = srv->cfg->limits.shutdown_timeout_ms;
     for (struct server_gen *gen = srv->gens; gen != NULL; gen = gen->next)

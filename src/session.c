@@ -186,6 +186,13 @@ void session_set_tls_policy(struct session *s, bool offer_starttls, bool require
     s->tls_required = require_tls;
 }
 
+/* session_set_room_probe - see session.h. */
+void session_set_room_probe(struct session *s, session_room_fn fn, void *arg)
+{
+    s->no_room = fn;
+    s->no_room_arg = arg;
+}
+
 /* session_set_route_probe - see session.h. */
 void session_set_route_probe(struct session *s, session_route_down_fn fn, void *arg)
 {
@@ -354,6 +361,10 @@ static enum session_action do_mail(struct session *s, const struct smtp_command 
         reply_write(out, REPLY_RATE_MESSAGES, NULL); /* the client comes back later */
         return SESSION_ACTION_NONE;
     }
+    if (s->no_room != NULL && s->no_room(s->no_room_arg, SESSION_ANY_ROUTE)) {
+        reply_write(out, REPLY_QUEUE_FULL, NULL);
+        return SESSION_ACTION_NONE;
+    }
 
     char id[ENVELOPE_ID_MAX + 1];
     snprintf(id, sizeof(id), "%s.%u", s->id_prefix, s->transactions + 1);
@@ -506,6 +517,10 @@ static enum rcpt_kind rcpt_decide(struct session *s, const struct smtp_command *
         /* Its app is known to be down: this recipient waits (the sender tries it again
          * later), the others of the message go where they can, and it binds no route. */
         *id = REPLY_ROUTE_DOWN;
+        return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
+    }
+    if (s->no_room != NULL && s->no_room(s->no_room_arg, *route)) {
+        *id = REPLY_QUEUE_FULL; /* as for a route that is down */
         return s->rcpt_overshoot++ < SESSION_RCPT_OVERSHOOT_MAX ? RCPT_SOFT : RCPT_ERROR;
     }
     if (s->cfg->n_routes > 0) {

@@ -44,6 +44,22 @@ int spool_new(const char *directory, uint64_t memory_bytes, struct spool **out)
     return 0;
 }
 
+/* spool_open_fd - see spool.h. */
+int spool_open_fd(int fd, uint64_t size, struct spool **out)
+{
+    *out = NULL;
+    struct spool *sp = calloc(1, sizeof(*sp));
+    if (sp == NULL || (sp->directory = strdup("/")) == NULL) {
+        free(sp);
+        close(fd);
+        return SH_ENOMEM;
+    }
+    sp->fd = fd;
+    sp->size = size;
+    *out = sp;
+    return 0;
+}
+
 /* write_all - write len bytes to fd at offset, across short writes and EINTR. Explicit
  * offsets (pwrite) mean a failed, partial write leaves nothing to undo: the next append
  * writes at size again and readers never look past size. 0 or SH_EIO. */

@@ -26,6 +26,8 @@ struct stats {
     struct metric_family *open, *accepted, *refused, *replies, *messages, *bytes, *sizes;
     struct metric_family *transactions, *requests, *duration, *handshakes, *tls_failures;
     struct metric_family *expiry, *dropped, *rate_limited;
+    struct metric_family *q_entries, *q_bytes, *q_oldest, *q_attempts, *q_dead;
+    struct metric_series *q_oldest_s;
     struct metric_series *accepted_s, *messages_s, *bytes_s, *sizes_s, *tls_failures_s;
     struct metric_series *outcome[3]; /* delivered, deferred, rejected */
 };
@@ -101,6 +103,27 @@ static int stats_register(struct stats *st)
         rc = metrics_gauge(m, "smtphook_certificate_expiry_timestamp_seconds",
                            "When each configured certificate expires (Unix time).",
                            STATS_LABELS("index"), &st->expiry);
+    if (rc == 0)
+        rc = metrics_gauge(m, "smtphook_queue_entries",
+                           "Queued entries waiting for delivery, by (first) endpoint.",
+                           STATS_LABELS("endpoint"), &st->q_entries);
+    if (rc == 0)
+        rc = metrics_gauge(m, "smtphook_queue_bytes",
+                           "Message bytes of the queued entries, by (first) endpoint.",
+                           STATS_LABELS("endpoint"), &st->q_bytes);
+    if (rc == 0)
+        rc = metrics_gauge(m, "smtphook_queue_oldest_entry_age_seconds",
+                           "Age of the oldest queued entry (0 when the queue is empty).", NULL,
+                           &st->q_oldest);
+    if (rc == 0)
+        rc = metrics_counter(m, "smtphook_queue_attempts_total",
+                             "Background delivery attempts of queued entries, by endpoint and "
+                             "outcome (delivered, deferred, refused).",
+                             STATS_LABELS("endpoint", "outcome"), &st->q_attempts);
+    if (rc == 0)
+        rc = metrics_counter(m, "smtphook_queue_dead_letters_total",
+                             "Queued entries given up (refused, or too old), by endpoint.",
+                             STATS_LABELS("endpoint"), &st->q_dead);
     return rc;
 }
 
@@ -124,6 +147,7 @@ int stats_new(const struct config *cfg, struct stats **out)
     st->bytes_s = metrics_series(m, st->bytes, NULL);
     st->sizes_s = metrics_series(m, st->sizes, NULL);
     st->tls_failures_s = metrics_series(m, st->tls_failures, NULL);
+    st->q_oldest_s = cfg->uses_queue ? metrics_series(m, st->q_oldest, NULL) : NULL;
     static const char *const outcomes[3] = {"delivered", "deferred", "rejected"};
     for (size_t i = 0; i < 3; i++)
         st->outcome[i] = metrics_series(m, st->transactions, STATS_LABELS(outcomes[i]));
@@ -132,6 +156,8 @@ int stats_new(const struct config *cfg, struct stats **out)
         for (size_t k = 0; k < STATS_CLASSES; k++)
             metrics_series(m, st->requests, STATS_LABELS(name, stats_classes[k]));
         metrics_series(m, st->duration, STATS_LABELS(name));
+        if (cfg->uses_queue)
+            metrics_series(m, st->q_dead, STATS_LABELS(name));
     }
     *out = st;
     return 0;
@@ -264,4 +290,39 @@ void stats_tls(struct stats *st, const char *version)
         metrics_inc(st->tls_failures_s);
     else
         metrics_inc(metrics_series(st->m, st->handshakes, STATS_LABELS(version)));
+}
+
+/* stats_queue_depth - see stats.h. */
+void stats_queue_depth(struct stats *st, const char *endpoint, uint64_t entries, uint64_t bytes)
+{
+    if (st == NULL)
+        return;
+    metrics_set(metrics_series(st->m, st->q_entries, STATS_LABELS(endpoint)), (double)entries);
+    metrics_set(metrics_series(st->m, st->q_bytes, STATS_LABELS(endpoint)), (double)bytes);
+}
+
+/* stats_queue_oldest - see stats.h. */
+void stats_queue_oldest(struct stats *st, double seconds)
+{
+    if (st == NULL)
+        return;
+    if (st->q_oldest_s == NULL)
+        st->q_oldest_s = metrics_series(st->m, st->q_oldest, NULL);
+    metrics_set(st->q_oldest_s, seconds);
+}
+
+/* stats_queue_attempt - see stats.h. */
+void stats_queue_attempt(struct stats *st, const char *endpoint, const char *outcome)
+{
+    if (st == NULL)
+        return;
+    metrics_inc(metrics_series(st->m, st->q_attempts, STATS_LABELS(endpoint, outcome)));
+}
+
+/* stats_queue_dead - see stats.h. */
+void stats_queue_dead(struct stats *st, const char *endpoint)
+{
+    if (st == NULL)
+        return;
+    metrics_inc(metrics_series(st->m, st->q_dead, STATS_LABELS(endpoint)));
 }

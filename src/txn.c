@@ -101,7 +101,47 @@ void txn_free(struct txn *t)
     digest_free(t->hash);
     free(t->deliveries);
     free(t->head);
+    txn_clear_shares(t);
     free(t);
+}
+
+/* txn_clear_shares - see txn.h. */
+void txn_clear_shares(struct txn *t)
+{
+    for (size_t i = 0; i < t->n_shares; i++) {
+        free(t->shares[i].endpoints);
+        free(t->shares[i].rcpts);
+    }
+    free(t->shares);
+    t->shares = NULL;
+    t->n_shares = 0;
+}
+
+/* txn_add_share - see txn.h. */
+int txn_add_share(struct txn *t, const size_t *endpoints, size_t n_endpoints, bool failover,
+                  const size_t *rcpts, size_t n_rcpts)
+{
+    struct txn_share *list = realloc(t->shares, (t->n_shares + 1) * sizeof(*list));
+    if (list == NULL)
+        return SH_ENOMEM;
+    t->shares = list;
+    struct txn_share *sh = &list[t->n_shares];
+    memset(sh, 0, sizeof(*sh));
+    sh->endpoints = malloc((n_endpoints > 0 ? n_endpoints : 1) * sizeof(*sh->endpoints));
+    sh->rcpts = malloc((n_rcpts > 0 ? n_rcpts : 1) * sizeof(*sh->rcpts));
+    if (sh->endpoints == NULL || sh->rcpts == NULL) {
+        free(sh->endpoints);
+        free(sh->rcpts);
+        return SH_ENOMEM;
+    }
+    memcpy(sh->endpoints, endpoints, n_endpoints * sizeof(*endpoints));
+    memcpy(sh->rcpts, rcpts, n_rcpts * sizeof(*rcpts));
+    sh->n_endpoints = n_endpoints;
+    sh->n_rcpts = n_rcpts;
+    sh->failover = failover;
+    txn_key(t, rcpts, n_rcpts, sh->key);
+    t->n_shares++;
+    return 0;
 }
 
 /* txn_add_rcpt - see txn.h. */
@@ -321,8 +361,11 @@ void txn_log(const struct txn *t, int64_t now_ms)
     log_sanitize(helo, sizeof(helo), env->helo ? env->helo : "", env->helo ? strlen(env->helo) : 0);
     txn_log_deliveries(t, eps, sizeof(eps));
     int64_t start = t->data_started_ms != 0 ? t->data_started_ms : env->received_at_ms;
+    char queued[32] = "";
+    if (t->n_shares > 0)
+        snprintf(queued, sizeof(queued), " queued=%zu", t->n_shares);
     log_info("txn id=%s client=%s:%u helo=%s from=<%s> rcpts=%zu size=%" PRIu64
-             " endpoints=%s reply=\"%u %s\" ms=%" PRId64,
+             " endpoints=%s%s reply=\"%u %s\" ms=%" PRId64,
              env->id, env->client_address ? env->client_address : "", env->client_port, helo, from,
-             env->n_rcpt, env->size, eps, t->reply.code, t->reply.esc, now_ms - start);
+             env->n_rcpt, env->size, eps, queued, t->reply.code, t->reply.esc, now_ms - start);
 }

@@ -18,6 +18,7 @@
 
 #include "smtphook/config.h"
 #include "smtphook/delivery.h"
+#include "smtphook/queue.h"
 #include "smtphook/rate.h"
 #include "smtphook/rcpt_check.h"
 #include "smtphook/reply.h"
@@ -44,6 +45,7 @@ struct conn_shared {
     bool (*rate_take)(void *arg, enum rate_kind kind);     /* one more message or recipient from
                                               the client: false when its rate is spent */
     struct stats *stats; /* the metrics, NULL without the admin port */
+    struct queue *queue; /* the durable queue, NULL when no route queues */
 };
 
 /* conn_new - a connection for listener l, not yet accepted: the caller uv_accept()s into

@@ -21,7 +21,13 @@
  * transaction's deadline (limits.transaction_timeout_ms, a timer of its own). An endpoint's
  * circuit breaker (breaker.h) answers 451 at once while it is open.
  * The worst result wins: a permanent failure of any route, else a temporary one, else
- * success. */
+ * success.
+ *
+ * A route whose "delivery" is "queue" gets no request now: when the rest of the message
+ * succeeded, its shares (one per endpoint; a failover route's endpoints together) go into
+ * t->shares and the reply is "250 2.0.0 Ok: queued as ID", which the caller may send only
+ * once the queue has written them. A "sync_then_queue" route is tried as "sync"; what
+ * failed for now becomes a share in the same way. Neither route is ever "down" at RCPT. */
 #ifndef SMTPHOOK_DELIVERY_H
 #define SMTPHOOK_DELIVERY_H
 
@@ -95,6 +101,9 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
  * any of its endpoints refusing; "failover": every one refusing. Changes nothing. */
 bool delivery_route_down(const struct delivery_context *ctx, long route);
 
+/* delivery_endpoint_refusing - does endpoint ep's breaker refuse requests now? */
+bool delivery_endpoint_refusing(const struct delivery_context *ctx, size_t ep);
+
 /* delivery_context_set_stats - report each webhook request to st (NULL: nowhere). */
 void delivery_context_set_stats(struct delivery_context *ctx, struct stats *st);
 
@@ -113,6 +122,14 @@ void delivery_context_free(struct delivery_context *ctx);
  * 0 or SH_ENOMEM; on error done is not called. */
 int delivery_start(struct delivery_context *ctx, struct txn *t, delivery_done_fn done, void *arg,
                    struct delivery **out);
+
+/* delivery_start_share - one attempt of a queued share (queue.h): t holds the share's
+ * recipients only; its endpoint (or a failover share's endpoints in order, the next after
+ * a temporary failure) gets one request each, without retries (the queue schedules them),
+ * under the endpoint's breaker. done as for delivery_start. 0, SH_EINVAL (an endpoint index
+ * out of range) or SH_ENOMEM. */
+int delivery_start_share(struct delivery_context *ctx, struct txn *t, const struct txn_share *share,
+                         delivery_done_fn done, void *arg, struct delivery **out);
 
 /* Streamed transfer (endpoints with "stream"): the delivery opens when the body starts,
  * before the message is complete. Only the requests of streaming endpoints start then; they

@@ -16,7 +16,8 @@
     X(CANCELED, -7, "operation canceled")                                                          \
     X(TOOBIG, -8, "too big")                                                                       \
     X(NET, -9, "network error")                                                                    \
-    X(AGAIN, -10, "not available yet")
+    X(AGAIN, -10, "not available yet")                                                             \
+    X(NOSPACE, -11, "no space left")
 
 enum sh_error {
     SH_OK = 0,

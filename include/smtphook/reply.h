@@ -66,6 +66,7 @@
       "Error: envelope too large for the web app's request headers")                               \
     X(TLS_UNAVAILABLE, 454, "4.7.0", "TLS not available")                                          \
     X(LOCAL_ERROR, 451, "4.3.0", "Error: local problem, try again later")                          \
+    X(QUEUE_FULL, 452, "4.3.1", "Error: queue full, try again later")                              \
     X(TOO_MANY_ERRORS, 421, "4.7.0", "{} Error: too many errors")                                  \
     X(TIMEOUT, 421, "4.4.2", "{} Error: timeout exceeded")                                         \
     X(COMMAND_TIMEOUT, 421, "4.4.2", "{} Error: command line not completed in time")               \

@@ -17,6 +17,7 @@
 #include "smtphook/admin.h"
 #include "smtphook/conn.h"
 #include "smtphook/http_client.h"
+#include "smtphook/queue.h"
 #include "smtphook/tls.h"
 
 #define SERVER_READ_BUFFER_BYTES 65536 /* one buffer for all reads, not one per connection */
@@ -54,6 +55,7 @@ struct server {
     uv_timer_t delay_timer;            /* SIGTERM: unready, then the stop after shutdown_delay */
     struct admin *admin;               /* the admin port, NULL when not configured */
     struct stats *stats;               /* what /metrics shows, NULL without the admin port */
+    struct queue *queue;               /* the durable queue, NULL until a route queues */
     bool ready;                        /* listening, not draining */
     bool draining;                     /* SIGTERM came: unready, the stop follows */
     uv_signal_t sigterm;               /* SIGTERM: graceful stop */

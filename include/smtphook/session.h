@@ -71,6 +71,11 @@ struct session_rcpt {
  * index into config.routes, -1 without routes. */
 typedef bool (*session_route_down_fn)(void *arg, long route);
 
+/* Asked at MAIL (route SESSION_ANY_ROUTE) and at RCPT (its route, -1 without routes): is
+ * there no room for another message that goes this way (the queue is full)? */
+typedef bool (*session_room_fn)(void *arg, long route);
+#define SESSION_ANY_ROUTE (-2L)
+
 /* Hears the code of the first reply each command line got. */
 typedef void (*session_reply_fn)(void *arg, enum smtp_verb verb, unsigned code);
 
@@ -84,6 +89,8 @@ struct session {
     bool esmtp;                       /* EHLO was used */
     session_route_down_fn route_down; /* see session_set_route_probe, or NULL */
     void *route_down_arg;             /* passed to route_down */
+    session_room_fn no_room;          /* see session_set_room_probe, or NULL */
+    void *no_room_arg;                /* passed to no_room */
     session_rate_fn rate;             /* see session_set_rate_limit, or NULL */
     session_reply_fn on_reply;        /* see session_set_reply_hook, or NULL */
     void *on_reply_arg;               /* passed to on_reply */
@@ -142,6 +149,11 @@ void session_set_tls_policy(struct session *s, bool offer_starttls, bool require
  * (the default): never. A recipient of a route that is down gets 451 4.4.1 at once, so the
  * rest of the message goes where it can and only those recipients wait. */
 void session_set_route_probe(struct session *s, session_route_down_fn fn, void *arg);
+
+/* session_set_room_probe - how to learn at MAIL and RCPT that a message could not be
+ * stored (the queue is full); NULL (the default): never. Either gets 452 4.3.1 (RFC 3463
+ * "mail system full"), not counted as an error: the sender tries again later. */
+void session_set_room_probe(struct session *s, session_room_fn fn, void *arg);
 
 /* session_tls_started - a handshake finished (after STARTTLS, or before the greeting on an
  * implicit TLS listener): record the facts (pointers kept until the next MAIL copies them

@@ -15,6 +15,11 @@ struct spool;
 /* spool_new - an empty spool; files go to directory. 0, SH_ENOMEM. */
 int spool_new(const char *directory, uint64_t memory_bytes, struct spool **out);
 
+/* spool_open_fd - a spool over an existing file's first size bytes (a queued message): it
+ * takes fd, read with pread and closed by spool_free. Appending is not meant for it.
+ * 0 or SH_ENOMEM (fd is closed then). */
+int spool_open_fd(int fd, uint64_t size, struct spool **out);
+
 /* spool_append - add bytes at the end. 0, SH_ENOMEM or SH_EIO (file creation or write). */
 int spool_append(struct spool *sp, const char *data, size_t len);
 

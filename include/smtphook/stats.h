@@ -85,4 +85,17 @@ void stats_webhook(struct stats *st, const char *endpoint, long status, double s
  * it failed. */
 void stats_tls(struct stats *st, const char *version);
 
+/* stats_queue_depth - entries and their bytes queued for endpoint now (a collector). */
+void stats_queue_depth(struct stats *st, const char *endpoint, uint64_t entries, uint64_t bytes);
+
+/* stats_queue_oldest - the oldest queued entry's age, in seconds (a collector). */
+void stats_queue_oldest(struct stats *st, double seconds);
+
+/* stats_queue_attempt - one background attempt for endpoint ended: "delivered", "deferred"
+ * or "refused". */
+void stats_queue_attempt(struct stats *st, const char *endpoint, const char *outcome);
+
+/* stats_queue_dead - an entry for endpoint became a dead letter. */
+void stats_queue_dead(struct stats *st, const char *endpoint);
+
 #endif

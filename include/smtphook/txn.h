@@ -60,6 +60,19 @@ struct txn_delivery {
     const char *failure;      /* why the last attempt got no answer (static), or NULL */
     uint64_t elapsed_ms;      /* from the first request to the last answer */
     struct app_reply reply;   /* what this endpoint's result alone answers */
+    bool has_retry_after;     /* the last answer asked for a wait (Retry-After) */
+    uint64_t retry_after_ms;  /* ... of this long */
+};
+
+/* A share of the message that the queue delivers after the reply (queue.h): one endpoint,
+ * or a failover route's endpoints in order, with the recipients routed there. */
+struct txn_share {
+    size_t *endpoints;        /* indices into config.endpoints, in order */
+    size_t n_endpoints;       /* entries in endpoints (>= 1) */
+    bool failover;            /* tried in order; else exactly one endpoint */
+    size_t *rcpts;            /* indices into env.rcpt_to, in RCPT order */
+    size_t n_rcpts;           /* entries in rcpts */
+    char key[DIGEST_HEX + 1]; /* its Idempotency-Key (txn_key of rcpts) */
 };
 
 struct txn {
@@ -86,6 +99,9 @@ struct txn {
     struct txn_delivery *deliveries;   /* one per endpoint the message goes to */
     size_t n_deliveries;               /* entries in deliveries */
     struct app_reply reply;            /* the reply the sender got (code 0 before) */
+    struct txn_share *shares;          /* what the queue is to deliver: the 250 in reply
+                                        * stands only once they are written (queue.h) */
+    size_t n_shares;                   /* entries in shares */
     void (*on_free)(void *arg);        /* called first by txn_free, or NULL: whoever streams
                                         * the body as it arrives hears that it is dropped */
     void *on_free_arg;                 /* passed to on_free */
@@ -94,6 +110,14 @@ struct txn {
 /* txn_new - a transaction for an accepted MAIL: the facts and the sender are copied.
  * 0 or SH_ENOMEM. */
 int txn_new(const struct txn_facts *facts, const char *mail_from, struct txn **out);
+
+/* txn_add_share - a share for the queue: copies of endpoints and rcpts; the key is made
+ * here. 0 or SH_ENOMEM. */
+int txn_add_share(struct txn *t, const size_t *endpoints, size_t n_endpoints, bool failover,
+                  const size_t *rcpts, size_t n_rcpts);
+
+/* txn_clear_shares - forget the shares (the message is not queued after all). */
+void txn_clear_shares(struct txn *t);
 
 /* txn_free - release everything the transaction owns; NULL is ignored. */
 void txn_free(struct txn *t);
@@ -132,7 +156,8 @@ void txn_key(const struct txn *t, const size_t *rcpts, size_t n_rcpts, char out[
 
 /* txn_log - the one log line of a transaction, with its reply and each delivery
  * (client text sanitized): "txn id=... client=... from=<...> rcpts=N size=N
- * endpoints=NAME:STATUS:MS:attempts=N,... reply="250 2.0.0" ms=N", ms counted from the start of the
+ * endpoints=NAME:STATUS:MS:attempts=N,... [queued=N] reply="250 2.0.0" ms=N" (queued:
+ * the entries the queue took, when it took any), ms counted from the start of the
  * body to now_ms. */
 void txn_log(const struct txn *t, int64_t now_ms);
 
