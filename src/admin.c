@@ -45,7 +45,7 @@ static enum MHD_Result admin_text(struct MHD_Connection *conn, unsigned status, 
 }
 
 /* admin_handle - MHD_AccessHandlerCallback: one request, answered at once. A request body is
- * not expected (GET and HEAD only) and never read. */
+ * not expected (GET and HEAD; POST under /queue takes none) and never read. */
 static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
@@ -58,6 +58,18 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *conn, cons
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* drop it */
         return MHD_YES;
+    }
+    if (strcmp(url, "/queue") == 0 || strncmp(url, "/queue/", 7) == 0) {
+        if (a->hooks.queue == NULL)
+            return admin_text(conn, MHD_HTTP_NOT_FOUND, "no queue: no route queues\n");
+        struct buf out = {0};
+        unsigned status = a->hooks.queue(a->hooks.arg, method, url, &out);
+        enum MHD_Result rc =
+            out.failed ? admin_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n")
+                       : admin_reply(conn, status, "application/json",
+                                     out.data != NULL ? out.data : "", out.len);
+        buf_free(&out);
+        return rc;
     }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return admin_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
@@ -88,7 +100,8 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *conn, cons
         text[n + w + 1] = '\0';
         return admin_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text);
     }
-    return admin_text(conn, MHD_HTTP_NOT_FOUND, "not found: /metrics /livez /readyz /healthz\n");
+    return admin_text(conn, MHD_HTTP_NOT_FOUND,
+                      "not found: /metrics /livez /readyz /healthz /queue\n");
 }
 
 /* on_admin_poll - the epoll descriptor is readable: let MHD work. */

@@ -16,6 +16,7 @@
 #include "smtphook/conn.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
+#include "smtphook/queue_json.h"
 
 #define SERVER_BACKLOG     511   /* listen(2) backlog, as nginx and Redis use */
 #define SERVER_ADDRESS_MAX 64    /* a client address as text */
@@ -329,6 +330,71 @@ static void server_queue_release(void *arg, void *token)
 {
     (void)arg;
     server_gen_unref(token);
+}
+
+/* server_json_error - {"error": text} into out; returns status. */
+static unsigned server_json_error(struct buf *out, unsigned status, const char *text)
+{
+    buf_append_str(out, "{\"error\":\"");
+    buf_append_str(out, text); /* ours: no quote or backslash */
+    buf_append_str(out, "\"}\n");
+    return status;
+}
+
+/* server_admin_queue - admin_hooks.queue: GET /queue, GET /queue/NAME, POST
+ * /queue/NAME/retry. */
+static unsigned server_admin_queue(void *arg, const char *method, const char *url, struct buf *out)
+{
+    struct server *srv = arg;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (srv->queue == NULL)
+        return server_json_error(out, 404, "no queue: no route queues");
+    struct queue_store *st = queue_store_of(srv->queue);
+    if (strcmp(url, "/queue") == 0 || strcmp(url, "/queue/") == 0) {
+        if (!get)
+            return server_json_error(out, 405, "GET only");
+        return queue_json_all(st, out) == 0 ? 200 : server_json_error(out, 500, "cannot list");
+    }
+    char name[QUEUE_ENTRY_NAME_MAX + 16];
+    const char *rest = url + strlen("/queue/");
+    const char *slash = strchr(rest, '/');
+    size_t n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+    if (n >= sizeof(name))
+        return server_json_error(out, 404, "no such entry");
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    if (!queue_entry_name_ok(name))
+        return server_json_error(out, 404, "no such entry");
+    if (slash != NULL) {
+        if (strcmp(slash, "/retry") != 0)
+            return server_json_error(out, 404, "not found: POST /queue/NAME/retry");
+        if (strcmp(method, "POST") != 0)
+            return server_json_error(out, 405, "POST only");
+        if (queue_retry(srv->queue, name) != 0)
+            return server_json_error(out, 404, "no such active entry");
+        log_info("admin: queue entry %s retried now", name);
+        buf_append_str(out, "{\"retried\":\"");
+        buf_append_str(out, name);
+        buf_append_str(out, "\"}\n");
+        return 200;
+    }
+    if (!get)
+        return server_json_error(out, 405, "GET only");
+    struct queue_entry e;
+    char why[256];
+    int rc = st->ops->read(st, QUEUE_ACTIVE, name, &e, why, sizeof(why));
+    if (rc == SH_ENOTFOUND) {
+        queue_entry_free(&e);
+        rc = st->ops->read(st, QUEUE_DEAD, name, &e, why, sizeof(why));
+    }
+    unsigned status = 200;
+    if (rc == 0 && queue_json_entry(&e, true, out) != 0)
+        status = server_json_error(out, 500, "out of memory");
+    else if (rc != 0)
+        status = server_json_error(out, rc == SH_ENOTFOUND ? 404 : 500,
+                                   rc == SH_ENOTFOUND ? "no such entry" : "cannot read it");
+    queue_entry_free(&e);
+    return status;
 }
 
 /* server_open_queue - the queue, the first time a configuration queues. 0 or an error. */
@@ -724,7 +790,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
     srv->gen = srv->gens = gen;
     srv->cfg = cfg;
     if (cfg->admin.enabled) {
-        struct admin_hooks hooks = {server_render_metrics, server_ready, srv};
+        struct admin_hooks hooks = {server_render_metrics, server_ready, server_admin_queue, srv};
         if (admin_start(loop, (const struct sockaddr *)&cfg->admin.addr, cfg->admin.addrlen, &hooks,
                         &srv->admin) != 0) {
             log_error("admin port %s: cannot listen (in use, or not an address of this machine)",

@@ -13,6 +13,8 @@
 #include "smtphook/server.h"
 #include "smtphook/tls.h"
 
+#include "queue_cli.h"
+
 #ifndef SMTPHOOK_VERSION
 #define SMTPHOOK_VERSION "0.0.0"
 #endif
@@ -22,8 +24,9 @@
 static const char usage_text[] =
     "Usage: smtphook [--config FILE] [--listen ADDR:PORT]... [--webhook URL]\n"
     "                [--hostname NAME] [--tls-cert FILE --tls-key FILE] [--admin ADDR:PORT]\n"
-    "                [--check-config]\n"
+    "                [--delivery MODE] [--queue-dir DIR] [--check-config]\n"
     "       smtphook --probe URL\n"
+    "       smtphook queue [--help] COMMAND ...  (the durable queue: list, show, retry, ...)\n"
     "\n"
     "Accepts mail over SMTP and POSTs every message to a web application.\n"
     "\n"
@@ -37,6 +40,10 @@ static const char usage_text[] =
     "                       file's \"tls.certificates\"; needs --tls-key\n"
     "      --tls-key FILE   PEM private key of --tls-cert\n"
     "      --admin ADDR     admin port (/metrics /livez /readyz), e.g. 127.0.0.1:9025\n"
+    "      --delivery MODE  sync (250 once the app answered 2xx), queue (250 once on\n"
+    "                       disk, delivered later) or sync_then_queue; the file's\n"
+    "                       top-level \"delivery\"\n"
+    "      --queue-dir DIR  the queue directory (\"queue.directory\")\n"
     "      --check-config   validate the configuration and exit\n"
     "      --probe URL      GET URL (e.g. http://127.0.0.1:9025/readyz), exit 0 on 2xx:\n"
     "                       a container's health check, with no shell or curl needed\n"
@@ -47,7 +54,8 @@ static const char usage_text[] =
     "\n"
     "Each option can come from the environment instead (the option wins):\n"
     "SMTPHOOK_CONFIG, SMTPHOOK_LISTEN (addresses separated by spaces or commas),\n"
-    "SMTPHOOK_WEBHOOK, SMTPHOOK_HOSTNAME, SMTPHOOK_TLS_CERT, SMTPHOOK_TLS_KEY, SMTPHOOK_ADMIN.\n";
+    "SMTPHOOK_WEBHOOK, SMTPHOOK_HOSTNAME, SMTPHOOK_TLS_CERT, SMTPHOOK_TLS_KEY, SMTPHOOK_ADMIN,\n"
+    "SMTPHOOK_DELIVERY, SMTPHOOK_QUEUE_DIR.\n";
 
 #define MAIN_PROBE_TIMEOUT_MS 5000L /* --probe gives up after this */
 
@@ -113,12 +121,20 @@ static struct config *main_reload(void *arg, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
-        {"webhook", required_argument, NULL, 'w'}, {"hostname", required_argument, NULL, 'n'},
-        {"check-config", no_argument, NULL, 'C'},  {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},          {"tls-cert", required_argument, NULL, 'T'},
-        {"tls-key", required_argument, NULL, 'K'}, {"admin", required_argument, NULL, 'A'},
-        {"probe", required_argument, NULL, 'P'},   {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"webhook", required_argument, NULL, 'w'},
+        {"hostname", required_argument, NULL, 'n'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"admin", required_argument, NULL, 'A'},
+        {"probe", required_argument, NULL, 'P'},
+        {"delivery", required_argument, NULL, 'D'},
+        {"queue-dir", required_argument, NULL, 'Q'},
+        {NULL, 0, NULL, 0},
     };
     const char *probe = NULL;
     const char *config_path = NULL;
@@ -126,6 +142,8 @@ int main(int argc, char **argv)
     struct config_overrides ov = {.listen = listen};
     int check_only = 0;
     int opt;
+    if (argc > 1 && strcmp(argv[1], "queue") == 0)
+        return queue_cli_main(argc - 1, argv + 1);
 
     while ((opt = getopt_long(argc, argv, "c:l:w:n:Vh", options, NULL)) != -1) {
         switch (opt) {
@@ -156,6 +174,12 @@ int main(int argc, char **argv)
             break;
         case 'P':
             probe = optarg;
+            break;
+        case 'D':
+            ov.delivery = optarg;
+            break;
+        case 'Q':
+            ov.queue_dir = optarg;
             break;
         case 'C':
             check_only = 1;
@@ -190,6 +214,8 @@ int main(int argc, char **argv)
     ov.tls_cert = main_env(ov.tls_cert, "SMTPHOOK_TLS_CERT");
     ov.tls_key = main_env(ov.tls_key, "SMTPHOOK_TLS_KEY");
     ov.admin = main_env(ov.admin, "SMTPHOOK_ADMIN");
+    ov.delivery = main_env(ov.delivery, "SMTPHOOK_DELIVERY");
+    ov.queue_dir = main_env(ov.queue_dir, "SMTPHOOK_QUEUE_DIR");
     static char listen_env[4096];
     if (main_env_listen(&ov, listen, listen_env, sizeof(listen_env)) != 0) {
         fprintf(stderr, "smtphook: SMTPHOOK_LISTEN: at most %d addresses\n", MAIN_MAX_LISTEN);

@@ -1,5 +1,6 @@
 /* admin.h - the admin port: GET /metrics (Prometheus text format), /livez, /readyz and its
- * alias /healthz, for orchestrators and monitoring. Off unless "admin.listen" is set.
+ * alias /healthz, for orchestrators and monitoring, and the queue (GET /queue, POST
+ * /queue/NAME/retry) for operators. Off unless "admin.listen" is set.
  *
  * Served by libmicrohttpd driven by the server's libuv loop: its epoll descriptor is one
  * uv_poll handle and its timeout one uv_timer; no thread, no parser of ours. Every answer is
@@ -22,6 +23,9 @@ struct admin_hooks {
     void (*metrics)(void *arg, struct buf *out);
     /* ready - may traffic be sent here? false with *why a static reason. */
     bool (*ready)(void *arg, const char **why);
+    /* queue - a request under /queue (GET /queue, GET /queue/NAME, POST /queue/NAME/retry):
+     * the status and a JSON body into out; NULL when there is no queue (404). */
+    unsigned (*queue)(void *arg, const char *method, const char *url, struct buf *out);
     void *arg;
 };
 
