@@ -102,6 +102,7 @@ struct queue {
 
 static void queue_tick(struct queue *q);
 static void queue_maybe_free(struct queue *q);
+static void queue_check_idle(struct queue *q);
 
 /* ---- the index -------------------------------------------------------------------------- */
 
@@ -314,6 +315,7 @@ static void queue_after_work(uv_work_t *req, int status)
         queue_start_batch(q);
     else if (!q->closing)
         queue_tick(q);
+    queue_check_idle(q);
     queue_maybe_free(q);
 }
 
@@ -584,6 +586,7 @@ static void queue_on_attempt(void *arg, struct txn *t)
     queue_run_free(run);
     if (!q->closing)
         queue_tick(q);
+    queue_check_idle(q);
     queue_maybe_free(q);
 }
 
@@ -955,6 +958,13 @@ void queue_stop(struct queue *q)
         return;
     q->stopped = true;
     uv_timer_stop(&q->timer);
+}
+
+/* queue_check_idle - a stopped queue with nothing running tells the server. */
+static void queue_check_idle(struct queue *q)
+{
+    if (q->stopped && !q->closing && queue_busy(q) == 0 && q->hooks.idle != NULL)
+        q->hooks.idle(q->hooks.arg);
 }
 
 /* queue_busy - see queue.h. */

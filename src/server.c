@@ -119,6 +119,15 @@ static void server_conn_closed(void *arg)
     struct server_gen *gen = sc->gen;
     free(sc);
     server_gen_unref(gen);
+    if (srv->stopping && srv->conns == NULL && queue_busy(srv->queue) == 0)
+        server_finish(srv);
+}
+
+/* server_queue_idle - queue_hooks.idle: the stopped queue's last attempt or write ended; a
+ * stopping server with no connection left ends now. */
+static void server_queue_idle(void *arg)
+{
+    struct server *srv = arg;
     if (srv->stopping && srv->conns == NULL)
         server_finish(srv);
 }
@@ -402,7 +411,7 @@ static int server_open_queue(struct server *srv, const struct config *cfg)
 {
     if (!cfg->uses_queue || srv->queue != NULL)
         return 0;
-    struct queue_hooks hooks = {server_queue_acquire, server_queue_release, srv};
+    struct queue_hooks hooks = {server_queue_acquire, server_queue_release, server_queue_idle, srv};
     if (queue_open(srv->loop, cfg, &hooks, &srv->queue) != 0)
         return UV_EIO;
     queue_set_stats(srv->queue, srv->stats);
@@ -871,7 +880,7 @@ void server_stop(struct server *srv)
         conn_shutdown(sc->conn);
         sc = next;
     }
-    if (srv->conns == NULL) {
+    if (srv->conns == NULL && queue_busy(srv->queue) == 0) {
         server_finish(srv);
         return;
     }

@@ -36,6 +36,7 @@ struct queue_ticket;
 struct queue_hooks {
     struct delivery_context *(*acquire)(void *arg, const struct config **cfg, void **token);
     void (*release)(void *arg, void *token);
+    void (*idle)(void *arg); /* after queue_stop: nothing runs any more (queue_busy is 0) */
     void *arg;
 };
 
@@ -78,7 +79,8 @@ struct queue_store *queue_store_of(struct queue *q);
 /* queue_collect - the queue's gauges into st (depth and bytes per endpoint, oldest age). */
 void queue_collect(struct queue *q, struct stats *st);
 
-/* queue_stop - start no more attempts nor writes; running ones go on. */
+/* queue_stop - start no more attempts; running ones and writes go on, and hooks.idle is
+ * called when the last of them has ended. */
 void queue_stop(struct queue *q);
 
 /* queue_busy - attempts or writes under way (a stop waits for them). */
