@@ -4,11 +4,15 @@ ConfigMap's config.json passes smtphook --check-config with the Secret's values,
 container ports are its listener and admin port, the probes ask /livez and /readyz on the
 admin port, the grace period outlasts the drain (shutdown_delay_ms + shutdown_timeout_ms),
 the Service and the PodDisruptionBudget select the Deployment's pods, and the root file
-system can be read-only (the spool on an emptyDir).
+system can be read-only (the spool on an emptyDir). statefulset-queue.yaml, the queue-mode
+variant, runs the same container with SMTPHOOK_DELIVERY=queue and its queue directory on a
+persistent volume per replica: the configuration passes --check-config with those
+variables, and the volume claim template is mounted where the queue directory lies.
 """
 
 import json
 import os
+import shutil
 import tempfile
 import unittest
 
@@ -95,6 +99,39 @@ class KubernetesTest(unittest.TestCase):
         self.assertIn(spool, mounts)
         vol = [v for v in self.pod["volumes"] if v["name"] == mounts[spool]][0]
         self.assertIn("emptyDir", vol)
+
+    def test_queue_statefulset_keeps_each_queue_on_its_own_volume(self):
+        sts = load("statefulset-queue.yaml")
+        self.assertEqual(sts["kind"], "StatefulSet")
+        pod = sts["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        env = {e["name"]: e["value"] for e in c["env"]}
+        self.assertEqual(env["SMTPHOOK_DELIVERY"], "queue")
+        claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        queue_dir = env["SMTPHOOK_QUEUE_DIR"]
+        self.assertTrue(any(name in claims and (queue_dir + "/").startswith(path + "/")
+                            for name, path in mounts.items()), (mounts, claims))
+        # the rest as the Deployment has it: probes, ports, grace, selectors, read-only root
+        self.assertEqual(c["ports"], self.container["ports"])
+        self.assertEqual(c["readinessProbe"], self.container["readinessProbe"])
+        self.assertEqual(c["livenessProbe"], self.container["livenessProbe"])
+        self.assertEqual(pod["terminationGracePeriodSeconds"],
+                         self.pod["terminationGracePeriodSeconds"])
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+        labels = sts["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(set(self.svc["spec"]["selector"].items()) <= set(labels.items()))
+        # the ConfigMap's configuration starts in queue mode with those variables
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "config.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dict(self.cfg, spool={"directory": d}), f)
+        p = run_binary(["--check-config", "--config", path],
+                       env=dict(self.secret["stringData"], SMTPHOOK_DELIVERY="queue",
+                                SMTPHOOK_QUEUE_DIR=os.path.join(d, "queue")))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(d, "queue")))
 
     def test_proxy_protocol_from_the_cluster_only(self):
         listener = self.cfg["listeners"][0]
