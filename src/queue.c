@@ -280,7 +280,10 @@ static void queue_after_work(uv_work_t *req, int status)
     struct queue *q = req->data;
     q->writing = false;
     struct queue_ticket *tk = q->batch;
-    size_t i = 0;
+    size_t i = 0, written = 0;
+    for (size_t k = 0; k < q->batch_n; k++)
+        written += status == 0 && q->batch_jobs[k].result == 0;
+    stats_queue_flush(q->stats, written);
     q->batch = NULL;
     while (tk != NULL) {
         struct queue_ticket *next = tk->next;

@@ -27,7 +27,8 @@ struct stats {
     struct metric_family *transactions, *requests, *duration, *handshakes, *tls_failures;
     struct metric_family *expiry, *dropped, *rate_limited;
     struct metric_family *q_entries, *q_bytes, *q_oldest, *q_attempts, *q_dead;
-    struct metric_series *q_oldest_s;
+    struct metric_series *q_oldest_s, *q_flushes_s, *q_written_s;
+    struct metric_family *q_flushes, *q_written;
     struct metric_series *accepted_s, *messages_s, *bytes_s, *sizes_s, *tls_failures_s;
     struct metric_series *outcome[3]; /* delivered, deferred, rejected */
 };
@@ -121,6 +122,15 @@ static int stats_register(struct stats *st)
                              "outcome (delivered, deferred, refused).",
                              STATS_LABELS("endpoint", "outcome"), &st->q_attempts);
     if (rc == 0)
+        rc = metrics_counter(m, "smtphook_queue_flushes_total",
+                             "Flushes to disk of queue writes (one covers every message written "
+                             "since the previous one).",
+                             NULL, &st->q_flushes);
+    if (rc == 0)
+        rc = metrics_counter(m, "smtphook_queue_written_messages_total",
+                             "Messages written to the queue (then answered 250).", NULL,
+                             &st->q_written);
+    if (rc == 0)
         rc = metrics_counter(m, "smtphook_queue_dead_letters_total",
                              "Queued entries given up (refused, or too old), by endpoint.",
                              STATS_LABELS("endpoint"), &st->q_dead);
@@ -148,6 +158,8 @@ int stats_new(const struct config *cfg, struct stats **out)
     st->sizes_s = metrics_series(m, st->sizes, NULL);
     st->tls_failures_s = metrics_series(m, st->tls_failures, NULL);
     st->q_oldest_s = cfg->uses_queue ? metrics_series(m, st->q_oldest, NULL) : NULL;
+    st->q_flushes_s = metrics_series(m, st->q_flushes, NULL);
+    st->q_written_s = metrics_series(m, st->q_written, NULL);
     static const char *const outcomes[3] = {"delivered", "deferred", "rejected"};
     for (size_t i = 0; i < 3; i++)
         st->outcome[i] = metrics_series(m, st->transactions, STATS_LABELS(outcomes[i]));
@@ -325,4 +337,13 @@ void stats_queue_dead(struct stats *st, const char *endpoint)
     if (st == NULL)
         return;
     metrics_inc(metrics_series(st->m, st->q_dead, STATS_LABELS(endpoint)));
+}
+
+/* stats_queue_flush - see stats.h. */
+void stats_queue_flush(struct stats *st, size_t written)
+{
+    if (st == NULL)
+        return;
+    metrics_inc(st->q_flushes_s);
+    metrics_add(st->q_written_s, (double)written);
 }

@@ -98,4 +98,7 @@ void stats_queue_attempt(struct stats *st, const char *endpoint, const char *out
 /* stats_queue_dead - an entry for endpoint became a dead letter. */
 void stats_queue_dead(struct stats *st, const char *endpoint);
 
+/* stats_queue_flush - one batch of queue writes flushed; written of its messages stored. */
+void stats_queue_flush(struct stats *st, size_t written);
+
 #endif

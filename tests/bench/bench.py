@@ -5,7 +5,7 @@
                                [--throughput-messages 10000] [--rounds 5] [--syscall-messages 1000]
                                [--callgrind-messages 200,600]
                                [--only idle,throughput,instructions,syscalls,size,tls,
-                                       formats,formats_rss,sign_latency,stream]
+                                       formats,formats_rss,sign_latency,stream,queue]
 
 Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - memory per idle connection (RSS growth with N connections that said nothing);
@@ -20,7 +20,11 @@ Measures, against the built binary on 127.0.0.1 with a real HTTP receiver:
   - peak RSS after a 5 KB message and after a 50 MB message (memory must not grow with
     message size: the body is streamed to a spool that moves to a temp file);
   - TLS: memory per idle connection after STARTTLS, smtphook CPU per full handshake and per
-    resumed one, and CPU per message over TLS (certificates made at run time by certs.py).
+    resumed one, and CPU per message over TLS (certificates made at run time by certs.py);
+  - queue mode next to sync mode: the sender's throughput with smtp-source when every 250
+    waits for the message to be on disk (the queue directory on /var/tmp, a real disk), the
+    flushes that took (one covers every message written since the previous one), and how
+    long the background delivery took to empty the queue.
 """
 
 import argparse
@@ -870,6 +874,71 @@ def bench_tls(binary, receiver, n_idle, messages):
         tb.close()
 
 
+def metric_value(admin_port, name):
+    """The value of an unlabelled metric on the admin port."""
+    import urllib.request
+    text = urllib.request.urlopen("http://%s:%d/metrics" % (helpers.HOST, admin_port),
+                                  timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def run_queue_mode(binary, fast, messages, mode, sessions):
+    """smtp-source through smtphook in delivery mode: (wall s of the sender, CPU ns, flushes,
+    seconds until the queue was empty after the sender finished)."""
+    qdir = tempfile.mkdtemp(prefix="smtphook-bench-queue-", dir="/var/tmp")
+    admin = helpers.free_port()
+    top = {"delivery": mode, "admin": {"listen": "%s:%d" % (helpers.HOST, admin)},
+           "queue": {"directory": qdir + "/q", "initial_backoff_ms": 1000,
+                     "max_in_flight": 16}}
+    sh = start(binary, fast, {}, domains=["*"], **top)
+    try:
+        pid = sh.proc.pid
+        cpu0 = cpu_ns(pid)
+        t0 = time.monotonic()
+        smtp_source(sh.port, messages, sessions)
+        wall = time.monotonic() - t0
+        drained = 0.0
+        if mode != "sync":
+            active = os.path.join(qdir, "q", "active")
+            while os.listdir(active) and time.monotonic() - t0 < 300:
+                time.sleep(0.02)
+            drained = time.monotonic() - t0 - wall
+        flushes = metric_value(admin, "smtphook_queue_flushes_total")
+        return wall, cpu_ns(pid) - cpu0, flushes, drained
+    finally:
+        sh.stop()
+        sh.cleanup_dir()
+        shutil.rmtree(qdir, ignore_errors=True)
+
+
+def bench_queue(binary, messages, rounds):
+    """Queue mode next to sync mode, with 1 and with SESSIONS senders at once: the sender's
+    throughput (each 250 after its own flush, or a flush shared with the messages written
+    meanwhile), the flushes per message, the time to drain the queue afterwards."""
+    fast = FastReceiver()
+    try:
+        run_queue_mode(binary, fast, messages // 10, "queue", SESSIONS)  # warm-up
+        for sessions in (1, SESSIONS):
+            n = messages if sessions > 1 else max(messages // 10, 100)
+            for mode in ("sync", "queue"):
+                runs = sorted((run_queue_mode(binary, fast, n, mode, sessions)
+                               for _ in range(rounds)), key=lambda r: r[0])
+                wall, cpu, flushes, drained = runs[len(runs) // 2]
+                extra = ""
+                if mode != "sync":
+                    extra = ("; %d flushes = %.1f messages per flush; queue empty %.2f s "
+                             "after the last 250" % (flushes, n / max(flushes, 1), drained))
+                print("delivery %s: %d messages of %d KB over %d session(s) in %.2f s = %.0f "
+                      "msg/s; smtphook CPU %.1f us per message%s (median of %d)"
+                      % (mode, n, MESSAGE_BYTES // 1024, sessions, wall, n / wall,
+                         cpu / n / 1e3, extra, rounds))
+    finally:
+        fast.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default=os.path.join(HERE, "..", "..", "build", "smtphook"))
@@ -884,7 +953,7 @@ def main():
     ap.add_argument("--callgrind-messages", default="200,600",
                     help="messages of the two callgrind runs per variant (few,many)")
     ap.add_argument("--only", default="idle,throughput,instructions,syscalls,size,tls,formats,"
-                    "formats_rss,sign_latency,stream",
+                    "formats_rss,sign_latency,stream,queue",
                     help="comma-separated figures to print (default: all)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -919,6 +988,8 @@ def main():
             bench_sign_latency(binary)
         if "stream" in only:
             bench_stream(binary)
+        if "queue" in only:
+            bench_queue(binary, args.messages, min(args.rounds, 3))
     finally:
         receiver.stop()
 
