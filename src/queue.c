@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ struct queue_item {
     int64_t next_ms;                     /* not tried before (Unix ms) */
     int64_t queued_ms;                   /* when it was queued */
     uint64_t bytes;                      /* its message's size */
+    bool failover;                       /* endpoints in order: held back by no one breaker */
     bool running;                        /* an attempt is under way */
     bool seen;                           /* a rescan found it */
 };
@@ -73,6 +75,7 @@ struct queue {
     struct queue_hooks hooks;           /* the server's configuration for attempts */
     struct stats *stats;                /* metrics, or NULL */
     struct queue_store *store;          /* the entries */
+    int lock_fd;                        /* <dir>/lock, held (flock) while the queue is open */
     struct queue_item **items;          /* the index */
     size_t n_items;                     /* entries in it */
     size_t cap_items;                   /* allocated */
@@ -134,6 +137,7 @@ static struct queue_item *queue_item_new(const struct queue_entry *e)
     it->next_ms = e->next_ms;
     it->queued_ms = e->queued_ms;
     it->bytes = e->env.size;
+    it->failover = e->failover;
     return it;
 }
 
@@ -718,8 +722,8 @@ static bool queue_start_attempt(struct queue *q, struct queue_item *it, size_t s
 }
 
 /* queue_refusing - does the breaker of endpoint name (in the current configuration) refuse
- * now? A failover entry is held back only when every one of its endpoints refuses; the
- * index knows the first, so only a single-endpoint entry is held back here. */
+ * now? Asked for single-endpoint entries: a failover entry's attempt moves past an open
+ * breaker to its next endpoint itself. */
 static bool queue_refusing(struct queue *q, const char *name)
 {
     void *token = NULL;
@@ -759,7 +763,7 @@ static void queue_tick(struct queue *q)
         }
         long slot = queue_flight_slot(q, it->endpoint);
         if (slot < 0 || q->flight[slot] >= q->limits.max_in_flight ||
-            queue_refusing(q, it->endpoint)) {
+            (!it->failover && queue_refusing(q, it->endpoint))) {
             if (now + QUEUE_IDLE_TICK_MS < soonest)
                 soonest = now + QUEUE_IDLE_TICK_MS;
             continue;
@@ -850,6 +854,26 @@ void queue_configure(struct queue *q, const struct config *cfg)
         queue_tick(q);
 }
 
+/* queue_lock - <dir>/lock, locked for this process alone: two servers on one queue would
+ * deliver every entry twice and undo each other's writes. The descriptor, or -1 with err. */
+static int queue_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    mkdir(dir, 0750);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "%s is in use by another smtphook (%s is locked)", dir, path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* queue_open - see queue.h. */
 int queue_open(uv_loop_t *loop, const struct config *cfg, const struct queue_hooks *hooks,
                struct queue **out)
@@ -862,9 +886,17 @@ int queue_open(uv_loop_t *loop, const struct config *cfg, const struct queue_hoo
         return SH_ENOMEM;
     }
     char err[PATH_MAX + 128];
+    q->lock_fd = queue_lock(q->directory, err, sizeof(err));
+    if (q->lock_fd < 0) {
+        log_error("queue.directory: %s", err);
+        free(q->directory);
+        free(q);
+        return SH_EIO;
+    }
     int rc = queue_dir_open(q->directory, true, &q->store, err, sizeof(err));
     if (rc != 0) {
         log_error("queue.directory: %s", err);
+        close(q->lock_fd);
         free(q->directory);
         free(q);
         return rc;
@@ -1012,6 +1044,7 @@ static void queue_maybe_free(struct queue *q)
     free(q->flight_names);
     free(q->flight);
     q->store->ops->close(q->store);
+    close(q->lock_fd); /* the lock goes with it */
     free(q->directory);
     free(q);
 }
