@@ -185,9 +185,28 @@ static void queue_drop_item(struct queue *q, struct queue_item *it)
     }
 }
 
+/* queue_writing - is name an entry of a message being written (its files may be in place
+ * before the flush, and the flush may still fail)? Such an entry joins the index only
+ * after its flush, so that nothing is tried before its sender heard 250. */
+static bool queue_writing(const struct queue *q, const char *name)
+{
+    const struct queue_ticket *lists[2] = {q->batch, q->pending};
+    for (size_t l = 0; l < 2; l++) {
+        for (const struct queue_ticket *tk = lists[l]; tk != NULL; tk = tk->next) {
+            for (size_t i = 0; i < tk->job.n; i++) {
+                if (strcmp(tk->job.names[i], name) == 0)
+                    return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* queue_upsert - the store's entry e into the index: new, or its schedule refreshed. */
 static void queue_upsert(struct queue *q, const struct queue_entry *e)
 {
+    if (queue_writing(q, e->name))
+        return;
     struct queue_item *it = queue_find(q, e->name, NULL);
     if (it != NULL) {
         it->seen = true;
@@ -297,6 +316,8 @@ static void queue_after_work(uv_work_t *req, int status)
         q->reserved_bytes -= tk->job.n * tk->job.size;
         if (rc == 0) {
             for (size_t k = 0; k < tk->job.n; k++) {
+                if (queue_find(q, tk->job.names[k], NULL) != NULL)
+                    continue; /* cannot be: the index skips names being written */
                 if (queue_add(q, tk->items[k]) == 0)
                     tk->items[k] = NULL; /* the index has it */
                 else
