@@ -599,6 +599,102 @@ static void test_e2e_two_endpoints(void **state)
     expect_app(&f->res[1].reply, 451, "4.3.5");
 }
 
+/* A "queue" delivery posts nothing now: every endpoint gets a share of every recipient for
+ * the queue, each with the key of those recipients, and the reply says "queued as". */
+static void test_queue_mode_leaves_shares(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 200);
+    use_server(f, 1, 200);
+    f->cfg.n_endpoints = 2;
+    f->cfg.delivery = CONFIG_DELIVERY_QUEUE;
+    deliver(f);
+    expect_app(&f->reply, 250, "2.0.0");
+    assert_non_null(strstr(f->reply.text, "queued as testid.1"));
+    assert_int_equal(f->n_results, 0);
+    assert_int_equal(f->srv[0].requests + f->srv[1].requests, 0);
+    assert_int_equal(f->t->n_shares, 2);
+    char key[DIGEST_HEX + 1];
+    txn_key(f->t, NULL, 0, key);
+    for (size_t i = 0; i < 2; i++) {
+        const struct txn_share *sh = &f->t->shares[i];
+        assert_false(sh->failover);
+        assert_int_equal(sh->n_endpoints, 1);
+        assert_int_equal(sh->endpoints[0], i);
+        assert_int_equal(sh->n_rcpts, 2);
+        assert_string_equal(sh->key, key);
+    }
+    /* The breakers' state does not matter for a queued route: it is never "down". */
+    assert_false(delivery_route_down(f->ctx, -1));
+}
+
+/* "sync_then_queue": the endpoint that failed for now is queued with the key its request
+ * carried; the one that accepted is not. A permanent failure anywhere queues nothing. */
+static void test_sync_then_queue_queues_what_failed_for_now(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 204);
+    use_server(f, 1, 503);
+    f->cfg.n_endpoints = 2;
+    f->cfg.delivery = CONFIG_DELIVERY_SYNC_THEN_QUEUE;
+    deliver(f);
+    expect_app(&f->reply, 250, "2.0.0");
+    assert_non_null(strstr(f->reply.text, "queued as"));
+    assert_int_equal(f->n_results, 2);
+    assert_int_equal(f->t->n_shares, 1);
+    assert_int_equal(f->t->shares[0].endpoints[0], 1);
+    assert_string_equal(f->t->shares[0].key, f->res[1].key);
+    assert_int_equal(f->srv[0].requests, 1);
+    assert_int_equal(f->srv[1].requests, 1);
+
+    f->srv[0].status = 403; /* a refusal: the sender hears it, nothing is queued */
+    deliver(f);
+    expect_app(&f->reply, 550, "5.7.1");
+    assert_int_equal(f->t->n_shares, 0);
+
+    f->srv[0].status = 200;
+    f->srv[1].status = 200; /* all accepted: delivered, nothing queued */
+    deliver(f);
+    expect_app(&f->reply, 250, "2.0.0");
+    assert_non_null(strstr(f->reply.text, "delivered as"));
+    assert_int_equal(f->t->n_shares, 0);
+}
+
+/* A queued share's attempt is one request per endpoint (the queue retries, not the
+ * delivery); a failover share moves on to its next endpoint after a temporary failure. */
+static void test_share_attempt_is_one_request(void **state)
+{
+    struct fixture *f = *state;
+    use_server(f, 0, 503);
+    use_server(f, 1, 200);
+    f->cfg.n_endpoints = 2;
+    f->endpoints[0].retry.max_attempts = 3;
+    assert_int_equal(delivery_context_new(&f->loop, f->hc, &f->cfg, &f->ctx), 0);
+    size_t first = 0, both[2] = {0, 1};
+    struct txn_share one = {&first, 1, false, NULL, 0, ""};
+    struct delivery *d = NULL;
+    f->want_done = f->done_calls + 1;
+    assert_int_equal(delivery_start_share(f->ctx, f->t, &one, on_done, f, &d), 0);
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
+    expect_app(&f->reply, 451, "4.3.0");
+    assert_int_equal(f->srv[0].requests, 1); /* no retry within the attempt */
+    assert_int_equal(f->n_results, 1);
+
+    struct txn_share chain = {both, 2, true, NULL, 0, ""};
+    f->want_done = f->done_calls + 1;
+    assert_int_equal(delivery_start_share(f->ctx, f->t, &chain, on_done, f, &d), 0);
+    assert_true(run_loop_until(&f->loop, cond_done, f, WAIT_MS));
+    expect_app(&f->reply, 250, "2.0.0");
+    assert_int_equal(f->srv[0].requests, 2);
+    assert_int_equal(f->srv[1].requests, 1);
+    assert_int_equal(f->n_results, 2);
+    check_request(f, &f->srv[1], 1);
+
+    size_t bad = 7; /* not an endpoint */
+    struct txn_share none = {&bad, 1, false, NULL, 0, ""};
+    assert_int_equal(delivery_start_share(f->ctx, f->t, &none, on_done, f, &d), SH_EINVAL);
+}
+
 /* use_https - endpoint 0 posts over https:// to a plain server, which never sees a request:
  * the TLS set-up fails on our side first (files are read before the ClientHello). */
 static void use_https(struct fixture *f)
@@ -1015,6 +1111,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_e2e_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_never_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_two_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_mode_leaves_shares, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_then_queue_queues_what_failed_for_now, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_share_attempt_is_one_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_https_unreadable_ca_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_e2e_https_unreadable_client_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_completion, setup, teardown),

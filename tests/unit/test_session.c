@@ -1290,6 +1290,52 @@ static void test_route_down_defers_the_recipient(void **state)
     run_free(&r);
 }
 
+/* What the room probe was asked, and whether the queue is full. */
+struct room {
+    bool full;
+    long asked[8];
+    size_t n;
+};
+
+static bool room_probe(void *arg, long route)
+{
+    struct room *r = arg;
+    if (r->n < sizeof(r->asked) / sizeof(r->asked[0]))
+        r->asked[r->n++] = route;
+    return r->full;
+}
+
+/* A full queue: MAIL (asked for any route) and RCPT (asked for its route) get 452 4.3.1,
+ * neither charged to the error budget; once there is room the message goes through. */
+static void test_no_room_refuses_mail_and_rcpt(void **state)
+{
+    (void)state;
+    struct config cfg = engine_test_config();
+    cfg.limits.max_errors = 1;
+    struct room room = {.full = true};
+    struct run r;
+    run_init(&r, &cfg);
+    session_set_room_probe(&r.e.session, room_probe, &room);
+    run_feed_str(&r, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nMAIL FROM:<a@b.c>\r\n");
+    char got[256];
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 452 452");
+    assert_non_null(strstr(replies(&r), "452 4.3.1 "));
+    assert_int_equal(room.asked[0], SESSION_ANY_ROUTE);
+    room.full = false;
+    run_feed_str(&r, "MAIL FROM:<a@b.c>\r\n");
+    room.full = true;
+    run_feed_str(&r, "RCPT TO:<b@example.com>\r\n");
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 452 452 250 452");
+    assert_int_equal(room.asked[room.n - 1], -1); /* without routes: route -1 */
+    room.full = false;
+    run_feed_str(&r, "RCPT TO:<b@example.com>\r\nDATA\r\nx\r\n.\r\n");
+    codes(&r.out, got, sizeof(got));
+    assert_string_equal(got, "220 250 452 452 250 452 250 354 250");
+    run_free(&r);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_WARN); /* no txn line for every 552 of the split tests */
@@ -1298,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_rcpt_without_argument_waits_in_line),
         cmocka_unit_test(test_rcpt_line_is_bounded),
         cmocka_unit_test(test_route_down_defers_the_recipient),
+        cmocka_unit_test(test_no_room_refuses_mail_and_rcpt),
         cmocka_unit_test(test_full_session),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_greeting_and_ehlo),
