@@ -9,11 +9,13 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "smtphook/config.h"
@@ -1698,6 +1700,100 @@ static const char *listeners_json(char *buf, size_t len, const char *listeners, 
     return buf;
 }
 
+/* ---- the queue -------------------------------------------------------------------------- */
+
+/* "delivery" at the top and per route; the queue directory made and checked only when
+ * something queues; --delivery and --queue-dir. */
+static void test_delivery_and_queue(void **state)
+{
+    (void)state;
+    char j[JSON_MAX], extra[512];
+    struct config *cfg = load_ok("{" BASE "}");
+    assert_int_equal(cfg->delivery, CONFIG_DELIVERY_SYNC);
+    assert_false(cfg->uses_queue);
+    assert_string_equal(cfg->queue.directory, CONFIG_DEF_QUEUE_DIRECTORY);
+    assert_int_equal(cfg->queue.initial_backoff_ms, CONFIG_DEF_QUEUE_INITIAL_BACKOFF_MS);
+    assert_int_equal(cfg->queue.max_backoff_ms, CONFIG_DEF_QUEUE_MAX_BACKOFF_MS);
+    assert_int_equal(cfg->queue.max_age_ms, CONFIG_DEF_QUEUE_MAX_AGE_MS);
+    assert_int_equal(cfg->queue.max_in_flight, CONFIG_DEF_QUEUE_MAX_IN_FLIGHT);
+    assert_int_equal(config_route_delivery(cfg, -1), CONFIG_DELIVERY_SYNC);
+    config_free(cfg);
+
+    char dir[] = "/tmp/test_config_queue_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(extra, sizeof(extra),
+             "\"delivery\":\"queue\",\"queue\":{\"directory\":\"%s/q/sub\","
+             "\"initial_backoff_ms\":500,\"max_age_ms\":60000}",
+             dir);
+    cfg = load_ok(with_key(j, sizeof(j), extra));
+    assert_true(cfg->uses_queue);
+    assert_true(cfg->queue_only);
+    assert_int_equal(cfg->queue.initial_backoff_ms, 500);
+    assert_int_equal(cfg->queue.max_backoff_ms, CONFIG_DEF_QUEUE_MAX_BACKOFF_MS);
+    config_free(cfg);
+    char made[256];
+    snprintf(made, sizeof(made), "%s/q/sub", dir);
+    struct stat st;
+    assert_int_equal(stat(made, &st), 0); /* made, parents too */
+    assert_true(S_ISDIR(st.st_mode));
+
+    /* Routes: a route without "delivery" takes the top-level one. */
+    snprintf(extra, sizeof(extra),
+             "\"delivery\":\"sync_then_queue\",\"queue\":{\"directory\":\"%s/q\"}", dir);
+    cfg = load_ok(routes_json(j, sizeof(j),
+                              "[{\"match\":[\"a@example.com\"],\"endpoints\":[\"billing\"],"
+                              "\"delivery\":\"queue\"},{\"match\":[\"*@eu.example.org\"],"
+                              "\"endpoints\":[\"archive\"]},{\"match\":[\"*\"],"
+                              "\"endpoints\":[\"helpdesk\",\"archive\"],\"delivery\":\"sync\"}]",
+                              extra));
+    assert_int_equal(config_route_delivery(cfg, 0), CONFIG_DELIVERY_QUEUE);
+    assert_int_equal(config_route_delivery(cfg, 1), CONFIG_DELIVERY_SYNC_THEN_QUEUE);
+    assert_int_equal(config_route_delivery(cfg, 2), CONFIG_DELIVERY_SYNC);
+    assert_true(cfg->uses_queue);
+    assert_false(cfg->queue_only);
+    config_free(cfg);
+
+    /* --delivery and --queue-dir replace the file's. */
+    char qdir[256];
+    snprintf(qdir, sizeof(qdir), "%s/flag", dir);
+    struct config_overrides ov = {.delivery = "queue", .queue_dir = qdir};
+    char err[ERR_MAX];
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->delivery, CONFIG_DELIVERY_QUEUE);
+    assert_string_equal(cfg->queue.directory, qdir);
+    config_free(cfg);
+    struct config_overrides bad = {.delivery = "later"};
+    load_err_ov("{" BASE "}", &bad, "--delivery", "\"sync\", \"queue\" or \"sync_then_queue\"");
+
+    /* Errors name the key. */
+    load_err(with_key(j, sizeof(j), "\"delivery\":\"later\""), "config.json: delivery: must be",
+             "\"sync_then_queue\"");
+    load_err(
+        with_key(j, sizeof(j), "\"delivery\":\"queue\",\"queue\":{\"directory\":\"relative/q\"}"),
+        "queue.directory", "absolute");
+    char file[300];
+    snprintf(file, sizeof(file), "%s/plain", dir);
+    int fd = open(file, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(extra, sizeof(extra), "\"delivery\":\"queue\",\"queue\":{\"directory\":\"%s\"}", file);
+    load_err(with_key(j, sizeof(j), extra), "queue.directory", NULL);
+    load_err(with_key(j, sizeof(j), "\"queue\":{\"max_in_flight\":0}"), "queue.max_in_flight",
+             "from 1 to 1000");
+    load_err(with_key(j, sizeof(j),
+                      "\"queue\":{\"initial_backoff_ms\":5000,"
+                      "\"max_backoff_ms\":1000}"),
+             "queue.max_backoff_ms", NULL);
+    load_err(with_key(j, sizeof(j), "\"queue\":{\"directry\":\"/x\"}"), "queue", "directry");
+    /* Nothing queues: the directory is not touched (it need not exist). */
+    cfg = load_ok(with_key(j, sizeof(j), "\"queue\":{\"directory\":\"/nonexistent/q\"}"));
+    config_free(cfg);
+    unlink(file);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_tls_section(void **state)
 {
     (void)state;
@@ -2197,6 +2293,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_hostname_and_log_level),
         cmocka_unit_test(test_spool_directory),
+        cmocka_unit_test(test_delivery_and_queue),
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_override_listen),
