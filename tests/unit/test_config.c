@@ -1114,6 +1114,10 @@ static void test_example_file(void **state)
         print_message("%s\n", err);
     assert_int_equal(rc, 0);
     assert_string_equal(cfg->hostname, "mx.example.com");
+    assert_int_equal(cfg->delivery, CONFIG_DELIVERY_SYNC);
+    assert_false(cfg->uses_queue); /* so the queue directory is not made */
+    assert_string_equal(cfg->queue.directory, CONFIG_DEF_QUEUE_DIRECTORY);
+    assert_int_equal(cfg->queue.max_bytes, CONFIG_DEF_QUEUE_MAX_BYTES);
     assert_int_equal(cfg->n_listeners, 3);
     assert_string_equal(cfg->listeners[0].address, "0.0.0.0:25");
     assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS);
