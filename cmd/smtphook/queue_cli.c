@@ -27,6 +27,8 @@ static const char queue_usage[] =
     "  dead             the dead letters: given up after a refusal or at queue.max_age_ms\n"
     "  requeue NAME     a dead letter back into the queue, tried now\n"
     "\n"
+    "NAME is an entry's name, or a message's id (as in the 250 reply and the log): then\n"
+    "each entry of that message (one per endpoint).\n"
     "The queue directory is --queue-dir, else the configuration's queue.directory\n"
     "(--config or SMTPHOOK_CONFIG), else SMTPHOOK_QUEUE_DIR. Exit status: 0 done, 1 no such\n"
     "entry or an error, 2 a usage error.\n";
@@ -205,6 +207,42 @@ static int qc_show(const struct qc *c, const char *name)
     return 0;
 }
 
+/* Names gathered from a listing. */
+struct qc_names {
+    const char *id; /* only the entries of this message, or NULL: all */
+    char **names;
+    size_t n;
+    bool failed;
+};
+
+static int qc_gather(void *arg, const struct queue_entry *e, const char *why);
+
+/* qc_free_names - the gathered names. */
+static void qc_free_names(struct qc_names *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->names[i]);
+    free(g->names);
+}
+
+/* qc_by_id - the entries of which whose message id is arg (a message for several endpoints
+ * has one entry each), when arg is not an entry's own name. */
+static void qc_by_id(const struct qc *c, enum queue_which which, const char *arg,
+                     struct qc_names *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->id = arg;
+    char why[256];
+    struct queue_entry e;
+    int rc = queue_entry_name_ok(arg)
+                 ? c->store->ops->read(c->store, which, arg, &e, why, sizeof(why))
+                 : SH_EINVAL;
+    queue_entry_free(&e);
+    if (rc != SH_ENOTFOUND)
+        return; /* an entry's name (or no name at all): not an id */
+    c->store->ops->list(c->store, which, qc_gather, g);
+}
+
 /* qc_retry_one - entry name due now. 0, or 1 after saying why. */
 static int qc_retry_one(const struct qc *c, const char *name)
 {
@@ -237,18 +275,11 @@ static int qc_retry_one(const struct qc *c, const char *name)
     return 0;
 }
 
-/* Names gathered for "retry --all". */
-struct qc_names {
-    char **names;
-    size_t n;
-    bool failed;
-};
-
-/* qc_gather - queue_list_fn: collect the names. */
+/* qc_gather - queue_list_fn: collect the names (of one message's entries, with id). */
 static int qc_gather(void *arg, const struct queue_entry *e, const char *why)
 {
     struct qc_names *g = arg;
-    if (why != NULL)
+    if (why != NULL || (g->id != NULL && strcmp(e->env.id, g->id) != 0))
         return 0;
     char **names = realloc(g->names, (g->n + 1) * sizeof(*names));
     if (names == NULL || (names[g->n] = strdup(e->name)) == NULL) {
@@ -265,7 +296,7 @@ static int qc_gather(void *arg, const struct queue_entry *e, const char *why)
 /* qc_retry_all - "retry --all". */
 static int qc_retry_all(const struct qc *c)
 {
-    struct qc_names g = {NULL, 0, false};
+    struct qc_names g = {NULL, NULL, 0, false};
     int rc = c->store->ops->list(c->store, QUEUE_ACTIVE, qc_gather, &g);
     int status = rc == 0 ? 0 : 1;
     size_t done = 0;
@@ -414,7 +445,33 @@ int queue_cli_main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (strcmp(cmd, "list") == 0)
+    struct qc_names ids = {0};
+    if (name != NULL) {
+        bool both = strcmp(cmd, "show") == 0 || strcmp(cmd, "delete") == 0;
+        qc_by_id(&c, strcmp(cmd, "requeue") == 0 ? QUEUE_DEAD : QUEUE_ACTIVE, name, &ids);
+        if (both) { /* a message's dead letters too */
+            struct qc_names dead = {0};
+            qc_by_id(&c, QUEUE_DEAD, name, &dead);
+            char **joined = realloc(ids.names, (ids.n + dead.n + 1) * sizeof(*joined));
+            if (joined != NULL) {
+                ids.names = joined;
+                for (size_t i = 0; i < dead.n; i++)
+                    ids.names[ids.n++] = dead.names[i];
+                dead.n = 0;
+            }
+            qc_free_names(&dead);
+        }
+    }
+    if (ids.n > 0) { /* a message id: each of its entries */
+        rc = 0;
+        for (size_t i = 0; i < ids.n; i++) {
+            int r = strcmp(cmd, "show") == 0     ? qc_show(&c, ids.names[i])
+                    : strcmp(cmd, "retry") == 0  ? qc_retry_one(&c, ids.names[i])
+                    : strcmp(cmd, "delete") == 0 ? qc_delete(&c, ids.names[i])
+                                                 : qc_requeue(&c, ids.names[i]);
+            rc = rc != 0 ? rc : r;
+        }
+    } else if (strcmp(cmd, "list") == 0)
         rc = qc_list(&c, QUEUE_ACTIVE);
     else if (strcmp(cmd, "dead") == 0)
         rc = qc_list(&c, QUEUE_DEAD);
@@ -426,6 +483,7 @@ int queue_cli_main(int argc, char **argv)
         rc = qc_delete(&c, name);
     else
         rc = qc_requeue(&c, name);
+    qc_free_names(&ids);
     c.store->ops->close(c.store);
     config_free(cfg);
     return rc;
