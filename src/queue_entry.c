@@ -100,8 +100,9 @@ int queue_entry_copy_envelope(struct queue_entry *e, const struct envelope *env)
     if (dst->rcpt_to == NULL)
         return SH_ENOMEM;
     for (size_t i = 0; i < env->n_rcpt; i++) {
-        dst->rcpt_to[i] = qe_dup(env->rcpt_to[i], &failed);
-        dst->n_rcpt += dst->rcpt_to[i] != NULL;
+        char *rcpt = qe_dup(env->rcpt_to[i], &failed);
+        if (rcpt != NULL)
+            dst->rcpt_to[dst->n_rcpt++] = rcpt; /* packed: queue_entry_free frees n_rcpt */
     }
     return failed ? SH_ENOMEM : 0;
 }
@@ -283,6 +284,7 @@ struct qe_reader {
 
 /* qe_fail - note the problem with the line number; returns SH_EINVAL (SH_ENOMEM when an
  * allocation failed). */
+static int qe_fail(struct qe_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int qe_fail(struct qe_reader *r, const char *fmt, ...)
 {
     if (r->nomem)
@@ -835,17 +837,19 @@ uint64_t queue_backoff(const struct config_queue *q, unsigned attempts, uint32_t
     return half + (half > 0 ? random % (wait - half + 1) : 0);
 }
 
-/* queue_schedule - see queue_entry.h. */
+/* queue_schedule - see queue_entry.h. The end of the entry's life saturates at INT64_MAX: a
+ * file may say any queued time up to it. */
 bool queue_schedule(const struct config_queue *q, const struct queue_entry *e, int64_t now_ms,
                     bool has_retry_after, uint64_t retry_after_ms, uint32_t random,
                     int64_t *next_ms)
 {
-    int64_t end = e->queued_ms + (int64_t)q->max_age_ms;
+    int64_t age = q->max_age_ms > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)q->max_age_ms;
+    int64_t end = e->queued_ms > INT64_MAX - age ? INT64_MAX : e->queued_ms + age;
     if (now_ms >= end)
         return false;
     uint64_t delay = has_retry_after ? retry_after_ms
                                      : queue_backoff(q, e->attempts > 0 ? e->attempts : 1, random);
-    uint64_t left = (uint64_t)(end - now_ms);
-    *next_ms = now_ms + (int64_t)(delay < left ? delay : left);
+    uint64_t left = (uint64_t)end - (uint64_t)now_ms; /* now_ms < end: no int64_t overflow */
+    *next_ms = (int64_t)((uint64_t)now_ms + (delay < left ? delay : left)); /* <= end */
     return true;
 }
