@@ -535,6 +535,8 @@ static void queue_bury(struct queue_attempt_run *run, int64_t now, const char *r
     run->e.dead_ms = now;
     free(run->e.dead_reason);
     run->e.dead_reason = strdup(reason);
+    if (run->e.dead_reason != NULL)
+        queue_entry_clean(run->e.dead_reason);
     int rc = run->e.dead_reason != NULL ? q->store->ops->bury(q->store, &run->e) : SH_ENOMEM;
     if (rc != 0 && rc != SH_ENOTFOUND) {
         log_error("queue: entry %s cannot be moved to the dead letters: %s; tried again later",

@@ -133,8 +133,21 @@ static char *qe_clip(const char *text)
     if (d != NULL) {
         memcpy(d, text, n);
         d[n] = '\0';
+        queue_entry_clean(d);
     }
     return d;
+}
+
+/* queue_entry_clean - see queue_entry.h. */
+void queue_entry_clean(char *text)
+{
+    size_t n = strlen(text);
+    bool utf8 = utf8_valid(text, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch < 0x20 || ch == 0x7F || (!utf8 && ch >= 0x80))
+            text[i] = '?';
+    }
 }
 
 /* queue_entry_record - see queue_entry.h. */
@@ -143,11 +156,17 @@ int queue_entry_record(struct queue_entry *e, int64_t at_ms, const char *endpoin
 {
     struct queue_attempt a;
     memset(&a, 0, sizeof(a));
-    a.at_ms = at_ms;
-    a.status = status;
-    a.code = code;
+    a.at_ms = at_ms < 0 ? 0 : at_ms;
+    a.status = status < 0 || status > 999 ? 0 : status; /* what the reader takes */
+    a.code = code > 599 ? 0 : code;
     snprintf(a.esc, sizeof(a.esc), "%s", esc != NULL ? esc : "");
-    a.endpoint = strdup(endpoint != NULL ? endpoint : "");
+    for (char *p = a.esc; *p != '\0'; p++) {
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7F)
+            *p = '?';
+    }
+    a.endpoint = strdup(endpoint != NULL && endpoint[0] != '\0' ? endpoint : "-");
+    if (a.endpoint != NULL)
+        queue_entry_clean(a.endpoint);
     a.text = qe_clip(text != NULL ? text : "");
     if (a.endpoint == NULL || a.text == NULL) {
         qe_free_attempt(&a);

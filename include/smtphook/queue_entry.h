@@ -71,9 +71,15 @@ int queue_entry_copy_envelope(struct queue_entry *e, const struct envelope *env)
 int queue_entry_add_endpoint(struct queue_entry *e, const char *name);
 
 /* queue_entry_record - add an attempt to the history (the oldest goes past
- * QUEUE_ENTRY_HISTORY_MAX) and count it. 0 or SH_ENOMEM. */
+ * QUEUE_ENTRY_HISTORY_MAX) and count it. Whatever the reader would refuse is made readable
+ * (queue_entry_clean; a status past 999 or a code past 599 becomes 0), so that no attempt
+ * can make its entry unreadable. 0 or SH_ENOMEM. */
 int queue_entry_record(struct queue_entry *e, int64_t at_ms, const char *endpoint, long status,
                        unsigned code, const char *esc, const char *text);
+
+/* queue_entry_clean - make text what an entry may hold, in place: control characters, and
+ * every non-ASCII byte of a text that is not valid UTF-8, become '?'. */
+void queue_entry_clean(char *text);
 
 /* queue_entry_format - the entry file's text, appended to out. 0 or SH_ENOMEM. */
 int queue_entry_format(const struct queue_entry *e, struct buf *out);

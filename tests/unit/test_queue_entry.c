@@ -672,6 +672,30 @@ static void test_text_clip(void **state)
     record_text(NULL, "");
 }
 
+/* Whatever an attempt records, its entry stays readable: control characters and the
+ * non-ASCII bytes of invalid UTF-8 become '?', an empty endpoint "-", out-of-range numbers 0. */
+static void test_record_keeps_the_entry_readable(void **state)
+{
+    (void)state;
+    record_text("line\r\nbreak\ttab\x7f", "line??break?tab?");
+    record_text("caf\xc3\xa9 ok", "caf\xc3\xa9 ok");
+    record_text("bad \xff\xfe utf8 \xc3\xa9", "bad ?? utf8 ??");
+    struct queue_entry e;
+    build_simple(&e);
+    assert_int_equal(queue_entry_record(&e, -5, "", 1234, 777, "4.4 .1\n", "x"), 0);
+    const struct queue_attempt *a = &e.history[e.n_history - 1];
+    assert_string_equal(a->endpoint, "-");
+    assert_int_equal(a->status, 0);
+    assert_int_equal(a->code, 0);
+    assert_int_equal(a->at_ms, 0);
+    assert_string_equal(a->esc, "4.4?.1?");
+    round_trip(&e);
+    char reason[] = "dead\x01 \xff";
+    queue_entry_clean(reason);
+    assert_string_equal(reason, "dead? ?");
+    queue_entry_free(&e);
+}
+
 /* ---- refusals ------------------------------------------------------------------------- */
 
 /* Not an entry file at all, or another version of one. */
@@ -1484,6 +1508,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_failover),
         cmocka_unit_test(test_history_window),
         cmocka_unit_test(test_text_clip),
+        cmocka_unit_test(test_record_keeps_the_entry_readable),
         cmocka_unit_test(test_reject_header),
         cmocka_unit_test(test_reject_truncated),
         cmocka_unit_test(test_reject_end),
