@@ -33,7 +33,8 @@ class SmtphookTestCase(unittest.TestCase):
         for outcomes, start in zip((result.failures, result.errors), first):
             for i in range(start, len(outcomes)):
                 test, text = outcomes[i]
-                outcomes[i] = (test, text + test.failure_logs(text))
+                case = getattr(test, "test_case", test)  # a subTest's failure: its test
+                outcomes[i] = (test, text + case.failure_logs(text))
         return out
 
     def start_receiver(self, **behaviour):
