@@ -63,12 +63,21 @@ class QueueCase(SmtphookTestCase):
         self.q = QueueDir(self.qpath)
         self.admin_port = None
 
+    def _stop_smtphook(self, sh):
+        """Stopped and checked as always; its log and the queue directory kept for a
+        failure's report (the cleanups remove both before the report is written)."""
+        try:
+            super()._stop_smtphook(sh)
+        finally:
+            self.seen = (sh.log(), {w: self.q.files(w) for w in ("active", "dead", "tmp",
+                                                                  "corrupt")})
+
     def failure_logs(self, text):
-        sh = getattr(self, "sh", None)
-        if sh is None:
+        seen = getattr(self, "seen", None)
+        if seen is None:
             return ""
-        listing = {w: self.q.files(w) for w in ("active", "dead", "tmp", "corrupt")}
-        return "\nqueue directory: %s\nsmtphook's log (tail):\n%s" % (listing, sh.log()[-6000:])
+        return "\nqueue directory at the stop: %s\nsmtphook's log (tail):\n%s" % (
+            seen[1], seen[0][-6000:])
 
     def start_queue(self, url=None, delivery="queue", queue=None, endpoints=None, admin=False,
                     **top):
