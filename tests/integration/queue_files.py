@@ -131,29 +131,43 @@ class QueueDir:
 
 
 class App:
-    """A receiver responder: answers status (with headers) as set now, and keeps the
-    requests it answered 2xx (accepted) apart from all the others."""
+    """A receiver responder: answers status (with headers, after delay seconds) as set when
+    the request arrived, and keeps the requests it answered 2xx (accepted) apart from all
+    the others."""
 
-    def __init__(self, status=200, headers=()):
+    def __init__(self, status=200, headers=(), delay=0.0):
         self._lock = threading.Condition()
         self._status = status
         self._headers = list(headers)
+        self._delay = delay
         self._accepted = []
         self.answers = []  # (request, status) of every request, in arrival order
 
-    def set(self, status, headers=()):
+    def set(self, status, headers=(), delay=0.0):
         with self._lock:
             self._status = status
             self._headers = list(headers)
+            self._delay = delay
 
     def __call__(self, req):
         with self._lock:
-            status, headers = self._status, list(self._headers)
+            status, headers, delay = self._status, list(self._headers), self._delay
             self.answers.append((req, status))
             if 200 <= status < 300:
                 self._accepted.append(req)
-                self._lock.notify_all()
-        return (status, headers, 0.0)
+            self._lock.notify_all()
+        return (status, headers, delay)
+
+    def wait_answers(self, n, timeout=10.0):
+        """Every request so far once there were at least n (maybe fewer after timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.answers) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            return list(self.answers)
 
     @property
     def accepted(self):

@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import unittest
 
@@ -27,7 +28,7 @@ from queue_files import (KEY_RE, QUEUED_RE, App, QueueDir, http, metric, parse_m
                          queue_cli)
 from receiver import Receiver, down_url
 from smtp_client import Closed, dot_stuff
-from smtphook_process import make_config
+from smtphook_process import Smtphook, make_config
 from testcase import SmtphookTestCase
 
 SENDER = "sender@example.org"
@@ -561,6 +562,251 @@ class Restart(QueueCase):
         self.assertQueued(self.send_all([body_of(0, "flags")])[0])
         self.assertEqual(len(rcv.wait_for(1)), 1)
         self.assertTrue(QueueDir(qdir).wait_empty(10))
+
+
+class Breakers(QueueCase):
+    """The endpoint's circuit breaker, shared with the SMTP side."""
+
+    def test_open_breaker_holds_attempts_back_and_new_mail_is_still_queued(self):
+        app = App(503)
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(endpoints={"app": endpoint(rcv.url(), breaker={"failures": 2,
+                                                                        "cooldown_ms": 3000})})
+        bodies = [body_of(0, "breaker"), body_of(1, "breaker")]
+        self.assertQueued(self.send_all(bodies[:1])[0])
+        self.assertTrue(self.sh.wait_log(r"endpoint app: circuit breaker open after 2 ",
+                                         timeout=10), self.sh.log())
+        # open: a new message is still taken (RCPT is not refused in queue mode) and queued
+        self.assertQueued(self.send_all(bodies[1:])[0])
+        self.assertEqual(len(app.answers), 2, "no attempt while the breaker is open")
+        app.set(200)
+        self.assertDrained()
+        answers = app.answers
+        self.assertGreaterEqual(answers[2][0].arrived - answers[1][0].arrived, 2.7,
+                                "the next request waited for the cooldown, not 100-400 ms")
+        self.assertDeliveredOnce(app, bodies)
+        self.assertTrue(self.sh.wait_log(r"endpoint app: circuit breaker closed"), self.sh.log())
+
+    def test_sync_then_queue_with_the_breaker_open_queues_at_once(self):
+        app = App(503)
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(endpoints={"app": endpoint(rcv.url(), retry={"max_attempts": 1},
+                                                    breaker={"failures": 1,
+                                                             "cooldown_ms": 60000})},
+                         delivery="sync_then_queue", queue=FAR)
+        self.assertQueued(self.send_all([body_of(0, "stq-brk")])[0])
+        self.assertTrue(self.sh.wait_log(r"endpoint app: circuit breaker open after 1 "))
+        n = len(app.answers)
+        c = self.connect()
+        self.ehlo(c)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        self.assertReply(c.cmd("RCPT TO:<%s>" % RCPT), 250, msg="not 451 4.4.1: it can be queued")
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(dot_stuff(body_of(1, "stq-brk")))
+        self.assertQueued(c.read_reply())
+        self.assertEqual(len(app.answers), n, "no request while the breaker is open")
+        self.assertEqual(len(self.q.names()), 2)
+
+
+class Failover(QueueCase):
+
+    def start_failover(self, one, two, queue):
+        r1 = self.start_receiver(responder=one)
+        r2 = self.start_receiver(responder=two)
+        return self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
+                                           "two": endpoint(r2.url("/two"))},
+                                routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"],
+                                         "policy": "failover"}], queue=queue)
+
+    def test_failover_route_has_one_entry_for_its_endpoints(self):
+        one, two = App(503), App(503)
+        self.start_failover(one, two, FAR)
+        body = body_of(0, "failover")
+        rid = self.assertQueued(self.send_all([body])[0])
+        self.wait_attempts(1, pattern=r"attempt \d+ to two: ")
+        name = "%s-0" % rid
+        self.assertEqual(self.q.names(), [name], "one entry for the route's endpoints")
+        e = self.q.entry(name)
+        self.assertEqual(e["endpoint"], ["one", "two"])
+        self.assertEqual(e["policy"], "failover")
+        self.assertEqual([(a["endpoint"], a["status"]) for a in e["attempt"]],
+                         [("one", 503), ("two", 503)], "each attempt tries them in order")
+        self.assertEqual((len(one.answers), len(two.answers)), (1, 1))
+        two.set(200)
+        p = queue_cli("retry", name, config=self.sh.config_path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r.body for r in two.wait_accepted(1)], [body])
+        self.assertDrained(10)
+        self.assertEqual(len(one.answers), 2, "one was tried first each time")
+        self.assertEqual(one.accepted, [])
+        self.assertTrue(self.sh.wait_log(r"queue: entry %s \(txn id=\S+\) delivered to two after "
+                                         r"\d+ attempts" % re.escape(name)), self.sh.log())
+
+    def test_one_attempt_of_a_failover_entry_counts_once(self):
+        # One background attempt tries both endpoints: it is attempt 1 (in the log, the
+        # entry's count, the CLI), and the wait after it is the first backoff (0.5 to 1 s
+        # with initial_backoff_ms 1000), not the second one (1 to 2 s).
+        one, two = App(503), App(503)
+        self.start_failover(one, two, {"initial_backoff_ms": 1000, "max_backoff_ms": 60000})
+        rid = self.assertQueued(self.send_all([body_of(0, "failover-count")])[0])
+        line = self.wait_attempts(1, pattern=r"attempt \d+ to two: ")[0]
+        self.assertIn("attempt 1 to two: ", line)
+        wait = int(re.search(r"next in (\d+) ms", line).group(1))
+        self.assertTrue(500 <= wait <= 1000, "the first backoff: " + line)
+        e = self.q.entry("%s-0" % rid)
+        self.assertEqual(len(e["attempt"]), 2, "both endpoints in the history")
+        self.assertEqual(int(e["attempts"]), 1, "one attempt")
+
+
+class InFlight(QueueCase):
+
+    def test_at_most_max_in_flight_requests_to_one_endpoint(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        lock = threading.Lock()
+        now = [0, 0]  # in the app now, the most at once
+
+        def responder(req):
+            with lock:
+                now[0] += 1
+                now[1] = max(now[1], now[0])
+            gate.wait(20)
+            with lock:
+                now[0] -= 1
+            return (200, [], 0.0)
+
+        rcv = self.start_receiver(responder=responder)
+        self.start_queue(rcv.url(), queue={"max_in_flight": 2})
+        bodies = [body_of(i, "flight") for i in range(8)]
+        for r in self.send_all(bodies):
+            self.assertQueued(r)
+        self.assertEqual(len(rcv.wait_for(2)), 2)
+        time.sleep(SETTLE)
+        with lock:
+            self.assertEqual(now, [2, 2], "two requests at once, the others wait")
+        self.assertEqual(len(rcv.requests), 2)
+        gate.set()
+        self.assertDrained()
+        self.assertEqual(sorted(r.body for r in rcv.requests), sorted(bodies))
+        self.assertEqual(now[1], 2)
+
+
+class Recovery(QueueCase):
+
+    def test_start_clears_what_a_crash_left_and_sets_aside_unreadable_entries(self):
+        app = App(503)
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(rcv.url(), queue=FAR)
+        body = body_of(0, "recovery")
+        rid = self.assertQueued(self.send_all([body])[0])
+        self.wait_attempts(1)
+        self.assertEqual(self.sh.stop(), 0, self.sh.log())
+        good = "%s-0" % rid
+        active = self.q.folder("active")
+        with open(os.path.join(active, good), encoding="utf-8") as f:
+            text = f.read()
+        # an entry cut off (no end line) with its message; a message without its entry (a
+        # crash between the link and the rename); a half-written file in tmp/
+        bad = rid + "-7"
+        with open(os.path.join(active, bad), "w", encoding="utf-8") as f:
+            f.write(text.replace("name %s\n" % good, "name %s\n" % bad)[:-len("end\n")])
+        shutil.copy(os.path.join(active, good + ".eml"), os.path.join(active, bad + ".eml"))
+        with open(os.path.join(active, rid + "-8.eml"), "wb") as f:
+            f.write(body)
+        with open(os.path.join(self.q.folder("tmp"), rid + "-9"), "wb") as f:
+            f.write(b"smtphook-queue-entry 1\nname")
+        # due now, so the restart tries it at once
+        with open(os.path.join(active, good), "w", encoding="utf-8") as f:
+            f.write(re.sub(r"\nnext \d+\n", "\nnext 0\n", text))
+        app.set(200)
+        self.restart(self.sh)
+        self.assertTrue(self.sh.wait_log(r"queue in %s: 1 entry waiting" % re.escape(self.qpath)),
+                        self.sh.log())
+        self.assertEqual([r.body for r in app.wait_accepted(1)], [body])
+        self.assertDrained()
+        self.assertEqual(self.q.files("corrupt"), [bad, bad + ".eml"])
+        self.assertEqual(self.q.files("tmp"), [])
+        self.assertTrue(any(bad in ln for ln in self.sh.log().splitlines()),
+                        "the log names the entry set aside:\n" + self.sh.log())
+
+    def test_a_second_server_on_the_same_directory_does_not_start(self):
+        rcv = self.start_receiver()
+        sh = self.start_queue(rcv.url())
+        cfg = dict(sh.config, listeners=[{"address": "%s:%d" % (HOST, free_port())}])
+        other = Smtphook(cfg)
+        self.addCleanup(other.cleanup_dir)
+        self.addCleanup(other.stop)
+        other.start(wait=False)
+        rc = other.wait(15)
+        self.assertIsNotNone(rc, "the second smtphook keeps running:\n" + other.log())
+        self.assertNotEqual(rc, 0)
+        self.assertIn("in use by another smtphook", other.log())
+        self.assertQueued(self.send_all([body_of(0, "lock")])[0])  # the first one goes on
+        self.assertEqual(len(rcv.wait_for(1)), 1)
+
+
+class Stop(QueueCase):
+
+    def test_sigterm_waits_for_an_attempt_under_way(self):
+        app = App(200, delay=1.5)
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(rcv.url())
+        body = body_of(0, "stop")
+        self.assertQueued(self.send_all([body])[0])
+        self.assertEqual(len(app.wait_answers(1)), 1)
+        t0 = time.monotonic()
+        self.sh.signal(signal.SIGTERM)
+        self.assertEqual(self.sh.wait(15), 0, self.sh.log())
+        self.assertGreaterEqual(time.monotonic() - t0, 1.0, "it waited for the app's answer")
+        self.assertEqual(self.q.files("active"), [], "the attempt ended: delivered")
+        self.assertTrue(self.sh.wait_log(r"delivered to app after 1 attempt", timeout=0),
+                        self.sh.log())
+        self.restart(self.sh)
+        time.sleep(SETTLE)
+        self.assertEqual(len(app.answers), 1, "not posted again after the restart")
+
+
+class CliRaces(QueueCase):
+    """The CLI changing an entry while the server is trying it."""
+
+    def in_flight(self, app):
+        """One entry, tried once (503), then retried by the CLI into a slow attempt that is
+        under way when this returns; returns its name."""
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(rcv.url(), queue=FAR)
+        rid = self.assertQueued(self.send_all([body_of(0, "race")])[0])
+        self.wait_attempts(1)
+        name = "%s-0" % rid
+        app.set(503, delay=2.0)
+        p = queue_cli("retry", name, config=self.sh.config_path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(len(app.wait_answers(2)), 2, "the retry's attempt reached the app")
+        return name
+
+    def test_delete_during_an_attempt_is_not_undone(self):
+        app = App(503)
+        name = self.in_flight(app)
+        p = queue_cli("delete", name, config=self.sh.config_path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(self.sh.wait_log(r"attempt 2 to app: ", timeout=10), self.sh.log())
+        time.sleep(SETTLE)
+        self.assertEqual(self.q.files("active"), [], "the attempt's write-back did not bring "
+                                                     "it back")
+        self.assertEqual(len(app.answers), 2)
+
+    def test_retry_during_an_attempt_is_not_lost(self):
+        # The CLI says "tried now"; the attempt under way fails: the entry is due now (the
+        # operator's retry), not at the backoff the failed attempt would have chosen.
+        app = App(503)
+        name = self.in_flight(app)
+        p = queue_cli("retry", name, config=self.sh.config_path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        app.set(200)
+        self.assertTrue(self.sh.wait_log(r"attempt 2 to app: ", timeout=10), self.sh.log())
+        reqs = app.wait_accepted(1, timeout=10)
+        self.assertEqual(len(reqs), 1, "tried again at once after the attempt under way "
+                                       "failed: %s" % self.q.entries().get(name, {}).get("next"))
+        self.assertDrained(10)
 
 
 class Cli(QueueCase):

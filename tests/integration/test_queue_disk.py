@@ -138,6 +138,10 @@ class DiskFull(SmtphookTestCase):
         self.start_queue(app, FAR)
         queued, refused = self.fill()
         self.assertReply(refused, 452, "4.3.1")
+        # every entry had its first attempt: none is under way when the CLI changes it
+        rx = r"queue: entry \S+ \(txn id=\S+\) attempt 1 to app: "
+        self.q.wait(lambda: len(self.sh.wait_log(rx, timeout=0)) >= len(queued), 20)
+        self.assertEqual(len(self.sh.wait_log(rx, timeout=0)), len(queued), self.sh.log())
         self.assertNothingPartial(queued)
         ids = sorted(queued)
         gone = ids[:3]
