@@ -3,7 +3,10 @@ disk and delivers it in the background until the app takes it (backoff, Retry-Af
 same Idempotency-Key on every attempt), gives it up as a dead letter (a permanent refusal,
 or max_age_ms) or is told otherwise by the operator (the `smtphook queue` CLI, the admin
 port); "sync_then_queue" queues only what failed for now while the sender waited; a full
-queue answers 452 4.3.1 and writes nothing; a restart picks the entries up again.
+queue answers 452 4.3.1 and writes nothing; a restart picks the entries up again (clearing
+what a crash left, setting unreadable entries aside, refusing a second server on the same
+directory); the endpoint's breaker holds attempts back, max_in_flight limits them, a
+failover route's endpoints share one entry, and a stop waits for an attempt under way.
 
 The app is a real receiver whose responder (queue_files.App) answers what the test says
 and keeps apart the requests it accepted, so "delivered once" is counted on 2xx answers per
@@ -26,9 +29,9 @@ import unittest
 from helpers import HOST, free_port
 from queue_files import (KEY_RE, QUEUED_RE, App, QueueDir, http, metric, parse_metrics,
                          queue_cli)
-from receiver import Receiver, down_url
+from receiver import Receiver
 from smtp_client import Closed, dot_stuff
-from smtphook_process import Smtphook, make_config
+from smtphook_process import Smtphook
 from testcase import SmtphookTestCase
 
 SENDER = "sender@example.org"
@@ -70,8 +73,9 @@ class QueueCase(SmtphookTestCase):
         try:
             super()._stop_smtphook(sh)
         finally:
-            self.seen = (sh.log(), {w: self.q.files(w) for w in ("active", "dead", "tmp",
-                                                                  "corrupt")})
+            if sh is self.sh:  # the one started last
+                self.seen = (sh.log(), {w: self.q.files(w)
+                                        for w in ("active", "dead", "tmp", "corrupt")})
 
     def failure_logs(self, text):
         seen = getattr(self, "seen", None)

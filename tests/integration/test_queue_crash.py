@@ -36,11 +36,10 @@ from smtp_client import Closed, ProtocolError, SMTPClient, dot_stuff
 from smtphook_process import Smtphook, make_config
 from testcase import SmtphookTestCase
 
-SANITIZED = os.environ.get("SMTPHOOK_SANITIZE") == "ON"
-MESSAGES = 1000 if SANITIZED else 2000
+MESSAGES = 3000
 THREADS = 8
 PER_SESSION = 6  # messages per SMTP session
-PAUSE = (0.2, 0.8)  # seconds a client waits between sessions: sending lasts ~25 s
+PAUSE = (0.1, 0.5)  # seconds a client waits between sessions: sending lasts ~20 s
 KILL_EVERY = (0.3, 1.5)  # seconds between SIGKILLs
 SEND_BUDGET = 75.0  # seconds for the clients; what is not sent by then is not sent
 DRAIN = 60.0  # seconds for the queue to empty at the end

@@ -62,8 +62,9 @@ class DiskFull(SmtphookTestCase):
         try:
             super()._stop_smtphook(sh)
         finally:
-            self.seen = (sh.log(), {w: self.q.files(w) for w in ("active", "dead", "tmp",
-                                                                  "corrupt")})
+            if sh is self.sh:  # the one started last
+                self.seen = (sh.log(), {w: self.q.files(w)
+                                        for w in ("active", "dead", "tmp", "corrupt")})
 
     def failure_logs(self, text):
         if self.seen is None:
