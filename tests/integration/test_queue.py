@@ -995,6 +995,7 @@ class Admin(QueueCase):
         app.set(200)
         status, text = http(self.admin_port, "/queue/%s/retry" % name, "POST")
         self.assertEqual(status, 200, text)
+        self.assertEqual(json.loads(text), {"retried": name})
         reqs = app.wait_accepted(1, timeout=10)
         self.assertEqual([r.body for r in reqs], [bodies[0]])
         self.assertTrue(self.q.wait(lambda: self.q.names() == ["%s-0" % ids[1]], 10))
