@@ -952,6 +952,27 @@ class Cli(QueueCase):
         self.assertEqual(self.assertCli(self.cli("dead", json_out=True)).data, {"entries": []})
         self.assertCli(self.cli("requeue", name), rc=1)
 
+    def test_a_message_id_names_every_entry_of_the_message(self):
+        one, two = App(503), App(503)
+        r1 = self.start_receiver(responder=one)
+        r2 = self.start_receiver(responder=two)
+        self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
+                                    "two": endpoint(r2.url("/two"))},
+                         routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"]}],
+                         queue=FAR)
+        bodies = [body_of(i, "byid") for i in range(2)]
+        gone, kept = [self.assertQueued(r) for r in self.send_all(bodies)]
+        self.wait_attempts(4, pattern=r"attempt 1 to (one|two): ")
+        self.assertCli(self.cli("delete", gone))
+        self.assertEqual(self.q.names(), ["%s-0" % kept, "%s-1" % kept])
+        one.set(200)
+        two.set(200)
+        self.assertCli(self.cli("retry", kept))
+        self.assertEqual([r.body for r in one.wait_accepted(1)], [bodies[1]])
+        self.assertEqual([r.body for r in two.wait_accepted(1)], [bodies[1]])
+        self.assertDrained(10)
+        self.assertCli(self.cli("retry", gone), rc=1)
+
     def test_unknown_names_and_usage_errors(self):
         rcv = self.start_receiver()
         self.start_queue(rcv.url())
