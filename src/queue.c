@@ -39,6 +39,7 @@ struct queue_item {
     uint64_t bytes;                      /* its message's size */
     bool failover;                       /* endpoints in order: held back by no one breaker */
     bool running;                        /* an attempt is under way */
+    bool retry_now;                      /* asked to retry while running: at once after it */
     bool seen;                           /* a rescan found it */
 };
 
@@ -58,6 +59,8 @@ struct queue_attempt_run {
     struct queue *q;                       /* owner */
     struct queue_item *item;               /* the index record */
     struct queue_entry e;                  /* the entry as read for it */
+    int64_t claimed_next;                  /* its next_ms as read: a change meanwhile is the
+                                            * CLI's */
     struct txn *t;                         /* the share as a transaction */
     struct txn_share share;                /* its endpoints (indices of the config it runs under) */
     struct delivery *d;                    /* the delivery, NULL once done */
@@ -512,13 +515,16 @@ static const struct txn_delivery *queue_last(const struct txn *t)
     return t->n_deliveries > 0 ? &t->deliveries[t->n_deliveries - 1] : NULL;
 }
 
-/* queue_record - the attempt's deliveries into the entry's history. */
+/* queue_record - the attempt's deliveries into the entry's history: one record per
+ * endpoint tried, one attempt counted (a failover entry tries several in one attempt). */
 static void queue_record(struct queue_attempt_run *run, int64_t now)
 {
     const struct txn *t = run->t;
+    unsigned attempts = run->e.attempts;
     if (t->n_deliveries == 0) {
         queue_entry_record(&run->e, now, run->e.endpoints[0], 0, t->reply.code, t->reply.esc,
                            t->reply.text);
+        run->e.attempts = attempts + 1;
         return;
     }
     for (size_t i = 0; i < t->n_deliveries; i++) {
@@ -526,6 +532,28 @@ static void queue_record(struct queue_attempt_run *run, int64_t now)
         const char *text = td->failure != NULL ? td->failure : td->reply.text;
         queue_entry_record(&run->e, now, td->name, td->status, td->reply.code, td->reply.esc, text);
     }
+    run->e.attempts = attempts + 1;
+}
+
+/* queue_asked_sooner - was the entry asked to be tried again while this attempt ran (the
+ * admin port, or the CLI, whose write the server must not undo)? The time asked for. */
+static bool queue_asked_sooner(struct queue_attempt_run *run, int64_t now, int64_t *when)
+{
+    struct queue *q = run->q;
+    if (run->item->retry_now) {
+        *when = now;
+        return true;
+    }
+    struct queue_entry cur;
+    char why[256];
+    bool asked = false;
+    if (q->store->ops->read(q->store, QUEUE_ACTIVE, run->e.name, &cur, why, sizeof(why)) == 0 &&
+        cur.next_ms != run->claimed_next) {
+        *when = cur.next_ms < now ? now : cur.next_ms;
+        asked = true;
+    }
+    queue_entry_free(&cur);
+    return asked;
 }
 
 /* queue_bury - the entry becomes a dead letter, said in the log and the metrics. */
@@ -597,6 +625,9 @@ static void queue_on_attempt(void *arg, struct txn *t)
                      q->limits.max_age_ms, reply);
             queue_bury(run, now, why);
         } else {
+            int64_t asked = 0;
+            if (queue_asked_sooner(run, now, &asked) && asked < next)
+                next = asked;
             run->e.next_ms = next;
             int rc = q->store->ops->fail(q->store, &run->e);
             log_info("queue: entry %s (txn id=%s) attempt %u to %s: %s; next in %" PRId64 " ms",
@@ -703,6 +734,8 @@ static bool queue_start_attempt(struct queue *q, struct queue_item *it, size_t s
         return false;
     }
     it->next_ms = run->e.next_ms;
+    it->retry_now = false;
+    run->claimed_next = run->e.next_ms;
     if (run->e.next_ms > now) { /* the store says later (the CLI, another writer) */
         spool_free(message);
         queue_run_free(run);
@@ -964,7 +997,9 @@ int queue_retry(struct queue *q, const char *name)
     struct queue_item *it = queue_find(q, name, NULL);
     if (it == NULL)
         return SH_ENOTFOUND;
-    if (!it->running) {
+    if (it->running) {
+        it->retry_now = true; /* once the attempt under way has failed */
+    } else {
         struct queue_entry e;
         char why[256];
         int64_t now = log_unix_ms();

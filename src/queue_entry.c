@@ -837,7 +837,7 @@ int queue_entry_parse(const char *text, size_t len, struct queue_entry *e, char 
         return qe_fail(&r, "policy all takes exactly one endpoint");
     if ((e->dead_ms > 0) != (e->dead_reason != NULL))
         return qe_fail(&r, "dead and dead_reason go together");
-    if (e->n_history > e->attempts)
+    if (e->n_history > (uint64_t)e->attempts * e->n_endpoints) /* a record per endpoint tried */
         return qe_fail(&r, "more attempts kept than made");
     return 0;
 }

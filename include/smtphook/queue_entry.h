@@ -51,7 +51,9 @@ struct queue_entry {
     bool body_utf8;                      /* the message is valid UTF-8 */
     struct envelope env;                 /* the share's envelope; every string owned here
                                           * (env.key NULL: the key is above) */
-    struct queue_attempt *history;       /* the last attempts, oldest first */
+    struct queue_attempt *history;       /* the last requests, oldest first: one per endpoint
+                                          * an attempt tried (a failover entry's attempt may
+                                          * try several), so at most attempts * n_endpoints */
     size_t n_history;                    /* entries in history */
     int64_t dead_ms;                     /* a dead letter: Unix ms it was given up, else 0 */
     char *dead_reason;                   /* why, or NULL */
@@ -70,8 +72,9 @@ int queue_entry_copy_envelope(struct queue_entry *e, const struct envelope *env)
 /* queue_entry_add_endpoint - append an endpoint name. 0 or SH_ENOMEM. */
 int queue_entry_add_endpoint(struct queue_entry *e, const char *name);
 
-/* queue_entry_record - add an attempt to the history (the oldest goes past
- * QUEUE_ENTRY_HISTORY_MAX) and count it. Whatever the reader would refuse is made readable
+/* queue_entry_record - add a request to the history (the oldest goes past
+ * QUEUE_ENTRY_HISTORY_MAX) and count an attempt (the caller sets the count when one attempt
+ * made several requests). Whatever the reader would refuse is made readable
  * (queue_entry_clean; a status past 999 or a code past 599 becomes 0), so that no attempt
  * can make its entry unreadable. 0 or SH_ENOMEM. */
 int queue_entry_record(struct queue_entry *e, int64_t at_ms, const char *endpoint, long status,

@@ -8,7 +8,7 @@
  * - an entry read keeps queue_entry.h's promises: an entry name, 64 lower-case hex digits of
  *   key and digest, one endpoint for "all" and at least one for "failover", none empty, at
  *   least one recipient, every envelope string valid UTF-8 without control characters, no
- *   more history than attempts nor than QUEUE_ENTRY_HISTORY_MAX, each text within
+ *   more history than attempts times endpoints nor than QUEUE_ENTRY_HISTORY_MAX, each text within
  *   QUEUE_ENTRY_TEXT_MAX and valid UTF-8, dead exactly with a dead_reason;
  * - formatted, it is escaped (no control byte but the line ends, no DEL), starts with the
  *   version line and ends with "end\n"; that text (when within QUEUE_ENTRY_FILE_MAX) is read
@@ -79,7 +79,8 @@ static void check_entry(const struct queue_entry *e)
                env->body == ENVELOPE_BODY_8BITMIME || env->body == ENVELOPE_BODY_BINARYMIME);
     FUZZ_CHECK(text_ok(env->tls.version) && text_ok(env->tls.cipher) && text_ok(env->tls.sni) &&
                text_ok(env->tls.peer_subject) && text_ok(env->tls.peer_sha256));
-    FUZZ_CHECK(e->n_history <= e->attempts && e->n_history <= QUEUE_ENTRY_HISTORY_MAX);
+    FUZZ_CHECK(e->n_history <= (uint64_t)e->attempts * e->n_endpoints &&
+               e->n_history <= QUEUE_ENTRY_HISTORY_MAX);
     for (size_t i = 0; i < e->n_history; i++) {
         const struct queue_attempt *a = &e->history[i];
         FUZZ_CHECK(a->at_ms >= 0 && a->status >= 0 && a->status <= 999 && a->code <= 599);
