@@ -240,7 +240,7 @@ static void test_json(void **state)
     build(&f, NULL, &r);
     const char *want[] = {"Content-Type: application/json",
                           "X-Smtphook-Id: 66a1b2c3d4e5.0001.1",
-                          "Idempotency-Key: " KEY,
+                          ("Idempotency-Key: " KEY),
                           AUTH,
                           "X-App: one",
                           "X-Other: two words"};
@@ -305,7 +305,7 @@ static void test_multipart(void **state)
     build(&f, NULL, &r);
     const char *want[] = {"Content-Type: multipart/form-data; boundary=" BOUNDARY,
                           "X-Smtphook-Id: 66a1b2c3d4e5.0001.1",
-                          "Idempotency-Key: " KEY,
+                          ("Idempotency-Key: " KEY),
                           AUTH,
                           "X-App: one",
                           "X-Other: two words"};
@@ -339,7 +339,7 @@ static void test_mailgun(void **state)
     struct format_request r;
     build(&f, &fields, &r);
     const char *want[] = {"Content-Type: multipart/form-data; boundary=" BOUNDARY,
-                          "X-Smtphook-Id: 66a1b2c3d4e5.0001.1", "Idempotency-Key: " KEY,
+                          "X-Smtphook-Id: 66a1b2c3d4e5.0001.1", ("Idempotency-Key: " KEY),
                           "X-App: one", "X-Other: two words"};
     expect_headers(&r, want, sizeof(want) / sizeof(want[0]));
     /* signature: hex HMAC-SHA256 under the key of timestamp and token, concatenated */
@@ -408,7 +408,7 @@ static void test_sendgrid(void **state)
     build(&f, &fields, &r);
     const char *want[] = {"Content-Type: multipart/form-data; boundary=" BOUNDARY,
                           "X-Smtphook-Id: 66a1b2c3d4e5.0001.1",
-                          "Idempotency-Key: " KEY,
+                          ("Idempotency-Key: " KEY),
                           AUTH,
                           "X-App: one",
                           "X-Other: two words"};

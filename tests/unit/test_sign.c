@@ -113,7 +113,7 @@ static void test_vector_from_spool(void **state)
     for (size_t k = 0; k < 2; k++) {
         struct spool *sp = NULL;
         assert_int_equal(spool_new(tmpdir(), kinds[k], &sp), 0);
-        assert_int_equal(spool_append(sp, BODY_1 + 3, strlen(BODY_1) - 3), 0);
+        assert_int_equal(spool_append(sp, &BODY_1[3], strlen(BODY_1) - 3), 0);
         struct request_body b;
         request_body_init(&b, sp, spool_size(sp));
         assert_int_equal(request_body_add(&b, BODY_1, 3), 0);
