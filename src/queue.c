@@ -795,6 +795,16 @@ static bool queue_refusing(struct queue *q, const char *name)
     return refusing;
 }
 
+/* queue_saturated - does every endpoint of the configuration have max_in_flight attempts
+ * out? Then nothing more can start until one answers (and the next tick comes with it). */
+static bool queue_saturated(const struct queue *q)
+{
+    size_t full = 0;
+    for (size_t i = 0; i < q->n_flight; i++)
+        full += q->flight[i] >= q->limits.max_in_flight;
+    return full >= q->cfg->n_endpoints;
+}
+
 /* on_timer - the earliest entry is due. */
 static void on_timer(uv_timer_t *timer)
 {
@@ -822,6 +832,8 @@ static void queue_tick(struct queue *q)
             (!it->failover && queue_refusing(q, it->endpoint))) {
             if (now + QUEUE_IDLE_TICK_MS < soonest)
                 soonest = now + QUEUE_IDLE_TICK_MS;
+            if (queue_saturated(q))
+                break; /* a large backlog is not walked for nothing after each answer */
             continue;
         }
         size_t before = q->n_items;
