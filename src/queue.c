@@ -238,13 +238,35 @@ static int queue_load_one(void *arg, const struct queue_entry *e, const char *wh
     return 0;
 }
 
-/* queue_rescan - read the store again: new entries join, those gone (the CLI deleted them)
- * leave, unless an attempt or a write holds them. */
-static void queue_rescan(struct queue *q)
+/* queue_seen - the names walk of a rescan: a known entry is marked, a new one (the CLI's
+ * requeue, say) is read and joins. */
+static int queue_seen(void *arg, const char *name)
+{
+    struct queue *q = arg;
+    struct queue_item *it = queue_find(q, name, NULL);
+    if (it != NULL) {
+        it->seen = true;
+        return 0;
+    }
+    struct queue_entry e;
+    char why[256];
+    if (q->store->ops->read(q->store, QUEUE_ACTIVE, name, &e, why, sizeof(why)) == 0)
+        queue_upsert(q, &e);
+    queue_entry_free(&e);
+    return 0;
+}
+
+/* queue_rescan - the store again: new entries join, those gone (the CLI deleted them)
+ * leave, unless an attempt or a write holds them. At the start every entry is read; later
+ * only the names are walked and only new entries read, so a large queue costs a directory
+ * listing a minute, not a read of every file. */
+static void queue_rescan(struct queue *q, bool full)
 {
     for (size_t i = 0; i < q->n_items; i++)
         q->items[i]->seen = false;
-    if (q->store->ops->list(q->store, QUEUE_ACTIVE, queue_load_one, q) != 0)
+    int rc = full ? q->store->ops->list(q->store, QUEUE_ACTIVE, queue_load_one, q)
+                  : q->store->ops->names(q->store, QUEUE_ACTIVE, queue_seen, q);
+    if (rc != 0)
         return; /* the folder cannot be read now: keep what is known */
     for (size_t i = q->n_items; i-- > 0;) {
         if (!q->items[i]->seen && !q->items[i]->running)
@@ -853,7 +875,7 @@ static void queue_tick(struct queue *q)
 static void on_rescan(uv_timer_t *timer)
 {
     struct queue *q = timer->data;
-    queue_rescan(q);
+    queue_rescan(q, false);
     queue_tick(q);
 }
 
@@ -975,7 +997,7 @@ int queue_open(uv_loop_t *loop, const struct config *cfg, const struct queue_hoo
     q->cfg = cfg;
     q->limits = cfg->queue;
     q->limits.directory = q->directory;
-    queue_rescan(q);
+    queue_rescan(q, true);
     uv_timer_init(loop, &q->timer);
     uv_timer_init(loop, &q->rescan);
     q->timer.data = q->rescan.data = q;

@@ -457,6 +457,28 @@ static int qd_list(struct queue_store *s, enum queue_which which, queue_list_fn 
     return rc;
 }
 
+/* qd_names - see queue_store.h. */
+static int qd_names(struct queue_store *s, enum queue_which which,
+                    int (*fn)(void *arg, const char *name), void *arg)
+{
+    struct queue_dir *qd = qd_of(s);
+    int fd = openat(qd_dirfd(qd, which), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return qd_errno(errno);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(dir)) != NULL) {
+        if (de->d_name[0] != '.' && !qd_is_eml(de->d_name) && queue_entry_name_ok(de->d_name))
+            rc = fn(arg, de->d_name);
+    }
+    closedir(dir);
+    return rc;
+}
+
 /* qd_remove - see queue_store.h. */
 static int qd_remove(struct queue_store *s, enum queue_which which, const char *name)
 {
@@ -522,8 +544,18 @@ static void qd_close(struct queue_store *s)
 }
 
 static const struct queue_store_ops queue_dir_ops = {
-    qd_enqueue, qd_claim,   qd_complete, qd_fail,    qd_bury,  qd_list,
-    qd_read,    qd_message, qd_remove,   qd_requeue, qd_close,
+    .enqueue = qd_enqueue,
+    .claim = qd_claim,
+    .complete = qd_complete,
+    .fail = qd_fail,
+    .bury = qd_bury,
+    .list = qd_list,
+    .names = qd_names,
+    .read = qd_read,
+    .message = qd_message,
+    .remove = qd_remove,
+    .requeue = qd_requeue,
+    .close = qd_close,
 };
 
 /* qd_open_sub - <path>/<sub>, made if missing, opened as a directory. -1 with errno. */

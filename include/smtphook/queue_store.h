@@ -61,6 +61,9 @@ struct queue_store_ops {
     int (*bury)(struct queue_store *s, const struct queue_entry *e);
     /* list - each entry of which, in no particular order. */
     int (*list)(struct queue_store *s, enum queue_which which, queue_list_fn fn, void *arg);
+    /* names - the name of each entry of which (nothing read: a rescan of a large queue). */
+    int (*names)(struct queue_store *s, enum queue_which which,
+                 int (*fn)(void *arg, const char *name), void *arg);
     /* read - one entry of which by name (no message). */
     int (*read)(struct queue_store *s, enum queue_which which, const char *name,
                 struct queue_entry *e, char *why, size_t whylen);
