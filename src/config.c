@@ -2289,6 +2289,28 @@ static int config_mkdirs(const char *directory)
     return mkdir(path, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* config_writable_dir - directory (quoted as q in messages) exists, is a directory and
+ * takes files: one is made there and removed at once (a read-only container file system
+ * passes stat() and access() and fails only here). hint says what the directory is for. */
+static int config_writable_dir(struct config_ctx *c, const char *directory, const char *q,
+                               const char *hint)
+{
+    struct stat st;
+    if (stat(directory, &st) != 0)
+        return config_fail(c, "\"%s\": %s", q, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return config_fail(c, "\"%s\" is not a directory", q);
+    char probe[PATH_MAX];
+    int n = snprintf(probe, sizeof(probe), "%s/.smtphook-check-XXXXXX", directory);
+    int fd = n > 0 && (size_t)n < sizeof(probe) ? mkstemp(probe) : -1;
+    if (fd < 0)
+        return config_fail(c, "\"%s\": cannot create files there: %s (%s)", q,
+                           n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long", hint);
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 /* config_finish_queue - every route's delivery (the top-level one where it names none);
  * when something is queued, the queue directory exists (made if missing) and takes files,
  * checked now rather than at the first queued message. */
@@ -2315,22 +2337,8 @@ static int config_finish_queue(struct config_ctx *c, const char *what, struct co
     if (config_mkdirs(cfg->queue.directory) != 0)
         return config_fail(c, "\"%s\": cannot make it: %s (mount a writable volume there)", q,
                            strerror(errno));
-    struct stat st;
-    if (stat(cfg->queue.directory, &st) != 0)
-        return config_fail(c, "\"%s\": %s", q, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return config_fail(c, "\"%s\" is not a directory", q);
-    char probe[PATH_MAX];
-    int n = snprintf(probe, sizeof(probe), "%s/.smtphook-check-XXXXXX", cfg->queue.directory);
-    int fd = n > 0 && (size_t)n < sizeof(probe) ? mkstemp(probe) : -1;
-    if (fd < 0)
-        return config_fail(c,
-                           "\"%s\": cannot create files there: %s (queued messages are kept "
-                           "there; mount a writable volume)",
-                           q, n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long");
-    close(fd);
-    unlink(probe);
-    return 0;
+    return config_writable_dir(c, cfg->queue.directory, q,
+                               "queued messages are kept there; mount a writable volume");
 }
 
 /* config_finish_tls - each listener's TLS mode once the certificates are known (file or
@@ -2430,27 +2438,14 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
     }
 
     /* Checked now rather than at the first large message, when it would cost a 451. */
-    struct stat st;
     char q[CONFIG_QUOTE_MAX];
     config_set_key_path(c, what, CONFIG_SEC_SPOOL, offsetof(struct config_spool, directory));
     config_quote(q, sizeof(q), cfg->spool.directory);
-    if (stat(cfg->spool.directory, &st) != 0)
-        return config_fail(c, "\"%s\": %s", q, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return config_fail(c, "\"%s\" is not a directory", q);
-    /* Writable, as the spool will need it: a file is made there and removed at once (a
-     * read-only container file system passes stat() and access() and fails only here). */
-    char probe[PATH_MAX];
-    int n = snprintf(probe, sizeof(probe), "%s/.smtphook-check-XXXXXX", cfg->spool.directory);
-    int fd = n > 0 && (size_t)n < sizeof(probe) ? mkstemp(probe) : -1;
-    if (fd < 0)
-        return config_fail(c,
-                           "\"%s\": cannot create files there: %s (messages over "
-                           "spool.memory_bytes are kept there; mount a writable volume or tmpfs)",
-                           q, n > 0 && (size_t)n < sizeof(probe) ? strerror(errno) : "too long");
-    close(fd);
-    unlink(probe);
-    int rc = config_finish_queue(c, what, cfg);
+    int rc = config_writable_dir(c, cfg->spool.directory, q,
+                                 "messages over spool.memory_bytes are kept there; mount a "
+                                 "writable volume or tmpfs");
+    if (rc == 0)
+        rc = config_finish_queue(c, what, cfg);
     if (rc == 0)
         rc = config_finish_tls(c, what, cfg);
     return rc != 0 ? rc : config_warnings(c, what, cfg);

@@ -429,34 +429,6 @@ static int qd_bury(struct queue_store *s, const struct queue_entry *e)
     return 0;
 }
 
-/* qd_list - see queue_store.h. */
-static int qd_list(struct queue_store *s, enum queue_which which, queue_list_fn fn, void *arg)
-{
-    struct queue_dir *qd = qd_of(s);
-    int fd = openat(qd_dirfd(qd, which), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-    if (dir == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return qd_errno(errno);
-    }
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.' || qd_is_eml(de->d_name) || !queue_entry_name_ok(de->d_name))
-            continue;
-        struct queue_entry e;
-        char why[256];
-        int r = qd_read_at(qd_dirfd(qd, which), de->d_name, &e, why, sizeof(why));
-        if (r == SH_ENOTFOUND)
-            continue; /* gone since readdir */
-        rc = fn(arg, &e, r == 0 ? NULL : why);
-        queue_entry_free(&e);
-    }
-    closedir(dir);
-    return rc;
-}
-
 /* qd_names - see queue_store.h. */
 static int qd_names(struct queue_store *s, enum queue_which which,
                     int (*fn)(void *arg, const char *name), void *arg)
@@ -477,6 +449,33 @@ static int qd_names(struct queue_store *s, enum queue_which which,
     }
     closedir(dir);
     return rc;
+}
+
+/* A listing under way: each name read and handed on. */
+struct qd_walk {
+    struct queue_dir *qd;
+    enum queue_which which;
+    queue_list_fn fn;
+    void *arg;
+};
+
+/* qd_walk_one - qd_names' callback of qd_list. */
+static int qd_walk_one(void *arg, const char *name)
+{
+    struct qd_walk *w = arg;
+    struct queue_entry e;
+    char why[256];
+    int r = qd_read_at(qd_dirfd(w->qd, w->which), name, &e, why, sizeof(why));
+    int rc = r == SH_ENOTFOUND ? 0 : w->fn(w->arg, &e, r == 0 ? NULL : why); /* gone: skip */
+    queue_entry_free(&e);
+    return rc;
+}
+
+/* qd_list - see queue_store.h. */
+static int qd_list(struct queue_store *s, enum queue_which which, queue_list_fn fn, void *arg)
+{
+    struct qd_walk w = {qd_of(s), which, fn, arg};
+    return qd_names(s, which, qd_walk_one, &w);
 }
 
 /* qd_remove - see queue_store.h. */
