@@ -130,6 +130,28 @@ class QueueDir:
         return names
 
 
+class KeepsQueueForReport:
+    """A SmtphookTestCase mixin: the log of the smtphook started last and the listing of the
+    queue directory (self.q) are kept at its stop, for a failure's report (the cleanups
+    remove both before the report is written)."""
+
+    seen = None
+
+    def _stop_smtphook(self, sh):
+        try:
+            super()._stop_smtphook(sh)
+        finally:
+            if sh is self.sh:  # the one started last
+                self.seen = (sh.log(), {w: self.q.files(w)
+                                        for w in ("active", "dead", "tmp", "corrupt")})
+
+    def failure_logs(self, text):
+        if self.seen is None:
+            return ""
+        return "\nqueue directory at the stop: %s\nsmtphook's log (tail):\n%s" % (
+            self.seen[1], self.seen[0][-6000:])
+
+
 class App:
     """A receiver responder: answers status (with headers, after delay seconds) as set when
     the request arrived, and keeps the requests it answered 2xx (accepted) apart from all

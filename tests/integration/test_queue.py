@@ -27,8 +27,8 @@ import time
 import unittest
 
 from helpers import HOST, free_port
-from queue_files import (KEY_RE, QUEUED_RE, App, QueueDir, http, metric, parse_metrics,
-                         queue_cli)
+from queue_files import (KEY_RE, QUEUED_RE, App, KeepsQueueForReport, QueueDir, http, metric,
+                         parse_metrics, queue_cli)
 from receiver import Receiver
 from smtp_client import Closed, dot_stuff
 from smtphook_process import Smtphook
@@ -58,7 +58,7 @@ def endpoint(url, **extra):
     return ep
 
 
-class QueueCase(SmtphookTestCase):
+class QueueCase(KeepsQueueForReport, SmtphookTestCase):
     """Starts smtphook with a queue in a temporary directory of the test's own."""
 
     def setUp(self):
@@ -67,22 +67,15 @@ class QueueCase(SmtphookTestCase):
         self.q = QueueDir(self.qpath)
         self.admin_port = None
 
-    def _stop_smtphook(self, sh):
-        """Stopped and checked as always; its log and the queue directory kept for a
-        failure's report (the cleanups remove both before the report is written)."""
-        try:
-            super()._stop_smtphook(sh)
-        finally:
-            if sh is self.sh:  # the one started last
-                self.seen = (sh.log(), {w: self.q.files(w)
-                                        for w in ("active", "dead", "tmp", "corrupt")})
-
-    def failure_logs(self, text):
-        seen = getattr(self, "seen", None)
-        if seen is None:
-            return ""
-        return "\nqueue directory at the stop: %s\nsmtphook's log (tail):\n%s" % (
-            seen[1], seen[0][-6000:])
+    def start_two(self, one, two, queue, policy="all"):
+        """Endpoints "one" and "two" answering through the Apps one and two, on one route
+        with policy for every recipient at example.com."""
+        r1 = self.start_receiver(responder=one)
+        r2 = self.start_receiver(responder=two)
+        return self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
+                                           "two": endpoint(r2.url("/two"))},
+                                routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"],
+                                         "policy": policy}], queue=queue)
 
     def start_queue(self, url=None, delivery="queue", queue=None, endpoints=None, admin=False,
                     **top):
@@ -275,12 +268,7 @@ class TwoEndpoints(QueueCase):
 
     def test_two_endpoints_down_give_two_entries_sharing_one_message(self):
         one, two = App(503), App(503)
-        r1 = self.start_receiver(responder=one)
-        r2 = self.start_receiver(responder=two)
-        self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
-                                    "two": endpoint(r2.url("/two"))},
-                         routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"]}],
-                         queue=FAR)
+        self.start_two(one, two, FAR)
         body = body_of(7, "shared")
         rid = self.assertQueued(self.send_all([body])[0])
         self.wait_attempts(2, pattern=r"attempt 1 to (one|two): ")
@@ -614,17 +602,9 @@ class Breakers(QueueCase):
 
 class Failover(QueueCase):
 
-    def start_failover(self, one, two, queue):
-        r1 = self.start_receiver(responder=one)
-        r2 = self.start_receiver(responder=two)
-        return self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
-                                           "two": endpoint(r2.url("/two"))},
-                                routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"],
-                                         "policy": "failover"}], queue=queue)
-
     def test_failover_route_has_one_entry_for_its_endpoints(self):
         one, two = App(503), App(503)
-        self.start_failover(one, two, FAR)
+        self.start_two(one, two, policy="failover", queue=FAR)
         body = body_of(0, "failover")
         rid = self.assertQueued(self.send_all([body])[0])
         self.wait_attempts(1, pattern=r"attempt \d+ to two: ")
@@ -651,7 +631,8 @@ class Failover(QueueCase):
         # entry's count, the CLI), and the wait after it is the first backoff (0.5 to 1 s
         # with initial_backoff_ms 1000), not the second one (1 to 2 s).
         one, two = App(503), App(503)
-        self.start_failover(one, two, {"initial_backoff_ms": 1000, "max_backoff_ms": 60000})
+        self.start_two(one, two, policy="failover",
+                       queue={"initial_backoff_ms": 1000, "max_backoff_ms": 60000})
         rid = self.assertQueued(self.send_all([body_of(0, "failover-count")])[0])
         line = self.wait_attempts(1, pattern=r"attempt \d+ to two: ")[0]
         self.assertIn("attempt 1 to two: ", line)
@@ -954,12 +935,7 @@ class Cli(QueueCase):
 
     def test_a_message_id_names_every_entry_of_the_message(self):
         one, two = App(503), App(503)
-        r1 = self.start_receiver(responder=one)
-        r2 = self.start_receiver(responder=two)
-        self.start_queue(endpoints={"one": endpoint(r1.url("/one")),
-                                    "two": endpoint(r2.url("/two"))},
-                         routes=[{"match": ["*@example.com"], "endpoints": ["one", "two"]}],
-                         queue=FAR)
+        self.start_two(one, two, FAR)
         bodies = [body_of(i, "byid") for i in range(2)]
         gone, kept = [self.assertQueued(r) for r in self.send_all(bodies)]
         self.wait_attempts(4, pattern=r"attempt 1 to (one|two): ")

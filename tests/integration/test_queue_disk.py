@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from queue_files import QUEUED_RE, App, QueueDir, queue_cli
+from queue_files import QUEUED_RE, App, KeepsQueueForReport, QueueDir, queue_cli
 from smtp_client import Closed
 from testcase import SmtphookTestCase
 
@@ -37,7 +37,7 @@ def big_body(n):
     return head + line * ((MESSAGE_BYTES - len(head)) // len(line))
 
 
-class DiskFull(SmtphookTestCase):
+class DiskFull(KeepsQueueForReport, SmtphookTestCase):
 
     def setUp(self):
         if os.geteuid() != 0:
@@ -51,26 +51,11 @@ class DiskFull(SmtphookTestCase):
         self.addCleanup(self.unmount)  # runs after smtphook stopped (cleanups go in reverse)
         self.qpath = os.path.join(self.mnt, "queue")
         self.q = QueueDir(self.qpath)
-        self.seen = None
 
     def unmount(self):
         if subprocess.run(["umount", self.mnt], capture_output=True).returncode != 0:
             time.sleep(0.5)
             subprocess.run(["umount", "-l", self.mnt], capture_output=True)
-
-    def _stop_smtphook(self, sh):
-        try:
-            super()._stop_smtphook(sh)
-        finally:
-            if sh is self.sh:  # the one started last
-                self.seen = (sh.log(), {w: self.q.files(w)
-                                        for w in ("active", "dead", "tmp", "corrupt")})
-
-    def failure_logs(self, text):
-        if self.seen is None:
-            return ""
-        return "\nqueue directory at the stop: %s\nsmtphook's log (tail):\n%s" % (
-            self.seen[1], self.seen[0][-6000:])
 
     def start_queue(self, app, queue):
         rcv = self.start_receiver(responder=app)
