@@ -259,6 +259,41 @@ class ContainerTest(unittest.TestCase):
         self.engine.docker("stop", "--time", str(STOP_TIME), cid)
         self.assertEqual(self.inspect(cid, "{{.State.ExitCode}}"), "0", self.container_log(cid))
 
+    def test_queue_mode_keeps_messages_on_a_volume_across_containers(self):
+        # the image's /var/lib/smtphook/queue belongs to its user, so a named volume there
+        # takes queued mail, and a new container on the volume delivers it
+        volume = "smtphook-test-queue-%d" % os.getpid()
+        self.engine.docker("volume", "create", volume)
+        self.addCleanup(self.engine.docker, "volume", "rm", "-f", volume, check=False)
+        down = free_port()  # the app is not there yet
+        smtp = free_port()
+        env = {"SMTPHOOK_WEBHOOK": "http://%s:%d/inbound" % (HOST, down),
+               "SMTPHOOK_LISTEN": "%s:%d" % (HOST, smtp),
+               "SMTPHOOK_ADMIN": "%s:%d" % (HOST, free_port()), "SMTPHOOK_DELIVERY": "queue"}
+        cid = self.run_container("--read-only", "--tmpfs", "/tmp:size=64m",
+                                 "-v", "%s:/var/lib/smtphook" % volume, env=env)
+        self.assertTrue(wait_smtp(smtp), "no SMTP banner:\n" + self.container_log(cid))
+        code, text = send(smtp, "queued in a container")
+        self.assertEqual(code, 250, text)
+        self.assertIn(b"queued as", text)
+        listing = self.engine.out("exec", cid, "/usr/local/bin/smtphook", "queue", "list")
+        self.assertIn("1 entry", listing)
+        self.engine.docker("stop", "--time", str(STOP_TIME), cid)
+        self.assertEqual(self.inspect(cid, "{{.State.ExitCode}}"), "0", self.container_log(cid))
+        rcv = self.start_receiver(port=down)  # the app is up; a new container, same volume
+        smtp = free_port()
+        env["SMTPHOOK_LISTEN"] = "%s:%d" % (HOST, smtp)
+        env["SMTPHOOK_ADMIN"] = "%s:%d" % (HOST, free_port())
+        cid = self.run_container("--read-only", "--tmpfs", "/tmp:size=64m",
+                                 "-v", "%s:/var/lib/smtphook" % volume, env=env)
+        self.assertTrue(wait_smtp(smtp), "no SMTP banner:\n" + self.container_log(cid))
+        # its next attempt is a minute away (queue.initial_backoff_ms): the operator's retry
+        self.engine.out("exec", cid, "/usr/local/bin/smtphook", "queue", "retry", "--all")
+        reqs = rcv.wait_for(1, timeout=30)
+        self.assertEqual(len(reqs), 1, self.container_log(cid))
+        self.assertIn(b"Subject: queued in a container", reqs[0].body)
+        self.engine.docker("stop", "--time", str(STOP_TIME), cid)
+
     def test_stop_during_slow_webhook_finishes_the_transaction(self):
         rcv = self.start_receiver(delay=3.0)
         smtp = free_port()
