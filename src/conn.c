@@ -85,6 +85,7 @@ struct conn_write {
 
 static void conn_update_reading(struct conn *c);
 static void conn_resume(struct conn *c);
+static void conn_start_checks(struct conn *c, bool more);
 
 /* on_handle_closed - free the connection after its last handle is closed. */
 static void on_handle_closed(uv_handle_t *h)
@@ -563,7 +564,9 @@ static void conn_check_answer(struct conn *c, size_t index, const struct rcpt_ch
         c, smtp_engine_rcpt_checked(&c->engine, index, r->accept, &r->reply, more, log_unix_ms()));
 }
 
-/* on_checked - a check's request finished. */
+/* on_checked - a check's request finished. An RCPT that waited for room in the line runs
+ * once the line is empty and may queue a check of its own: it is started here, as after a
+ * feed, since the client may send nothing more before it has its reply. */
 static void on_checked(void *arg, const struct rcpt_check_result *r)
 {
     struct conn_check *k = arg;
@@ -575,6 +578,7 @@ static void on_checked(void *arg, const struct rcpt_check_result *r)
     size_t index = k->index;
     free(k);
     conn_check_answer(c, index, r, c->held.len > 0);
+    conn_start_checks(c, c->held.len > 0);
     conn_resume(c);
 }
 

@@ -97,7 +97,9 @@ bool smtp_engine_body(const struct smtp_engine *e, uint64_t *bytes);
 enum smtp_engine_stop smtp_engine_shutdown(struct smtp_engine *e);
 
 /* smtp_engine_take_check - the next recipient check to start (see session_take_check), or
- * -1. Call after every feed: RCPTs queue their checks and feeding goes on. */
+ * -1. Call after every feed: RCPTs queue their checks and feeding goes on. Call after
+ * smtp_engine_rcpt_checked too: an RCPT that waited for room in the line runs once the line
+ * is empty, and may queue its check then. */
 long smtp_engine_take_check(struct smtp_engine *e);
 
 /* smtp_engine_rcpt_checked - the answer to check index (see session_rcpt_checked). more:

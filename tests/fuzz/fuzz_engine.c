@@ -33,8 +33,8 @@
  * h[11]). The three transcripts (replies, delivered messages) must be identical: FULL
  * resumes losslessly. An accepted STARTTLS "completes" the handshake at once. Reads and
  * check answers are events in the order conn.c could see them: the checks queued by a feed
- * are taken right after it (a cache hit answered there), and input that comes while a
- * command waits for checks is held and fed, in order, once they are answered.
+ * or an answer are taken right after it (a cache hit answered there), and input that comes
+ * while a command waits for checks is held and fed, in order, once they are answered.
  *
  * Invariants (abort on violation), checked at every feed of the step run (out_limit 1,
  * where one feed ends at the first reply, so each feed answers one command):
@@ -64,8 +64,9 @@
  *     probe calls down gets 451 4.4.1 and no check; the probe is asked once for each RCPT
  *     that has a route (or needs none), with that route;
  *   - while checks are pending a feed writes nothing: RCPTs join the queue, the first other
- *     command (or over-long line) waits (WAIT), consumed exactly through its LF, and no
- *     input is fed until the checks are answered;
+ *     command (or over-long line, or RCPT once the queue holds max_recipients + max_errors)
+ *     waits (WAIT), consumed exactly through its LF, and no input is fed until the checks
+ *     are answered;
  *   - exactly the RCPTs that passed every other test get a check, in command order, each
  *     index handed out once and naming its recipient; a queue never waits without a check
  *     out; recipients accepted plus checks not refused never exceed max_recipients;
@@ -229,14 +230,26 @@ struct model_rcpt {
     char mailbox[SMTP_PATH_MAX + 1]; /* the recipient */
 };
 
-/* The command that waits behind the queue. */
+/* A command line of a feed, cut as the parser cuts it. */
+struct feed_line {
+    char text[COMMAND_LINE_BYTES]; /* the line without its LF and one CR before it */
+    size_t len;                    /* bytes in text */
+    size_t end;                    /* input bytes through its LF, from the feed's start */
+    bool too_long;                 /* over the limit: skipped (no text) */
+};
+
+/* The command that waits behind the queue: any but RCPT, or an RCPT once the queue is full
+ * (session.c bounds it at max_recipients + max_errors entries). */
 struct model_cmd {
-    bool waiting;        /* there is one */
-    bool too_long;       /* an over-long line */
-    enum smtp_verb verb; /* its verb */
-    bool bdat_size_ok;   /* BDAT: the size can be read */
-    bool bdat_ok;        /* BDAT: the whole argument is well-formed */
-    uint64_t bdat_size;  /* BDAT: that size */
+    bool waiting;          /* there is one */
+    bool too_long;         /* an over-long line */
+    enum smtp_verb verb;   /* its verb */
+    bool bdat_size_ok;     /* BDAT: the size can be read */
+    bool bdat_ok;          /* BDAT: the whole argument is well-formed */
+    uint64_t bdat_size;    /* BDAT: that size */
+    struct feed_line line; /* RCPT: the line, decided when it runs */
+    bool esmtp;            /* RCPT: EHLO was used */
+    bool smtputf8;         /* RCPT: the transaction has SMTPUTF8 */
 };
 
 /* What a connection holds, minus the I/O, for one run. */
@@ -274,14 +287,6 @@ struct drive {
     size_t accepted_cap;                   /* entries allocated */
     unsigned model_probe_calls;            /* probe calls the model expects */
     unsigned model_overshoot;              /* soft RCPT refusals the model counted */
-};
-
-/* A command line of a feed, cut as the parser cuts it. */
-struct feed_line {
-    char text[COMMAND_LINE_BYTES]; /* the line without its LF and one CR before it */
-    size_t len;                    /* bytes in text */
-    size_t end;                    /* input bytes through its LF, from the feed's start */
-    bool too_long;                 /* over the limit: skipped (no text) */
 };
 
 /* What the step run knows before a feed. */
@@ -1080,8 +1085,9 @@ static void model_clear(struct drive *d)
 /* step_queue - a feed in command mode while checks are pending, or one whose first line
  * is an RCPT to check: the RCPTs join the queue, nothing is written, and the first other
  * command (or over-long line) waits, consumed exactly through its LF (RFC 2920 §3.1: its
- * reply must follow theirs). Returns false for any other feed, having checked the reply
- * of an RCPT answered at once. */
+ * reply must follow theirs). The queue holds at most max_recipients + max_errors entries
+ * (docs/design.md, "Recipient checks"): an RCPT beyond that waits like any other command.
+ * Returns false for any other feed, having checked the reply of an RCPT answered at once. */
 static bool step_queue(struct drive *d, const struct step_before *b, const char *data, size_t rest,
                        size_t used, enum smtp_engine_stop st)
 {
@@ -1100,9 +1106,11 @@ static bool step_queue(struct drive *d, const struct step_before *b, const char 
     }
     FUZZ_CHECK(d->e.out.len == 0); /* no reply while a check is pending */
     FUZZ_CHECK(st == SMTP_ENGINE_IDLE || st == SMTP_ENGINE_WAIT);
+    size_t cap = d->cfg->limits.max_recipients + d->cfg->limits.max_errors;
     struct feed_line l = b->first;
     for (bool have = true; have; have = next_line(&d->e.parser, data, rest, l.end, &l)) {
-        if (line_verb(&l) != SMTP_VERB_RCPT) { /* the command that waits */
+        bool full = d->q_len - d->q_head >= cap;
+        if (line_verb(&l) != SMTP_VERB_RCPT || full) { /* the command that waits */
             FUZZ_CHECK(st == SMTP_ENGINE_WAIT && used == l.end);
             FUZZ_CHECK(!d->deferred.waiting);
             struct model_cmd *c = &d->deferred;
@@ -1112,6 +1120,11 @@ static bool step_queue(struct drive *d, const struct step_before *b, const char 
             c->verb = line_verb(&l);
             if (c->verb == SMTP_VERB_BDAT)
                 line_bdat(&l, &c->bdat_size_ok, &c->bdat_ok, &c->bdat_size);
+            if (c->verb == SMTP_VERB_RCPT) {
+                c->line = l;
+                c->esmtp = b->esmtp;
+                c->smtputf8 = b->smtputf8;
+            }
             return true;
         }
         if (l.end > b->line_end)
@@ -1142,14 +1155,54 @@ static void model_all_taken(const struct drive *d)
         FUZZ_CHECK(d->queue[i].expect != EXPECT_CHECK || d->queue[i].taken);
 }
 
+/* model_waited_rcpt - an RCPT that waited for room in the queue ran once it was empty, as
+ * if it had come now: a check to take (no reply yet), or its reply at out[at], exactly the
+ * model's, and the 421 4.7.0 that closes when it spends the budget. errors: the budget spent
+ * before it; id: the open transaction's. */
+static void model_waited_rcpt(struct drive *d, const struct model_cmd *c, size_t at,
+                              enum smtp_engine_stop st, unsigned errors, const char *id)
+{
+    const struct session *s = &d->e.session;
+    struct step_before b;
+    memset(&b, 0, sizeof(b));
+    b.rcpt_state = true; /* checks are only ever pending in an open transaction */
+    b.esmtp = c->esmtp;
+    b.smtputf8 = c->smtputf8;
+    struct model_rcpt m;
+    model_predict(d, &b, &c->line, &m);
+    if (m.expect == EXPECT_CHECK) { /* the queue starts again with it */
+        FUZZ_CHECK(d->e.out.len == at && st == SMTP_ENGINE_IDLE && s->errors == errors);
+        d->queue = grow(d->queue, &d->q_cap, d->q_len + 1, sizeof(*d->queue));
+        d->queue[d->q_len++] = m;
+        return;
+    }
+    bool charged;
+    size_t end = model_reply(d, at, &m, id, &charged);
+    if (charged && ++errors >= d->cfg->limits.max_errors) {
+        struct buf want = {0};
+        reply_write(&want, REPLY_TOO_MANY_ERRORS, d->cfg->hostname);
+        FUZZ_CHECK(d->e.out.len == end + want.len &&
+                   memcmp(d->e.out.data + end, want.data, want.len) == 0);
+        buf_free(&want);
+        FUZZ_CHECK(st == SMTP_ENGINE_CLOSE && s->errors == errors);
+        model_clear(d);
+        return;
+    }
+    FUZZ_CHECK(d->e.out.len == end && st == SMTP_ENGINE_IDLE && s->errors == errors);
+}
+
 /* model_waited - the command that waited ran once the queue was empty: its reply is at
  * out[at], one reply as if it had come now. errors: the budget spent before it; rcpt_open:
- * a recipient had been accepted; more: input waits behind it. */
+ * a recipient had been accepted; id: the open transaction's; more: input waits behind it. */
 static void model_waited(struct drive *d, size_t at, enum smtp_engine_stop st, unsigned errors,
-                         bool rcpt_open, bool more)
+                         bool rcpt_open, const char *id, bool more)
 {
     struct model_cmd c = d->deferred;
     memset(&d->deferred, 0, sizeof(d->deferred));
+    if (!c.too_long && c.verb == SMTP_VERB_RCPT) {
+        model_waited_rcpt(d, &c, at, st, errors, id);
+        return;
+    }
     const struct session *s = &d->e.session;
     const struct buf *out = &d->e.out;
     unsigned last = 0;
@@ -1250,7 +1303,7 @@ static void model_answer(struct drive *d, size_t index, bool accept, const struc
     }
     d->q_head = d->q_len = 0;
     bool rcpt_open = d->n_accepted > 0 && strcmp(d->accepted_id, id) == 0;
-    model_waited(d, at, st, errors, rcpt_open, more);
+    model_waited(d, at, st, errors, rcpt_open, id, more);
 }
 
 /* step_data - a feed that started in DATA mode: the text up to the first CRLF "." CRLF and
@@ -1345,12 +1398,14 @@ static bool is_out(const struct drive *d, size_t index)
 }
 
 /* stale_answer - an answer to an index that is not out (answered already, or past the
- * queue) changes nothing: no reply, no state. */
+ * queue) changes nothing: no reply, no state. An index the queue holds undecided is out, or
+ * queued by the answer just given and taken right after it: not stale. */
 static void stale_answer(struct drive *d, size_t index, bool accept)
 {
-    if (is_out(d, index))
-        return;
     const struct session *s = &d->e.session;
+    if (is_out(d, index) ||
+        (index >= s->pending_head && index < s->n_pending && !s->pending[index].decided))
+        return;
     const struct txn *t = smtp_engine_txn(&d->e);
     size_t out_len = d->e.out.len, head = s->pending_head, n = s->n_pending;
     size_t n_rcpt = t != NULL ? t->env.n_rcpt : 0;
@@ -1560,13 +1615,15 @@ static long pick_due(const struct drive *d, bool at_end)
     return best;
 }
 
-/* answer_due - the answers that come now, one by one, each followed by the held input it
- * lets through (conn.c's on_checked). */
+/* answer_due - the answers that come now, one by one, each followed by the checks it
+ * queued (an RCPT that waited for room in the line) and the held input it lets through
+ * (conn.c's on_checked). */
 static void answer_due(struct drive *d, bool at_end)
 {
     long k;
     while (!d->closed && (k = pick_due(d, at_end)) >= 0) {
         answer(d, (size_t)k, d->held.len > 0);
+        take_checks(d, d->held.len > 0);
         resume(d);
     }
 }

@@ -626,6 +626,23 @@ class Pipelining(CheckCase):
         self.assertReply(replies[3], 250, "2.0.0")
         self.assertEqual(self.posted()[0].body, part1 + part2)
 
+    def test_rcpt_behind_a_full_line_gets_its_check(self):
+        # The line behind a pending check holds max_recipients + max_errors (120) RCPTs; the
+        # 121st waits like any other command and runs once the line is empty. Its check must
+        # start then, although the client sends nothing more until it has its replies.
+        self.check.set_default(status=500, delay=0.3)  # 451 4.3.0: no recipient, no error
+        rcpts = ["r%d@example.com" % i for i in range(1, 122)]
+        self.check.answer(rcpts[-1], 200)
+        self.pipeline("s@example.org", rcpts, tail=b"")
+        replies = self.c.read_replies(122, timeout=5)
+        self.assertReply(replies[0], 250, "2.1.0")
+        self.assertEqual([(r.code, r.esc) for r in replies[1:101]], [(451, "4.3.0")] * 100)
+        self.assertEqual([(r.code, r.esc) for r in replies[101:121]], [(452, "4.5.3")] * 20)
+        self.assertReply(replies[121], 250, "2.1.5")
+        self.assertEqual(sorted(self.check.asked()), sorted(rcpts[:100] + rcpts[-1:]))
+        self.finish(self.c)
+        self.assertEqual(self.posted()[0].envelope()["rcpt_to"], rcpts[-1:])
+
 
 class Routes(CheckCase):
     def test_recipient_without_route_is_refused_unchecked(self):

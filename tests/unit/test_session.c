@@ -1258,6 +1258,60 @@ static void test_rcpt_line_is_bounded(void **state)
     buf_free(&out);
 }
 
+/* Found while teaching fuzz_engine's model the bounded line: the RCPT that waited for room
+ * runs once the line is empty and may then queue a check of its own, which the caller must
+ * take after the answer (conn.c took checks only after a feed, so a client that sent nothing
+ * more before its replies never got this RCPT's reply). */
+static void test_rcpt_that_waited_for_room_is_checked(void **state)
+{
+    (void)state;
+    struct config cfg = engine_test_config();
+    cfg.recipient_check.enabled = true;
+    cfg.limits.max_recipients = 2;
+    cfg.limits.max_errors = 3;
+    static const struct app_reply later = {451, "4.3.0", "Error: try again later"};
+
+    struct session s;
+    struct buf out;
+    memset(&out, 0, sizeof(out));
+    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
+    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    buf_reset(&out);
+    assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
+    assert_int_equal(check_line(&s, "RCPT TO:<b@example.com>", &out), SESSION_ACTION_CHECK);
+    for (int i = 0; i < 3; i++) /* 452 4.5.3 for the recipients past max_recipients */
+        assert_int_equal(check_line(&s, "RCPT TO:<c@example.com>", &out), SESSION_ACTION_NONE);
+    /* The line is full (max_recipients + max_errors): this RCPT waits. */
+    assert_int_equal(check_line(&s, "RCPT TO:<w@example.com>", &out), SESSION_ACTION_WAIT);
+    long a = session_take_check(&s);
+    long b = session_take_check(&s);
+    assert_true(a >= 0 && b >= 0 && session_take_check(&s) < 0);
+    assert_int_equal(session_rcpt_checked(&s, (size_t)a, false, &later, NOW_MS, &out),
+                     SESSION_ACTION_NONE);
+    /* The last answer empties the line: w runs, has room and is to be checked. */
+    assert_int_equal(session_rcpt_checked(&s, (size_t)b, false, &later, NOW_MS, &out),
+                     SESSION_ACTION_CHECK);
+    assert_false(session_waiting(&s));
+    assert_true(session_checking(&s));
+    long w = session_take_check(&s);
+    assert_true(w >= 0);
+    assert_string_equal(session_check_recipient(&s, (size_t)w), "w@example.com");
+    assert_int_equal(session_rcpt_checked(&s, (size_t)w, true, NULL, NOW_MS, &out),
+                     SESSION_ACTION_NONE);
+    assert_false(session_checking(&s));
+    assert_int_equal(s.errors, 0); /* 4xx only: nothing charged */
+    assert_int_equal(buf_append(&out, "", 1), 0);
+    assert_string_equal(out.data, "451 4.3.0 Error: try again later\r\n"
+                                  "451 4.3.0 Error: try again later\r\n"
+                                  "452 4.5.3 Error: too many recipients\r\n"
+                                  "452 4.5.3 Error: too many recipients\r\n"
+                                  "452 4.5.3 Error: too many recipients\r\n"
+                                  "250 2.1.5 Ok\r\n");
+    session_free(&s);
+    buf_free(&out);
+}
+
 /* down_flag - a route probe: every route is down while *arg says so. */
 static bool down_flag(void *arg, long route)
 {
@@ -1343,6 +1397,7 @@ int main(void)
         cmocka_unit_test(test_rcpt_count_after_partial_answers),
         cmocka_unit_test(test_rcpt_without_argument_waits_in_line),
         cmocka_unit_test(test_rcpt_line_is_bounded),
+        cmocka_unit_test(test_rcpt_that_waited_for_room_is_checked),
         cmocka_unit_test(test_route_down_defers_the_recipient),
         cmocka_unit_test(test_no_room_refuses_mail_and_rcpt),
         cmocka_unit_test(test_full_session),
