@@ -81,48 +81,71 @@ int queue_json_entry(const struct queue_entry *e, bool history, struct buf *out)
     return qj_dump(qj_entry(e, history), out);
 }
 
-/* qj_add - queue_list_fn: each readable entry into the array. */
+/* A listing into an array, up to a limit. */
+struct qj_walk {
+    json_t *arr;  /* the entries so far */
+    size_t limit; /* at most this many, 0: all */
+    bool cut;     /* there were more */
+};
+
+#define QJ_STOP 1 /* qj_add's "enough": ends the walk without an error */
+
+/* qj_add - queue_list_fn: each readable entry into the array, while the limit allows. */
 static int qj_add(void *arg, const struct queue_entry *e, const char *why)
 {
+    struct qj_walk *w = arg;
     if (why != NULL)
         return 0; /* unreadable: the server's log says so */
+    if (w->limit > 0 && json_array_size(w->arr) == w->limit) {
+        w->cut = true;
+        return QJ_STOP;
+    }
     json_t *o = qj_entry(e, false);
-    return o != NULL && json_array_append_new(arg, o) == 0 ? 0 : SH_ENOMEM;
+    return o != NULL && json_array_append_new(w->arr, o) == 0 ? 0 : SH_ENOMEM;
 }
 
-/* qj_array - the entries of which as an array, or NULL (*rc says why). */
-static json_t *qj_array(struct queue_store *s, enum queue_which which, int *rc)
+/* qj_array - the entries of which as an array (at most limit, 0: all; *cut when there were
+ * more), or NULL (*rc says why). */
+static json_t *qj_array(struct queue_store *s, enum queue_which which, size_t limit, bool *cut,
+                        int *rc)
 {
-    json_t *arr = json_array();
-    *rc = arr != NULL ? s->ops->list(s, which, qj_add, arr) : SH_ENOMEM;
+    struct qj_walk w = {json_array(), limit, false};
+    *rc = w.arr != NULL ? s->ops->list(s, which, qj_add, &w) : SH_ENOMEM;
+    if (*rc == QJ_STOP)
+        *rc = 0;
     if (*rc != 0) {
-        json_decref(arr);
+        json_decref(w.arr);
         return NULL;
     }
-    return arr;
+    *cut = w.cut;
+    return w.arr;
 }
 
 /* queue_json_list - see queue_json.h. */
 int queue_json_list(struct queue_store *s, enum queue_which which, struct buf *out)
 {
     int rc = 0;
-    json_t *arr = qj_array(s, which, &rc);
+    bool cut = false;
+    json_t *arr = qj_array(s, which, 0, &cut, &rc);
     if (arr == NULL)
         return rc;
     return qj_dump(json_pack("{s:o}", "entries", arr), out);
 }
 
 /* queue_json_all - see queue_json.h. */
-int queue_json_all(struct queue_store *s, struct buf *out)
+int queue_json_all(struct queue_store *s, size_t limit, struct buf *out)
 {
     int rc = 0;
-    json_t *active = qj_array(s, QUEUE_ACTIVE, &rc);
+    bool cut_active = false, cut_dead = false;
+    json_t *active = qj_array(s, QUEUE_ACTIVE, limit, &cut_active, &rc);
     if (active == NULL)
         return rc;
-    json_t *dead = qj_array(s, QUEUE_DEAD, &rc);
+    json_t *dead = qj_array(s, QUEUE_DEAD, limit, &cut_dead, &rc);
     if (dead == NULL) {
         json_decref(active);
         return rc;
     }
-    return qj_dump(json_pack("{s:o, s:o}", "entries", active, "dead", dead), out);
+    return qj_dump(json_pack("{s:o, s:o, s:b}", "entries", active, "dead", dead, "truncated",
+                             cut_active || cut_dead),
+                   out);
 }

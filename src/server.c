@@ -18,9 +18,10 @@
 #include "smtphook/log.h"
 #include "smtphook/queue_json.h"
 
-#define SERVER_BACKLOG     511   /* listen(2) backlog, as nginx and Redis use */
-#define SERVER_ADDRESS_MAX 64    /* a client address as text */
-#define SERVER_SWEEP_MS    10000 /* how often full rate buckets are forgotten */
+#define SERVER_BACKLOG        511   /* listen(2) backlog, as nginx and Redis use */
+#define SERVER_ADDRESS_MAX    64    /* a client address as text */
+#define SERVER_SWEEP_MS       10000 /* how often full rate buckets are forgotten */
+#define SERVER_QUEUE_LIST_MAX 1000  /* GET /queue: entries of each kind read on the loop */
 
 /* One configuration and what is made from it. A reload makes a new generation for new
  * connections; the old one lives on, with its own deliveries and checks, until its last
@@ -362,7 +363,9 @@ static unsigned server_admin_queue(void *arg, const char *method, const char *ur
     if (strcmp(url, "/queue") == 0 || strcmp(url, "/queue/") == 0) {
         if (!get)
             return server_json_error(out, 405, "GET only");
-        return queue_json_all(st, out) == 0 ? 200 : server_json_error(out, 500, "cannot list");
+        return queue_json_all(st, SERVER_QUEUE_LIST_MAX, out) == 0
+                   ? 200
+                   : server_json_error(out, 500, "cannot list");
     }
     char name[QUEUE_ENTRY_NAME_MAX + 16];
     const char *rest = url + strlen("/queue/");

@@ -21,7 +21,9 @@ int queue_json_entry(const struct queue_entry *e, bool history, struct buf *out)
  * store's error. */
 int queue_json_list(struct queue_store *s, enum queue_which which, struct buf *out);
 
-/* queue_json_all - {"entries": [...active...], "dead": [...]} appended to out. */
-int queue_json_all(struct queue_store *s, struct buf *out);
+/* queue_json_all - {"entries": [...active...], "dead": [...], "truncated": bool} appended to
+ * out: at most limit of each (0: all), "truncated" when there were more (the admin port
+ * answers from the loop and reads no more than that; the CLI lists everything). */
+int queue_json_all(struct queue_store *s, size_t limit, struct buf *out);
 
 #endif

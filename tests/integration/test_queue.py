@@ -979,6 +979,7 @@ class Admin(QueueCase):
         self.assertEqual(sorted(o["name"] for o in data["entries"]),
                          sorted("%s-0" % i for i in ids))
         self.assertEqual(data["dead"], [])
+        self.assertFalse(data["truncated"])  # at most 1000 of each are listed
         name = "%s-0" % ids[0]
         status, text = http(self.admin_port, "/queue/" + name)
         self.assertEqual(status, 200, text)
