@@ -749,6 +749,16 @@ static bool queue_start_attempt(struct queue *q, struct queue_item *it, size_t s
         queue_run_free(run);
         return false;
     }
+    if (rc == SH_EINVAL) { /* damaged since it was written: not tried again until a human
+                            * looks (the next start moves it to corrupt/) */
+        log_error("queue: entry %s cannot be read: %s; it is set aside (moved to corrupt/ at "
+                  "the next start)",
+                  it->name, why);
+        queue_drop_item(q, it);
+        run->item = NULL;
+        queue_run_free(run);
+        return false;
+    }
     if (rc != 0) {
         log_error("queue: entry %s cannot be read: %s; tried again later", it->name, why);
         it->next_ms = now + (int64_t)q->limits.initial_backoff_ms;

@@ -714,6 +714,32 @@ class Recovery(QueueCase):
         self.assertTrue(any(bad in ln for ln in self.sh.log().splitlines()),
                         "the log names the entry set aside:\n" + self.sh.log())
 
+    def test_an_entry_damaged_while_running_is_set_aside_not_retried(self):
+        app = App(503)
+        rcv = self.start_receiver(responder=app)
+        self.start_queue(rcv.url(), queue=FAR, admin=True)
+        rid = self.assertQueued(self.send_all([body_of(0, "damaged")])[0])
+        self.wait_attempts(1)
+        name = "%s-0" % rid
+        with open(os.path.join(self.q.folder("active"), name), "r+", encoding="utf-8") as f:
+            text = f.read()
+            f.seek(0)
+            f.write(text.replace("\nend\n", "\n"))  # cut off behind smtphook's back
+            f.truncate()
+        app.set(200)
+        status, text = http(self.admin_port, "/queue/%s/retry" % name, "POST")
+        self.assertEqual(status, 200, text)
+        self.assertTrue(self.sh.wait_log(r"queue: entry %s cannot be read: .*set aside"
+                                         % re.escape(name)), self.sh.log())
+        time.sleep(SETTLE)
+        self.assertEqual(app.accepted, [], "a damaged entry is not delivered")
+        self.assertEqual(len(self.sh.wait_log(r"entry %s cannot be read" % re.escape(name),
+                                              timeout=0)), 1, "said once, not at every tick")
+        self.restart(self.sh)  # the start moves it aside for a human
+        self.assertTrue(self.sh.wait_log(r"queue in %s: 0 entries waiting" % re.escape(self.qpath)),
+                        self.sh.log())
+        self.assertEqual(self.q.files("corrupt"), [name, name + ".eml"])
+
     def test_a_second_server_on_the_same_directory_does_not_start(self):
         rcv = self.start_receiver()
         sh = self.start_queue(rcv.url())
