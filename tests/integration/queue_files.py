@@ -110,6 +110,11 @@ class QueueDir:
         """True once the folder holds no file at all."""
         return self.wait(lambda: self.files(which) == [], timeout)
 
+    def assert_tmp_settles(self, test, timeout=2.0):
+        """tmp/ holds nothing for long: a refused message left nothing there. (A running
+        smtphook rewrites an entry after each attempt through tmp/, for a moment.)"""
+        test.assertTrue(self.wait_empty(timeout, "tmp"), "tmp/: %s" % self.files("tmp"))
+
     def wait_names(self, n, timeout=10.0, which="active"):
         """The entry names once there are at least n (maybe fewer after timeout)."""
         self.wait(lambda: len(self.names(which)) >= n, timeout)

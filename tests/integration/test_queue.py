@@ -178,7 +178,7 @@ class Outage(QueueCase):
         self.assertDeliveredOnce(app, bodies, ids)
         self.assertKeysStable(app)
         self.assertEqual(self.q.files("dead"), [])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         self.assertEqual(len(self.sh.wait_log(r"queue: entry \S+ \(txn id=\S+\) delivered to "
                                               r"app after \d+ attempts?$")), self.N)
         time.sleep(SETTLE)
@@ -444,7 +444,7 @@ class Mixed(QueueCase):
         reply = self.send_all([body_of(0, "mixed451")], rcpts=("a@sync.example", "b@q.example"))[0]
         self.assertReply(reply, 451)
         self.assertEqual(self.q.files("active"), [])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         time.sleep(SETTLE)
         self.assertEqual(q_app.answers, [], "the queue route's share was not queued")
 
@@ -463,7 +463,7 @@ class Full(QueueCase):
         self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 452, "4.3.1")
         c.cmd("QUIT")
         self.assertEqual(self.q.check_whole(self), ["%s-0" % i for i in sorted(ids)])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         # Once the app took them there is room again.
         app.set(200)
         self.assertDrained()
@@ -482,7 +482,7 @@ class Full(QueueCase):
         self.assertQueued(r1)
         self.assertReply(r2, 452, "4.3.1")
         self.assertEqual(len(self.q.check_whole(self)), 1)
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
 
     def test_rcpt_of_a_queue_route_is_refused_when_full(self):
         s_app, q_app = App(200), App(503)
@@ -516,7 +516,7 @@ class Full(QueueCase):
         self.assertQueued(r1)
         self.assertReply(r2, 452, "4.3.1")
         self.assertEqual(len(self.q.check_whole(self)), 1)
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
 
 
 class Restart(QueueCase):
@@ -536,7 +536,7 @@ class Restart(QueueCase):
         self.assertDeliveredOnce(app, bodies, ids)
         self.assertKeysStable(app)
         self.assertEqual(self.q.files("corrupt"), [])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
 
     def test_sigterm_and_start_again_delivers_what_was_queued(self):
         self.check_restart(kill=False)
@@ -710,7 +710,7 @@ class Recovery(QueueCase):
         self.assertEqual([r.body for r in app.wait_accepted(1)], [body])
         self.assertDrained()
         self.assertEqual(self.q.files("corrupt"), [bad, bad + ".eml"])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         self.assertTrue(any(bad in ln for ln in self.sh.log().splitlines()),
                         "the log names the entry set aside:\n" + self.sh.log())
 

@@ -316,7 +316,7 @@ class QueueCrash(SmtphookTestCase):
         print("queue crash test: " + summary, file=sys.stderr)
         self.assertEqual(lost, [], "answered 250 but never received (%s)" % summary)
         self.assertEqual(leaked, [], "answered 4xx/5xx but received (%s)" % summary)
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         self.assertEqual(self.q.files("corrupt"), [])
         self.assertEqual(self.q.files("dead"), [])
         self.assertGreater(counts["kills"], 5, summary)

@@ -93,7 +93,7 @@ class DiskFull(KeepsQueueForReport, SmtphookTestCase):
                          "exactly the messages answered 250 have entries")
         for n in names:
             self.assertEqual(self.q.message(n), queued[n.rsplit("-", 1)[0]])
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         self.assertEqual(self.q.files("corrupt"), [])
 
     def test_full_disk_is_452_and_the_app_coming_back_makes_room(self):
@@ -108,7 +108,7 @@ class DiskFull(KeepsQueueForReport, SmtphookTestCase):
         # the app takes them all: room again
         app.set(200)
         self.assertTrue(self.q.wait_empty(30), self.q.files("active"))
-        self.assertEqual(self.q.files("tmp"), [])
+        self.q.assert_tmp_settles(self)
         new = big_body(1000)
         reply = self.send_mail(new)
         self.assertReply(reply, 250, "2.0.0")
