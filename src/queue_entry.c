@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "smtphook/error.h"
+#include "smtphook/retry.h"
 #include "smtphook/utf8.h"
 
 #define QE_MAGIC        "smtphook-queue-entry"
@@ -847,13 +848,10 @@ int queue_entry_parse(const char *text, size_t len, struct queue_entry *e, char 
 /* queue_backoff - see queue_entry.h. */
 uint64_t queue_backoff(const struct config_queue *q, unsigned attempts, uint32_t random)
 {
-    uint64_t wait = q->initial_backoff_ms;
-    for (unsigned i = 1; i < attempts && wait < q->max_backoff_ms; i++)
-        wait = wait > UINT64_MAX / 2 ? UINT64_MAX : wait * 2;
-    if (wait > q->max_backoff_ms)
-        wait = q->max_backoff_ms;
-    uint64_t half = wait / 2;
-    return half + (half > 0 ? random % (wait - half + 1) : 0);
+    struct config_retry r = {0, q->initial_backoff_ms, q->max_backoff_ms};
+    uint64_t cap = retry_backoff_cap(&r, attempts); /* the curve of the sender's retries */
+    uint64_t half = cap / 2;
+    return half + (half > 0 ? random % (cap - half + 1) : 0);
 }
 
 /* queue_schedule - see queue_entry.h. The end of the entry's life saturates at INT64_MAX: a

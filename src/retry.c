@@ -44,9 +44,9 @@ static uint64_t scale_random(uint64_t span, uint32_t random)
 
 /* ---- backoff ------------------------------------------------------------------------- */
 
-/* backoff_cap - min(max_backoff_ms, initial_backoff_ms * 2^(attempts - 1)), without
- * computing a product that could overflow (0 stays 0). attempts 0 is taken as 1. */
-static uint64_t backoff_cap(const struct config_retry *cfg, unsigned attempts)
+/* retry_backoff_cap - see retry.h. min(max_backoff_ms, initial_backoff_ms * 2^(attempts - 1)),
+ * without computing a product that could overflow (0 stays 0). attempts 0 is taken as 1. */
+uint64_t retry_backoff_cap(const struct config_retry *cfg, unsigned attempts)
 {
     unsigned shift = attempts > 1 ? attempts - 1 : 0;
     if (cfg->initial_backoff_ms == 0)
@@ -63,7 +63,7 @@ static uint64_t backoff_cap(const struct config_retry *cfg, unsigned attempts)
  * rest, so the wait lies in [cap / 2, cap]. */
 uint64_t retry_backoff(const struct config_retry *cfg, unsigned attempts, uint32_t random)
 {
-    uint64_t cap = backoff_cap(cfg, attempts);
+    uint64_t cap = retry_backoff_cap(cfg, attempts);
     uint64_t half = cap / 2;
     return half + scale_random(cap - half, random);
 }

@@ -100,7 +100,8 @@ int queue_entry_parse(const char *text, size_t len, struct queue_entry *e, char 
 bool queue_entry_name_ok(const char *name);
 
 /* queue_backoff - the wait after attempt number attempts (>= 1) failed for now: "equal
- * jitter" over min(max_backoff, initial * 2^(attempts-1)), as retry_backoff does. */
+ * jitter" (half, plus random modulo the other half) over retry_backoff_cap with the queue's
+ * initial and max backoff. */
 uint64_t queue_backoff(const struct config_queue *q, unsigned attempts, uint32_t random);
 
 /* queue_schedule - after a temporary failure at now_ms: true with *next_ms the time of the

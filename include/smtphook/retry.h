@@ -25,6 +25,10 @@ struct retry_state {
     uint32_t random;         /* a fresh random number, for the jitter */
 };
 
+/* retry_backoff_cap - min(max_backoff, initial * 2^(attempts-1)) without overflow: the
+ * longest wait after attempt number attempts (the queue's schedule grows the same way). */
+uint64_t retry_backoff_cap(const struct config_retry *cfg, unsigned attempts);
+
 /* retry_backoff - the wait before attempt number attempts + 1 without Retry-After:
  * "equal jitter" - half of min(max_backoff, initial * 2^(attempts-1)) plus a random share
  * of the other half, so concurrent senders spread out yet every wait is at least half. */
