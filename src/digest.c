@@ -8,6 +8,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "smtphook/error.h"
 
@@ -122,6 +123,23 @@ int digest_random(void *dst, size_t n)
     if (n > (size_t)INT32_MAX || RAND_bytes(dst, (int)n) != 1)
         return SH_EIO;
     return 0;
+}
+
+/* digest_unhex - see digest.h. */
+bool digest_unhex(const char *hex, uint8_t out[DIGEST_BYTES])
+{
+    uint8_t d[DIGEST_BYTES];
+    for (size_t i = 0; i < DIGEST_HEX; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return false; /* a NUL too: the text is short */
+        d[i / 2] = (uint8_t)(i % 2 == 0 ? v << 4 : d[i / 2] | v);
+    }
+    if (hex[DIGEST_HEX] != '\0')
+        return false;
+    memcpy(out, d, sizeof(d));
+    return true;
 }
 
 /* digest_random_hex - see digest.h. */

@@ -697,13 +697,8 @@ static int queue_txn_of(const struct queue_entry *e, struct spool *message, stru
     t->body_ended = true;
     t->watch_boundary = false;    /* txn_boundary searches the file when a form is posted */
     t->watch_utf8 = e->body_utf8; /* the state is that of an empty body: valid, complete */
-    for (size_t i = 0; i < DIGEST_BYTES; i++) {
-        unsigned hi = (unsigned)(e->digest[2 * i] <= '9' ? e->digest[2 * i] - '0'
-                                                         : e->digest[2 * i] - 'a' + 10);
-        unsigned lo = (unsigned)(e->digest[2 * i + 1] <= '9' ? e->digest[2 * i + 1] - '0'
-                                                             : e->digest[2 * i + 1] - 'a' + 10);
-        t->body_digest[i] = (uint8_t)(hi * 16 + lo);
-    }
+    if (rc == 0 && !digest_unhex(e->digest, t->body_digest)) /* the reader took only hex */
+        rc = SH_EINVAL;
     if (rc != 0) {
         txn_free(t);
         return rc;

@@ -405,16 +405,11 @@ static bool qe_uint(const char *s, size_t n, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* qe_is_hex64 - 64 lower-case hex digits. */
+/* qe_is_hex64 - 64 lower-case hex digits: a digest's hex. */
 static bool qe_is_hex64(const char *s)
 {
-    if (strlen(s) != DIGEST_HEX)
-        return false;
-    for (size_t i = 0; i < DIGEST_HEX; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return true;
+    uint8_t d[DIGEST_BYTES];
+    return digest_unhex(s, d);
 }
 
 /* queue_entry_name_ok - see queue_entry.h. */

@@ -6,6 +6,7 @@
 #ifndef SMTPHOOK_DIGEST_H
 #define SMTPHOOK_DIGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,10 @@ void digest_free(struct digest *d);
 
 /* digest_hex - lower-case hex of a digest into out (DIGEST_HEX + 1 bytes, NUL-terminated). */
 void digest_hex(const uint8_t d[DIGEST_BYTES], char out[DIGEST_HEX + 1]);
+
+/* digest_unhex - the digest whose digest_hex is hex (exactly DIGEST_HEX lower-case hex
+ * digits, then a NUL). false, and out unchanged, for anything else. */
+bool digest_unhex(const char *hex, uint8_t out[DIGEST_BYTES]);
 
 /* digest_hmac_new - a running HMAC-SHA256 with key (keylen bytes). 0 or SH_ENOMEM. The
  * digest_update, digest_final and digest_free above apply to it. */

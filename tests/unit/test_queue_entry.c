@@ -696,6 +696,32 @@ static void test_record_keeps_the_entry_readable(void **state)
     queue_entry_free(&e);
 }
 
+/* digest_unhex undoes digest_hex, and takes nothing but its 64 lower-case digits. */
+static void test_digest_unhex(void **state)
+{
+    (void)state;
+    uint8_t d[DIGEST_BYTES], back[DIGEST_BYTES];
+    for (size_t i = 0; i < DIGEST_BYTES; i++)
+        d[i] = (uint8_t)(i * 37 + 5);
+    char hex[DIGEST_HEX + 2];
+    digest_hex(d, hex);
+    assert_true(digest_unhex(hex, back));
+    assert_memory_equal(d, back, sizeof(d));
+    memset(back, 0xAA, sizeof(back));
+    hex[3] = 'A'; /* upper case */
+    assert_false(digest_unhex(hex, back));
+    hex[3] = 'g';
+    assert_false(digest_unhex(hex, back));
+    assert_int_equal(back[1], 0xAA); /* unchanged on a refusal */
+    digest_hex(d, hex);
+    hex[DIGEST_HEX - 1] = '\0'; /* short */
+    assert_false(digest_unhex(hex, back));
+    digest_hex(d, hex);
+    hex[DIGEST_HEX] = '0';
+    hex[DIGEST_HEX + 1] = '\0'; /* long */
+    assert_false(digest_unhex(hex, back));
+}
+
 /* ---- refusals ------------------------------------------------------------------------- */
 
 /* Not an entry file at all, or another version of one. */
@@ -1509,6 +1535,7 @@ int main(void)
         cmocka_unit_test(test_history_window),
         cmocka_unit_test(test_text_clip),
         cmocka_unit_test(test_record_keeps_the_entry_readable),
+        cmocka_unit_test(test_digest_unhex),
         cmocka_unit_test(test_reject_header),
         cmocka_unit_test(test_reject_truncated),
         cmocka_unit_test(test_reject_end),
