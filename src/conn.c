@@ -878,7 +878,7 @@ static bool conn_no_room(void *arg, long route)
     if (route == SESSION_ANY_ROUTE ? !cfg->queue_only
                                    : config_route_delivery(cfg, route) != CONFIG_DELIVERY_QUEUE)
         return false;
-    return queue_full(c->sh->queue, 0);
+    return queue_full(c->sh->queue, 1, 0);
 }
 
 /* conn_reply - session_reply_fn: into the metrics. */

@@ -341,8 +341,6 @@ static void queue_after_work(uv_work_t *req, int status)
         q->reserved_bytes -= tk->job.n * tk->job.size;
         if (rc == 0) {
             for (size_t k = 0; k < tk->job.n; k++) {
-                if (queue_find(q, tk->job.names[k], NULL) != NULL)
-                    continue; /* cannot be: the index skips names being written */
                 if (queue_add(q, tk->items[k]) == 0)
                     tk->items[k] = NULL; /* the index has it */
                 else
@@ -402,10 +400,10 @@ static void queue_start_batch(struct queue *q)
 }
 
 /* queue_full - see queue.h. */
-bool queue_full(const struct queue *q, uint64_t bytes)
+bool queue_full(const struct queue *q, size_t n, uint64_t bytes)
 {
-    return q->n_items + q->reserved_n + 1 > q->limits.max_messages ||
-           q->bytes + q->reserved_bytes + bytes > q->limits.max_bytes;
+    return q->n_items + q->reserved_n + n > q->limits.max_messages ||
+           q->bytes + q->reserved_bytes + n * bytes > q->limits.max_bytes;
 }
 
 /* queue_entry_of - the entry of share k of t, formatted into text. 0 or SH_ENOMEM. */
@@ -450,12 +448,8 @@ int queue_enqueue(struct queue *q, const struct config *cfg, struct txn *t, queu
     if (q->closing)
         return SH_EIO;
     uint64_t size = t->spool != NULL ? spool_size(t->spool) : 0;
-    for (size_t k = 0; k < t->n_shares; k++) {
-        if (k == 0 ? queue_full(q, size)
-                   : q->n_items + q->reserved_n + k + 1 > q->limits.max_messages ||
-                         q->bytes + q->reserved_bytes + (k + 1) * size > q->limits.max_bytes)
-            return SH_ENOSPACE;
-    }
+    if (queue_full(q, t->n_shares, size))
+        return SH_ENOSPACE;
     struct queue_ticket *tk = calloc(1, sizeof(*tk));
     if (tk == NULL)
         return SH_ENOMEM;
@@ -804,22 +798,25 @@ static bool queue_start_attempt(struct queue *q, struct queue_item *it, size_t s
     return true;
 }
 
+/* A tick's hold on the current configuration, taken when a breaker is first asked. */
+struct queue_hold {
+    struct delivery_context *ctx; /* its deliveries (breakers), NULL if none */
+    const struct config *cfg;     /* its endpoints */
+    void *token;                  /* released at the end of the tick */
+    bool taken;                   /* acquired */
+};
+
 /* queue_refusing - does the breaker of endpoint name (in the current configuration) refuse
  * now? Asked for single-endpoint entries: a failover entry's attempt moves past an open
  * breaker to its next endpoint itself. */
-static bool queue_refusing(struct queue *q, const char *name)
+static bool queue_refusing(struct queue *q, struct queue_hold *h, const char *name)
 {
-    void *token = NULL;
-    const struct config *cfg = NULL;
-    struct delivery_context *ctx = q->hooks.acquire(q->hooks.arg, &cfg, &token);
-    bool refusing = false;
-    if (ctx != NULL) {
-        long k = queue_endpoint_index(cfg, name);
-        refusing = k >= 0 && delivery_endpoint_refusing(ctx, (size_t)k);
+    if (!h->taken) {
+        h->ctx = q->hooks.acquire(q->hooks.arg, &h->cfg, &h->token);
+        h->taken = true;
     }
-    if (token != NULL && q->hooks.release != NULL)
-        q->hooks.release(q->hooks.arg, token);
-    return refusing;
+    long k = h->ctx != NULL ? queue_endpoint_index(h->cfg, name) : -1;
+    return k >= 0 && delivery_endpoint_refusing(h->ctx, (size_t)k);
 }
 
 /* queue_saturated - does every endpoint of the configuration have max_in_flight attempts
@@ -845,6 +842,7 @@ static void queue_tick(struct queue *q)
         return;
     int64_t now = log_unix_ms();
     int64_t soonest = INT64_MAX;
+    struct queue_hold hold = {NULL, NULL, NULL, false};
     for (size_t i = 0; i < q->n_items; i++) {
         struct queue_item *it = q->items[i];
         if (it->running)
@@ -856,7 +854,7 @@ static void queue_tick(struct queue *q)
         }
         long slot = queue_flight_slot(q, it->endpoint);
         if (slot < 0 || q->flight[slot] >= q->limits.max_in_flight ||
-            (!it->failover && queue_refusing(q, it->endpoint))) {
+            (!it->failover && queue_refusing(q, &hold, it->endpoint))) {
             if (now + QUEUE_IDLE_TICK_MS < soonest)
                 soonest = now + QUEUE_IDLE_TICK_MS;
             if (queue_saturated(q))
@@ -870,6 +868,8 @@ static void queue_tick(struct queue *q)
         else if (!it->running && it->next_ms < soonest)
             soonest = it->next_ms;
     }
+    if (hold.token != NULL && q->hooks.release != NULL)
+        q->hooks.release(q->hooks.arg, hold.token);
     if (soonest == INT64_MAX)
         uv_timer_stop(&q->timer);
     else

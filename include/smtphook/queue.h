@@ -55,8 +55,8 @@ void queue_configure(struct queue *q, const struct config *cfg);
 /* queue_set_stats - report to st (NULL: nowhere). */
 void queue_set_stats(struct queue *q, struct stats *st);
 
-/* queue_full - would one more message of bytes pass queue.max_messages or max_bytes? */
-bool queue_full(const struct queue *q, uint64_t bytes);
+/* queue_full - would n more entries of bytes each pass queue.max_messages or max_bytes? */
+bool queue_full(const struct queue *q, size_t n, uint64_t bytes);
 
 /* queue_enqueue - write t's shares (t->shares, endpoint indices of cfg: the configuration
  * it was delivered under) as entries. The queue holds t until done is called; done is never
