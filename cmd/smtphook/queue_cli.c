@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "smtphook/config.h"
 #include "smtphook/error.h"
@@ -40,14 +39,6 @@ struct qc {
     bool json;                 /* --json */
     int64_t now_ms;            /* Unix ms at the start */
 };
-
-/* qc_now_ms - the time as Unix milliseconds. */
-static int64_t qc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* qc_when - "in 12s", "due", "3m ago" for a time relative to now. */
 static const char *qc_when(char *buf, size_t len, int64_t at, int64_t now)
@@ -142,11 +133,6 @@ static int qc_read(const struct qc *c, const char *name, struct queue_entry *e,
                    enum queue_which *which)
 {
     char why[256];
-    if (!queue_entry_name_ok(name)) {
-        fprintf(stderr, "smtphook queue: %s: not an entry name\n", name);
-        queue_entry_init(e);
-        return 1;
-    }
     *which = QUEUE_ACTIVE;
     int rc = c->store->ops->read(c->store, QUEUE_ACTIVE, name, e, why, sizeof(why));
     if (rc == SH_ENOTFOUND) {
@@ -234,12 +220,10 @@ static void qc_by_id(const struct qc *c, enum queue_which which, const char *arg
     g->id = arg;
     char why[256];
     struct queue_entry e;
-    int rc = queue_entry_name_ok(arg)
-                 ? c->store->ops->read(c->store, which, arg, &e, why, sizeof(why))
-                 : SH_EINVAL;
+    int rc = c->store->ops->read(c->store, which, arg, &e, why, sizeof(why));
     queue_entry_free(&e);
     if (rc != SH_ENOTFOUND)
-        return; /* an entry's name (or no name at all): not an id */
+        return; /* an entry's own name: not an id */
     c->store->ops->list(c->store, which, qc_gather, g);
 }
 
@@ -248,10 +232,6 @@ static int qc_retry_one(const struct qc *c, const char *name)
 {
     struct queue_entry e;
     char why[256];
-    if (!queue_entry_name_ok(name)) {
-        fprintf(stderr, "smtphook queue: %s: not an entry name\n", name);
-        return 1;
-    }
     int rc = c->store->ops->read(c->store, QUEUE_ACTIVE, name, &e, why, sizeof(why));
     if (rc == 0) {
         e.next_ms = c->now_ms;
@@ -315,10 +295,6 @@ static int qc_retry_all(const struct qc *c)
 /* qc_delete - "delete NAME": a waiting entry, else a dead letter. */
 static int qc_delete(const struct qc *c, const char *name)
 {
-    if (!queue_entry_name_ok(name)) {
-        fprintf(stderr, "smtphook queue: %s: not an entry name\n", name);
-        return 1;
-    }
     int rc = c->store->ops->remove(c->store, QUEUE_ACTIVE, name);
     bool dead = false;
     if (rc == SH_ENOTFOUND) {
@@ -339,10 +315,6 @@ static int qc_delete(const struct qc *c, const char *name)
 /* qc_requeue - "requeue NAME". */
 static int qc_requeue(const struct qc *c, const char *name)
 {
-    if (!queue_entry_name_ok(name)) {
-        fprintf(stderr, "smtphook queue: %s: not an entry name\n", name);
-        return 1;
-    }
     int rc = c->store->ops->requeue(c->store, name, c->now_ms);
     if (rc != 0) {
         fprintf(stderr, "smtphook queue: %s: %s\n", name,
@@ -432,12 +404,16 @@ int queue_cli_main(int argc, char **argv)
         fputs(queue_usage, stderr);
         return 2;
     }
+    if (name != NULL && !queue_entry_name_ok(name)) { /* every command below takes it so */
+        fprintf(stderr, "smtphook queue: %s: not an entry name or message id\n", name);
+        return 1;
+    }
     log_set_level(LOG_LEVEL_WARN);
     struct config *cfg = NULL;
     dir = qc_directory(dir, config_path, &cfg);
     if (dir == NULL)
         return 1;
-    struct qc c = {NULL, dir, json, qc_now_ms()};
+    struct qc c = {NULL, dir, json, log_unix_ms()};
     char err[512];
     if (queue_dir_open(dir, false, &c.store, err, sizeof(err)) != 0) {
         fprintf(stderr, "smtphook queue: %s\n", err);
