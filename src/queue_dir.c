@@ -94,14 +94,44 @@ static int qd_write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* qd_write_tmp - a new file tmp/<name> holding len bytes. 0 or -1 with errno. */
-static int qd_write_tmp(struct queue_dir *qd, const char *name, const char *data, size_t len)
+/* qd_write_spool - the spool's first size bytes to fd: at once when they are in memory,
+ * else in chunks read from its file. 0 or -1 with errno. */
+static int qd_write_spool(int fd, const struct spool *sp, uint64_t size)
+{
+    const char *mem = spool_memory(sp);
+    if (mem != NULL || size == 0)
+        return qd_write_all(fd, mem, (size_t)size);
+    char *chunk = malloc(QD_COPY_CHUNK);
+    if (chunk == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int rc = 0;
+    for (uint64_t off = 0; rc == 0 && off < size;) {
+        size_t want = size - off < QD_COPY_CHUNK ? (size_t)(size - off) : QD_COPY_CHUNK;
+        size_t got = 0;
+        if (spool_read(sp, off, chunk, want, &got) != 0 || got == 0) {
+            errno = EIO;
+            rc = -1;
+            break;
+        }
+        rc = qd_write_all(fd, chunk, got);
+        off += got;
+    }
+    free(chunk);
+    return rc;
+}
+
+/* qd_write_tmp - a new file tmp/<name> holding len bytes: those of the spool sp, or (sp
+ * NULL) those at data. Nothing is left behind on failure. 0 or -1 with errno. */
+static int qd_write_tmp(struct queue_dir *qd, const char *name, const char *data,
+                        const struct spool *sp, uint64_t len)
 {
     unlinkat(qd->tmp, name, 0); /* a leftover of an attempt that failed half-way */
     int fd = openat(qd->tmp, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    int rc = qd_write_all(fd, data, len);
+    int rc = sp != NULL ? qd_write_spool(fd, sp, len) : qd_write_all(fd, data, (size_t)len);
     int saved = errno;
     if (close(fd) != 0 && rc == 0) {
         rc = -1;
@@ -109,47 +139,6 @@ static int qd_write_tmp(struct queue_dir *qd, const char *name, const char *data
     }
     if (rc != 0) {
         unlinkat(qd->tmp, name, 0);
-        errno = saved;
-    }
-    return rc;
-}
-
-/* qd_copy_message - the spool into the new file tmp/<id>.eml. 0 or -1 with errno. */
-static int qd_copy_message(struct queue_dir *qd, const char *file, const struct spool *sp,
-                           uint64_t size)
-{
-    unlinkat(qd->tmp, file, 0);
-    int fd = openat(qd->tmp, file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -1;
-    char *chunk = malloc(QD_COPY_CHUNK);
-    int rc = chunk != NULL ? 0 : -1;
-    if (chunk == NULL)
-        errno = ENOMEM;
-    const char *mem = sp != NULL ? spool_memory(sp) : NULL;
-    if (rc == 0 && mem != NULL) {
-        rc = qd_write_all(fd, mem, (size_t)size);
-    } else {
-        for (uint64_t off = 0; rc == 0 && off < size;) {
-            size_t want = size - off < QD_COPY_CHUNK ? (size_t)(size - off) : QD_COPY_CHUNK;
-            size_t got = 0;
-            if (spool_read(sp, off, chunk, want, &got) != 0 || got == 0) {
-                errno = EIO;
-                rc = -1;
-                break;
-            }
-            rc = qd_write_all(fd, chunk, got);
-            off += got;
-        }
-    }
-    free(chunk);
-    int saved = errno;
-    if (close(fd) != 0 && rc == 0) {
-        rc = -1;
-        saved = errno;
-    }
-    if (rc != 0) {
-        unlinkat(qd->tmp, file, 0);
         errno = saved;
     }
     return rc;
@@ -171,7 +160,7 @@ static void qd_enqueue_one(struct queue_dir *qd, struct queue_new *m)
     char file[NAME_MAX + 1], eml[NAME_MAX + 1];
     qd_eml(file, sizeof(file), m->id);
     m->result = 0;
-    if (qd_copy_message(qd, file, m->message, m->size) != 0) {
+    if (qd_write_tmp(qd, file, NULL, m->message, m->size) != 0) {
         m->result = qd_errno(errno);
         snprintf(m->error, sizeof(m->error), "writing the message: %s", strerror(errno));
         return;
@@ -183,7 +172,7 @@ static void qd_enqueue_one(struct queue_dir *qd, struct queue_new *m)
         int rc = linkat(qd->tmp, file, qd->active, qd_eml(eml, sizeof(eml), name), 0);
         if (rc == 0) {
             step = "writing the entry";
-            rc = qd_write_tmp(qd, name, m->texts[done].data, m->texts[done].len);
+            rc = qd_write_tmp(qd, name, m->texts[done].data, NULL, m->texts[done].len);
         }
         if (rc == 0) {
             step = "renaming the entry";
@@ -387,7 +376,7 @@ static int qd_format_tmp(struct queue_dir *qd, const struct queue_entry *e)
 {
     struct buf text = {0};
     int rc = queue_entry_format(e, &text);
-    if (rc == 0 && qd_write_tmp(qd, e->name, text.data, text.len) != 0)
+    if (rc == 0 && qd_write_tmp(qd, e->name, text.data, NULL, text.len) != 0)
         rc = qd_errno(errno);
     buf_free(&text);
     return rc;
