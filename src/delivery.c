@@ -1427,24 +1427,18 @@ static long delivery_next_route(const struct txn *t, long prev)
     return next;
 }
 
-/* delivery_group_add - the group of route r (-1 without routes: every endpoint, every
- * recipient, all at once) with its recipients in RCPT order. 0 or SH_ENOMEM. */
-static int delivery_group_add(struct delivery *d, long r)
+/* delivery_group_fill - the next group: these endpoints, policy and mode, and the
+ * recipients of route r in RCPT order (r -1: every recipient). 0 or SH_ENOMEM. */
+static int delivery_group_fill(struct delivery *d, const size_t *endpoints, size_t n_endpoints,
+                               enum config_route_policy policy, enum config_delivery mode, long r)
 {
-    const struct config *cfg = d->ctx->cfg;
     const struct txn *t = d->t;
     struct delivery_group *g = &d->groups[d->n_groups++];
     g->current = -1;
-    g->mode = config_route_delivery(cfg, r);
-    if (r >= 0) {
-        g->endpoints = cfg->routes[r].endpoints;
-        g->n_endpoints = cfg->routes[r].n_endpoints;
-        g->policy = cfg->routes[r].policy;
-    } else {
-        g->endpoints = d->ctx->all_endpoints;
-        g->n_endpoints = cfg->n_endpoints;
-        g->policy = CONFIG_ROUTE_ALL;
-    }
+    g->mode = mode;
+    g->endpoints = endpoints;
+    g->n_endpoints = n_endpoints;
+    g->policy = policy;
     size_t n = 0;
     for (size_t i = 0; i < t->env.n_rcpt; i++)
         n += r < 0 || t->rcpt_route[i] == r;
@@ -1459,6 +1453,19 @@ static int delivery_group_add(struct delivery *d, long r)
     for (size_t i = 0; i < g->n_endpoints; i++)
         g->dels[i] = -1;
     return 0;
+}
+
+/* delivery_group_add - the group of route r (-1 without routes: every endpoint, every
+ * recipient, all at once) with its recipients in RCPT order. 0 or SH_ENOMEM. */
+static int delivery_group_add(struct delivery *d, long r)
+{
+    const struct config *cfg = d->ctx->cfg;
+    if (r < 0)
+        return delivery_group_fill(d, d->ctx->all_endpoints, cfg->n_endpoints, CONFIG_ROUTE_ALL,
+                                   config_route_delivery(cfg, r), r);
+    const struct config_route *route = &cfg->routes[r];
+    return delivery_group_fill(d, route->endpoints, route->n_endpoints, route->policy,
+                               route->delivery, r);
 }
 
 /* delivery_groups - the recipients by route, in the order routes are listed (only the
@@ -1487,26 +1494,14 @@ static int delivery_groups(struct delivery *d)
  * recipient of t (which holds the share's only), sent now. 0 or SH_ENOMEM. */
 static int delivery_share_group(struct delivery *d, const struct txn_share *share)
 {
-    const struct txn *t = d->t;
+    size_t n_rcpt = d->t->env.n_rcpt;
     d->groups = calloc(1, sizeof(*d->groups));
-    d->mark = calloc(t->env.n_rcpt > 0 ? t->env.n_rcpt : 1, sizeof(*d->mark));
+    d->mark = calloc(n_rcpt > 0 ? n_rcpt : 1, sizeof(*d->mark));
     if (d->groups == NULL || d->mark == NULL)
         return SH_ENOMEM;
-    struct delivery_group *g = &d->groups[d->n_groups++];
-    g->current = -1;
-    g->mode = CONFIG_DELIVERY_SYNC;
-    g->endpoints = share->endpoints;
-    g->n_endpoints = share->n_endpoints;
-    g->policy = share->failover ? CONFIG_ROUTE_FAILOVER : CONFIG_ROUTE_ALL;
-    g->rcpts = calloc(t->env.n_rcpt > 0 ? t->env.n_rcpt : 1, sizeof(*g->rcpts));
-    g->dels = calloc(g->n_endpoints > 0 ? g->n_endpoints : 1, sizeof(*g->dels));
-    if (g->rcpts == NULL || g->dels == NULL)
-        return SH_ENOMEM;
-    for (size_t i = 0; i < t->env.n_rcpt; i++)
-        g->rcpts[g->n_rcpts++] = i;
-    for (size_t i = 0; i < g->n_endpoints; i++)
-        g->dels[i] = -1;
-    return 0;
+    return delivery_group_fill(d, share->endpoints, share->n_endpoints,
+                               share->failover ? CONFIG_ROUTE_FAILOVER : CONFIG_ROUTE_ALL,
+                               CONFIG_DELIVERY_SYNC, -1);
 }
 
 /* delivery_begin - the delivery d starts: its deadline, then the first attempts from the
