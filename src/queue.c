@@ -955,7 +955,6 @@ static int queue_lock(const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/lock", dir);
-    mkdir(dir, 0750);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
