@@ -1697,7 +1697,13 @@ static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base)
                 padded[b64++] = '=';
             got = base64_decode(padded, b64, key);
         }
+        bool asymmetric = strncmp(text, "whsk_", 5) == 0 || strncmp(text, "whpk_", 5) == 0;
         free(text);
+        if (asymmetric)
+            return config_fail(c,
+                               "is an Ed25519 key (v1a); smtphook signs with v1 only: give a "
+                               "\"%s\" secret",
+                               CONFIG_SECRET_PREFIX);
         if (got < (long)CONFIG_SECRET_MIN || got > (long)CONFIG_SECRET_MAX)
             return config_fail(c,
                                "must be \"%s\" and the base64 of %u to %u bytes (the secret "

@@ -2245,6 +2245,10 @@ static void test_endpoint_signing(void **state)
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24 "\","
                      "\"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}"),
              "secrets[1]", "whsec_");
+    /* An Ed25519 key (v1a) is named as such, not refused as a malformed whsec_ secret. */
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"whsk_"
+                     "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}"),
+             "secrets[0]", "Ed25519 key (v1a)");
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[]}"), "secrets",
              NULL);
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\"}"), "secrets", NULL);
