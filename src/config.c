@@ -2376,6 +2376,58 @@ static int config_finish_tls(struct config_ctx *c, const char *what, struct conf
     return 0;
 }
 
+/* config_route_uses - routes[r] names endpoint e. */
+static bool config_route_uses(const struct config *cfg, size_t r, size_t e)
+{
+    for (size_t k = 0; k < cfg->routes[r].n_endpoints; k++) {
+        if (cfg->routes[r].endpoints[k] == e)
+            return true;
+    }
+    return false;
+}
+
+/* config_warn_second_share - an endpoint that a failover route reaches only after its primary
+ * failed, and that another route also names, gets a message of both routes in two POSTs (its
+ * first share went out before the failover was known). Unless each transaction holds one
+ * route's recipients. One warning per such endpoint, at its first failover place. */
+static int config_warn_second_share(struct config_ctx *c, const char *what,
+                                    const struct config *cfg)
+{
+    if (cfg->one_route_per_transaction)
+        return 0;
+    bool *warned = calloc(cfg->n_endpoints + 1, sizeof(*warned));
+    if (warned == NULL)
+        return config_nomem(c);
+    int rc = 0;
+    for (size_t r = 0; r < cfg->n_routes && rc == 0; r++) {
+        const struct config_route *rt = &cfg->routes[r];
+        if (rt->policy != CONFIG_ROUTE_FAILOVER)
+            continue;
+        for (size_t k = 1; k < rt->n_endpoints && rc == 0; k++) {
+            size_t e = rt->endpoints[k];
+            size_t other = 0;
+            while (other < cfg->n_routes && (other == r || !config_route_uses(cfg, other, e)))
+                other++;
+            if (warned[e] || other == cfg->n_routes)
+                continue;
+            warned[e] = true;
+            config_set_path(c, what, config_struct_name(config_routes));
+            config_push_index(c, r);
+            config_push(c, config_struct_name(config_route_endpoints));
+            config_push_index(c, k);
+            rc = config_warn(c,
+                             "\"%s\" is a failover target here and is also in routes[%zu]: a "
+                             "message for both routes can reach it in two POSTs, one per "
+                             "route (each with its own recipients and Idempotency-Key); "
+                             "\"%s\" keeps them apart",
+                             cfg->endpoints[e].name, other,
+                             CONFIG_NAME(CONFIG_SEC_TOP, struct config, one_route_per_transaction));
+        }
+    }
+    free(warned);
+    return rc;
+}
+
 /* config_warnings - what is allowed but probably not meant, once the overrides are in. */
 static int config_warnings(struct config_ctx *c, const char *what, struct config *cfg)
 {
@@ -2404,7 +2456,7 @@ static int config_warnings(struct config_ctx *c, const char *what, struct config
         config_push(c, cfg->endpoints[e].name);
         rc = config_warn(c, "no route uses this endpoint; it receives nothing");
     }
-    return rc;
+    return rc != 0 ? rc : config_warn_second_share(c, what, cfg);
 }
 
 /* config_finish - what must hold after the file and the overrides: a host name, at least one

@@ -857,6 +857,26 @@ class CheckConfig(unittest.TestCase):
                                    "endpoint; it receives nothing\n" % self.path)
         self.assertEqual(p.stdout.splitlines()[0], "%s: configuration ok" % self.path)
 
+    def test_failover_target_in_another_route_is_a_warning(self):
+        # Shares, test_failover_target_of_another_route_gets_a_second_share: the warning
+        # tells the operator before it happens.
+        routes = [{"match": ["*@sub.example.net"], "endpoints": ["a", "b"], "policy": "failover"},
+                  {"match": ["*@example.com"], "endpoints": ["b"]}]
+        p = self.check(routes)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(
+            p.stderr, 'smtphook: warning: %s: routes[0].endpoints[1]: "b" is a failover target '
+            'here and is also in routes[1]: a message for both routes can reach it in two '
+            'POSTs, one per route (each with its own recipients and Idempotency-Key); '
+            '"one_route_per_transaction" keeps them apart\n' % self.path)
+        # A primary that is also elsewhere is in the first round with its other share: one POST.
+        p = self.check([{"match": ["*@sub.example.net"], "endpoints": ["a", "b"],
+                         "policy": "failover"},
+                        {"match": ["*@example.com"], "endpoints": ["a"]}])
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        p = self.check(routes, one_route_per_transaction=True)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
     def test_domain_not_served(self):
         p = self.check([{"match": ["x@example.com", "*@other.test"], "endpoints": ["a", "b"]}])
         self.assertError(p, "routes[0].match[1]",
@@ -904,7 +924,7 @@ class CheckConfig(unittest.TestCase):
     def test_narrow_routes_first_are_fine(self):
         p = self.check([{"match": ["sales@example.com"], "endpoints": ["a"]},
                         {"match": ["*@example.com", "*@*.example.net"], "endpoints": ["b"]},
-                        {"match": ["*"], "endpoints": ["a", "b"], "policy": "failover"}],
+                        {"match": ["*"], "endpoints": ["b", "a"]}],
                        recipient_delimiter="+")
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertEqual(p.stdout.splitlines()[0], "%s: configuration ok" % self.path)

@@ -1432,7 +1432,13 @@ static void test_routes(void **state)
     assert_string_equal(r[2].patterns[0].domain, "example.org");
     assert_int_equal(r[2].policy, CONFIG_ROUTE_ALL);
     assert_int_equal(r[3].patterns[0].kind, ROUTE_PATTERN_ANY);
-    assert_int_equal(cfg->n_warnings, 0); /* every endpoint has a route */
+    /* Every endpoint has a route; archive, billing's standby, is also on routes 2 and 3. */
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "config.json: routes[0].endpoints[1]: \"archive\" is a failover target "
+                        "here and is also in routes[2]: a message for both routes can reach it "
+                        "in two POSTs, one per route (each with its own recipients and "
+                        "Idempotency-Key); \"one_route_per_transaction\" keeps them apart");
 
     /* The first route with a matching pattern; domains and ASCII local parts ignore case. */
     assert_int_equal(route_of(cfg, "billing@example.com"), 0);
