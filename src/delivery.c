@@ -1066,6 +1066,20 @@ static void delivery_on_response(void *arg, const struct http_response *resp)
                 delivery_arm(d);
             return;
         }
+        if (!d->once) {
+            /* Say why this failure is the last word, or a skipped retry leaves no trace. */
+            char because[64];
+            if (td->attempts >= ep->retry.max_attempts)
+                snprintf(because, sizeof(because), "max_attempts (%u) used up",
+                         ep->retry.max_attempts);
+            else if (td->has_retry_after)
+                snprintf(because, sizeof(because),
+                         "Retry-After %" PRIu64 " ms would pass the deadline", td->retry_after_ms);
+            else
+                snprintf(because, sizeof(because), "the backoff would pass the deadline");
+            log_info("txn id=%s endpoint %s attempt %u: %u %s; no retry: %s", t->env.id, ep->name,
+                     td->attempts, td->reply.code, td->reply.esc, because);
+        }
     }
     job_finish(job);
     job_done(d);

@@ -192,6 +192,8 @@ class Retries(RetryCase):
         line = self.txn_line(rid)
         self.assertRegex(line, r"endpoints=app:endpoint timed out:\d+ms:attempts=3 ")
         self.assertIn('reply="451 4.4.7"', line)
+        self.assertIn("attempt 3: 451 4.4.7; no retry: max_attempts (3) used up",
+                      self.attempt_lines(rid)[-1])
 
     def test_max_attempts_exhausted_all_503(self):
         rcv = self.start_receiver(status=503)
@@ -202,7 +204,11 @@ class Retries(RetryCase):
         self.assertEqual(len(rcv.requests), 4)
         rid = rcv.requests[0].header("X-Smtphook-Id")
         self.assertRegex(self.txn_line(rid), r"endpoints=app:503:\d+ms:attempts=4 ")
-        self.assertEqual(len(self.attempt_lines(rid)), 3)
+        attempts = self.attempt_lines(rid)
+        self.assertEqual(len(attempts), 4, attempts)
+        for n, ln in enumerate(attempts[:3], 1):
+            self.assertIn("attempt %d: 451 4.3.0; next attempt in" % n, ln)
+        self.assertIn("attempt 4: 451 4.3.0; no retry: max_attempts (4) used up", attempts[3])
 
 
 class RetryAfter(RetryCase):
@@ -257,7 +263,10 @@ class RetryAfter(RetryCase):
         rid = rcv.requests[0].header("X-Smtphook-Id")
         self.assertIdInReply(rid, reply)
         self.assertIn(":attempts=1 ", self.txn_line(rid))
-        self.assertEqual(self.attempt_lines(rid), [])
+        attempts = self.attempt_lines(rid)
+        self.assertEqual(len(attempts), 1, attempts)
+        self.assertIn("attempt 1: 451 4.3.0; no retry: Retry-After 30000 ms would pass the "
+                      "deadline", attempts[0])
 
     def test_backoff_past_the_deadline_means_451_at_once(self):
         # The wait before attempt 2 is 10 to 20 s; the deadline is 10 s away.
@@ -271,6 +280,10 @@ class RetryAfter(RetryCase):
         self.assertEqual(len(rcv.requests), 1)
         rid = rcv.requests[0].header("X-Smtphook-Id")
         self.assertIn(":attempts=1 ", self.txn_line(rid))
+        attempts = self.attempt_lines(rid)
+        self.assertEqual(len(attempts), 1, attempts)
+        self.assertIn("attempt 1: 451 4.3.0; no retry: the backoff would pass the deadline",
+                      attempts[0])
 
     def test_retry_after_that_fits_beats_a_longer_backoff(self):
         # Retry-After is the app's word even when it is shorter than the backoff would be
