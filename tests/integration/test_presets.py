@@ -53,6 +53,20 @@ def utf8_message(to="someone@example.net"):
             % (to, "x" * 1200)).encode()
 
 
+def edge_message(to="someone@example.net"):
+    """A UTF-8 message whose body has lines of exactly 998 bytes (RFC 5322's limit), a line
+    that is a lone dot, one of two dots, dot-leading lines, and ends in a dot line."""
+    return ("From: J\u00f6rg <jorg@example.org>\r\nTo: %s\r\nSubject: edges \u2709\r\n"
+            "Message-ID: <edges@example.org>\r\n\r\n"
+            ".first line of the body\r\n%s\r\n.\r\n..\r\n...\r\n%s\r\n"
+            "\u00e9%s\r\n.end\r\n" % (to, "a" * 998, "." * 998, "b" * 996)).encode()
+
+
+# 100 recipients (limits.max_recipients), one that routes (support@) in the middle
+MANY_RCPTS = ["r%03d@example.com" % i for i in range(50)] + ["support@example.com"] + \
+    ["r%03d@example.com" % i for i in range(50, 99)]
+
+
 class PresetCase(SmtphookTestCase):
 
     def start_preset(self, url, preset, **settings):
@@ -111,6 +125,16 @@ class DjangoMailgunTest(PresetCase):
         self.assertEqual(ev["envelope_sender"], "")
         self.assertEqual(ev["envelope_recipient"], "a@example.com, b@example.com")
 
+    def test_100_recipients_and_edge_lines(self):
+        msg = edge_message()
+        reply = self.send_mail(msg, mail_from=SENDER, rcpts=MANY_RCPTS, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log())
+        ev = self.app.wait_events(1)[0]
+        self.assertEqual(ev["envelope_recipient"], ", ".join(MANY_RCPTS))
+        self.assertEqual(ev["form"]["recipient"], [", ".join(MANY_RCPTS)])
+        self.assertEqual(base64.b64decode(ev["field_b64"]), msg)
+        self.assertEqual(ev["to"][0]["addr_spec"], "someone@example.net")
+
     def test_message_over_djangos_form_limit_is_refused_by_the_app(self):
         """Django keeps at most 2.5 MiB of form fields by default: anymail answers 400, a
         permanent refusal (the README says to raise DATA_UPLOAD_MAX_MEMORY_SIZE)."""
@@ -164,6 +188,17 @@ class DjangoSendgridTest(PresetCase):
         self.assertReply(reply, 250, msg=self.app.log())
         self.assertEqual(self.app.wait_events(1)[0]["envelope_recipient"], rcpt)
 
+    def test_100_recipients_and_edge_lines(self):
+        """anymail keeps the first envelope recipient; the envelope field has them all."""
+        msg = edge_message()
+        reply = self.send_mail(msg, mail_from=SENDER, rcpts=MANY_RCPTS, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log())
+        ev = self.app.wait_events(1)[0]
+        self.assertEqual(ev["envelope_recipient"], MANY_RCPTS[0])
+        self.assertEqual(json.loads(ev["form"]["envelope"][0]),
+                         {"from": SENDER, "to": MANY_RCPTS})
+        self.assertEqual(base64.b64decode(ev["field_b64"]), msg)
+
     def test_wrong_password_is_refused(self):
         self._stop_smtphook(self.sh)
         self.start_preset(self.app.url(SENDGRID_PATH), "sendgrid",
@@ -198,6 +233,28 @@ class RailsRelayTest(PresetCase):
         mail = self.app.wait_emails(1)[0]
         self.assertEqual(mail["raw"], b"X-Original-To: a@example.com\r\n"
                          b"X-Original-To: support@example.com\r\n" + msg)
+        self.assertEqual(mail["mailbox"], "support")
+
+    def test_utf8_recipient(self):
+        rcpt = "j\u00f6rg@example.com"
+        msg = edge_message()
+        reply = self.send_mail(msg, mail_from="s\u00e9nder@example.org", rcpts=[rcpt],
+                               mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"X-Original-To: " + rcpt.encode() + b"\r\n" + msg)
+        self.assertEqual(mail["x_original_to"], [rcpt])
+        self.assertIn(rcpt, mail["recipients"])
+        self.assertEqual(mail["mailbox"], "catchall")
+
+    def test_100_recipients_and_edge_lines(self):
+        msg = edge_message()
+        reply = self.send_mail(msg, rcpts=MANY_RCPTS, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"".join(b"X-Original-To: %s\r\n" % a.encode()
+                                               for a in MANY_RCPTS) + msg)
+        self.assertEqual(mail["x_original_to"], MANY_RCPTS)
         self.assertEqual(mail["mailbox"], "support")
 
     def test_30mb_message(self):
@@ -246,6 +303,21 @@ class RailsMailgunTest(PresetCase):
         mail = self.app.wait_emails(1)[0]
         self.assertEqual(mail["raw"], b"X-Original-To: " + rcpt.encode() + b"\n" + msg)
 
+    def test_100_recipients_and_edge_lines(self):
+        """The ingress prepends the whole recipient field as one X-Original-To line, which
+        the mail gem takes as one address."""
+        msg = edge_message()
+        reply = self.send_mail(msg, rcpts=MANY_RCPTS, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"X-Original-To: " + ", ".join(MANY_RCPTS).encode() +
+                         b"\n" + msg)
+        # one recipient string: the anchored /^support@/ does not match it (the README says
+        # to route several recipients with unanchored patterns)
+        self.assertEqual(mail["x_original_to"], [", ".join(MANY_RCPTS)])
+        self.assertEqual(mail["recipients"], ["someone@example.net", ", ".join(MANY_RCPTS)])
+        self.assertEqual(mail["mailbox"], "catchall")
+
 
 class RailsMailgunKeyTest(PresetCase):
 
@@ -275,6 +347,16 @@ class RailsSendgridTest(PresetCase):
         self.assertEqual(mail["mailbox"], "support")
         self.assertEqual(mail["raw"], b"X-Original-To: support@example.com\n"
                          b"X-Original-To: a@example.com\n" + msg)
+
+    def test_100_recipients_and_edge_lines(self):
+        msg = edge_message()
+        reply = self.send_mail(msg, rcpts=MANY_RCPTS, mail_params="SMTPUTF8")
+        self.assertReply(reply, 250, msg=self.app.log()[-2000:])
+        mail = self.app.wait_emails(1)[0]
+        self.assertEqual(mail["raw"], b"".join(b"X-Original-To: %s\n" % a.encode()
+                                               for a in reversed(MANY_RCPTS)) + msg)
+        self.assertEqual(mail["mailbox"], "support")
+        self.assertEqual(sorted(mail["x_original_to"]), sorted(MANY_RCPTS))
 
 
 if __name__ == "__main__":
