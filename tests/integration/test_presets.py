@@ -67,6 +67,12 @@ MANY_RCPTS = ["r%03d@example.com" % i for i in range(50)] + ["support@example.co
     ["r%03d@example.com" % i for i in range(50, 99)]
 
 
+def big_message():
+    """Over 30 MB, 998-byte lines, dot-leading lines every so often."""
+    return b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n" + \
+        (b"." + b"0123456789" * 99 + b"abcdefg\r\n" + b"..x\r\n") * 30000
+
+
 class PresetCase(SmtphookTestCase):
 
     def start_preset(self, url, preset, **settings):
@@ -207,6 +213,22 @@ class DjangoSendgridTest(PresetCase):
         self.assertEqual(self.app.events(), [])
 
 
+class DjangoSendgridBigTest(PresetCase):
+
+    def test_30mb_message_with_the_limit_raised(self):
+        app = self.start_django(webhook_secret="%s:%s" % (SENDGRID_USER, SENDGRID_PASS),
+                                max_form_bytes="none")
+        self.start_preset(app.url(SENDGRID_PATH), "sendgrid",
+                          basic_auth={"user": SENDGRID_USER, "password": "${SENDGRID_PASS}"})
+        msg = big_message()
+        reply = self.send_mail(msg, rcpts=["support@example.com"], reply_timeout=90)
+        self.assertReply(reply, 250, msg=app.log())
+        ev = app.wait_events(1, timeout=30)[0]
+        self.assertEqual(ev["envelope_recipient"], "support@example.com")
+        self.assertEqual(hashlib.sha256(base64.b64decode(ev["field_b64"])).hexdigest(),
+                         hashlib.sha256(msg).hexdigest())
+
+
 class RailsRelayTest(PresetCase):
     """Action Mailbox's relay ingress: the raw message with X-Original-To lines in front, so
     a Bcc'd or forwarded recipient routes (the To: header names someone else)."""
@@ -317,6 +339,47 @@ class RailsMailgunTest(PresetCase):
         self.assertEqual(mail["x_original_to"], [", ".join(MANY_RCPTS)])
         self.assertEqual(mail["recipients"], ["someone@example.net", ", ".join(MANY_RCPTS)])
         self.assertEqual(mail["mailbox"], "catchall")
+
+
+class RailsFormLimitTest(PresetCase):
+    """Rack buffers at most 16 MiB of form fields (not files) by default: the Mailgun and
+    SendGrid ingresses then find no message and answer 400, which is 550. The 30 MB tests
+    raise the limit (RACK_MULTIPART_BUFFERED_UPLOAD_BYTESIZE_LIMIT) as a deployment would."""
+
+    def start(self, ingress, **kw):
+        app = self.start_rails(ingress, password=RAILS_PASS, signing_key=MAILGUN_KEY, **kw)
+        if ingress == "mailgun":
+            self.start_preset(app.url(RAILS_MAILGUN), "mailgun",
+                              signing={"scheme": "mailgun", "key": "${MAILGUN_KEY}"})
+        else:
+            self.start_preset(app.url(RAILS_SENDGRID), "sendgrid",
+                              basic_auth={"user": "actionmailbox", "password": "${RAILS_PASS}"})
+        return app
+
+    def assert30mb(self, ingress):
+        app = self.start(ingress, max_form_bytes=BIG_LIMIT)
+        msg = big_message()
+        reply = self.send_mail(msg, rcpts=["support@example.com"], reply_timeout=90)
+        self.assertReply(reply, 250, msg=app.log()[-2000:])
+        mail = app.wait_emails(1, timeout=30)[0]
+        self.assertEqual(mail["mailbox"], "support")
+        self.assertEqual(hashlib.sha256(mail["raw"]).hexdigest(),
+                         hashlib.sha256(b"X-Original-To: support@example.com\n" + msg)
+                         .hexdigest())
+
+    def test_mailgun_30mb_message(self):
+        self.assert30mb("mailgun")
+
+    def test_sendgrid_30mb_message(self):
+        self.assert30mb("sendgrid")
+
+    def test_message_over_racks_limit_is_refused(self):
+        app = self.start("sendgrid")
+        msg = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * (17 * 1024)
+        reply = self.send_mail(msg, rcpts=["support@example.com"], reply_timeout=60)
+        self.assertReply(reply, 550, "5.6.0", msg=app.log()[-2000:])
+        self.assertIn("Completed 400 Bad Request", app.log())
+        self.assertEqual(app.emails(), [])
 
 
 class RailsMailgunKeyTest(PresetCase):
