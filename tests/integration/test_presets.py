@@ -10,9 +10,15 @@ unless a test says otherwise.
 """
 
 import base64
+import email
+import email.policy
 import hashlib
+import hmac
+import http.client
 import json
+import threading
 import unittest
+import urllib.parse
 
 from django_app import MAILGUN_PATH, SENDGRID_PATH, DjangoApp
 from helpers import free_port
@@ -71,6 +77,25 @@ def big_message():
     """Over 30 MB, 998-byte lines, dot-leading lines every so often."""
     return b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n" + \
         (b"." + b"0123456789" * 99 + b"abcdefg\r\n" + b"..x\r\n") * 30000
+
+
+def mailgun_signature(key, timestamp, token):
+    """Mailgun's signature: hex HMAC-SHA256 of timestamp then token under the signing key."""
+    return hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+
+
+def form_parts(content_type, body):
+    """A multipart/form-data body parsed by Python's email package as receivers do: {name:
+    (part, payload bytes)}, in order."""
+    doc = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" +
+                                   body, policy=email.policy.HTTP)
+    assert doc.is_multipart() and not doc.defects, doc.defects
+    out = {}
+    for part in doc.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        assert name not in out, name
+        out[name] = (part, part.get_payload(decode=True))
+    return out
 
 
 class PresetCase(SmtphookTestCase):
@@ -167,6 +192,54 @@ class DjangoMailgunKeyTest(PresetCase):
         ev = app.wait_events(1, timeout=30)[0]
         self.assertEqual(hashlib.sha256(base64.b64decode(ev["field_b64"])).hexdigest(),
                          hashlib.sha256(msg).hexdigest())
+
+
+class DjangoMailgunRetryTest(PresetCase):
+
+    def test_retry_is_signed_with_a_fresh_timestamp_and_token(self):
+        """A proxy in front of anymail passes every attempt on but answers the first 503:
+        the retry (1.1 s or more later) has another timestamp and token, and both
+        signatures verify, with Python's hmac and for anymail, which took both."""
+        app = self.start_django(signing_key=MAILGUN_KEY)
+        target = urllib.parse.urlsplit(app.url(MAILGUN_PATH))
+        answers, lock = [], threading.Lock()
+
+        def forward(req):
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=20)
+            try:
+                conn.request("POST", target.path, body=req.body,
+                             headers={"Content-Type": req.header("Content-Type")})
+                status = conn.getresponse().status
+            finally:
+                conn.close()
+            with lock:
+                answers.append(status)
+                return (503 if len(answers) == 1 else status), [], 0
+
+        proxy = self.start_receiver(responder=forward)
+        self.start_preset(proxy.url(MAILGUN_PATH), "mailgun",
+                          signing={"scheme": "mailgun", "key": "${MAILGUN_KEY}"},
+                          retry={"max_attempts": 2, "initial_backoff_ms": 2200,
+                                 "max_backoff_ms": 2200})
+        msg = utf8_message()
+        reply = self.send_mail(msg, rcpts=["support@example.com"], mail_params="SMTPUTF8",
+                               reply_timeout=30)
+        self.assertReply(reply, 250, msg=app.log())
+        self.assertEqual(answers, [200, 200])
+        forms = [form_parts(q.header("Content-Type"), q.body) for q in proxy.requests]
+        self.assertEqual(len(forms), 2)
+        signed = []
+        for form in forms:
+            ts, token, sig = (form[k][1].decode() for k in ("timestamp", "token", "signature"))
+            self.assertEqual(sig, mailgun_signature(MAILGUN_KEY, ts, token))
+            self.assertEqual(form["body-mime"][1], msg)
+            signed.append((ts, token))
+        self.assertNotEqual(signed[0][0], signed[1][0])
+        self.assertNotEqual(signed[0][1], signed[1][1])
+        evs = app.wait_events(2)
+        self.assertEqual([e["event_id"] for e in evs], [t for _, t in signed])
+        self.assertEqual([e["form"]["timestamp"] for e in evs], [[t] for t, _ in signed])
+        self.assertEqual([base64.b64decode(e["field_b64"]) for e in evs], [msg, msg])
 
 
 class DjangoSendgridTest(PresetCase):
