@@ -22,6 +22,7 @@ import urllib.parse
 
 from django_app import MAILGUN_PATH, SENDGRID_PATH, DjangoApp
 from helpers import free_port
+from node_receiver import NodeReceiver, part_bytes
 from rails_app import RailsApp
 from smtphook_process import make_config
 from testcase import SmtphookTestCase
@@ -493,6 +494,106 @@ class RailsSendgridTest(PresetCase):
                                                for a in reversed(MANY_RCPTS)) + msg)
         self.assertEqual(mail["mailbox"], "support")
         self.assertEqual(sorted(mail["x_original_to"]), sorted(MANY_RCPTS))
+
+
+class PresetFormParsedTest(PresetCase):
+    """The mailgun and sendgrid forms parsed by generic multipart/form-data parsers, Python's
+    email package and Node's busboy: every field, and the message part byte for byte, for a
+    UTF-8 message and for an 8-bit one labelled ISO-8859-1."""
+
+    MESSAGES = ((utf8_message(), ["support@example.com", "j\u00f6rg@example.com"]),
+                (latin1_message(), ["support@example.com"]))
+
+    def send_both(self, url, preset):
+        if preset == "mailgun":
+            self.start_preset(url, "mailgun",
+                              signing={"scheme": "mailgun", "key": "${MAILGUN_KEY}"})
+        else:
+            self.start_preset(url, "sendgrid",
+                              basic_auth={"user": SENDGRID_USER, "password": "${SENDGRID_PASS}"})
+        for msg, rcpts in self.MESSAGES:
+            self.assertReply(self.send_mail(msg, mail_from=SENDER, rcpts=rcpts,
+                                            mail_params="SMTPUTF8"), 250)
+
+    def expected(self, preset, msg, rcpts):
+        """{field: bytes} as smtphook forms them (timestamp, token, signature aside)."""
+        lines = msg.partition(b"\r\n\r\n")[0].split(b"\r\n")  # none folded here
+        raw = {k: v for k, _, v in (line.partition(b": ") for line in lines)}
+        raw = {k.decode().lower(): v for k, v in raw.items()}
+        if preset == "mailgun":
+            return {"recipient": ", ".join(rcpts).encode(), "sender": SENDER.encode(),
+                    "from": raw["from"], "subject": raw["subject"], "body-mime": msg}
+        return {"to": raw["to"], "from": raw["from"], "subject": raw["subject"],
+                "sender_ip": b"127.0.0.1",
+                "envelope": json.dumps({"to": rcpts, "from": SENDER}).encode(),
+                "email": msg}
+
+    def test_parsed_by_pythons_email(self):
+        for preset in ("mailgun", "sendgrid"):
+            with self.subTest(preset=preset):
+                r = self.start_receiver()
+                self.send_both(r.url(), preset)
+                for req, (msg, rcpts) in zip(r.wait_for(2), self.MESSAGES):
+                    form = form_parts(req.header("Content-Type"), req.body)
+                    got = {k: v for k, (_, v) in form.items()}
+                    want = self.expected(preset, msg, rcpts)
+                    if preset == "mailgun":
+                        self.assertEqual(list(got), ["recipient", "sender", "from", "subject",
+                                                     "body-mime", "timestamp", "token",
+                                                     "signature"])
+                        ts, token = got.pop("timestamp").decode(), got.pop("token").decode()
+                        self.assertEqual(got.pop("signature").decode(),
+                                         mailgun_signature(MAILGUN_KEY, ts, token))
+                    else:
+                        self.assertEqual(list(got), ["to", "from", "subject", "sender_ip",
+                                                     "envelope", "charsets", "email"])
+                        charsets = json.loads(got.pop("charsets"))
+                        self.assertEqual(charsets["to"], "UTF-8")
+                        want["envelope"] = json.loads(want["envelope"])
+                        got["envelope"] = json.loads(got["envelope"])
+                    self.assertEqual(got, want)
+                    part = form["body-mime" if preset == "mailgun" else "email"][0]
+                    utf8 = msg == utf8_message()
+                    self.assertEqual(part.get_content_charset(), None if utf8 else "iso-8859-1")
+                self._stop_smtphook(self.sh)
+
+    def test_parsed_by_busboy(self):
+        """busboy decodes a field by its part's charset (UTF-8 unless labelled): the
+        ISO-8859-1 message comes back one character per byte."""
+        for preset in ("mailgun", "sendgrid"):
+            with self.subTest(preset=preset):
+                node = NodeReceiver()
+                node.start()
+                self.addCleanup(node.stop)
+                self.send_both(node.url(), preset)
+                reqs = node.wait_requests(2)
+                self.assertEqual(len(reqs), 2)
+                for req, (msg, rcpts) in zip(reqs, self.MESSAGES):
+                    self.assertTrue(req["multipart"]["ok"], req["multipart"])
+                    parts = req["multipart"]["parts"]
+                    self.assertTrue(all(p["kind"] == "field" and not p["value_truncated"]
+                                        for p in parts), parts)
+                    got = {p["name"]: p["value"] for p in parts}
+                    self.assertEqual(len(got), len(parts))
+                    want = self.expected(preset, msg, rcpts)
+                    utf8 = msg == utf8_message()
+                    for name, value in want.items():
+                        text = value.decode("utf-8" if utf8 or name in (
+                            "recipient", "sender", "to", "sender_ip", "envelope")
+                            else "latin-1")
+                        if name == "envelope":
+                            self.assertEqual(json.loads(got[name]), json.loads(text))
+                        else:
+                            self.assertEqual(got[name], text, name)
+                    key = "body-mime" if preset == "mailgun" else "email"
+                    body = {p["name"]: p for p in parts}[key]
+                    self.assertEqual(part_bytes(body) if utf8 else
+                                     body["value"].encode("latin-1"), msg)
+                    if preset == "mailgun":
+                        self.assertEqual(got["signature"], mailgun_signature(
+                            MAILGUN_KEY, got["timestamp"], got["token"]))
+                self._stop_smtphook(self.sh)
+                node.stop()
 
 
 if __name__ == "__main__":
