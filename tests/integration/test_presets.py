@@ -2,7 +2,9 @@
 Debian's packages: django-anymail's Mailgun and SendGrid inbound webhooks (python3-django,
 python3-django-anymail) and Rails Action Mailbox's relay, Mailgun and SendGrid ingresses
 (ruby-rails). Each test starts the real app on loopback, sends mail through smtphook and reads
-what the app stored: the message, the recipient it routed on, the sender.
+what the app stored: the message, the recipient it routed on, the sender. The mailgun and
+sendgrid forms are also parsed by generic multipart parsers (Python's email package, Node's
+busboy), and a retried mailgun attempt goes through a proxy in front of anymail.
 
 anymail decodes the raw message field as UTF-8 text (Django's form parsing), so only UTF-8 (or
 7-bit) messages come back byte for byte there; Rails keeps the bytes. Messages here are UTF-8
