@@ -48,10 +48,13 @@ def _check_installed():
 
 class RailsApp:
     """The Rails app with one ingress. password: basic auth password for relay and sendgrid
-    (user "actionmailbox"); signing_key: Mailgun's HMAC key."""
+    (user "actionmailbox"); signing_key: Mailgun's HMAC key; max_form_bytes: Rack's limit on
+    the form fields it buffers (RACK_MULTIPART_BUFFERED_UPLOAD_BYTESIZE_LIMIT; None keeps
+    Rack's 16 MiB, over which the Mailgun and SendGrid ingresses answer 400)."""
 
-    def __init__(self, ingress, password=None, signing_key=None):
+    def __init__(self, ingress, password=None, signing_key=None, max_form_bytes=None):
         self.ingress = ingress
+        self.max_form_bytes = max_form_bytes
         self.password = password or DEFAULT_PASSWORD
         self.signing_key = signing_key or DEFAULT_SIGNING_KEY
         self.port = None
@@ -65,8 +68,11 @@ class RailsApp:
         self.port = free_port()
         env = dict(os.environ, RAILS_INBOUND_EMAIL_PASSWORD=self.password,
                    MAILGUN_INGRESS_SIGNING_KEY=self.signing_key)
-        for name in ("RAILS_MASTER_KEY", "MAILGUN_INGRESS_API_KEY", "DATABASE_URL"):
+        for name in ("RAILS_MASTER_KEY", "MAILGUN_INGRESS_API_KEY", "DATABASE_URL",
+                     "RACK_MULTIPART_BUFFERED_UPLOAD_BYTESIZE_LIMIT"):
             env.pop(name, None)  # would override or break the settings above
+        if self.max_form_bytes is not None:
+            env["RACK_MULTIPART_BUFFERED_UPLOAD_BYTESIZE_LIMIT"] = str(self.max_form_bytes)
         began = time.monotonic()
         with open(self._log_path(), "wb") as log:
             self.proc = subprocess.Popen(

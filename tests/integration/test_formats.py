@@ -248,6 +248,45 @@ class MultipartFormatTest(FormatCase):
         self.assertEqual(part_bytes(parts["message"]), msg)
 
 
+    def test_multipart_utf8_addresses_parsed_by_busboy(self):
+        node = NodeReceiver()
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "format": "multipart", "retry": {"max_attempts": 1}}
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        sender, rcpts = "s\u00e9nder@example.org", ["j\u00f6rg@example.com", "\u2709@example.com"]
+        msg = ("From: %s\r\nTo: %s\r\nSubject: \u00fc\r\n\r\n.dot\r\n%s\r\n"
+               % (sender, rcpts[0], "\u00e9" * 499)).encode()
+        self.assertReply(self.send_mail(msg, rcpts=rcpts, mail_from=sender,
+                                        mail_params="SMTPUTF8"), 250)
+        req = node.wait_requests(1)[0]
+        parts = {p["name"]: p for p in req["multipart"]["parts"]}
+        env = json.loads(part_bytes(parts["envelope"]))
+        self.assertEqual((env["mail_from"], env["rcpt_to"]), (sender, rcpts))
+        self.assertTrue(env["params"]["smtputf8"])
+        self.assertEqual(part_bytes(parts["message"]), msg)
+
+    def test_multipart_100_recipients_parsed_by_pythons_email(self):
+        import email
+        import email.policy
+        r = self.start_format("multipart")
+        rcpts = ["r%03d@example.com" % i for i in range(100)]
+        msg = b"Subject: many\r\n\r\n" + b"." * 998 + b"\r\n.\r\n" + message_8bit()
+        self.assertReply(self.send_mail(msg, rcpts=rcpts, mail_from=SENDER), 250)
+        req = r.requests[0]
+        doc = email.message_from_bytes(
+            b"Content-Type: " + req.header("Content-Type").encode() + b"\r\n\r\n" + req.body,
+            policy=email.policy.HTTP)
+        env, message = doc.get_payload()
+        self.assertEnvelope(json.loads(env.get_payload(decode=True)), rcpts, len(msg))
+        self.assertEqual(message.get_content_type(), "message/rfc822")
+        self.assertEqual(message.get_payload()[0]["Subject"], "many")
+        # the email package parses a message/rfc822 part instead of keeping its bytes: the
+        # strict splitter checks them
+        self.assertEqual(split_multipart(req.header("Content-Type"), req.body)[1][1], msg)
+
+
 class SigningTest(FormatCase):
 
     def signed(self, fmt, secrets, **behaviour):

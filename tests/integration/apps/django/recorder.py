@@ -29,6 +29,11 @@ def _raw_field(request):
     return None
 
 
+def _form(request):
+    """The other form fields as Django parsed them (the envelope, recipient, token...)."""
+    return {k: request.POST.getlist(k) for k in request.POST if k not in ("body-mime", "email")}
+
+
 @receiver(inbound)
 def record(sender, event, esp_name, **kwargs):
     m = event.message
@@ -51,6 +56,7 @@ def record(sender, event, esp_name, **kwargs):
                          "content_b64": _b64(a.get_content_bytes())} for a in m.attachments],
         "spam_score": m.spam_score,
         "field_b64": _b64(_raw_field(event.esp_event)),
+        "form": _form(event.esp_event),
     }
     # anymail keeps no raw bytes; these are the parsed message serialized again
     for key, fn in (("as_bytes_b64", lambda: m.as_bytes()),
