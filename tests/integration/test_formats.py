@@ -20,7 +20,8 @@ import unittest
 
 import receiver
 from helpers import free_port
-from node_receiver import NodeReceiver, part_bytes
+import node_receiver
+from node_receiver import NodeReceiver, body as node_body, part_bytes
 from smtphook_process import make_config, run_binary
 from testcase import SmtphookTestCase
 
@@ -84,6 +85,19 @@ def sw_signatures(secret, msg_id, ts, body):
     key = base64.b64decode(b64 + "=" * (-len(b64) % 4))
     mac = hmac.new(key, b"%s.%s.%s" % (msg_id.encode(), ts.encode(), body), hashlib.sha256)
     return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def flip_byte(data, at=None):
+    """data with one byte changed (the middle one by default)."""
+    at = len(data) // 2 if at is None else at
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+
+
+def message_utf8():
+    """A UTF-8 message (8-bit, but valid UTF-8): the official npm package verifies it."""
+    return ("From: J\u00f6rg <joerg@example.org>\r\nSubject: Gr\u00fc\u00dfe \u2709\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "Stra\u00dfe, caf\u00e9, \u65e5\u672c\u8a9e, \U0001f600.\r\n.leading dot\r\n").encode()
 
 
 class FormatCase(SmtphookTestCase):
@@ -324,6 +338,98 @@ class SigningTest(FormatCase):
         self.assertTrue(results[1]["ok"], results)  # SECRET_A: the old one
         self.assertFalse(results[2]["ok"], results)  # a secret smtphook does not have
         self.assertEqual(len(req["webhook"]["signatures"]), 2)
+
+    def start_node_signed(self, fmt, secrets, status=200, retry=None):
+        node = NodeReceiver(secrets=secrets, status=status)
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "format": fmt, "retry": retry or {"max_attempts": 1},
+              "signing": {"scheme": "standard-webhooks", "secrets": secrets}}
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        return node
+
+    def assertNodeRecordSigned(self, req, secrets):
+        """Python's hmac finds the signatures of a request the Node receiver recorded."""
+        h = req["headers"]
+        self.assertEqual(h["webhook-signature"].split(" "),
+                         [sw_signatures(s, h["webhook-id"], h["webhook-timestamp"],
+                                        node_body(req)) for s in secrets])
+
+    def assertPackageRejectsTampered(self, req, secret):
+        """The recorded request verifies with the package alone; with one byte of its body
+        changed, or its timestamp moved by a second, verify throws."""
+        h = {k: v for k, v in req["headers"].items() if k.startswith("webhook-")}
+        body = node_body(req)
+        moved = dict(h, **{"webhook-timestamp": str(int(h["webhook-timestamp"]) - 1)})
+        same, tampered, retimed = node_receiver.verify([
+            {"secret": secret, "headers": h, "body": body},
+            {"secret": secret, "headers": h, "body": flip_byte(body)},
+            {"secret": secret, "headers": moved, "body": body}])
+        self.assertTrue(same["ok"], same)
+        for r in (tampered, retimed):
+            self.assertFalse(r["ok"], r)
+            self.assertEqual(r["error_name"], "WebhookVerificationError", r)
+            self.assertEqual(r["error"], "No matching signature found", r)
+
+    def test_node_package_verifies_raw_and_multipart(self):
+        """raw and multipart bodies carry the message's bytes: a UTF-8 message verifies with
+        the official package, in the receiver and handed to it alone, and fails with a byte
+        changed. An 8-bit (Latin-1) one does not verify with the package, which decodes the
+        body as UTF-8 before the HMAC (as the README says), but with node:crypto over the
+        raw bytes and with Python's hmac it does."""
+        for fmt in ("raw", "multipart"):
+            for name, msg in (("utf8", message_utf8()), ("8bit", message_8bit())):
+                with self.subTest(fmt=fmt, message=name):
+                    node = self.start_node_signed(fmt, [SECRET_A, SECRET_B])
+                    self.assertReply(self.send_mail(msg, mail_params="SMTPUTF8"), 250)
+                    req = node.wait_requests(1)[0]
+                    self.assertEqual(len(node.requests()), 1)
+                    body = node_body(req)
+                    self.assertIn(msg, body)  # the message's bytes, unchanged, in the body
+                    self.assertEqual(req["webhook"]["body_is_utf8"], name == "utf8")
+                    self.assertNodeRecordSigned(req, [SECRET_A, SECRET_B])
+                    v1 = req["webhook"]["v1"]
+                    self.assertEqual([v["raw_hmac_match"] for v in v1], [True, True], v1)
+                    if name == "utf8":
+                        self.assertEqual([v["ok"] for v in v1], [True, True], v1)
+                        self.assertPackageRejectsTampered(req, SECRET_A)
+                        self.assertPackageRejectsTampered(req, SECRET_B)
+                    else:
+                        self.assertEqual([v.get("error") for v in v1],
+                                         ["No matching signature found"] * 2, v1)
+                    if fmt == "multipart":
+                        parts = {p["name"]: p for p in req["multipart"]["parts"]}
+                        self.assertEqual(part_bytes(parts["message"]), msg)
+                    self._stop_smtphook(self.sh)
+                    node.stop()
+
+    def test_node_package_verifies_a_retry(self):
+        """The endpoint answers 503, then 200: two requests, the same webhook-id, each with
+        its own timestamp and signature, both verified by the package."""
+        node = self.start_node_signed("raw", [SECRET_A], status=[503, 200], retry={
+            "max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200})
+        reply = self.send_mail(message_utf8(), mail_params="SMTPUTF8", reply_timeout=15)
+        self.assertReply(reply, 250)
+        first, second = node.wait_requests(2)
+        self.assertEqual(len(node.requests()), 2)
+        self.assertEqual(first["headers"]["webhook-id"], second["headers"]["webhook-id"])
+        self.assertEqual(first["headers"]["webhook-id"], first["headers"]["idempotency-key"])
+        self.assertLess(int(first["headers"]["webhook-timestamp"]),
+                        int(second["headers"]["webhook-timestamp"]))
+        self.assertNotEqual(first["headers"]["webhook-signature"],
+                            second["headers"]["webhook-signature"])
+        self.assertEqual(node_body(first), node_body(second))
+        for req in (first, second):
+            self.assertTrue(req["webhook"]["v1"][0]["ok"], req["webhook"])
+            self.assertNodeRecordSigned(req, [SECRET_A])
+            self.assertPackageRejectsTampered(req, SECRET_A)
+        # the first attempt's signature does not verify the second's timestamp
+        crossed = dict(second["headers"], **{"webhook-signature":
+                                             first["headers"]["webhook-signature"]})
+        r, = node_receiver.verify([{"secret": SECRET_A, "headers": crossed,
+                                    "body": node_body(second)}])
+        self.assertFalse(r["ok"], r)
 
 
 class HeaderLimitTest(FormatCase):
