@@ -8,7 +8,7 @@
 // Reads a JSON array of cases from stdin and prints a JSON array of results, one per case:
 // {"ok": true} when Webhook(secret).verify(body, headers) returned, else {"ok": false,
 // "error": message, "error_name": name}; and "signature": the package's sign() of the case's
-// webhook-id, webhook-timestamp and body. "now" (Unix seconds) is what Date.now() returns
+// webhook-id, webhook-timestamp and body. "now" (Unix seconds; null or absent: the real clock) is what Date.now() returns
 // while the case is verified, so vectors older than the package's 5-minute window verify.
 
 const { Webhook } = require('standardwebhooks');
@@ -19,7 +19,7 @@ function main(input) {
   const out = cases.map((c) => {
     const body = Buffer.from(c.body_b64, 'base64');
     const r = {};
-    Date.now = c.now === undefined ? realNow : () => c.now * 1000;
+    Date.now = c.now == null ? realNow : () => c.now * 1000;
     try {
       const wh = new Webhook(c.secret);
       try {
