@@ -194,7 +194,7 @@ class NodeReceiver:
 
     def aborted(self):
         """The requests whose connection closed inside the body: {"aborted": true, method,
-        path, headers, body_bytes_received}."""
+        path, headers, body_bytes_received, body_b64 (the bytes that came)}."""
         return [r for r in self._records() if r.get("aborted")]
 
     def wait_aborted(self, n, timeout=10.0):

@@ -13,7 +13,7 @@
 // --status may be a list (503,200): the n-th POST is answered with the n-th status, the
 // ones after the list's end with its last. A request whose body never ended (the client
 // closed the connection inside it) is recorded too, as {"aborted": true, ...} with the head
-// and the number of body bytes that came.
+// and the body bytes that came.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -201,8 +201,10 @@ function main() {
     req.on('error', () => { /* a cut-off body: recorded by 'close' below */ });
     req.on('close', () => {
       if (ended || req.complete) return;
+      const raw = Buffer.concat(chunks);
       write({ aborted: true, method: req.method, path: req.url, headers: req.headers,
-              http_version: req.httpVersion, body_bytes_received: received });
+              http_version: req.httpVersion, body_bytes_received: received,
+              body_b64: raw.length <= KEEP_BODY_MAX ? raw.toString('base64') : null });
     });
     req.on('end', async () => {
       ended = true;
