@@ -120,14 +120,18 @@ class StreamTest(StreamCase):
         r = self.start_receiver()
         self.start_stream(r.url())
         c = self.begin()
-        for i in range(5):
+        for i in range(11):
             chunk = b"Subject: bdat\r\n\r\n" if i == 0 else PIECE
             c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
             self.assertReply(c.read_reply(), 250)
-            time.sleep(0.05)
+            time.sleep(0.1)
+        last_at = time.monotonic()
         c.send(b"BDAT 0 LAST\r\n")
         self.assertReply(c.read_reply(10), 250)
-        self.assertEqual(r.requests[0].body, b"Subject: bdat\r\n\r\n" + PIECE * 4)
+        req = r.requests[0]
+        self.assertLess(req.arrived, last_at - 0.5, "the request began while the chunks came")
+        self.assertEqual(req.header("Transfer-Encoding"), "chunked")
+        self.assertEqual(req.body, b"Subject: bdat\r\n\r\n" + PIECE * 10)
 
     def test_other_endpoint_gets_the_whole_message_after_the_dot(self):
         streamed = self.start_receiver()
