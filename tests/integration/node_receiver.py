@@ -4,7 +4,8 @@ standard library only).
 Runs apps/node/receiver.js (the official `standardwebhooks` package and `busboy`) on
 127.0.0.1 and reads back what it recorded: one dict per POST, with the Standard Webhooks
 verification result for each secret / public key, the multipart parts busboy found, or the
-parsed JSON. The npm packages are installed once with `npm ci` into a cache directory keyed
+parsed JSON; and the requests whose body was cut off (aborted()). verify() hands cases to
+apps/node/verify.js, which checks them with the package alone. The npm packages are installed once with `npm ci` into a cache directory keyed
 by the lock file's hash; a machine without node or npm, or where the install fails, skips.
 
     rcv = NodeReceiver(secrets=["whsec_..."]).start()
@@ -12,6 +13,7 @@ by the lock file's hash; a machine without node or npm, or where the install fai
     req = rcv.wait_requests(1)[0]
     assert req["webhook"]["verified"]
     rcv.stop()
+    verify([{"secret": "whsec_...", "headers": {...}, "body": b"..."}])  # [{"ok": True}]
 """
 
 import base64
@@ -96,9 +98,27 @@ def part_bytes(part):
     return base64.b64decode(part["value_b64"])
 
 
+def verify(cases, timeout=30.0):
+    """Verify Standard Webhooks v1 cases with the official package (apps/node/verify.js):
+    cases are dicts of secret, headers (webhook-id, -timestamp, -signature), body (bytes)
+    and optionally now (Unix seconds the package's clock reads, for old test vectors).
+    Returns one dict per case: ok, and error / error_name when verify threw, and
+    signature: the package's sign() for the case's id, timestamp and body."""
+    node_modules = install()
+    payload = [dict({k: v for k, v in c.items() if k != "body"},
+                    body_b64=base64.b64encode(c["body"]).decode()) for c in cases]
+    r = subprocess.run(["node", os.path.join(APP_DIR, "verify.js")],
+                       input=json.dumps(payload).encode(), capture_output=True,
+                       env=dict(os.environ, NODE_PATH=node_modules), timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("verify.js failed (%d): %s" % (r.returncode, r.stderr.decode()))
+    return json.loads(r.stdout)
+
+
 class NodeReceiver:
     """The Node.js receiver: secrets are whsec_... strings (HMAC, v1), public_keys whpk_...
-    strings (Ed25519, v1a), status the HTTP status it answers every POST with."""
+    strings (Ed25519, v1a), status the HTTP status it answers every POST with (or a list:
+    the n-th POST gets the n-th, the later ones the last)."""
 
     def __init__(self, secrets=(), public_keys=(), status=200, def_param_charset="utf8",
                  app_dir=APP_DIR):
@@ -123,7 +143,9 @@ class NodeReceiver:
         env = dict(os.environ, NODE_PATH=node_modules,
                    RECEIVER_SECRETS=",".join(self.secrets),
                    RECEIVER_PUBLIC_KEYS=",".join(self.public_keys),
-                   RECEIVER_STATUS=str(self.status),
+                   RECEIVER_STATUS=(",".join(map(str, self.status))
+                                    if isinstance(self.status, (list, tuple))
+                                    else str(self.status)),
                    RECEIVER_DEF_PARAM_CHARSET=self.def_param_charset)
         self._stderr = open(os.path.join(self._dir, "stderr.txt"), "w+")
         self._proc = subprocess.Popen(
@@ -157,14 +179,32 @@ class NodeReceiver:
     def url(self, path="/inbound"):
         return "http://%s:%d%s" % (HOST, self.port, path)
 
-    def requests(self):
-        """Every POST recorded so far, as dicts (see receiver.js for the fields)."""
+    def _records(self):
         if self._dir is None:
             return list(self._final)
         with open(self.log_path, "rb") as f:
             data = f.read()
         # only complete lines: the receiver appends each record with a single write
         return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+
+    def requests(self):
+        """Every complete request recorded so far, as dicts (see receiver.js for the
+        fields)."""
+        return [r for r in self._records() if not r.get("aborted")]
+
+    def aborted(self):
+        """The requests whose connection closed inside the body: {"aborted": true, method,
+        path, headers, body_bytes_received, body_b64 (the bytes that came)}."""
+        return [r for r in self._records() if r.get("aborted")]
+
+    def wait_aborted(self, n, timeout=10.0):
+        """Wait until at least n cut-off requests were recorded; return all of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.aborted()
+            if len(got) >= n or time.monotonic() >= deadline:
+                return got
+            time.sleep(0.02)
 
     def wait_requests(self, n, timeout=10.0):
         """Wait until at least n requests were recorded; return all of them (maybe fewer)."""
@@ -190,7 +230,7 @@ class NodeReceiver:
             proc.stdout.close()
             self._stderr.close()
         if self._dir is not None:
-            self._final = self.requests()  # still readable after stop()
+            self._final = self._records()  # still readable after stop()
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 

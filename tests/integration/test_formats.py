@@ -1,8 +1,9 @@
 """test_formats.py - what the web app receives in each endpoint format (raw, json, multipart)
 and with Standard Webhooks signing: byte-exact messages (8-bit, long lines, dot-leading lines,
 30 MB), the envelope, exact Content-Length, the multipart boundary, signatures checked with
-Python's hmac and with the official `standardwebhooks` npm package, and --check-config on
-format and signing mistakes.
+Python's hmac and with the official `standardwebhooks` npm package (each format, a retry, a
+changed byte), the README's test vectors and verification snippets (read from README.md), and
+--check-config on format and signing mistakes.
 
 The messages are parsed the way receivers parse them: JSON with Python's json, multipart with
 a strict splitter here (RFC 2046 §5.1.1, RFC 7578) and with Node's busboy.
@@ -14,13 +15,16 @@ import hmac
 import json
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 import time
 import unittest
 
 import receiver
 from helpers import free_port
-from node_receiver import NodeReceiver, part_bytes
+import node_receiver
+from node_receiver import NodeReceiver, body as node_body, part_bytes
 from smtphook_process import make_config, run_binary
 from testcase import SmtphookTestCase
 
@@ -84,6 +88,19 @@ def sw_signatures(secret, msg_id, ts, body):
     key = base64.b64decode(b64 + "=" * (-len(b64) % 4))
     mac = hmac.new(key, b"%s.%s.%s" % (msg_id.encode(), ts.encode(), body), hashlib.sha256)
     return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def flip_byte(data, at=None):
+    """data with one byte changed (the middle one by default)."""
+    at = len(data) // 2 if at is None else at
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+
+
+def message_utf8():
+    """A UTF-8 message (8-bit, but valid UTF-8): the official npm package verifies it."""
+    return ("From: J\u00f6rg <joerg@example.org>\r\nSubject: Gr\u00fc\u00dfe \u2709\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "Stra\u00dfe, caf\u00e9, \u65e5\u672c\u8a9e, \U0001f600.\r\n.leading dot\r\n").encode()
 
 
 class FormatCase(SmtphookTestCase):
@@ -363,6 +380,286 @@ class SigningTest(FormatCase):
         self.assertTrue(results[1]["ok"], results)  # SECRET_A: the old one
         self.assertFalse(results[2]["ok"], results)  # a secret smtphook does not have
         self.assertEqual(len(req["webhook"]["signatures"]), 2)
+
+    def start_node_signed(self, fmt, secrets, status=200, retry=None):
+        node = NodeReceiver(secrets=secrets, status=status)
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "format": fmt, "retry": retry or {"max_attempts": 1},
+              "signing": {"scheme": "standard-webhooks", "secrets": secrets}}
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        return node
+
+    def assertNodeRecordSigned(self, req, secrets):
+        """Python's hmac finds the signatures of a request the Node receiver recorded."""
+        h = req["headers"]
+        self.assertEqual(h["webhook-signature"].split(" "),
+                         [sw_signatures(s, h["webhook-id"], h["webhook-timestamp"],
+                                        node_body(req)) for s in secrets])
+
+    def assertPackageRejectsTampered(self, req, secret):
+        """The recorded request verifies with the package alone; with one byte of its body
+        changed, or its timestamp moved by a second, verify throws."""
+        h = {k: v for k, v in req["headers"].items() if k.startswith("webhook-")}
+        body = node_body(req)
+        moved = dict(h, **{"webhook-timestamp": str(int(h["webhook-timestamp"]) - 1)})
+        same, tampered, retimed = node_receiver.verify([
+            {"secret": secret, "headers": h, "body": body},
+            {"secret": secret, "headers": h, "body": flip_byte(body)},
+            {"secret": secret, "headers": moved, "body": body}])
+        self.assertTrue(same["ok"], same)
+        for r in (tampered, retimed):
+            self.assertFalse(r["ok"], r)
+            self.assertEqual(r["error_name"], "WebhookVerificationError", r)
+            self.assertEqual(r["error"], "No matching signature found", r)
+
+    def test_node_package_verifies_raw_and_multipart(self):
+        """raw and multipart bodies carry the message's bytes: a UTF-8 message verifies with
+        the official package, in the receiver and handed to it alone, and fails with a byte
+        changed. An 8-bit (Latin-1) one does not verify with the package, which decodes the
+        body as UTF-8 before the HMAC (as the README says), but with node:crypto over the
+        raw bytes and with Python's hmac it does."""
+        for fmt in ("raw", "multipart"):
+            for name, msg in (("utf8", message_utf8()), ("8bit", message_8bit())):
+                with self.subTest(fmt=fmt, message=name):
+                    node = self.start_node_signed(fmt, [SECRET_A, SECRET_B])
+                    self.assertReply(self.send_mail(msg, mail_params="SMTPUTF8"), 250)
+                    req = node.wait_requests(1)[0]
+                    self.assertEqual(len(node.requests()), 1)
+                    body = node_body(req)
+                    self.assertIn(msg, body)  # the message's bytes, unchanged, in the body
+                    self.assertEqual(req["webhook"]["body_is_utf8"], name == "utf8")
+                    self.assertNodeRecordSigned(req, [SECRET_A, SECRET_B])
+                    v1 = req["webhook"]["v1"]
+                    self.assertEqual([v["raw_hmac_match"] for v in v1], [True, True], v1)
+                    if name == "utf8":
+                        self.assertEqual([v["ok"] for v in v1], [True, True], v1)
+                        self.assertPackageRejectsTampered(req, SECRET_A)
+                        self.assertPackageRejectsTampered(req, SECRET_B)
+                    else:
+                        self.assertEqual([v.get("error") for v in v1],
+                                         ["No matching signature found"] * 2, v1)
+                    if fmt == "multipart":
+                        parts = {p["name"]: p for p in req["multipart"]["parts"]}
+                        self.assertEqual(part_bytes(parts["message"]), msg)
+                    self._stop_smtphook(self.sh)
+                    node.stop()
+
+    def test_node_package_verifies_a_retry(self):
+        """The endpoint answers 503, then 200: two requests, the same webhook-id, each with
+        its own timestamp and signature, both verified by the package."""
+        node = self.start_node_signed("raw", [SECRET_A], status=[503, 200], retry={
+            "max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200})
+        reply = self.send_mail(message_utf8(), mail_params="SMTPUTF8", reply_timeout=15)
+        self.assertReply(reply, 250)
+        first, second = node.wait_requests(2)
+        self.assertEqual(len(node.requests()), 2)
+        self.assertEqual(first["headers"]["webhook-id"], second["headers"]["webhook-id"])
+        self.assertEqual(first["headers"]["webhook-id"], first["headers"]["idempotency-key"])
+        self.assertLess(int(first["headers"]["webhook-timestamp"]),
+                        int(second["headers"]["webhook-timestamp"]))
+        self.assertNotEqual(first["headers"]["webhook-signature"],
+                            second["headers"]["webhook-signature"])
+        self.assertEqual(node_body(first), node_body(second))
+        for req in (first, second):
+            self.assertTrue(req["webhook"]["v1"][0]["ok"], req["webhook"])
+            self.assertNodeRecordSigned(req, [SECRET_A])
+            self.assertPackageRejectsTampered(req, SECRET_A)
+        # the first attempt's signature does not verify the second's timestamp
+        crossed = dict(second["headers"], **{"webhook-signature":
+                                             first["headers"]["webhook-signature"]})
+        r, = node_receiver.verify([{"secret": SECRET_A, "headers": crossed,
+                                    "body": node_body(second)}])
+        self.assertFalse(r["ok"], r)
+
+
+README = os.path.join(os.environ.get("SMTPHOOK_SOURCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", ".."), "README.md")
+SIGNING_SECTION = "### Signed requests (Standard Webhooks)"
+VECTOR_ROW = re.compile(r"^\| `(whsec_[^`]+)` \| `([^`]+)` \| `([0-9]+)` \| `([^`]*)` \| "
+                        r"`(v1,[^`]+)` \|$")
+
+# The README's JavaScript and Ruby snippets run inside these, with the free names they use
+# (secret, rawBody / raw_body, req, id, ts, sig) bound to each case; cases come as JSON on
+# stdin, one result each comes back: {"ok": the snippet's ok} or {"threw": message}.
+JS_HARNESS = """
+const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const realNow = Date.now;
+const out = cases.map((c) => {
+  const secret = c.secret, rawBody = Buffer.from(c.body_b64, 'base64'), req = { headers: c.headers };
+  const id = c.headers['webhook-id'], ts = c.headers['webhook-timestamp'];
+  const sig = c.headers['webhook-signature'];
+  if (c.now != null) Date.now = () => c.now * 1000;
+  try {
+    return (() => {
+%s
+      return { ok: typeof ok === 'undefined' ? null : ok };
+    })();
+  } catch (e) {
+    return { threw: String(e && e.message) };
+  } finally {
+    Date.now = realNow;
+  }
+});
+process.stdout.write(JSON.stringify(out));
+"""
+RUBY_HARNESS = """
+require "json"; require "base64"
+out = JSON.parse(STDIN.read).map do |c|
+  secret, h = c["secret"], c["headers"]
+  id, ts, sig = h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"]
+  raw_body = Base64.decode64(c["body_b64"])
+%s
+  {"ok" => ok}
+end
+print JSON.generate(out)
+"""
+
+
+def readme_signing_section():
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index(SIGNING_SECTION)
+    end = text.find("\n#", start + len(SIGNING_SECTION))
+    return text[start:end if end >= 0 else len(text)]
+
+
+def readme_vectors():
+    """The test vectors of the README's signing section: (secret, id, timestamp, body,
+    signature) per table row."""
+    rows = []
+    for line in readme_signing_section().splitlines():
+        if line.startswith("| `whsec_"):
+            m = VECTOR_ROW.match(line)
+            assert m, "a vector row the test cannot read: %r" % line
+            rows.append(m.groups())
+    return rows
+
+
+def readme_snippet(lang):
+    """The code of the README signing section's one ```lang block."""
+    blocks = re.findall(r"^```%s\n(.*?)^```$" % lang, readme_signing_section(), re.S | re.M)
+    assert len(blocks) == 1, "%d ```%s blocks in the signing section" % (len(blocks), lang)
+    return blocks[0]
+
+
+def run_snippet(test, cmd, harness, code, cases):
+    """Run a README snippet in its harness over cases (dicts of secret, headers, body and
+    optionally now); return the harness's results."""
+    payload = [dict({k: v for k, v in c.items() if k != "body"},
+                    body_b64=base64.b64encode(c["body"]).decode()) for c in cases]
+    with tempfile.NamedTemporaryFile("w", suffix=".src", delete=False) as f:
+        f.write(harness % code)
+    test.addCleanup(os.unlink, f.name)
+    env = dict(os.environ)
+    if cmd == "node":
+        env["NODE_PATH"] = node_receiver.install()
+    r = subprocess.run([cmd, f.name], input=json.dumps(payload).encode(), capture_output=True,
+                       env=env, timeout=60)
+    test.assertEqual(r.returncode, 0, r.stderr.decode())
+    return json.loads(r.stdout)
+
+
+def vector_case(vector, body=None):
+    secret, msg_id, ts, vbody, sig = vector
+    return {"secret": secret, "now": int(ts), "body": vbody.encode() if body is None else body,
+            "headers": {"webhook-id": msg_id, "webhook-timestamp": ts,
+                        "webhook-signature": sig}}
+
+
+class ReadmeSigningTest(FormatCase):
+    """The README's signing section: each published test vector is checked with Python's
+    hmac and with the official npm package (its clock set to the vector's timestamp), and so
+    are its Python, JavaScript and Ruby snippets, on the vectors and on a request smtphook
+    signed; a byte changed fails each of them."""
+
+    def setUp(self):
+        self.vectors = readme_vectors()
+        self.assertGreaterEqual(len(self.vectors), 2, "the README's test vectors")
+
+    def test_vectors_python_hmac(self):
+        for secret, msg_id, ts, body, sig in self.vectors:
+            with self.subTest(id=msg_id):
+                self.assertEqual(sw_signatures(secret, msg_id, ts, body.encode()), sig)
+                self.assertNotEqual(sw_signatures(secret, msg_id, ts,
+                                                  flip_byte(body.encode())), sig)
+
+    def test_vectors_npm_package(self):
+        cases = [vector_case(v) for v in self.vectors]
+        cases += [vector_case(v, flip_byte(v[3].encode())) for v in self.vectors]
+        results = node_receiver.verify(cases)
+        n = len(self.vectors)
+        for v, good, bad in zip(self.vectors, results[:n], results[n:]):
+            with self.subTest(id=v[1]):
+                self.assertEqual(good, {"ok": True, "signature": v[4]})
+                self.assertFalse(bad["ok"], bad)
+                self.assertEqual(bad["error"], "No matching signature found")
+        # and outside its 5-minute window the package refuses the (old) vector
+        stale = node_receiver.verify([dict(vector_case(self.vectors[0]), now=None)])
+        self.assertEqual(stale[0]["error"], "Message timestamp too old")
+
+    def readme_python_verify(self):
+        ns = {}
+        exec(compile(readme_snippet("python"), README + " (python)", "exec"), ns)
+        return ns["verify"]
+
+    def test_python_snippet(self):
+        from unittest import mock
+        verify = self.readme_python_verify()
+        for secret, msg_id, ts, body, sig in self.vectors:
+            with self.subTest(id=msg_id):
+                headers = {"webhook-id": msg_id, "webhook-timestamp": ts,
+                           "webhook-signature": sig}
+                with mock.patch("time.time", return_value=int(ts) + 10):
+                    self.assertTrue(verify(secret, headers, body.encode()))
+                    self.assertFalse(verify(secret, headers, flip_byte(body.encode())))
+                with mock.patch("time.time", return_value=int(ts) + 301):
+                    self.assertFalse(verify(secret, headers, body.encode()))
+
+    def test_js_snippet(self):
+        cases = [vector_case(v) for v in self.vectors]
+        cases += [vector_case(v, flip_byte(v[3].encode())) for v in self.vectors]
+        results = run_snippet(self, "node", JS_HARNESS, readme_snippet("js"), cases)
+        n = len(self.vectors)
+        self.assertEqual(results[:n], [{"ok": True}] * n)
+        # the package's verify, the snippet's first line, throws on a changed byte
+        self.assertEqual(results[n:], [{"threw": "No matching signature found"}] * n)
+
+    def test_ruby_snippet(self):
+        if not shutil.which("ruby"):
+            self.skipTest("ruby not installed")
+        cases = [vector_case(v) for v in self.vectors]
+        cases += [vector_case(v, flip_byte(v[3].encode())) for v in self.vectors]
+        results = run_snippet(self, "ruby", RUBY_HARNESS, readme_snippet("ruby"), cases)
+        n = len(self.vectors)
+        self.assertEqual(results, [{"ok": True}] * n + [{"ok": False}] * n)
+
+    def test_snippets_verify_a_request_smtphook_signed(self):
+        """An 8-bit message signed by smtphook now: the Python snippet, the JavaScript
+        snippet's node:crypto lines (its package line is for UTF-8 bodies) and the Ruby
+        snippet verify it; with a byte changed none does."""
+        r = self.signed_raw()
+        self.assertReply(self.send_mail(message_8bit()), 250)
+        req = r.requests[0]
+        headers = {k: req.header(k) for k in ("webhook-id", "webhook-timestamp",
+                                              "webhook-signature")}
+        verify = self.readme_python_verify()
+        self.assertTrue(verify(SECRET_B, headers, req.body))
+        self.assertFalse(verify(SECRET_B, headers, flip_byte(req.body)))
+        cases = [{"secret": SECRET_B, "headers": headers, "body": req.body},
+                 {"secret": SECRET_B, "headers": headers, "body": flip_byte(req.body)}]
+        js = readme_snippet("js")
+        crypto_lines = js[js.index('const crypto = require("crypto");'):]
+        self.assertEqual(run_snippet(self, "node", JS_HARNESS, crypto_lines, cases),
+                         [{"ok": True}, {"ok": False}])
+        if shutil.which("ruby"):
+            self.assertEqual(run_snippet(self, "ruby", RUBY_HARNESS, readme_snippet("ruby"),
+                                         cases), [{"ok": True}, {"ok": False}])
+
+    def signed_raw(self):
+        return self.start_format("raw", settings={"signing": {"scheme": "standard-webhooks",
+                                                              "secrets": [SECRET_B]}})
 
 
 class HeaderLimitTest(FormatCase):

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import unittest
 
 import receiver
 from helpers import HOST, free_port
-from node_receiver import NodeReceiver
+from node_receiver import NodeReceiver, body as node_body
 from smtphook_process import make_config
 from testcase import SmtphookTestCase
 
@@ -119,14 +120,18 @@ class StreamTest(StreamCase):
         r = self.start_receiver()
         self.start_stream(r.url())
         c = self.begin()
-        for i in range(5):
+        for i in range(11):
             chunk = b"Subject: bdat\r\n\r\n" if i == 0 else PIECE
             c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
             self.assertReply(c.read_reply(), 250)
-            time.sleep(0.05)
+            time.sleep(0.1)
+        last_at = time.monotonic()
         c.send(b"BDAT 0 LAST\r\n")
         self.assertReply(c.read_reply(10), 250)
-        self.assertEqual(r.requests[0].body, b"Subject: bdat\r\n\r\n" + PIECE * 4)
+        req = r.requests[0]
+        self.assertLess(req.arrived, last_at - 0.5, "the request began while the chunks came")
+        self.assertEqual(req.header("Transfer-Encoding"), "chunked")
+        self.assertEqual(req.body, b"Subject: bdat\r\n\r\n" + PIECE * 10)
 
     def test_other_endpoint_gets_the_whole_message_after_the_dot(self):
         streamed = self.start_receiver()
@@ -153,67 +158,136 @@ class StreamTest(StreamCase):
         self.assertReply(c.read_reply(10), 451)
 
 
-class StreamAbortTest(StreamCase):
-    """A message that must not be delivered cuts its request off mid-body."""
+class Cuts:
+    """The ways a streamed message is cut off mid-body, each driven over SMTP, and a
+    complete one beside them. A test class mixes this in with StreamCase and says how to
+    start its app (start_app: the URL to stream to) and what the app saw: the request began
+    and ended inside its body, and the app got nothing complete (assertCutOff; body is the
+    message's start, which the app had begun to receive); or the complete request
+    (assertDelivered)."""
 
-    def assertDropped(self, r):
+    def test_complete_passes(self):
+        self.start_stream(self.start_app(), max_bytes=200000)
+        c = self.begin()
+        head = b"Subject: ok\r\n\r\n"
+        self.data_slowly(c, head, 2)
+        self.assertReply(c.read_reply(10), 250)
+        self.assertDelivered(head + PIECE * 2)
+
+    def test_too_big(self):
+        self.start_stream(self.start_app(), max_bytes=200000)
+        c = self.begin()
+        head = b"Subject: big\r\n\r\n"
+        self.data_slowly(c, head, 6)
+        self.assertReply(c.read_reply(10), 552)
+        self.assertCutOff(head)
+
+    def test_client_gone(self):
+        self.start_stream(self.start_app())
+        c = self.begin()
+        self.assertReply(c.cmd("DATA"), 354)
+        head = b"Subject: gone\r\n\r\n"
+        c.send(head + PIECE * 3)
+        time.sleep(0.2)
+        c.close()
+        self.assertTrue(self.sh.wait_log(r"txn id=\S+ abandoned"), self.sh.log())
+        self.assertCutOff(head)
+
+    def test_bdat_error(self):
+        """A malformed BDAT after a chunk: 501, and the message with a hole is dropped."""
+        self.start_stream(self.start_app())
+        c = self.begin()
+        head = b"Subject: x\r\n\r\nabcdef"
+        c.send(b"BDAT %d\r\n" % len(head) + head)
+        self.assertReply(c.read_reply(), 250)
+        time.sleep(0.3)  # the request is under way
+        c.send(b"BDAT 6 BOGUS\r\nghijkl")
+        self.assertReply(c.read_reply(), 501)
+        self.assertCutOff(head)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)  # the session goes on
+
+    def test_rset_mid_way(self):
+        self.start_stream(self.start_app())
+        c = self.begin()
+        head = b"Subject: x\r\n\r\nabcdef"
+        c.send(b"BDAT %d\r\n" % len(head) + head)
+        self.assertReply(c.read_reply(), 250)
+        time.sleep(0.3)  # the request is under way
+        self.assertReply(c.cmd("RSET"), 250)  # the message is dropped mid-way
+        self.assertCutOff(head)
+
+
+class StreamAbortTest(Cuts, StreamCase):
+    """Python's http.server: its chunked reader raises when the connection ends inside the
+    body."""
+
+    def start_app(self):
+        self.app = self.start_receiver()
+        return self.app.url()
+
+    def assertDelivered(self, body):
+        self.assertEqual([q.body for q in self.app.requests], [body])
+        self.assertEqual(self.app.errors, [])
+
+    def assertCutOff(self, body):
         """The request began (the receiver read its head) and its body was cut off: the
         receiver saw the connection end inside the chunked body, and recorded nothing."""
+        r = self.app
         deadline = time.monotonic() + 5
         while not r.errors and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertTrue(any(isinstance(e, ConnectionError) for e in r.errors), r.errors)
         self.assertEqual(r.requests, [], "no complete request may reach the app")
 
-    def test_too_big(self):
-        r = self.start_receiver()
-        self.start_stream(r.url(), max_bytes=200000)
-        c = self.begin()
-        self.data_slowly(c, b"Subject: big\r\n\r\n", 6)
-        self.assertReply(c.read_reply(10), 552)
-        self.assertDropped(r)
 
-    def test_client_gone(self):
-        r = self.start_receiver()
-        self.start_stream(r.url())
-        c = self.begin()
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(b"Subject: gone\r\n\r\n" + PIECE * 3)
-        time.sleep(0.2)
-        c.close()
-        self.assertDropped(r)
-        self.assertTrue(self.sh.wait_log(r"txn id=\S+ abandoned"), self.sh.log())
+class NodeAbortTest(Cuts, StreamCase):
+    """Node.js's http server: the request emits 'close' without 'end' (req.complete false);
+    the receiver records it as aborted, with the body bytes that came."""
 
-    def test_bdat_error(self):
-        r = self.start_receiver()
-        self.start_stream(r.url())
-        c = self.begin()
-        c.send(b"BDAT 20\r\n" + b"Subject: x\r\n\r\nabcdef")
-        self.assertReply(c.read_reply(), 250)
-        time.sleep(0.3)  # the request is under way
-        self.assertReply(c.cmd("RSET"), 250)  # the message is dropped mid-way
-        self.assertDropped(r)
+    def start_app(self):
+        self.node = NodeReceiver()
+        self.node.start()
+        self.addCleanup(self.node.stop)
+        return self.node.url()
 
-    def test_node_drops_it(self):
-        node = NodeReceiver()
-        node.start()
-        self.addCleanup(node.stop)
-        self.start_stream(node.url(), max_bytes=200000)
-        c = self.begin()
-        self.data_slowly(c, b"Subject: big\r\n\r\n", 6)
-        self.assertReply(c.read_reply(10), 552)
-        time.sleep(0.3)
-        self.assertEqual(node.requests(), [])
+    def assertDelivered(self, body):
+        reqs = self.node.wait_requests(1)
+        self.assertEqual([node_body(q) for q in reqs], [body])
+        self.assertEqual(reqs[0]["headers"]["transfer-encoding"], "chunked")
+        self.assertEqual(self.node.aborted(), [])
 
-    def test_nginx_in_front_drops_it(self):
+    def assertCutOff(self, body):
+        got = self.node.wait_aborted(1)
+        self.assertEqual(len(got), 1, got)
+        a = got[0]
+        self.assertEqual((a["method"], a["path"]), ("POST", "/inbound"))
+        self.assertEqual(a["headers"]["transfer-encoding"], "chunked")
+        self.assertGreaterEqual(a["body_bytes_received"], len(body))
+        self.assertTrue(node_body(a).startswith(body), a)
+        self.assertEqual(self.node.requests(), [], "no complete request may reach the app")
+
+
+# nginx 1.22 logs "client prematurely closed connection, client: ...", later ones "... while
+# reading client request body"
+NGINX_CUT = re.compile(r"\[info\] .*client prematurely closed connection\b.*"
+                       r"request: \"POST /inbound HTTP/1\.1\"")
+
+
+class NginxAbortTest(Cuts, StreamCase):
+    """nginx in front of an app (request buffering on, its default): it reads the whole body
+    before it passes the request on, logs the connection that ended inside it, and the app
+    behind gets nothing."""
+
+    def start_app(self):
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(nginx):
             self.skipTest("nginx not installed (apt-get install nginx-light)")
-        app = self.start_receiver()
+        self.app = self.start_receiver()
         port = free_port()
         d = tempfile.mkdtemp(prefix="itest-nginx-")
         os.chmod(d, 0o755)  # its workers (user nobody when started as root) write there
         self.addCleanup(shutil.rmtree, d, True)
+        self.error_log = os.path.join(d, "error.log")
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
             f.write("""daemon off; pid %(d)s/nginx.pid; error_log %(d)s/error.log info;
@@ -228,7 +302,7 @@ http {
     location / { proxy_pass http://%(host)s:%(app)d; proxy_http_version 1.1; }
   }
 }
-""" % {"d": d, "host": HOST, "port": port, "app": app.port})
+""" % {"d": d, "host": HOST, "port": port, "app": self.app.port})
         proc = subprocess.Popen([nginx, "-c", conf, "-p", d], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         self.addCleanup(proc.wait, 10)
@@ -242,18 +316,25 @@ http {
                 if time.monotonic() > deadline:
                     self.fail("nginx did not start")
                 time.sleep(0.05)
-        self.start_stream("http://%s:%d/inbound" % (HOST, port), max_bytes=200000)
-        # a complete one gets through nginx
-        c = self.begin()
-        self.data_slowly(c, b"Subject: ok\r\n\r\n", 2)
-        self.assertReply(c.read_reply(10), 250)
-        self.assertEqual(len(app.requests), 1)
-        # one cut off never reaches the app behind it
-        c = self.begin()
-        self.data_slowly(c, b"Subject: big\r\n\r\n", 6)
-        self.assertReply(c.read_reply(10), 552)
-        time.sleep(0.5)
-        self.assertEqual(len(app.requests), 1)
+        return "http://%s:%d/inbound" % (HOST, port)
+
+    def cut_lines(self):
+        with open(self.error_log, errors="replace") as f:
+            return [line for line in f if NGINX_CUT.search(line)]
+
+    def assertDelivered(self, body):
+        self.assertEqual([q.body for q in self.app.requests], [body])
+        self.assertEqual(self.cut_lines(), [])
+
+    def assertCutOff(self, body):
+        deadline = time.monotonic() + 5
+        while not self.cut_lines() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(self.error_log, errors="replace") as f:
+            log = f.read()
+        self.assertEqual(len(self.cut_lines()), 1, log)
+        time.sleep(0.2)
+        self.assertEqual(self.app.requests, [], "no complete request may reach the app")
 
 
 class StreamConfigTest(unittest.TestCase):

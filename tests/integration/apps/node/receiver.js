@@ -9,6 +9,11 @@
 //
 // Listens on 127.0.0.1:PORT, prints "listening PORT" once it does, and appends one JSON line
 // per request to LOGFILE (stdout when none). Exits on SIGTERM/SIGINT.
+//
+// --status may be a list (503,200): the n-th POST is answered with the n-th status, the
+// ones after the list's end with its last. A request whose body never ended (the client
+// closed the connection inside it) is recorded too, as {"aborted": true, ...} with the head
+// and the body bytes that came.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -33,7 +38,7 @@ function options(argv, env) {
     log: pos[1] || env.RECEIVER_LOG || '',
     secrets: list(flags.secrets ?? env.RECEIVER_SECRETS),
     publicKeys: list(flags['public-keys'] ?? env.RECEIVER_PUBLIC_KEYS),
-    status: Number(flags.status ?? env.RECEIVER_STATUS ?? 200),
+    statuses: list(String(flags.status ?? env.RECEIVER_STATUS ?? 200)).map(Number),
     defParamCharset: flags['def-param-charset'] ?? env.RECEIVER_DEF_PARAM_CHARSET ?? 'utf8',
     keepAliveMs: Number(env.RECEIVER_KEEPALIVE_MS || 60000),
   };
@@ -184,10 +189,27 @@ function main() {
     if (cfg.log) fs.appendFileSync(cfg.log, line);
     else process.stdout.write(line);
   };
+  let posts = 0;
   const server = http.createServer((req, res) => {
     const chunks = [];
-    req.on('data', (c) => chunks.push(c));
+    let received = 0;
+    let ended = false;
+    req.on('data', (c) => {
+      chunks.push(c);
+      received += c.length;
+    });
+    req.on('error', () => { /* a cut-off body: recorded by 'close' below */ });
+    req.on('close', () => {
+      if (ended || req.complete) return;
+      const raw = Buffer.concat(chunks);
+      write({ aborted: true, method: req.method, path: req.url, headers: req.headers,
+              http_version: req.httpVersion, body_bytes_received: received,
+              body_b64: raw.length <= KEEP_BODY_MAX ? raw.toString('base64') : null });
+    });
     req.on('end', async () => {
+      ended = true;
+      const status = cfg.statuses[Math.min(posts, cfg.statuses.length - 1)];
+      if (req.method === 'POST') posts++;
       const raw = Buffer.concat(chunks);
       let entry;
       try {
@@ -197,8 +219,8 @@ function main() {
       }
       // recorded before answering: a client that saw the answer finds the line in the log
       if (req.method === 'POST') write(entry);
-      const body = cfg.status === 204 || cfg.status === 304 ? '' : 'ok\n';
-      res.writeHead(cfg.status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+      const body = status === 204 || status === 304 ? '' : 'ok\n';
+      res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
       res.end(body);
     });
   });
