@@ -151,7 +151,8 @@ static void server_client_key(const char *address, char *key, size_t len)
 /* server_admit_client - count a connection for its client (the socket's peer, or on a PROXY
  * listener the address the header names): false when the client has its
  * max_connections_per_client already, has opened connections_per_minute in the last minute
- * (unless it is trusted), or no record could be made. */
+ * (unless it is trusted), or no record could be made. Only an admitted connection takes from
+ * the rate: one refused for the concurrent limit spends none of its minute's budget. */
 static bool server_admit_client(struct server_conn *sc)
 {
     struct server *srv = sc->srv;
@@ -162,20 +163,21 @@ static bool server_admit_client(struct server_conn *sc)
     sc->trusted = cidr_contains_any(srv->cfg->trusted_networks, srv->cfg->n_trusted_networks,
                                     conn_client(sc->conn));
     struct client_record *rec = client_map_get(srv->clients, key);
-    bool rate_ok =
-        rec != NULL && (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
-                                                 lim->connections_per_minute, uv_now(srv->loop)));
-    if (rec == NULL || rec->connections >= lim->max_connections_per_client || !rate_ok) {
+    bool too_many = rec != NULL && rec->connections >= lim->max_connections_per_client;
+    bool rate_ok = rec != NULL && !too_many &&
+                   (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
+                                             lim->connections_per_minute, uv_now(srv->loop)));
+    if (!rate_ok) {
         if (rec == NULL)
             log_error("conn %s refused: out of memory for its client record", address);
-        else if (!rate_ok)
+        else if (too_many)
+            log_warn("conn %s refused: too many connections", address);
+        else
             log_warn("conn %s refused: more than %u connections a minute", address,
                      lim->connections_per_minute);
-        else
-            log_warn("conn %s refused: too many connections", address);
         client_map_release(srv->clients, key); /* a record made just now goes again */
-        sc->refusal = rate_ok ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
-        stats_refused(srv->stats, rate_ok ? "too_many" : "rate");
+        sc->refusal = rec == NULL || too_many ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
+        stats_refused(srv->stats, rec == NULL || too_many ? "too_many" : "rate");
         return false;
     }
     rec->connections++;
