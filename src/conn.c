@@ -263,12 +263,14 @@ static void on_timeout(uv_timer_t *t)
     if (c->awaiting_proxy) {
         log_info("conn %s %s:%u dropped: no PROXY header within %" PRIu64 " ms", c->id, c->address,
                  c->port, c->lcfg->proxy_timeout_ms);
+        stats_refused(c->sh->stats, "proxy_timeout"); /* never accepted: it named no client */
         conn_close(c, "PROXY header timeout");
         return;
     }
     if (conn_handshaking(c)) {
         log_info("conn %s %s:%u dropped: TLS handshake not done within %" PRIu64 " ms", c->id,
                  c->address, c->port, c->sh->cfg->tls.handshake_timeout_ms);
+        stats_dropped(c->sh->stats, "tls_handshake_timeout");
         conn_close(c, "TLS handshake timeout");
         return;
     }

@@ -470,13 +470,17 @@ class STARTTLSRules(TLSTestCase):
         self.assertTrue(self.sh.wait_log("TLS failed"))
 
     def test_stalled_handshake_is_closed(self):
-        self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
+        self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000},
+                                extra={"admin": self.admin_listen()})
         c = self.tls_connect()
         self.ehlo(c)
         self.assertReply(c.cmd("STARTTLS"), 220)
         c.send(b"\x16\x03\x01")  # the start of a record, then silence
         self.assertTrue(c.wait_closed(15), "a stalled handshake must be closed")
         self.assertTrue(self.sh.wait_log("TLS handshake not done"))
+        self.assertEqual(self.metric("smtphook_connections_dropped_total",
+                                     cause="tls_handshake_timeout"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 0)
 
 
 class Protocols(TLSTestCase):
@@ -487,7 +491,7 @@ class Protocols(TLSTestCase):
             c.starttls(ctx, "mx.test")
 
     def test_tls_1_1_refused_by_default(self):
-        self.start_tls_smtphook()
+        self.start_tls_smtphook(extra={"admin": self.admin_listen()})
         ctx = self.client_ctx()
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.minimum_version = ssl.TLSVersion.TLSv1
@@ -500,6 +504,8 @@ class Protocols(TLSTestCase):
         c.starttls(self.client_ctx(maximum_version=ssl.TLSVersion.TLSv1_2), "mx.test")
         self.mail_over(c)
         self.assertEqual(self.rcv.wait_for(1)[0].envelope()["tls"]["version"], "TLSv1.2")
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshakes_total", version="TLSv1.2"), 1)
 
     def test_min_version_1_3(self):
         self.start_tls_smtphook(tls={"min_version": "TLSv1.3"})
