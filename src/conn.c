@@ -740,7 +740,8 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         }
     }
     if (st == TLS_READ_ERROR) {
-        stats_tls(c->sh->stats, NULL);
+        if (!tls_conn_established(c->tls)) /* a bad record later is no failed handshake */
+            stats_tls(c->sh->stats, NULL);
         log_info("conn %s %s:%u TLS failed: %s", c->id, c->address, c->port,
                  tls_conn_error(c->tls));
         /* Send the alert tls queued, then close; the plaintext of this read is thrown away.

@@ -457,8 +457,9 @@ class STARTTLSRules(TLSTestCase):
 
     def test_record_error_after_a_good_record_sends_the_alert(self):
         """A corrupt record behind a good one in the same read: the connection ends with
-        the fatal alert, not a bare close (the reply to the good record cannot follow it)."""
-        self.start_tls_smtphook()
+        the fatal alert, not a bare close (the reply to the good record cannot follow it).
+        The handshake had succeeded: no failed handshake is counted."""
+        self.start_tls_smtphook(extra={"admin": self.admin_listen()})
         c = self.tls_session()
         self.ehlo(c)
         good = self.records(c, b"NOOP\r\n")
@@ -468,6 +469,8 @@ class STARTTLSRules(TLSTestCase):
         with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
             c.read_reply()
         self.assertTrue(self.sh.wait_log("TLS failed"))
+        self.assertEqual(self.metric("smtphook_tls_handshakes_total", version="TLSv1.3"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 0)
 
     def test_stalled_handshake_is_closed(self):
         self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000},
