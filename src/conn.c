@@ -263,12 +263,14 @@ static void on_timeout(uv_timer_t *t)
     if (c->awaiting_proxy) {
         log_info("conn %s %s:%u dropped: no PROXY header within %" PRIu64 " ms", c->id, c->address,
                  c->port, c->lcfg->proxy_timeout_ms);
+        stats_refused(c->sh->stats, "proxy_timeout"); /* never accepted: it named no client */
         conn_close(c, "PROXY header timeout");
         return;
     }
     if (conn_handshaking(c)) {
         log_info("conn %s %s:%u dropped: TLS handshake not done within %" PRIu64 " ms", c->id,
                  c->address, c->port, c->sh->cfg->tls.handshake_timeout_ms);
+        stats_dropped(c->sh->stats, "tls_handshake_timeout");
         conn_close(c, "TLS handshake timeout");
         return;
     }
@@ -738,7 +740,8 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
         }
     }
     if (st == TLS_READ_ERROR) {
-        stats_tls(c->sh->stats, NULL);
+        if (!tls_conn_established(c->tls)) /* a bad record later is no failed handshake */
+            stats_tls(c->sh->stats, NULL);
         log_info("conn %s %s:%u TLS failed: %s", c->id, c->address, c->port,
                  tls_conn_error(c->tls));
         /* Send the alert tls queued, then close; the plaintext of this read is thrown away.

@@ -1019,7 +1019,6 @@ int queue_open(uv_loop_t *loop, const struct config *cfg, const struct queue_hoo
     log_info("queue in %s: %zu entr%s waiting", q->directory, q->n_items,
              q->n_items == 1 ? "y" : "ies");
     *out = q;
-    queue_tick(q);
     return 0;
 }
 

@@ -151,7 +151,8 @@ static void server_client_key(const char *address, char *key, size_t len)
 /* server_admit_client - count a connection for its client (the socket's peer, or on a PROXY
  * listener the address the header names): false when the client has its
  * max_connections_per_client already, has opened connections_per_minute in the last minute
- * (unless it is trusted), or no record could be made. */
+ * (unless it is trusted), or no record could be made. Only an admitted connection takes from
+ * the rate: one refused for the concurrent limit spends none of its minute's budget. */
 static bool server_admit_client(struct server_conn *sc)
 {
     struct server *srv = sc->srv;
@@ -162,20 +163,21 @@ static bool server_admit_client(struct server_conn *sc)
     sc->trusted = cidr_contains_any(srv->cfg->trusted_networks, srv->cfg->n_trusted_networks,
                                     conn_client(sc->conn));
     struct client_record *rec = client_map_get(srv->clients, key);
-    bool rate_ok =
-        rec != NULL && (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
-                                                 lim->connections_per_minute, uv_now(srv->loop)));
-    if (rec == NULL || rec->connections >= lim->max_connections_per_client || !rate_ok) {
+    bool too_many = rec != NULL && rec->connections >= lim->max_connections_per_client;
+    bool rate_ok = rec != NULL && !too_many &&
+                   (sc->trusted || rate_take(&rec->tat[RATE_CONNECTIONS],
+                                             lim->connections_per_minute, uv_now(srv->loop)));
+    if (!rate_ok) {
         if (rec == NULL)
             log_error("conn %s refused: out of memory for its client record", address);
-        else if (!rate_ok)
+        else if (too_many)
+            log_warn("conn %s refused: too many connections", address);
+        else
             log_warn("conn %s refused: more than %u connections a minute", address,
                      lim->connections_per_minute);
-        else
-            log_warn("conn %s refused: too many connections", address);
         client_map_release(srv->clients, key); /* a record made just now goes again */
-        sc->refusal = rate_ok ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
-        stats_refused(srv->stats, rate_ok ? "too_many" : "rate");
+        sc->refusal = rec == NULL || too_many ? REPLY_TOO_MANY_CONNECTIONS : REPLY_RATE_CONNECTIONS;
+        stats_refused(srv->stats, rec == NULL || too_many ? "too_many" : "rate");
         return false;
     }
     rec->connections++;
@@ -409,15 +411,18 @@ static unsigned server_admin_queue(void *arg, const char *method, const char *ur
     return status;
 }
 
-/* server_open_queue - the queue, the first time a configuration queues. 0 or an error. */
-static int server_open_queue(struct server *srv, const struct config *cfg)
+/* server_open_queue - into *out the queue, the first time a configuration queues (else
+ * *out stays NULL). It starts no attempt before its first queue_configure, when cfg is in
+ * use. 0 or an error. */
+static int server_open_queue(struct server *srv, const struct config *cfg, struct queue **out)
 {
+    *out = NULL;
     if (!cfg->uses_queue || srv->queue != NULL)
         return 0;
     struct queue_hooks hooks = {server_queue_acquire, server_queue_release, server_queue_idle, srv};
-    if (queue_open(srv->loop, cfg, &hooks, &srv->queue) != 0)
+    if (queue_open(srv->loop, cfg, &hooks, out) != 0)
         return UV_EIO;
-    queue_set_stats(srv->queue, srv->stats);
+    queue_set_stats(*out, srv->stats);
     return 0;
 }
 
@@ -536,9 +541,9 @@ static void server_gen_unref(struct server_gen *gen)
 }
 
 /* server_gen_new - the generation of cfg: its certificates, deliveries' context and
- * recipient check, and what its connections share. The caller makes it current (it holds
- * one reference). 0, or an error with err filled. */
-static int server_gen_new(struct server *srv, struct config *cfg, bool owns,
+ * recipient check, and what its connections share (queue among it: NULL, none). The caller
+ * makes it current (it holds one reference). 0, or an error with err filled. */
+static int server_gen_new(struct server *srv, struct config *cfg, bool owns, struct queue *queue,
                           struct server_gen **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -578,7 +583,7 @@ static int server_gen_new(struct server *srv, struct config *cfg, bool owns,
     sh->identified = server_conn_identified;
     sh->rate_take = server_rate_take;
     sh->stats = srv->stats;
-    sh->queue = srv->queue;
+    sh->queue = queue;
     *out = gen;
     return 0;
 }
@@ -671,7 +676,12 @@ static int server_listen(struct server *srv, const struct config *cfg,
     return 0;
 }
 
-/* server_reload - SIGHUP with a reload source: all or nothing. */
+/* server_reload - SIGHUP with a reload source: all or nothing. First everything that can
+ * fail is made aside (the queue when this configuration is the first to queue, the
+ * certificates, deliveries and recipient check of the new generation, the new listeners),
+ * with nothing of the running server changed; a failure there undoes it and the running
+ * configuration stays whole, its log level and format included. Then the commit, which
+ * cannot fail. */
 static void server_reload(struct server *srv)
 {
     char err[1024];
@@ -682,25 +692,33 @@ static void server_reload(struct server *srv)
     }
     for (size_t i = 0; i < cfg->n_warnings; i++)
         log_warn("%s", cfg->warnings[i]);
-    log_set_level((enum log_level)cfg->log_level);
-    log_set_format((enum log_format)cfg->log_format);
-    struct server_gen *gen = NULL;
-    if (server_open_queue(srv, cfg) != 0) {
+    struct queue *opened_queue = NULL;
+    if (server_open_queue(srv, cfg, &opened_queue) != 0) {
         log_error("reload failed, the running configuration stays: the queue cannot be opened");
         config_free(cfg);
         return;
     }
-    if (server_gen_new(srv, cfg, true, &gen, err, sizeof(err)) != 0) {
+    struct queue *queue = opened_queue != NULL ? opened_queue : srv->queue;
+    struct server_gen *gen = NULL;
+    if (server_gen_new(srv, cfg, true, queue, &gen, err, sizeof(err)) != 0) {
         log_error("reload failed, the running configuration stays: %s", err);
+        queue_close(opened_queue);
         config_free(cfg);
         return;
     }
     struct server_listener *opened = NULL;
     if (server_listen(srv, cfg, &srv->listeners, &opened) != 0) {
         log_error("reload failed, the running configuration stays: a listener cannot be opened");
-        server_gen_free(gen);
+        server_gen_free(gen); /* and cfg with it */
+        queue_close(opened_queue);
         return;
     }
+
+    /* The commit: from here on nothing fails. */
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
+    if (opened_queue != NULL)
+        srv->queue = opened_queue;
     close_listeners(srv); /* those the new configuration has no more */
     srv->listeners = opened;
     if (cfg->admin.enabled != srv->cfg->admin.enabled ||
@@ -713,7 +731,7 @@ static void server_reload(struct server *srv)
     srv->gen = gen;
     srv->cfg = cfg;
     if (srv->queue != NULL)
-        queue_configure(srv->queue, cfg);
+        queue_configure(srv->queue, cfg); /* a queue opened now starts its attempts here */
     log_info("reloaded: %zu listener(s), %zu endpoint(s), %zu route(s); open connections keep "
              "the configuration they started with",
              cfg->n_listeners, cfg->n_endpoints, cfg->n_routes);
@@ -791,16 +809,19 @@ int server_start(struct server *srv, uv_loop_t *loop, const struct config *cfg)
         rc = UV_ENOMEM;
         goto fail;
     }
-    if ((rc = server_open_queue(srv, cfg)) != 0)
+    if ((rc = server_open_queue(srv, cfg, &srv->queue)) != 0)
         goto fail;
     struct server_gen *gen = NULL;
     char err[512];
-    if ((rc = server_gen_new(srv, (struct config *)cfg, false, &gen, err, sizeof(err))) != 0) {
+    if ((rc = server_gen_new(srv, (struct config *)cfg, false, srv->queue, &gen, err,
+                             sizeof(err))) != 0) {
         log_error("%s", err);
         goto fail;
     }
     srv->gen = srv->gens = gen;
     srv->cfg = cfg;
+    if (srv->queue != NULL)
+        queue_configure(srv->queue, cfg); /* its attempts start: the generation is there */
     if (cfg->admin.enabled) {
         struct admin_hooks hooks = {server_render_metrics, server_ready, server_admin_queue, srv};
         if (admin_start(loop, (const struct sockaddr *)&cfg->admin.addr, cfg->admin.addrlen, &hooks,

@@ -44,12 +44,15 @@ struct queue_hooks {
  * (SH_ENOSPACE: 452 4.3.1; another code: 451). The transaction is the caller's again. */
 typedef void (*queue_done_fn)(void *arg, struct txn *t, int rc);
 
-/* queue_open - open the queue directory of cfg (recovering what a crash left), read its
- * entries and start delivering them. 0, or an error after logging why. */
+/* queue_open - open the queue directory of cfg (recovering what a crash left) and read its
+ * entries; delivering them starts at the first queue_configure (once hooks.acquire has a
+ * configuration to give), so that a queue opened and closed again (a reload that failed
+ * after it) started nothing. 0, or an error after logging why. */
 int queue_open(uv_loop_t *loop, const struct config *cfg, const struct queue_hooks *hooks,
                struct queue **out);
 
-/* queue_configure - a reloaded configuration's limits and schedule (the directory stays). */
+/* queue_configure - the configuration in use (at the start, or a reloaded one): its limits
+ * and schedule (the directory stays); what is due starts. */
 void queue_configure(struct queue *q, const struct config *cfg);
 
 /* queue_set_stats - report to st (NULL: nowhere). */

@@ -6,10 +6,11 @@
  *   smtphook_connections_open                        gauge (from the server at render time)
  *   smtphook_connections_accepted_total              counter
  *   smtphook_connections_refused_total{cause}        too_many, rate, untrusted_proxy,
- *                                                    stopping, bad_proxy_header
+ *                                                    stopping, bad_proxy_header,
+ *                                                    proxy_timeout
  *   smtphook_connections_dropped_total{cause}        idle_timeout, command_timeout,
  *                                                    data_too_slow, junk_commands,
- *                                                    too_many_errors
+ *                                                    too_many_errors, tls_handshake_timeout
  *   smtphook_rate_limited_total{kind}                messages, recipients (451 4.7.1)
  *   smtphook_smtp_replies_total{command,class}       the first reply to each command, by
  *                                                    class 2xx/3xx/4xx/5xx ("DATA_END" for the

@@ -1,12 +1,16 @@
 """helpers.py - small helpers of the integration tests (Python standard library only).
 
-The address everything talks over (127.0.0.1), a port on it that nothing listens on, and
-percent-decoding of the header values smtphook sends. The other modules build on these and
-this module imports none of them.
+The address everything talks over (127.0.0.1), a port on it that nothing listens on,
+percent-decoding of the header values smtphook sends, and reading the admin port: a GET and
+one series of a /metrics text. The other modules build on these and this module imports none
+of them.
 """
 
+import re
 import socket
+import urllib.error
 import urllib.parse
+import urllib.request
 
 HOST = "127.0.0.1"
 
@@ -29,3 +33,26 @@ def free_port():
 
 def percent_decode(value):
     return urllib.parse.unquote_to_bytes(value).decode("utf-8")
+
+
+def admin_get(port, path):
+    """(status, body text) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (HOST, port, path), timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of one series in a /metrics text, None when absent."""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if got == {k: str(v) for k, v in labels.items()}:
+            return float(m.group(3))
+    return None

@@ -6,7 +6,6 @@ and status, TLS handshakes, certificate expiry), checked by Debian's promtool.
 """
 
 import os
-import re
 import shutil
 import signal
 import smtplib
@@ -19,35 +18,12 @@ import urllib.error
 import urllib.request
 
 from certs import CA
-from helpers import HOST, free_port
+from helpers import HOST, admin_get as get, free_port, metric
 from receiver import down_url
 from smtphook_process import make_config
 from testcase import SmtphookTestCase
 
 SENDER = "sender@example.org"
-
-
-def get(port, path):
-    """(status, body text) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen("http://%s:%d%s" % (HOST, port, path), timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def metric(text, name, **labels):
-    """The value of one series in a /metrics text, None when absent."""
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if got == {k: str(v) for k, v in labels.items()}:
-            return float(m.group(3))
-    return None
 
 
 class AdminCase(SmtphookTestCase):

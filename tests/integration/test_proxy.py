@@ -1,7 +1,8 @@
 """test_proxy.py - listeners behind a TCP load balancer: the PROXY protocol header (v1 text,
 v2 binary) names the real client, which then is the envelope's client, the log's and the
 per-client limit's; only trusted proxies may send it; a connection without a valid header in
-time is closed without a word; the balancer's own health checks (LOCAL, UNKNOWN) are served.
+time is closed without a word (each counted in smtphook_connections_refused_total: untrusted_proxy,
+bad_proxy_header, proxy_timeout); the balancer's own health checks (LOCAL, UNKNOWN) are served.
 And a real HAProxy (Debian's haproxy) in front of two smtphook processes, one backend with
 send-proxy-v2 and one with send-proxy, health checks sending PROXY too.
 """
@@ -131,7 +132,7 @@ class ProxyHeaderTest(ProxyCase):
         # a second listener that trusts only 10.0.0.0/8 (the first one answers the probe)
         self._stop_smtphook(self.sh)
         port, port2 = free_port(), free_port()
-        cfg = make_config(port, self.r.url())
+        cfg = make_config(port, self.r.url(), admin=self.admin_listen())
         cfg["listeners"].append({"address": "%s:%d" % (HOST, port2), "proxy_protocol": "v1",
                                  "trusted_proxies": ["10.0.0.0/8"]})
         self.start_smtphook(config=cfg, port=port)
@@ -139,9 +140,12 @@ class ProxyHeaderTest(ProxyCase):
         s.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 45678 25\r\n")
         self.assertTrue(closed_without_a_word(s))
         self.assertTrue(self.sh.wait_log(r"refused: not a trusted proxy"), self.sh.log())
+        self.assertEqual(self.metric("smtphook_connections_refused_total",
+                                     cause="untrusted_proxy"), 1)
+        self.assertEqual(self.metric("smtphook_connections_accepted_total"), 1)  # the probe
 
     def test_bad_or_missing_header_is_closed(self):
-        port = self.start_proxied("v1")
+        port = self.start_proxied("v1", admin=self.admin_listen())
         s = raw_connect(port)
         s.sendall(b"EHLO client.test\r\n")
         self.assertTrue(closed_without_a_word(s))
@@ -153,6 +157,11 @@ class ProxyHeaderTest(ProxyCase):
         self.assertTrue(closed_without_a_word(s, timeout=5))
         self.assertLess(time.monotonic() - t0, 3)
         self.assertTrue(self.sh.wait_log(r"no PROXY header within 1000 ms"), self.sh.log())
+        self.assertEqual(self.metric("smtphook_connections_refused_total",
+                                     cause="bad_proxy_header"), 2)
+        self.assertEqual(self.metric("smtphook_connections_refused_total",
+                                     cause="proxy_timeout"), 1)
+        self.assertEqual(self.metric("smtphook_connections_accepted_total"), 1)  # the probe
 
     def test_per_client_limit_counts_the_real_client(self):
         port = self.start_proxied("v1", limits={"max_connections_per_client": 1})

@@ -1,10 +1,13 @@
 """test_rate.py - rate limits per client address (an IPv6 client by its /64): connections,
 messages and recipients per minute, each refused with its reply (421 4.7.0 at connect,
 451 4.7.1 at MAIL and RCPT) while the rest of the session goes on; trusted_networks are
-spared (by default the machine itself).
+spared (by default the machine itself). A connection refused for max_connections_per_client
+spends none of the connections' rate. The refusals are counted in
+smtphook_connections_refused_total.
 """
 
 import socket
+import time
 import unittest
 
 from helpers import HOST, free_port
@@ -24,7 +27,8 @@ class RateTest(SmtphookTestCase):
 
     def start_limited(self, trusted=(), **limits):
         r = self.start_receiver()
-        self.start_smtphook(r, limits=limits, trusted_networks=list(trusted))
+        self.start_smtphook(r, limits=limits, trusted_networks=list(trusted),
+                            admin=self.admin_listen())
         return r
 
     def test_connections_per_minute(self):
@@ -41,6 +45,39 @@ class RateTest(SmtphookTestCase):
         c = connect_from(self.sh.port, "127.0.0.3")  # another client is not affected
         self.assertReply(c.banner, 220)
         self.assertTrue(self.sh.wait_log(r"127\.0\.0\.2 refused: more than 3 connections a minute"))
+        self.assertEqual(self.metric("smtphook_connections_refused_total", cause="rate"), 2)
+
+    def test_a_connection_refused_for_the_concurrent_limit_spends_no_rate(self):
+        """Refused for max_connections_per_client, a connection takes nothing from the
+        minute's budget: the client still has it whole once its slot is free."""
+        self.start_limited(connections_per_minute=3, max_connections_per_client=1)
+        held = connect_from(self.sh.port, "127.0.0.2")  # 1 of 3
+        self.assertReply(held.banner, 220)
+        for _ in range(3):
+            c = connect_from(self.sh.port, "127.0.0.2")
+            self.assertReply(c.banner, 421, "4.7.0")
+            self.assertIn("too many connections", str(c.banner))
+            c.close()
+        held.cmd("QUIT")
+        self.assertTrue(held.wait_closed(3))
+        held.close()
+        codes = []
+        deadline = time.monotonic() + 5
+        while len(codes) < 3 and time.monotonic() < deadline:
+            c = connect_from(self.sh.port, "127.0.0.2")
+            if c.banner.code == 421 and "from your address" not in str(c.banner):
+                c.close()  # the held one's slot is not free yet: that costs nothing either
+                continue
+            codes.append(c.banner.code)
+            if c.banner.code == 220:
+                c.cmd("QUIT")
+                c.wait_closed(3)
+            c.close()
+        self.assertEqual(codes, [220, 220, 421])  # 2 and 3 of 3, then the rate
+        self.assertGreaterEqual(self.metric("smtphook_connections_refused_total",
+                                            cause="too_many"), 3)
+        self.assertEqual(self.metric("smtphook_connections_refused_total", cause="rate"), 1)
+        self.assertEqual(self.metric("smtphook_connections_accepted_total"), 3 + 1)  # + probe
 
     def test_messages_per_minute(self):
         r = self.start_limited(messages_per_minute=2)

@@ -3,10 +3,12 @@ would: a command line sent a byte at a time, a message body at a trickle, a NOOP
 seconds. Each byte restarts the idle timeout, so the deadlines that a client cannot push away
 close them: limits.command_timeout_ms for a whole command line, limits.min_data_rate_bytes_per_s
 after limits.data_rate_grace_ms for a body, limits.max_junk_commands for commands that do
-nothing. And a slowloris: many slow connections from many loopback addresses fill
-max_connections, and are gone by their deadline, so a new sender gets in.
+nothing (each counted in smtphook_connections_dropped_total). And a slowloris: a few hundred
+slow connections from as many loopback addresses fill max_connections, and are gone by their
+deadline, so a new sender gets in.
 """
 
+import resource
 import socket
 import threading
 import time
@@ -77,7 +79,8 @@ class SlowClientTest(SmtphookTestCase):
     def test_message_at_a_trickle(self):
         r = self.start_receiver()
         self.start_smtphook(r, limits={"min_data_rate_bytes_per_s": 1000,
-                                       "data_rate_grace_ms": 1000})
+                                       "data_rate_grace_ms": 1000},
+                            admin=self.admin_listen())
         c = self.connect()
         self.ehlo(c)
         self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
@@ -95,6 +98,8 @@ class SlowClientTest(SmtphookTestCase):
         self.assertIn("message data too slow", str(reply))
         self.assertLess(time.monotonic() - t0, 4.0)
         self.assertEqual(r.requests, [])
+        self.assertEqual(self.metric("smtphook_connections_dropped_total", cause="data_too_slow"),
+                         1)
 
     def test_fast_enough_message_after_a_slow_start(self):
         r = self.start_receiver()
@@ -122,52 +127,91 @@ class SlowClientTest(SmtphookTestCase):
 
 
 class SlowlorisTest(SmtphookTestCase):
-    """150 connections from 150 loopback addresses, each dribbling a command line that never
-    ends, fill max_connections; the command deadline frees them, and a new sender gets in."""
+    """300 connections from 300 loopback addresses (spread over 127.1.0.0 to 127.30.255.255),
+    each dribbling a command line that never ends, fill max_connections; the command deadline
+    frees them, and a new sender gets in while they still dribble."""
+
+    N = 300
+
+    def setUp(self):
+        # The test's sockets and smtphook's (which inherits the limit) must fit.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 2 * self.N + 200
+        if soft != resource.RLIM_INFINITY and soft < want:
+            if hard != resource.RLIM_INFINITY and hard < want:
+                self.skipTest("RLIMIT_NOFILE hard limit %d is under %d" % (hard, want))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
 
     def test_slow_connections_do_not_keep_a_sender_out(self):
-        n = 150
+        n = self.N
         r = self.start_receiver()
         self.start_smtphook(r, limits={"max_connections": n, "max_connections_per_client": 5,
-                                       "command_timeout_ms": 2000})
+                                       "command_timeout_ms": 2000},
+                            admin=self.admin_listen())
         socks = []
-        for i in range(n):
-            s = socket.create_connection((HOST, self.sh.port), timeout=5,
-                                         source_address=("127.0.%d.%d" % (1 + i // 200,
-                                                                          2 + i % 200), 0))
-            s.recv(200)  # the banner
-            socks.append(s)
-        stop = threading.Event()
-
-        def dribble():
-            while not stop.is_set():
-                for s in socks:
-                    try:
-                        s.send(b"N")
-                    except OSError:
-                        pass
-                stop.wait(0.3)
-
-        t = threading.Thread(target=dribble)
-        t.start()
         try:
-            time.sleep(0.3)
-            # full: a new sender is refused
-            c = SMTPClient(self.sh.port, timeout=5)
-            self.assertReply(c.banner, 421)
-            c.close()
-            # past the command deadline every slow one is gone
-            time.sleep(2.5)
-            c = SMTPClient(self.sh.port, timeout=5)
-            self.assertReply(c.banner, 220)
-            self.ehlo(c)
-            self.assertReply(self.transaction(c, SENDER, ["r@example.com"],
-                                              b"Subject: in\r\n\r\nhi\r\n"), 250)
+            for i in range(n):
+                source = "127.%d.%d.%d" % (1 + i % 30, i // 30, 2 + i % 251)
+                s = socket.create_connection((HOST, self.sh.port), timeout=5,
+                                             source_address=(source, 0))
+                socks.append(s)
+                self.assertTrue(s.recv(200).startswith(b"220 "), "connection %d from %s"
+                                % (i, source))
+            stop = threading.Event()
+
+            def dribble():
+                while not stop.is_set():
+                    for s in socks:
+                        try:
+                            s.send(b"N")
+                        except OSError:
+                            pass
+                    stop.wait(0.3)
+
+            t = threading.Thread(target=dribble)
+            t.start()
+            try:
+                time.sleep(0.3)
+                # full: a new sender is refused
+                c = SMTPClient(self.sh.port, timeout=5)
+                self.assertReply(c.banner, 421, "4.7.0")
+                c.close()
+                # past the command deadline the slow ones are gone: the sender gets in
+                code = banner_when_a_slot_frees(self.sh.port, timeout=15)
+                self.assertEqual(code, 220)
+                c = SMTPClient(self.sh.port, timeout=5)
+                self.assertReply(c.banner, 220)
+                self.ehlo(c)
+                self.assertReply(self.transaction(c, SENDER, ["r@example.com"],
+                                                  b"Subject: in\r\n\r\nhi\r\n"), 250)
+                c.close()
+                deadline = time.monotonic() + 15
+                while (self.metric("smtphook_connections_dropped_total",
+                                   cause="command_timeout") != n
+                       and time.monotonic() < deadline):
+                    time.sleep(0.2)
+                self.assertEqual(self.metric("smtphook_connections_dropped_total",
+                                             cause="command_timeout"), n)
+            finally:
+                stop.set()
+                t.join()
         finally:
-            stop.set()
-            t.join()
             for s in socks:
                 s.close()
+
+
+def banner_when_a_slot_frees(port, timeout):
+    """Connect until the banner is 220 or timeout (the machine itself is trusted: these
+    tries spend no rate); the last banner code."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = SMTPClient(port, timeout=5)
+        code = c.banner.code
+        c.close()
+        if code == 220 or time.monotonic() > deadline:
+            return code
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

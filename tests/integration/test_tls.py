@@ -457,8 +457,9 @@ class STARTTLSRules(TLSTestCase):
 
     def test_record_error_after_a_good_record_sends_the_alert(self):
         """A corrupt record behind a good one in the same read: the connection ends with
-        the fatal alert, not a bare close (the reply to the good record cannot follow it)."""
-        self.start_tls_smtphook()
+        the fatal alert, not a bare close (the reply to the good record cannot follow it).
+        The handshake had succeeded: no failed handshake is counted."""
+        self.start_tls_smtphook(extra={"admin": self.admin_listen()})
         c = self.tls_session()
         self.ehlo(c)
         good = self.records(c, b"NOOP\r\n")
@@ -468,15 +469,21 @@ class STARTTLSRules(TLSTestCase):
         with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
             c.read_reply()
         self.assertTrue(self.sh.wait_log("TLS failed"))
+        self.assertEqual(self.metric("smtphook_tls_handshakes_total", version="TLSv1.3"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 0)
 
     def test_stalled_handshake_is_closed(self):
-        self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000})
+        self.start_tls_smtphook(tls={"handshake_timeout_ms": 1000},
+                                extra={"admin": self.admin_listen()})
         c = self.tls_connect()
         self.ehlo(c)
         self.assertReply(c.cmd("STARTTLS"), 220)
         c.send(b"\x16\x03\x01")  # the start of a record, then silence
         self.assertTrue(c.wait_closed(15), "a stalled handshake must be closed")
         self.assertTrue(self.sh.wait_log("TLS handshake not done"))
+        self.assertEqual(self.metric("smtphook_connections_dropped_total",
+                                     cause="tls_handshake_timeout"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 0)
 
 
 class Protocols(TLSTestCase):
@@ -487,7 +494,7 @@ class Protocols(TLSTestCase):
             c.starttls(ctx, "mx.test")
 
     def test_tls_1_1_refused_by_default(self):
-        self.start_tls_smtphook()
+        self.start_tls_smtphook(extra={"admin": self.admin_listen()})
         ctx = self.client_ctx()
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.minimum_version = ssl.TLSVersion.TLSv1
@@ -500,6 +507,8 @@ class Protocols(TLSTestCase):
         c.starttls(self.client_ctx(maximum_version=ssl.TLSVersion.TLSv1_2), "mx.test")
         self.mail_over(c)
         self.assertEqual(self.rcv.wait_for(1)[0].envelope()["tls"]["version"], "TLSv1.2")
+        self.assertEqual(self.metric("smtphook_tls_handshake_failures_total"), 1)
+        self.assertEqual(self.metric("smtphook_tls_handshakes_total", version="TLSv1.2"), 1)
 
     def test_min_version_1_3(self):
         self.start_tls_smtphook(tls={"min_version": "TLSv1.3"})

@@ -3,15 +3,15 @@
 SmtphookTestCase wires the other modules together for each test: it starts receivers and
 smtphook, connects SMTP clients, and cleans up after every test, failing it when smtphook's
 stderr has a sanitizer report or smtphook does not exit cleanly on SIGTERM. It also holds the
-assertions and SMTP steps the tests share, and lets a test add the logs of what it drove to a
-failure's report (failure_logs).
+assertions and SMTP steps the tests share (a metric's value on the admin port among them),
+and lets a test add the logs of what it drove to a failure's report (failure_logs).
 """
 
 import re
 import time
 import unittest
 
-from helpers import free_port
+from helpers import HOST, admin_get, free_port, metric
 from receiver import Receiver
 from smtp_client import Closed, SMTPClient, dot_stuff
 from smtphook_process import SANITIZER_MARKS, STOP_TIMEOUT, Smtphook, make_config
@@ -72,6 +72,18 @@ class SmtphookTestCase(unittest.TestCase):
                       % (STOP_TIMEOUT, log[-3000:]))
         if rc is not None and rc != 0 and not sh.crashed:
             self.fail("smtphook exited with %s after SIGTERM:\n%s" % (rc, log[-3000:]))
+
+    def admin_listen(self):
+        """The "admin" section of a config on a new port (self.admin_port), for metric()."""
+        self.admin_port = free_port()
+        return {"listen": "%s:%d" % (HOST, self.admin_port)}
+
+    def metric(self, name, **labels):
+        """One series of smtphook's /metrics now (the admin port of admin_listen()); None
+        when it is absent."""
+        status, text = admin_get(self.admin_port, "/metrics")
+        self.assertEqual(status, 200, text)
+        return metric(text, name, **labels)
 
     def connect(self, sh=None, **kw):
         sh = sh or self.sh
