@@ -309,7 +309,6 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_close((uv_handle_t *)&srv->spare, on_spare_closed);
 }
 
-/* on_signal - SIGTERM/SIGINT: stop gracefully; a repeat changes nothing. */
 /* server_collect - the gauges only the server knows, before each render. */
 static void server_collect(void *arg, struct stats *st)
 {
@@ -460,6 +459,7 @@ static bool server_ready(void *arg, const char **why)
     return true;
 }
 
+/* on_signal - SIGTERM/SIGINT: stop gracefully; a repeat changes nothing. */
 static void on_signal(uv_signal_t *sig, int signum)
 {
     struct server *srv = sig->data;
