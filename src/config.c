@@ -2263,6 +2263,18 @@ const char *config_delivery_name(enum config_delivery d)
     return d < CONFIG_DELIVERY_INHERIT ? config_deliveries[d] : "inherit";
 }
 
+/* config_tls_mode_name - see config.h. */
+const char *config_tls_mode_name(enum config_tls_mode m)
+{
+    return m <= CONFIG_TLS_IMPLICIT ? config_tls_modes[m] : "?";
+}
+
+/* config_proxy_name - see config.h. */
+const char *config_proxy_name(enum config_proxy p)
+{
+    return p <= CONFIG_PROXY_ANY ? config_proxy_modes[p] : "?";
+}
+
 /* config_route_delivery - see config.h. */
 enum config_delivery config_route_delivery(const struct config *cfg, long r)
 {

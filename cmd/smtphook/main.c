@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "smtphook/cidr.h"
 #include "smtphook/config.h"
 #include "smtphook/http_client.h"
 #include "smtphook/log.h"
@@ -44,7 +45,8 @@ static const char usage_text[] =
     "                       disk, delivered later) or sync_then_queue; the file's\n"
     "                       top-level \"delivery\"\n"
     "      --queue-dir DIR  the queue directory (\"queue.directory\")\n"
-    "      --check-config   validate the configuration and exit\n"
+    "      --check-config   validate the configuration, print the listeners and the\n"
+    "                       admin port it ends up with, and exit\n"
     "      --probe URL      GET URL (e.g. http://127.0.0.1:9025/readyz), exit 0 on 2xx:\n"
     "                       a container's health check, with no shell or curl needed\n"
     "  -V, --version        print the version and exit\n"
@@ -100,6 +102,25 @@ static void main_print_limits(const struct config *cfg)
                "another transaction; format json or multipart carries any envelope\n",
                ep->name, ep->max_header_bytes);
     }
+}
+
+/* main_print_listeners - what --check-config shows of the listeners and the admin port as
+ * they end up (the file's, or --listen/--admin and their variables, which replace them). */
+static void main_print_listeners(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        printf("listener %s: tls %s%s, proxy_protocol %s", l->address, config_tls_mode_name(l->tls),
+               l->require_tls ? ", require_tls" : "", config_proxy_name(l->proxy));
+        for (size_t k = 0; k < l->n_trusted_proxies; k++) {
+            char net[CIDR_TEXT_MAX];
+            printf("%s%s", k == 0 ? ", trusted_proxies " : " ",
+                   cidr_format(&l->trusted_proxies[k], net, sizeof(net)));
+        }
+        putchar('\n');
+    }
+    if (cfg->admin.enabled)
+        printf("admin %s\n", cfg->admin.listen);
 }
 
 /* Where SIGHUP reads the configuration again: the same file, the same flags. */
@@ -239,6 +260,7 @@ int main(int argc, char **argv)
         }
         tls_server_free(tls);
         printf("%s: configuration ok\n", config_path ? config_path : "command line");
+        main_print_listeners(cfg);
         main_print_limits(cfg);
         config_free(cfg);
         return 0;

@@ -247,6 +247,32 @@ class Cli(unittest.TestCase):
         p = run_binary(self.quick_args() + ["--tls-cert", cert, "--tls-key", key])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_check_config_prints_the_listeners_it_ends_up_with(self):
+        cfg = self.good()
+        a, b, admin = free_port(), free_port(), free_port()
+        cfg["listeners"] = [
+            {"address": "127.0.0.1:%d" % a, "proxy_protocol": "any",
+             "trusted_proxies": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]},
+            {"address": "127.0.0.1:%d" % b}]
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin}
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[1:4], [
+            "listener 127.0.0.1:%d: tls none, proxy_protocol any, trusted_proxies 10.0.0.0/8 "
+            "2001:db8::/32 192.0.2.7/32" % a,
+            "listener 127.0.0.1:%d: tls none, proxy_protocol none" % b,
+            "admin 127.0.0.1:%d" % admin])
+        # --listen and --admin (or their variables) replace them: the check shows what runs
+        c = free_port()
+        p = run_binary(["--config", self.write_config(cfg), "--check-config"],
+                       env={"TOKEN": "t", "SMTPHOOK_LISTEN": "127.0.0.1:%d" % c,
+                            "SMTPHOOK_ADMIN": "127.0.0.1:%d" % b})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[1:3], [
+            "listener 127.0.0.1:%d: tls none, proxy_protocol none" % c,
+            "admin 127.0.0.1:%d" % b])
+
     def test_tls_errors_name_the_key(self):
         cfg = self.good()
         cfg["listeners"][0]["tls"] = "starttls"
