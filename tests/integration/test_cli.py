@@ -272,6 +272,15 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.stdout.splitlines()[1:3], [
             "listener 127.0.0.1:%d: tls none, proxy_protocol none" % c,
             "admin 127.0.0.1:%d" % b])
+        # and says what the file's listeners lose (not for listeners that set nothing)
+        self.assertEqual(p.stderr, "smtphook: warning: --listen: replaces the file's "
+                         "\"listeners\" and drops the proxy_protocol of 127.0.0.1:%d: a "
+                         "--listen or SMTPHOOK_LISTEN listener has no PROXY protocol and the "
+                         "default TLS mode\n" % a)
+        del cfg["listeners"][0]
+        p = run_binary(["--config", self.write_config(cfg), "--check-config"],
+                       env={"TOKEN": "t", "SMTPHOOK_LISTEN": "127.0.0.1:%d" % c})
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
 
     def test_tls_errors_name_the_key(self):
         cfg = self.good()
