@@ -90,6 +90,8 @@ class ContainerTest(unittest.TestCase):
         why = docker_engine.missing_tools()
         if why:
             raise unittest.SkipTest(why)
+        # an engine of a run that ctest's TIMEOUT killed before its cleanup: stop it now
+        docker_engine.reap_stale()
         t0 = time.monotonic()
         engine = Engine()
         cls.addClassCleanup(engine.stop)
@@ -219,7 +221,8 @@ class ContainerTest(unittest.TestCase):
             f.write("\n/* changed by test_container */\n")
         out = self.engine.docker("build", "--network", "host", "-f",
                                  os.path.join(tmp, "docker", "Dockerfile"),
-                                 "-t", "smtphook:changed", tmp).stdout.decode()
+                                 "-t", "smtphook:changed", tmp,
+                                 timeout=docker_engine.BUILD_TIMEOUT).stdout.decode()
         self.addCleanup(self.engine.docker, "rmi", "smtphook:changed", check=False)
         steps = {}  # step text -> its output
         for block in out.split("Step ")[1:]:
