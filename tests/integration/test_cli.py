@@ -282,6 +282,28 @@ class Cli(unittest.TestCase):
                        env={"TOKEN": "t", "SMTPHOOK_LISTEN": "127.0.0.1:%d" % c})
         self.assertEqual((p.returncode, p.stderr), (0, ""))
 
+    def test_image_default_configuration_with_the_webhook_variable(self):
+        """docker/config.json, the image's configuration: SMTPHOOK_WEBHOOK gives its missing
+        endpoint, for smtphook and for "smtphook queue" run in the container alike."""
+        image_cfg = os.path.join(SOURCE_DIR, "docker", "config.json")
+        env = {"SMTPHOOK_CONFIG": image_cfg, "SMTPHOOK_WEBHOOK": "http://app:3000/inbound",
+               "SMTPHOOK_QUEUE_DIR": os.path.join(self.dir, "queue")}
+        unset = ["SMTPHOOK_LISTEN", "SMTPHOOK_ADMIN", "SMTPHOOK_DELIVERY"]
+        p = run_binary(["--check-config"], env=env, unset=unset)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[:3], [
+            "%s: configuration ok" % image_cfg,
+            "listener 0.0.0.0:2525: tls none, proxy_protocol none", "admin 0.0.0.0:9025"])
+        for delivery in ("sync", "queue"):
+            p = run_binary(["queue", "list"], env=dict(env, SMTPHOOK_DELIVERY=delivery),
+                           unset=unset)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("0 entries", p.stdout)
+        # without the variable, both say what is missing
+        for args in (["--check-config"], ["queue", "list"]):
+            p = run_binary(args, env=env, unset=unset + ["SMTPHOOK_WEBHOOK"])
+            self.assertRejected(p, "endpoint", "--webhook")
+
     def test_tls_errors_name_the_key(self):
         cfg = self.good()
         cfg["listeners"][0]["tls"] = "starttls"
