@@ -288,6 +288,14 @@ class ContainerTest(unittest.TestCase):
         r = self.engine.docker("run", "--rm", "--network", "host", "--cap-drop", "ALL",
                                "--cap-add", "NET_BIND_SERVICE", IMAGE, "--version")
         self.assertRegex(r.stdout.decode(), r"^smtphook \d")
+        # as docker/kubernetes/ runs it: also no privilege escalation (no_new_privs: the file
+        # capability is then not gained, but exec works) and a read-only root
+        r = self.engine.docker("run", "--rm", "--network", "host", "--cap-drop", "ALL",
+                               "--cap-add", "NET_BIND_SERVICE", "--security-opt",
+                               "no-new-privileges", "--read-only", "--tmpfs", "/tmp",
+                               "-e", "SMTPHOOK_WEBHOOK=http://app:3000/inbound", IMAGE,
+                               "--check-config")
+        self.assertIn(b"configuration ok", r.stdout)
 
     def test_read_only_root_needs_a_tmpfs_for_the_spool(self):
         rcv = self.start_receiver()
@@ -381,7 +389,9 @@ class ContainerTest(unittest.TestCase):
         self.build_compose_images()
         smtp, admin, app = free_port(), free_port(), free_port()
         # the test's override: everything on the host's network (the daemon has no bridge),
-        # on free ports of 127.0.0.1 instead of 2525/9025/8080
+        # on free ports of 127.0.0.1 instead of 2525/9025/8080 (SMTPHOOK_LISTEN and
+        # SMTPHOOK_ADMIN replace compose-config.json's listener and admin port, which set
+        # nothing else)
         override = {
             "version": "3.8",
             "services": {
