@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 /* cidr_prefix - the decimal prefix length of s (n bytes): digits, no leading zero, at most
@@ -102,4 +103,14 @@ bool cidr_contains_any(const struct cidr *nets, size_t n, const struct sockaddr 
             return true;
     }
     return false;
+}
+
+/* cidr_format - see cidr.h. */
+const char *cidr_format(const struct cidr *net, char *buf, size_t len)
+{
+    char addr[INET6_ADDRSTRLEN];
+    if (inet_ntop(net->family, net->addr, addr, sizeof(addr)) == NULL)
+        snprintf(addr, sizeof(addr), "?");
+    snprintf(buf, len, "%s/%u", addr, (unsigned)net->prefix);
+    return buf;
 }

@@ -2163,6 +2163,40 @@ static int config_overrides_tls(struct config_ctx *c, const struct config_overri
     return 0;
 }
 
+/* config_warn_listeners_replaced - before --listen replaces the file's listeners: a warning
+ * when one of them had a PROXY protocol or TLS setting, which the new ones do not get (a
+ * SMTPHOOK_LISTEN left in an environment would otherwise drop them silently). */
+static int config_warn_listeners_replaced(struct config_ctx *c, const struct config *cfg)
+{
+    size_t first = 0, n = 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        bool tls = i < c->n_tls_given && c->tls_given[i];
+        if (l->proxy != CONFIG_PROXY_NONE || tls || l->require_tls)
+            first = n++ == 0 ? i : first;
+    }
+    if (n == 0)
+        return 0;
+    const struct config_listener *l = &cfg->listeners[first];
+    const char *keys[3];
+    size_t k = 0;
+    if (l->proxy != CONFIG_PROXY_NONE)
+        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, proxy);
+    if (first < c->n_tls_given && c->tls_given[first])
+        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, tls);
+    if (l->require_tls)
+        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, require_tls);
+    char q[CONFIG_QUOTE_MAX];
+    return config_warn(c,
+                       "replaces the file's \"%s\" and drops the %s%s%s%s%s of %s%s: a --listen "
+                       "or SMTPHOOK_LISTEN listener has no PROXY protocol and the default TLS "
+                       "mode",
+                       config_struct_name(config_listeners), keys[0], k > 1 ? ", " : "",
+                       k > 1 ? keys[1] : "", k > 2 ? ", " : "", k > 2 ? keys[2] : "",
+                       config_quote(q, sizeof(q), l->address),
+                       n > 1 ? " (and of other listeners)" : "");
+}
+
 /* config_overrides_apply - command-line values replace the file's; checked the same way. */
 static int config_overrides_apply(struct config_ctx *c, const struct config_overrides *ov,
                                   struct config *cfg)
@@ -2182,6 +2216,8 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
     }
     if (ov->n_listen > 0) {
         config_set_path(c, NULL, "--listen");
+        if (config_warn_listeners_replaced(c, cfg) != 0)
+            return SH_ENOMEM;
         struct config_listener *l = calloc(ov->n_listen, sizeof(*l));
         if (l == NULL)
             return config_nomem(c);
@@ -2267,6 +2303,18 @@ static int config_overrides_apply(struct config_ctx *c, const struct config_over
 const char *config_delivery_name(enum config_delivery d)
 {
     return d < CONFIG_DELIVERY_INHERIT ? config_deliveries[d] : "inherit";
+}
+
+/* config_tls_mode_name - see config.h. */
+const char *config_tls_mode_name(enum config_tls_mode m)
+{
+    return m <= CONFIG_TLS_IMPLICIT ? config_tls_modes[m] : "?";
+}
+
+/* config_proxy_name - see config.h. */
+const char *config_proxy_name(enum config_proxy p)
+{
+    return p <= CONFIG_PROXY_ANY ? config_proxy_modes[p] : "?";
 }
 
 /* config_route_delivery - see config.h. */

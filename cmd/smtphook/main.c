@@ -7,19 +7,19 @@
 #include <string.h>
 #include <uv.h>
 
+#include "smtphook/cidr.h"
 #include "smtphook/config.h"
 #include "smtphook/http_client.h"
 #include "smtphook/log.h"
 #include "smtphook/server.h"
 #include "smtphook/tls.h"
 
+#include "env.h"
 #include "queue_cli.h"
 
 #ifndef SMTPHOOK_VERSION
 #define SMTPHOOK_VERSION "0.0.0"
 #endif
-
-#define MAIN_MAX_LISTEN 16 /* --listen may be given this often */
 
 static const char usage_text[] =
     "Usage: smtphook [--config FILE] [--listen ADDR:PORT]... [--webhook URL]\n"
@@ -44,7 +44,8 @@ static const char usage_text[] =
     "                       disk, delivered later) or sync_then_queue; the file's\n"
     "                       top-level \"delivery\"\n"
     "      --queue-dir DIR  the queue directory (\"queue.directory\")\n"
-    "      --check-config   validate the configuration and exit\n"
+    "      --check-config   validate the configuration, print the listeners and the\n"
+    "                       admin port it ends up with, and exit\n"
     "      --probe URL      GET URL (e.g. http://127.0.0.1:9025/readyz), exit 0 on 2xx:\n"
     "                       a container's health check, with no shell or curl needed\n"
     "  -V, --version        print the version and exit\n"
@@ -59,34 +60,6 @@ static const char usage_text[] =
 
 #define MAIN_PROBE_TIMEOUT_MS 5000L /* --probe gives up after this */
 
-/* main_env - opt unless it is NULL, else the environment variable name (NULL if unset or
- * empty). */
-static const char *main_env(const char *opt, const char *name)
-{
-    if (opt != NULL)
-        return opt;
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-/* main_env_listen - SMTPHOOK_LISTEN into listen (copied into buf, split on spaces and
- * commas), unless --listen was given. -1 when there are too many addresses. */
-static int main_env_listen(struct config_overrides *ov, const char **listen, char *buf,
-                           size_t buflen)
-{
-    const char *v = getenv("SMTPHOOK_LISTEN");
-    if (ov->n_listen > 0 || v == NULL)
-        return 0;
-    snprintf(buf, buflen, "%s", v);
-    for (char *save = NULL, *tok = strtok_r(buf, " ,\t", &save); tok != NULL;
-         tok = strtok_r(NULL, " ,\t", &save)) {
-        if (ov->n_listen == MAIN_MAX_LISTEN)
-            return -1;
-        listen[ov->n_listen++] = tok;
-    }
-    return 0;
-}
-
 /* main_print_limits - what --check-config shows besides errors and warnings: the limits a
  * sender can run into that follow from the configuration rather than from one key. */
 static void main_print_limits(const struct config *cfg)
@@ -100,6 +73,25 @@ static void main_print_limits(const struct config *cfg)
                "another transaction; format json or multipart carries any envelope\n",
                ep->name, ep->max_header_bytes);
     }
+}
+
+/* main_print_listeners - what --check-config shows of the listeners and the admin port as
+ * they end up (the file's, or --listen/--admin and their variables, which replace them). */
+static void main_print_listeners(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        printf("listener %s: tls %s%s, proxy_protocol %s", l->address, config_tls_mode_name(l->tls),
+               l->require_tls ? ", require_tls" : "", config_proxy_name(l->proxy));
+        for (size_t k = 0; k < l->n_trusted_proxies; k++) {
+            char net[CIDR_TEXT_MAX];
+            printf("%s%s", k == 0 ? ", trusted_proxies " : " ",
+                   cidr_format(&l->trusted_proxies[k], net, sizeof(net)));
+        }
+        putchar('\n');
+    }
+    if (cfg->admin.enabled)
+        printf("admin %s\n", cfg->admin.listen);
 }
 
 /* Where SIGHUP reads the configuration again: the same file, the same flags. */
@@ -138,7 +130,7 @@ int main(int argc, char **argv)
     };
     const char *probe = NULL;
     const char *config_path = NULL;
-    const char *listen[MAIN_MAX_LISTEN];
+    const char *listen[ENV_MAX_LISTEN];
     struct config_overrides ov = {.listen = listen};
     int check_only = 0;
     int opt;
@@ -151,8 +143,8 @@ int main(int argc, char **argv)
             config_path = optarg;
             break;
         case 'l':
-            if (ov.n_listen == MAIN_MAX_LISTEN) {
-                fprintf(stderr, "smtphook: --listen: at most %d addresses\n", MAIN_MAX_LISTEN);
+            if (ov.n_listen == ENV_MAX_LISTEN) {
+                fprintf(stderr, "smtphook: --listen: at most %d addresses\n", ENV_MAX_LISTEN);
                 return 2;
             }
             listen[ov.n_listen++] = optarg;
@@ -208,17 +200,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "smtphook: --probe: %s\n", err);
         return 1;
     }
-    config_path = main_env(config_path, "SMTPHOOK_CONFIG");
-    ov.webhook = main_env(ov.webhook, "SMTPHOOK_WEBHOOK");
-    ov.hostname = main_env(ov.hostname, "SMTPHOOK_HOSTNAME");
-    ov.tls_cert = main_env(ov.tls_cert, "SMTPHOOK_TLS_CERT");
-    ov.tls_key = main_env(ov.tls_key, "SMTPHOOK_TLS_KEY");
-    ov.admin = main_env(ov.admin, "SMTPHOOK_ADMIN");
-    ov.delivery = main_env(ov.delivery, "SMTPHOOK_DELIVERY");
-    ov.queue_dir = main_env(ov.queue_dir, "SMTPHOOK_QUEUE_DIR");
+    config_path = env_option(config_path, "SMTPHOOK_CONFIG");
     static char listen_env[4096];
-    if (main_env_listen(&ov, listen, listen_env, sizeof(listen_env)) != 0) {
-        fprintf(stderr, "smtphook: SMTPHOOK_LISTEN: at most %d addresses\n", MAIN_MAX_LISTEN);
+    if (env_overrides(&ov, listen, ENV_MAX_LISTEN, listen_env, sizeof(listen_env)) != 0) {
+        fprintf(stderr, "smtphook: SMTPHOOK_LISTEN: at most %d addresses\n", ENV_MAX_LISTEN);
         return 2;
     }
     struct config *cfg = NULL;
@@ -239,6 +224,7 @@ int main(int argc, char **argv)
         }
         tls_server_free(tls);
         printf("%s: configuration ok\n", config_path ? config_path : "command line");
+        main_print_listeners(cfg);
         main_print_limits(cfg);
         config_free(cfg);
         return 0;

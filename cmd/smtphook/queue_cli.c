@@ -15,6 +15,8 @@
 #include "smtphook/queue_json.h"
 #include "smtphook/queue_store.h"
 
+#include "env.h"
+
 static const char queue_usage[] =
     "Usage: smtphook queue [--config FILE | --queue-dir DIR] [--json] COMMAND\n"
     "\n"
@@ -29,8 +31,9 @@ static const char queue_usage[] =
     "NAME is an entry's name, or a message's id (as in the 250 reply and the log): then\n"
     "each entry of that message (one per endpoint).\n"
     "The queue directory is --queue-dir, else the configuration's queue.directory\n"
-    "(--config or SMTPHOOK_CONFIG), else SMTPHOOK_QUEUE_DIR. Exit status: 0 done, 1 no such\n"
-    "entry or an error, 2 a usage error.\n";
+    "(--config or SMTPHOOK_CONFIG, with the SMTPHOOK_* variables smtphook reads, as it\n"
+    "loads it), else SMTPHOOK_QUEUE_DIR. Exit status: 0 done, 1 no such entry or an error,\n"
+    "2 a usage error.\n";
 
 /* What one run of the command works on. */
 struct qc {
@@ -327,20 +330,26 @@ static int qc_requeue(const struct qc *c, const char *name)
 }
 
 /* qc_directory - the queue directory: --queue-dir, the configuration's, or the
- * environment's. NULL after saying why. *cfg is set when a configuration was loaded. */
+ * environment's. NULL after saying why. *cfg is set when a configuration was loaded. The
+ * configuration is loaded with the variables smtphook reads as options (in a container the
+ * command runs with smtphook's environment: a file that names no endpoint and a
+ * SMTPHOOK_WEBHOOK load here as they do there). */
 static const char *qc_directory(const char *dir, const char *config_path, struct config **cfg)
 {
     *cfg = NULL;
     if (dir != NULL)
         return dir;
-    if (config_path == NULL)
-        config_path = getenv("SMTPHOOK_CONFIG");
-    if (config_path != NULL && config_path[0] != '\0') {
+    config_path = env_option(config_path, "SMTPHOOK_CONFIG");
+    if (config_path != NULL) {
         char err[512];
         struct config_overrides ov = {0};
-        ov.queue_dir = getenv("SMTPHOOK_QUEUE_DIR");
-        if (ov.queue_dir != NULL && ov.queue_dir[0] == '\0')
-            ov.queue_dir = NULL;
+        const char *listen[ENV_MAX_LISTEN];
+        static char listen_env[4096];
+        if (env_overrides(&ov, listen, ENV_MAX_LISTEN, listen_env, sizeof(listen_env)) != 0) {
+            fprintf(stderr, "smtphook queue: SMTPHOOK_LISTEN: at most %d addresses\n",
+                    ENV_MAX_LISTEN);
+            return NULL;
+        }
         if (config_load(config_path, &ov, cfg, err, sizeof(err)) != 0) {
             fprintf(stderr, "smtphook queue: %s\n", err);
             return NULL;

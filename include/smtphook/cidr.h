@@ -34,4 +34,8 @@ bool cidr_contains(const struct cidr *net, const struct sockaddr *addr);
 /* cidr_contains_any - is the address in one of n networks? */
 bool cidr_contains_any(const struct cidr *nets, size_t n, const struct sockaddr *addr);
 
+/* cidr_format - net as text cidr_parse reads back ("10.0.0.0/8", "2001:db8::/32"; the
+ * prefix always written) into buf of len bytes (CIDR_TEXT_MAX is enough); returns buf. */
+const char *cidr_format(const struct cidr *net, char *buf, size_t len);
+
 #endif

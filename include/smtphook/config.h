@@ -337,6 +337,12 @@ struct config_overrides {
 /* config_delivery_name - "sync", "queue", "sync_then_queue". */
 const char *config_delivery_name(enum config_delivery d);
 
+/* config_tls_mode_name - a listener's "tls" as written: "none", "starttls", "implicit". */
+const char *config_tls_mode_name(enum config_tls_mode m);
+
+/* config_proxy_name - a listener's "proxy_protocol" as written: "none", "v1", "v2", "any". */
+const char *config_proxy_name(enum config_proxy p);
+
 /* config_route_delivery - the delivery of route r (-1: without routes, the top-level one). */
 enum config_delivery config_route_delivery(const struct config *cfg, long r);
 

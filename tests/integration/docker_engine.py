@@ -5,7 +5,9 @@ whatever docker client is first on PATH) on its own socket, data root and exec r
 temporary directory, with no bridge and no iptables rules: containers run with
 --network host, so everything stays on 127.0.0.1 and the machine's network is not touched.
 stop() removes every container, stops the daemon (and the containerd it started) and deletes
-the directory.
+the directory. The daemon runs in a session of its own, so a test process killed before its
+cleanup (ctest's TIMEOUT) leaves it running: reap_stale() stops such an engine, one whose
+directory names an owner process that is gone, and leaves the engines of runs still alive.
 
 No registry is reachable on the test machines, so the base images the Dockerfiles name
 (debian:bookworm, debian:bookworm-slim) are made by debootstrap --variant=minbase from the
@@ -33,6 +35,11 @@ CACHE_MAX_AGE = 30 * 86400  # seconds before the debootstrap tarball is made aga
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 START_TIMEOUT = 60.0  # seconds for dockerd to answer
+DEBOOTSTRAP_TIMEOUT = 1200  # seconds for debootstrap of the base image (once per cache)
+BUILD_TIMEOUT = 1200  # seconds for one docker build (the first compiles smtphook)
+ENGINE_PARENT = "/tmp"  # the engines' directories: short paths (sun_path)...
+ENGINE_PREFIX = "shdk-"  # ...named shdk-XXXXXXXX
+OWNER_FILE = "owner"  # in an engine's directory: "<pid> <start time>" of the test process
 PROXY_VARS = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
@@ -89,7 +96,8 @@ def base_tarball(log=print):
         log("debootstrap --variant=minbase %s from %s (cached in %s)" % (SUITE, mirror, path))
         t0 = time.monotonic()
         r = subprocess.run([DEBOOTSTRAP, "--variant=minbase", SUITE, root, mirror],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1200)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=DEBOOTSTRAP_TIMEOUT)
         if r.returncode != 0:
             raise EngineUnavailable("debootstrap %s %s failed:\n%s"
                                     % (SUITE, mirror, r.stdout.decode(errors="replace")[-2000:]))
@@ -102,6 +110,109 @@ def base_tarball(log=print):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _proc_start(pid):
+    """The start time of process pid (clock ticks since boot), None if there is none: with
+    the pid it names one process, not a later one given the same number."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owner_alive(d):
+    """Does the test process that made engine directory d still run? None when d names no
+    owner (made before owners were written, or a moment ago)."""
+    try:
+        with open(os.path.join(d, OWNER_FILE)) as f:
+            pid, start = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return _proc_start(int(pid)) == start
+
+
+def _unmount_and_remove(d):
+    """Whatever dockerd left mounted under d (overlay, shm, netns), then d itself."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f]
+    for m in sorted((m for m in mounts if m.startswith(d + "/")), reverse=True):
+        subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _remove_containers(env):
+    """Every container of the engine env points at, and the networks they made."""
+    r = subprocess.run([DOCKER, "ps", "-aq"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    ids = r.stdout.decode().split()
+    if ids:
+        subprocess.run([DOCKER, "rm", "-f"] + ids, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+    # user-defined bridges are host interfaces that outlive the daemon
+    subprocess.run([DOCKER, "network", "prune", "-f"], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+
+
+def reap_stale(log=print):
+    """Stop the engines of earlier runs killed before their cleanup: every engine directory
+    whose owner is gone (or, written before owners were, whose dockerd has no test process
+    as its parent). Its containers are removed, the daemon stopped, its mounts undone and
+    the directory deleted. Returns how many were reaped."""
+    reaped = 0
+    for d in sorted(glob.glob(os.path.join(ENGINE_PARENT, ENGINE_PREFIX + "*"))):
+        pid = _read_int(os.path.join(d, "docker.pid"))
+        start = _proc_start(pid) if pid else None
+        alive = _owner_alive(d)
+        if alive is None:
+            if start is not None:  # an old directory: is the dockerd still someone's child?
+                try:
+                    with open("/proc/%d/status" % pid) as f:
+                        ppid = int(re.search(r"^PPid:\s*(\d+)", f.read(), re.M).group(1))
+                    with open("/proc/%d/cmdline" % ppid, "rb") as f:
+                        alive = b"python" in f.read()
+                except (OSError, AttributeError):
+                    alive = False
+            else:  # no daemon: stale unless just made
+                try:
+                    alive = time.time() - os.path.getmtime(d) < 2 * START_TIMEOUT
+                except OSError:
+                    continue
+        if alive:
+            continue
+        log("reaping the Docker engine of an earlier run in %s (dockerd %s)"
+            % (d, pid if start is not None else "gone"))
+        if start is not None:
+            env = dict(os.environ, DOCKER_HOST="unix://" + os.path.join(d, "docker.sock"),
+                       DOCKER_CONFIG=os.path.join(d, "client"))
+            env.pop("DOCKER_CONTEXT", None)
+            try:
+                _remove_containers(env)
+            except subprocess.TimeoutExpired:
+                pass
+            for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(pid, sig)  # dockerd leads its session (start_new_session)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + wait
+                while _proc_start(pid) == start and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if _proc_start(pid) != start:
+                    break
+        _unmount_and_remove(d)
+        reaped += 1
+    return reaped
+
+
 class Engine:
     """A dockerd of our own: start(), docker(...), compose(...), stop()."""
 
@@ -112,7 +223,9 @@ class Engine:
 
     def start(self):
         # a short path: the socket's name must fit in sun_path
-        self.dir = tempfile.mkdtemp(prefix="shdk-", dir="/tmp")
+        self.dir = tempfile.mkdtemp(prefix=ENGINE_PREFIX, dir=ENGINE_PARENT)
+        with open(os.path.join(self.dir, OWNER_FILE), "w") as f:  # for reap_stale
+            f.write("%d %s\n" % (os.getpid(), _proc_start(os.getpid())))
         sock = os.path.join(self.dir, "docker.sock")
         self.env = dict(os.environ, DOCKER_HOST="unix://" + sock)
         self.env.pop("DOCKER_CONTEXT", None)
@@ -185,17 +298,16 @@ class Engine:
         for v in PROXY_VARS:
             if os.environ.get(v):
                 args += ["--build-arg", v]
-        self.docker(*(args + list(extra) + [context]), timeout=1800)
+        self.docker(*(args + list(extra) + [context]), timeout=BUILD_TIMEOUT)
 
     def stop(self):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            ids = self.out("ps", "-aq", check=False, timeout=60).split()
-            if ids:
-                self.docker("rm", "-f", *ids, check=False, timeout=120)
-            # user-defined bridges are host interfaces that outlive the daemon
-            self.docker("network", "prune", "-f", check=False, timeout=60)
+            try:
+                _remove_containers(self.env)
+            except subprocess.TimeoutExpired:
+                pass
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -203,9 +315,4 @@ class Engine:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.proc = None
-        # whatever dockerd left mounted under its directory (overlay, shm, netns)
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f]
-        for m in sorted((m for m in mounts if m.startswith(self.dir + "/")), reverse=True):
-            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        _unmount_and_remove(self.dir)

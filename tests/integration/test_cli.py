@@ -247,6 +247,63 @@ class Cli(unittest.TestCase):
         p = run_binary(self.quick_args() + ["--tls-cert", cert, "--tls-key", key])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_check_config_prints_the_listeners_it_ends_up_with(self):
+        cfg = self.good()
+        a, b, admin = free_port(), free_port(), free_port()
+        cfg["listeners"] = [
+            {"address": "127.0.0.1:%d" % a, "proxy_protocol": "any",
+             "trusted_proxies": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]},
+            {"address": "127.0.0.1:%d" % b}]
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin}
+        p = self.check(cfg, env={"TOKEN": "t"})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[1:4], [
+            "listener 127.0.0.1:%d: tls none, proxy_protocol any, trusted_proxies 10.0.0.0/8 "
+            "2001:db8::/32 192.0.2.7/32" % a,
+            "listener 127.0.0.1:%d: tls none, proxy_protocol none" % b,
+            "admin 127.0.0.1:%d" % admin])
+        # --listen and --admin (or their variables) replace them: the check shows what runs
+        c = free_port()
+        p = run_binary(["--config", self.write_config(cfg), "--check-config"],
+                       env={"TOKEN": "t", "SMTPHOOK_LISTEN": "127.0.0.1:%d" % c,
+                            "SMTPHOOK_ADMIN": "127.0.0.1:%d" % b})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[1:3], [
+            "listener 127.0.0.1:%d: tls none, proxy_protocol none" % c,
+            "admin 127.0.0.1:%d" % b])
+        # and says what the file's listeners lose (not for listeners that set nothing)
+        self.assertEqual(p.stderr, "smtphook: warning: --listen: replaces the file's "
+                         "\"listeners\" and drops the proxy_protocol of 127.0.0.1:%d: a "
+                         "--listen or SMTPHOOK_LISTEN listener has no PROXY protocol and the "
+                         "default TLS mode\n" % a)
+        del cfg["listeners"][0]
+        p = run_binary(["--config", self.write_config(cfg), "--check-config"],
+                       env={"TOKEN": "t", "SMTPHOOK_LISTEN": "127.0.0.1:%d" % c})
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
+    def test_image_default_configuration_with_the_webhook_variable(self):
+        """docker/config.json, the image's configuration: SMTPHOOK_WEBHOOK gives its missing
+        endpoint, for smtphook and for "smtphook queue" run in the container alike."""
+        image_cfg = os.path.join(SOURCE_DIR, "docker", "config.json")
+        env = {"SMTPHOOK_CONFIG": image_cfg, "SMTPHOOK_WEBHOOK": "http://app:3000/inbound",
+               "SMTPHOOK_QUEUE_DIR": os.path.join(self.dir, "queue")}
+        unset = ["SMTPHOOK_LISTEN", "SMTPHOOK_ADMIN", "SMTPHOOK_DELIVERY"]
+        p = run_binary(["--check-config"], env=env, unset=unset)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[:3], [
+            "%s: configuration ok" % image_cfg,
+            "listener 0.0.0.0:2525: tls none, proxy_protocol none", "admin 0.0.0.0:9025"])
+        for delivery in ("sync", "queue"):
+            p = run_binary(["queue", "list"], env=dict(env, SMTPHOOK_DELIVERY=delivery),
+                           unset=unset)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("0 entries", p.stdout)
+        # without the variable, both say what is missing
+        for args in (["--check-config"], ["queue", "list"]):
+            p = run_binary(args, env=env, unset=unset + ["SMTPHOOK_WEBHOOK"])
+            self.assertRejected(p, "endpoint", "--webhook")
+
     def test_tls_errors_name_the_key(self):
         cfg = self.good()
         cfg["listeners"][0]["tls"] = "starttls"

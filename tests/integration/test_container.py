@@ -3,7 +3,9 @@
 The class starts its own dockerd (docker_engine.py), imports debian:bookworm(-slim) made by
 debootstrap (cached), and builds docker/Dockerfile. The tests run the image with
 --network host so smtphook, the receiver and the SMTP client all meet on 127.0.0.1:
-the image's layout and size, a delivery plus the HEALTHCHECK turning healthy, the file
+the image's layout and size, its default configuration (a file at /etc/smtphook/config.json,
+not variables) and a mounted one that replaces it whole, a delivery plus the HEALTHCHECK
+turning healthy, the file
 capability (a port below 1024 as the non-root user), docker stop during a slow webhook
 (the transaction still ends in 250, exit code 0), and docker-compose.yml bringing up smtphook
 and the demo app: on the host's network (a merged copy without "ports"), and as written (its
@@ -88,6 +90,8 @@ class ContainerTest(unittest.TestCase):
         why = docker_engine.missing_tools()
         if why:
             raise unittest.SkipTest(why)
+        # an engine of a run that ctest's TIMEOUT killed before its cleanup: stop it now
+        docker_engine.reap_stale()
         t0 = time.monotonic()
         engine = Engine()
         cls.addClassCleanup(engine.stop)
@@ -150,8 +154,11 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(cfg["Healthcheck"]["Test"],
                          ["CMD", "/usr/local/bin/smtphook", "--probe",
                           "http://127.0.0.1:%d/readyz" % ADMIN_PORT])
-        self.assertIn("SMTPHOOK_LISTEN=0.0.0.0:2525", cfg["Env"])
-        self.assertIn("SMTPHOOK_ADMIN=0.0.0.0:%d" % ADMIN_PORT, cfg["Env"])
+        # the defaults are a file, not variables that would replace a mounted file's
+        # listeners and admin port
+        self.assertIn("SMTPHOOK_CONFIG=/etc/smtphook/config.json", cfg["Env"])
+        self.assertFalse([e for e in cfg["Env"] if e.startswith(("SMTPHOOK_LISTEN=",
+                                                                 "SMTPHOOK_ADMIN="))], cfg["Env"])
         for label in ("title", "description", "source", "licenses", "version"):
             self.assertIn("org.opencontainers.image." + label, cfg["Labels"])
         # a scratch image: no shell
@@ -160,6 +167,46 @@ class ContainerTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0, "the image should have no shell")
         r = self.engine.docker("run", "--rm", "--network", "host", IMAGE, "--version")
         self.assertRegex(r.stdout.decode(), r"^smtphook \d")
+
+    def check_config(self, *args):
+        """smtphook --check-config in the image as docker run would start it: its stdout."""
+        r = self.engine.docker(*(["run", "--rm", "--network", "host"] + list(args)
+                                 + [IMAGE, "--check-config"]), check=False, timeout=60)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        return r.stdout.decode(errors="replace").splitlines(), r.stderr.decode(errors="replace")
+
+    def test_default_configuration_is_the_image_file(self):
+        # docker run -e SMTPHOOK_WEBHOOK=... smtphook: the image's file, every domain
+        lines, err = self.check_config("-e", "SMTPHOOK_WEBHOOK=http://app:3000/inbound")
+        self.assertEqual(lines[:3], ["/etc/smtphook/config.json: configuration ok",
+                                     "listener 0.0.0.0:2525: tls none, proxy_protocol none",
+                                     "admin 0.0.0.0:%d" % ADMIN_PORT])
+        self.assertEqual(err, "")
+        with open(os.path.join(SOURCE_DIR, "docker", "config.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["domains"], ["*"])
+        # without an endpoint it says what is missing
+        r = self.engine.docker("run", "--rm", "--network", "host", IMAGE, "--check-config",
+                               check=False, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"--webhook", r.stderr)
+
+    def test_mounted_configuration_keeps_its_listeners(self):
+        # a file mounted over the image's: its PROXY protocol listener and admin port stay
+        tmp = tempfile.mkdtemp(prefix="smtphook-cfg-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "config.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"listeners": [{"address": "0.0.0.0:2525", "proxy_protocol": "any",
+                                      "trusted_proxies": ["10.0.0.0/8"]}],
+                       "domains": ["example.com"], "admin": {"listen": "0.0.0.0:9026"},
+                       "endpoints": {"app": {"url": "http://app:3000/inbound"}}}, f)
+        os.chmod(path, 0o644)
+        lines, err = self.check_config("-v", "%s:/etc/smtphook/config.json:ro" % path)
+        self.assertEqual(lines[1:3], ["listener 0.0.0.0:2525: tls none, proxy_protocol any, "
+                                      "trusted_proxies 10.0.0.0/8", "admin 0.0.0.0:9026"])
+        self.assertEqual(err, "")
 
     def test_source_change_rebuilds_only_the_compile_step(self):
         # a copy of the build context with one source file changed: the dependency layer
@@ -174,7 +221,8 @@ class ContainerTest(unittest.TestCase):
             f.write("\n/* changed by test_container */\n")
         out = self.engine.docker("build", "--network", "host", "-f",
                                  os.path.join(tmp, "docker", "Dockerfile"),
-                                 "-t", "smtphook:changed", tmp).stdout.decode()
+                                 "-t", "smtphook:changed", tmp,
+                                 timeout=docker_engine.BUILD_TIMEOUT).stdout.decode()
         self.addCleanup(self.engine.docker, "rmi", "smtphook:changed", check=False)
         steps = {}  # step text -> its output
         for block in out.split("Step ")[1:]:
@@ -240,6 +288,14 @@ class ContainerTest(unittest.TestCase):
         r = self.engine.docker("run", "--rm", "--network", "host", "--cap-drop", "ALL",
                                "--cap-add", "NET_BIND_SERVICE", IMAGE, "--version")
         self.assertRegex(r.stdout.decode(), r"^smtphook \d")
+        # as docker/kubernetes/ runs it: also no privilege escalation (no_new_privs: the file
+        # capability is then not gained, but exec works) and a read-only root
+        r = self.engine.docker("run", "--rm", "--network", "host", "--cap-drop", "ALL",
+                               "--cap-add", "NET_BIND_SERVICE", "--security-opt",
+                               "no-new-privileges", "--read-only", "--tmpfs", "/tmp",
+                               "-e", "SMTPHOOK_WEBHOOK=http://app:3000/inbound", IMAGE,
+                               "--check-config")
+        self.assertIn(b"configuration ok", r.stdout)
 
     def test_read_only_root_needs_a_tmpfs_for_the_spool(self):
         rcv = self.start_receiver()
@@ -333,7 +389,9 @@ class ContainerTest(unittest.TestCase):
         self.build_compose_images()
         smtp, admin, app = free_port(), free_port(), free_port()
         # the test's override: everything on the host's network (the daemon has no bridge),
-        # on free ports of 127.0.0.1 instead of 2525/9025/8080
+        # on free ports of 127.0.0.1 instead of 2525/9025/8080 (SMTPHOOK_LISTEN and
+        # SMTPHOOK_ADMIN replace compose-config.json's listener and admin port, which set
+        # nothing else)
         override = {
             "version": "3.8",
             "services": {

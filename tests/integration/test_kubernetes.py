@@ -8,10 +8,17 @@ system can be read-only (the spool on an emptyDir). statefulset-queue.yaml, the 
 variant, runs the same container with SMTPHOOK_DELIVERY=queue and its queue directory on a
 persistent volume per replica: the configuration passes --check-config with those
 variables, and the volume claim template is mounted where the queue directory lies.
+Both run as the image would run them: with the ENV of docker/Dockerfile under the pod's own
+variables, arguments and mounts, --check-config shows the ConfigMap's listener with its PROXY
+protocol (an image variable such as SMTPHOOK_LISTEN would replace it), and the capabilities
+they drop leave the binary's file capability (cap_net_bind_service) in the bounding set, or
+the exec would fail.
 """
 
 import json
 import os
+import re
+import shlex
 import shutil
 import tempfile
 import unittest
@@ -24,11 +31,41 @@ except ImportError:  # the suite's install step puts python3-yaml in
     yaml = None
 
 K8S = os.path.join(SOURCE_DIR, "docker", "kubernetes")
+DOCKERFILE = os.path.join(SOURCE_DIR, "docker", "Dockerfile")
+# the variables smtphook reads as options (main.c's usage text)
+OPTION_VARS = ("SMTPHOOK_CONFIG", "SMTPHOOK_LISTEN", "SMTPHOOK_WEBHOOK", "SMTPHOOK_HOSTNAME",
+               "SMTPHOOK_TLS_CERT", "SMTPHOOK_TLS_KEY", "SMTPHOOK_ADMIN", "SMTPHOOK_DELIVERY",
+               "SMTPHOOK_QUEUE_DIR")
 
 
 def load(name):
     with open(os.path.join(K8S, name), encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+def dockerfile_text():
+    with open(DOCKERFILE, encoding="utf-8") as f:
+        return f.read()
+
+
+def image_env():
+    """The environment docker/Dockerfile gives the image: the ENV instructions of its last
+    stage, in either form (ENV K=V K2="V 2" ..., or the old ENV K V)."""
+    lines = [ln for ln in dockerfile_text().splitlines() if not ln.lstrip().startswith("#")]
+    env = {}
+    for ins in re.sub(r"\\\n", " ", "\n".join(lines)).splitlines():
+        word, _, rest = ins.strip().partition(" ")
+        if word.upper() == "FROM":
+            env = {}
+        elif word.upper() == "ENV":
+            first = rest.split(None, 1)
+            if "=" not in first[0]:
+                env[first[0]] = first[1].strip() if len(first) > 1 else ""
+                continue
+            for tok in shlex.split(rest):
+                k, _, v = tok.partition("=")
+                env[k] = v
+    return env
 
 
 @unittest.skipIf(yaml is None, "PyYAML not installed (apt-get install python3-yaml)")
@@ -132,6 +169,69 @@ class KubernetesTest(unittest.TestCase):
                                 SMTPHOOK_QUEUE_DIR=os.path.join(d, "queue")))
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertTrue(os.path.isdir(os.path.join(d, "queue")))
+
+    def test_capabilities_keep_the_binary_file_capability(self):
+        # the image's binary has cap_net_bind_service as a file capability (effective bit):
+        # exec fails with EPERM unless it is in the bounding set, so a pod that drops ALL
+        # must add it back
+        self.assertIn("setcap cap_net_bind_service=+ep", dockerfile_text())
+        for name in ("deployment.yaml", "statefulset-queue.yaml"):
+            c = load(name)["spec"]["template"]["spec"]["containers"][0]
+            caps = c["securityContext"].get("capabilities", {})
+            if "ALL" in caps.get("drop", []) or "NET_BIND_SERVICE" in caps.get("drop", []):
+                self.assertIn("NET_BIND_SERVICE", caps.get("add", []), name)
+
+    def check_as_the_image_runs(self, manifest, d):
+        """smtphook --check-config run as the pod's container would run in the image: the
+        Dockerfile's ENV, then the container's env and envFrom Secret, its args; each
+        volume mount is a directory under d (paths in variables and args follow), the
+        ConfigMap's config.json in the config volume. The CompletedProcess."""
+        c = manifest["spec"]["template"]["spec"]["containers"][0]
+        mounts = {m["mountPath"]: os.path.join(d, m["name"]) for m in c["volumeMounts"]}
+        for m, path in mounts.items():
+            os.makedirs(path, exist_ok=True)
+        config_dir = next(p for p, v in mounts.items() if v.endswith("/config"))
+        with open(os.path.join(mounts[config_dir], "config.json"), "w", encoding="utf-8") as f:
+            f.write(self.cm["data"]["config.json"])  # as it is: its spool /tmp is the host's
+
+        def at(value):
+            for m in sorted(mounts, key=len, reverse=True):
+                if value == m or value.startswith(m.rstrip("/") + "/"):
+                    return mounts[m] + value[len(m.rstrip("/")):]
+            return value
+
+        env = image_env()
+        self.assertTrue(env, "no ENV in %s" % DOCKERFILE)
+        for src in c.get("envFrom", []):
+            self.assertEqual(src["secretRef"]["name"], self.secret["metadata"]["name"])
+            env.update(self.secret["stringData"])
+        env.update({e["name"]: e["value"] for e in c.get("env", [])})
+        env = {k: at(v) if k.startswith("SMTPHOOK_") else v for k, v in env.items()}
+        args = [at(a) for a in c.get("args", [])] + ["--check-config"]
+        return run_binary(args, env=env, unset=[v for v in OPTION_VARS if v not in env])
+
+    def test_image_environment_keeps_the_configmap_listeners(self):
+        # the image's variables must not replace the mounted file's listeners: the PROXY
+        # protocol (and trusted_proxies) of the ConfigMap's listener and its admin port stay
+        want = []
+        for listener in self.cfg["listeners"]:
+            line = "listener %s: tls %s, proxy_protocol %s" % (
+                listener["address"], listener.get("tls", "none"),
+                listener.get("proxy_protocol", "none"))
+            if listener.get("trusted_proxies"):
+                line += ", trusted_proxies " + " ".join(listener["trusted_proxies"])
+            want.append(line)
+        want.append("admin " + self.cfg["admin"]["listen"])
+        self.assertIn("proxy_protocol any", want[0])
+        for name in ("deployment.yaml", "statefulset-queue.yaml"):
+            d = tempfile.mkdtemp()
+            self.addCleanup(shutil.rmtree, d, True)
+            p = self.check_as_the_image_runs(load(name), d)
+            self.assertEqual(p.returncode, 0, name + ": " + p.stdout + p.stderr)
+            lines = p.stdout.splitlines()
+            self.assertTrue(lines[0].endswith("/config/config.json: configuration ok"), lines)
+            self.assertEqual(lines[1:1 + len(want)], want, name + ":\n" + p.stdout + p.stderr)
+            self.assertNotIn("warning", p.stderr, name)
 
     def test_proxy_protocol_from_the_cluster_only(self):
         listener = self.cfg["listeners"][0]

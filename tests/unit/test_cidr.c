@@ -1,5 +1,6 @@
 /* test_cidr.c - cidr.c: what parses as a network, and which addresses are in it (IPv4,
- * IPv6, IPv4-mapped IPv6 peers of a dual-stack socket). */
+ * IPv6, IPv4-mapped IPv6 peers of a dual-stack socket), and the text cidr_format writes
+ * back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -134,11 +135,36 @@ static void test_contains(void **state)
     assert_false(cidr_contains_any(nets, 0, (struct sockaddr *)&a));
 }
 
+/* cidr_format writes what cidr_parse read, with the prefix always spelled out. */
+static void test_format(void **state)
+{
+    (void)state;
+    static const char *const rows[][2] = {
+        {"10.0.0.0/8", "10.0.0.0/8"},
+        {"192.0.2.7", "192.0.2.7/32"},
+        {"0.0.0.0/0", "0.0.0.0/0"},
+        {"2001:db8::/32", "2001:db8::/32"},
+        {"::1", "::1/128"},
+        {"::ffff:192.0.2.0/120", "::ffff:192.0.2.0/120"},
+        {"2001:DB8:0::/48", "2001:db8::/48"},
+    };
+    for (size_t i = 0; i < N(rows); i++) {
+        struct cidr net, again;
+        const char *why = NULL;
+        char text[CIDR_TEXT_MAX];
+        assert_true(cidr_parse(rows[i][0], strlen(rows[i][0]), &net, &why));
+        assert_string_equal(cidr_format(&net, text, sizeof(text)), rows[i][1]);
+        assert_true(cidr_parse(text, strlen(text), &again, &why));
+        assert_memory_equal(&net, &again, sizeof(net));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_contains),
+        cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

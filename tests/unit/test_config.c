@@ -971,6 +971,48 @@ static void test_override_listen(void **state)
     const char *bad[] = {"localhost:25"};
     struct config_overrides ovb = {.listen = bad, .n_listen = 1};
     load_err_ov("{" BASE "}", &ovb, "--listen: \"localhost:25\" is not IPv4:port", NULL);
+    assert_int_equal(load("{" BASE "}", &ov, &cfg, err), 0);
+    assert_int_equal(cfg->n_warnings, 0); /* the file's listener set nothing of its own */
+    config_free(cfg);
+}
+
+/* --listen replacing file listeners that set a PROXY protocol or TLS says what is dropped. */
+static void test_override_listen_drops_settings(void **state)
+{
+    (void)state;
+    const char *listen[] = {"127.0.0.1:2600"};
+    struct config_overrides ov = {.listen = listen, .n_listen = 1};
+    char err[ERR_MAX];
+    struct config *cfg = NULL;
+    assert_int_equal(
+        load("{\"listeners\":[{\"address\":\"127.0.0.1:25\"},{\"address\":\"0.0.0.0:2525\","
+             "\"proxy_protocol\":\"v2\",\"trusted_proxies\":[\"10.0.0.0/8\"]}]," DOMAIN_KEY
+             "," EP_KEY "}",
+             &ov, &cfg, err),
+        0);
+    assert_int_equal(cfg->n_listeners, 1);
+    assert_int_equal(cfg->listeners[0].proxy, CONFIG_PROXY_NONE);
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "--listen: replaces the file's \"listeners\" and drops the "
+                        "proxy_protocol of 0.0.0.0:2525: a --listen or SMTPHOOK_LISTEN listener "
+                        "has no PROXY protocol and the default TLS mode");
+    config_free(cfg);
+
+    assert_int_equal(load("{\"listeners\":[{\"address\":\"127.0.0.1:465\",\"tls\":\"implicit\","
+                          "\"proxy_protocol\":\"any\",\"trusted_proxies\":[\"::1\"]},{\"address\":"
+                          "\"127.0.0.1:587\",\"require_tls\":true}]," DOMAIN_KEY "," EP_KEY
+                          ",\"tls\":{\"certificates\":[{\"cert\":\"/c.pem\",\"key\":\"/c.key\"}]}}",
+                          &ov, &cfg, err),
+                     0);
+    assert_int_equal(cfg->listeners[0].tls, CONFIG_TLS_STARTTLS); /* the default with certs */
+    assert_int_equal(cfg->n_warnings, 1);
+    assert_string_equal(cfg->warnings[0],
+                        "--listen: replaces the file's \"listeners\" and drops the "
+                        "proxy_protocol, tls of 127.0.0.1:465 (and of other listeners): a "
+                        "--listen or SMTPHOOK_LISTEN listener has no PROXY protocol and the "
+                        "default TLS mode");
+    config_free(cfg);
 }
 
 static void test_override_webhook_hostname(void **state)
@@ -2311,6 +2353,7 @@ int main(void)
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_env_errors),
         cmocka_unit_test(test_override_listen),
+        cmocka_unit_test(test_override_listen_drops_settings),
         cmocka_unit_test(test_override_webhook_hostname),
         cmocka_unit_test(test_quick_start),
         cmocka_unit_test(test_load_file),
