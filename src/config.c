@@ -2524,7 +2524,8 @@ static int config_finish(struct config_ctx *c, const char *what, struct config *
         if (what == NULL)
             return config_fail(c, "no endpoints: give --webhook or a config file");
         config_set_path(c, what, config_struct_name(config_endpoints));
-        return config_fail(c, "at least one endpoint is required (or give --webhook)");
+        return config_fail(
+            c, "at least one endpoint is required (or give --webhook or SMTPHOOK_WEBHOOK)");
     }
 
     if (cfg->hostname == NULL) {
