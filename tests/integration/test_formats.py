@@ -118,6 +118,18 @@ class FormatCase(SmtphookTestCase):
                             port=port)
         return r
 
+    def start_node(self, settings=None, **node_kw):
+        """A Node receiver (NodeReceiver(**node_kw)) as the one endpoint "app", no retries,
+        with settings merged into the endpoint."""
+        node = NodeReceiver(**node_kw)
+        node.start()
+        self.addCleanup(node.stop)
+        port = free_port()
+        ep = {"url": node.url(), "retry": {"max_attempts": 1}}
+        ep.update(settings or {})
+        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        return node
+
     def assertEnvelope(self, env, rcpts, size):
         self.assertEqual(env["mail_from"], SENDER)
         self.assertEqual(env["rcpt_to"], rcpts)
@@ -246,12 +258,7 @@ class MultipartFormatTest(FormatCase):
         self.assertEqual(parts[1][1], msg)
 
     def test_multipart_parsed_by_busboy(self):
-        node = NodeReceiver()
-        node.start()
-        self.addCleanup(node.stop)
-        port = free_port()
-        ep = {"url": node.url(), "format": "multipart", "retry": {"max_attempts": 1}}
-        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        node = self.start_node({"format": "multipart"})
         msg = message_8bit()
         self.assertReply(self.send_mail(msg, rcpts=["support@example.com"],
                                         mail_from=SENDER), 250)
@@ -266,12 +273,7 @@ class MultipartFormatTest(FormatCase):
 
 
     def test_multipart_utf8_addresses_parsed_by_busboy(self):
-        node = NodeReceiver()
-        node.start()
-        self.addCleanup(node.stop)
-        port = free_port()
-        ep = {"url": node.url(), "format": "multipart", "retry": {"max_attempts": 1}}
-        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        node = self.start_node({"format": "multipart"})
         sender, rcpts = "s\u00e9nder@example.org", ["j\u00f6rg@example.com", "\u2709@example.com"]
         msg = ("From: %s\r\nTo: %s\r\nSubject: \u00fc\r\n\r\n.dot\r\n%s\r\n"
                % (sender, rcpts[0], "\u00e9" * 499)).encode()
@@ -382,14 +384,9 @@ class SigningTest(FormatCase):
         self.assertEqual(len(req["webhook"]["signatures"]), 2)
 
     def start_node_signed(self, fmt, secrets, status=200, retry=None):
-        node = NodeReceiver(secrets=secrets, status=status)
-        node.start()
-        self.addCleanup(node.stop)
-        port = free_port()
-        ep = {"url": node.url(), "format": fmt, "retry": retry or {"max_attempts": 1},
-              "signing": {"scheme": "standard-webhooks", "secrets": secrets}}
-        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
-        return node
+        return self.start_node({"format": fmt, "retry": retry or {"max_attempts": 1},
+                                "signing": {"scheme": "standard-webhooks", "secrets": secrets}},
+                               secrets=secrets, status=status)
 
     def assertNodeRecordSigned(self, req, secrets):
         """Python's hmac finds the signatures of a request the Node receiver recorded."""
@@ -693,12 +690,7 @@ class HeaderLimitTest(FormatCase):
         return rounds, soft
 
     def test_node_header_limit_is_never_hit(self):
-        node = NodeReceiver()
-        node.start()
-        self.addCleanup(node.stop)
-        port = free_port()
-        ep = {"url": node.url(), "retry": {"max_attempts": 1}}  # raw, max_header_bytes 16 KiB
-        self.start_smtphook(config=make_config(port, None, endpoints={"app": ep}), port=port)
+        node = self.start_node()  # raw, max_header_bytes 16 KiB
         rcpts = ["%03d-%s@example.com" % (i, "\u00e9" * 30) for i in range(100)]
         rounds, soft = self.send_all(rcpts)
         self.assertGreater(rounds, 2)

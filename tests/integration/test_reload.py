@@ -29,6 +29,14 @@ class ReloadTest(SmtphookTestCase):
         with open(self.sh.config_path, "w", encoding="utf-8") as f:
             json.dump(cfg, f)
 
+    def busy_port(self):
+        """A socket listening on a loopback port, so a listener for that port cannot open."""
+        busy = socket.socket()
+        busy.bind((HOST, 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        return busy
+
     def reload(self, expect="reloaded:"):
         before = self.sh.log().count(expect)
         self.sh.signal(signal.SIGHUP)
@@ -115,10 +123,7 @@ class ReloadTest(SmtphookTestCase):
         a = self.start_receiver()
         p1 = free_port()
         self.start_smtphook(config=make_config(p1, a.url()), port=p1)
-        busy = socket.socket()
-        busy.bind((HOST, 0))
-        busy.listen(1)
-        self.addCleanup(busy.close)
+        busy = self.busy_port()
         new = make_config(p1, a.url(), log_level="warn", log_format="json")
         new["listeners"].append({"address": "%s:%d" % busy.getsockname()})
         self.write(new)
@@ -152,10 +157,7 @@ class ReloadTest(SmtphookTestCase):
         qdir = tempfile.mkdtemp(prefix="itest-reload-queue-")
         self.addCleanup(shutil.rmtree, qdir, True)
         self.start_smtphook(config=make_config(p1, a.url()), port=p1)
-        busy = socket.socket()
-        busy.bind((HOST, 0))
-        busy.listen(1)
-        self.addCleanup(busy.close)
+        busy = self.busy_port()
         queued = make_config(p1, a.url(), delivery="queue", queue={"directory": qdir})
         new = dict(queued, listeners=queued["listeners"] + [
             {"address": "%s:%d" % busy.getsockname()}])
@@ -232,10 +234,7 @@ class ReloadTest(SmtphookTestCase):
         a, b = self.start_receiver(), self.start_receiver()
         p1 = free_port()
         self.start_smtphook(config=make_config(p1, a.url()), port=p1)
-        busy = socket.socket()
-        busy.bind((HOST, 0))
-        busy.listen(1)
-        self.addCleanup(busy.close)
+        busy = self.busy_port()
         new = make_config(p1, b.url())
         new["listeners"].append({"address": "%s:%d" % busy.getsockname()})
         self.write(new)
