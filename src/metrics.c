@@ -270,6 +270,21 @@ struct metric_series *metrics_series(struct metrics *m, struct metric_family *f,
     return s;
 }
 
+void metrics_clear(struct metric_family *f)
+{
+    if (f->n_labels == 0)
+        return;
+    for (size_t i = 0; i < f->n_series; i++)
+        free(f->series[i]);
+    f->n_series = 0;
+    if (f->slots != NULL)
+        memset(f->slots, 0, f->n_slots * sizeof(*f->slots));
+    f->overflow_used = false;
+    f->overflow->count = 0;
+    f->overflow->value = 0;
+    memset(f->overflow->buckets, 0, f->n_bounds * sizeof(uint64_t));
+}
+
 size_t metrics_series_count(const struct metric_family *f)
 {
     return f->n_series + (f->overflow_used ? 1 : 0);

@@ -315,6 +315,7 @@ static void server_collect(void *arg, struct stats *st)
     const struct server *srv = arg;
     stats_set_open(st, srv->n_conns);
     int64_t when = 0;
+    stats_clear_expiry(st); /* a reload may have removed certificates */
     for (size_t k = 0; tls_server_expiry(srv->gen->tls, k, &when); k++)
         stats_set_expiry(st, k, when);
     if (srv->queue != NULL)

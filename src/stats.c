@@ -219,6 +219,13 @@ void stats_set_expiry(struct stats *st, size_t index, int64_t unix_s)
     metrics_set(metrics_series(st->m, st->expiry, STATS_LABELS(label)), (double)unix_s);
 }
 
+/* stats_clear_expiry - see stats.h. */
+void stats_clear_expiry(struct stats *st)
+{
+    if (st != NULL)
+        metrics_clear(st->expiry);
+}
+
 /* stats_accepted - see stats.h. */
 void stats_accepted(struct stats *st)
 {

@@ -115,6 +115,12 @@ int metrics_on_render(struct metrics *m, void (*fn)(void *arg, struct metrics *m
  * and TYPE only. 0 or SH_ENOMEM (out->failed: its contents are incomplete). */
 int metrics_render(struct metrics *m, struct buf *out);
 
+/* metrics_clear - drop every series of f, a family with labels (ignored without: its one
+ * series stays), and its overflow series' use: for a gauge family a collector fills anew
+ * before each render, so that a series whose source is gone (a certificate a reload removed)
+ * is gone from the output too. Every handle into f becomes invalid. */
+void metrics_clear(struct metric_family *f);
+
 /* metrics_series_count - series of f that metrics_render would write (the overflow series
  * counts once used). */
 size_t metrics_series_count(const struct metric_family *f);

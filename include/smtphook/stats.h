@@ -53,8 +53,13 @@ int stats_render(struct stats *st, void (*collect)(void *arg, struct stats *st),
 /* stats_set_open - the connections open now (a collector calls it). */
 void stats_set_open(struct stats *st, unsigned n);
 
-/* stats_set_expiry - certificate index expires at unix_s (a collector calls it). */
+/* stats_set_expiry - certificate index expires at unix_s (a collector calls it, after
+ * stats_clear_expiry, for every certificate in use). */
 void stats_set_expiry(struct stats *st, size_t index, int64_t unix_s);
+
+/* stats_clear_expiry - forget every certificate's expiry: those of certificates no longer
+ * in use are not written again. */
+void stats_clear_expiry(struct stats *st);
 
 /* stats_accepted - a connection was accepted and greeted (or its TLS handshake began). */
 void stats_accepted(struct stats *st);

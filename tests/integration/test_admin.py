@@ -5,6 +5,7 @@ replies by command, messages and bytes, transactions by outcome, webhook request
 and status, TLS handshakes, certificate expiry), checked by Debian's promtool.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -125,6 +126,40 @@ class AdminTest(AdminCase):
         when = time.mktime(time.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y GMT"))
         self.assertAlmostEqual(expiry, when - time.timezone, delta=1)
         self.promtool(text)
+
+
+    def test_a_certificate_removed_by_a_reload_leaves_the_metrics(self):
+        # Each certificate in use has its expiry series; one a reload removed has none, or an
+        # alert on expiring certificates would fire for one no longer served.
+        d = tempfile.mkdtemp(prefix="itest-admin-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        ca = CA(d)
+        one = dict(zip(("cert", "key"), ca.issue("mx", names=("mx.test",))))
+        two = dict(zip(("cert", "key"), ca.issue("mx2", names=("mx2.test",))))
+        r = self.start_receiver()
+        self.start_admin(r, tls={"certificates": [one, two]})
+
+        def expiries():
+            text = get(self.admin_port, "/metrics")[1]
+            return [metric(text, "smtphook_certificate_expiry_timestamp_seconds", index=i)
+                    for i in range(3)]
+        both = expiries()
+        self.assertIsNotNone(both[0])
+        self.assertIsNotNone(both[1])
+        self.assertIsNone(both[2])
+        with open(self.sh.config_path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["tls"]["certificates"] = [one]
+        with open(self.sh.config_path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        before = self.sh.log().count("reloaded:")
+        self.sh.signal(signal.SIGHUP)
+        self.sh.signalled = False  # not a stop
+        deadline = time.monotonic() + 5
+        while self.sh.log().count("reloaded:") == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(self.sh.log().count("reloaded:"), before, self.sh.log()[-2000:])
+        self.assertEqual(expiries(), [both[0], None, None])
 
 
 class LimitMetricsTest(AdminCase):

@@ -152,6 +152,53 @@ static void test_gauge(void **state)
     metrics_free(m);
 }
 
+/* metrics_clear: a labelled family starts over (its overflow series too), and many more
+ * series than its table had room for come back in their new order; a family without labels
+ * keeps its one series. */
+static void test_clear(void **state)
+{
+    (void)state;
+    struct metrics *m = new_registry();
+    struct metric_family *f = NULL, *plain = NULL;
+    assert_int_equal(metrics_gauge(m, "smtphook_g", "A gauge.", L("k"), &f), 0);
+    assert_int_equal(metrics_gauge(m, "smtphook_p", "Plain.", NULL, &plain), 0);
+    char label[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(label, sizeof(label), "%d", i);
+        metrics_set(metrics_series(m, f, L(label)), i);
+    }
+    metrics_set(metrics_series(m, f, NULL), 7); /* the overflow series */
+    metrics_set(metrics_series(m, plain, NULL), 3);
+    assert_int_equal(metrics_series_count(f), 41);
+    metrics_clear(f);
+    metrics_clear(plain);
+    assert_int_equal(metrics_series_count(f), 0);
+    assert_render(m, "# HELP smtphook_g A gauge.\n"
+                     "# TYPE smtphook_g gauge\n"
+                     "# HELP smtphook_p Plain.\n"
+                     "# TYPE smtphook_p gauge\n"
+                     "smtphook_p 3\n");
+    metrics_set(metrics_series(m, f, L("1")), 11);
+    metrics_set(metrics_series(m, f, L("0")), 10);
+    assert_true(metrics_series(m, f, L("1")) == metrics_series(m, f, L("1")));
+    assert_render(m, "# HELP smtphook_g A gauge.\n"
+                     "# TYPE smtphook_g gauge\n"
+                     "smtphook_g{k=\"1\"} 11\n"
+                     "smtphook_g{k=\"0\"} 10\n"
+                     "# HELP smtphook_p Plain.\n"
+                     "# TYPE smtphook_p gauge\n"
+                     "smtphook_p 3\n");
+    metrics_clear(f);
+    metrics_series(m, f, NULL); /* the overflow series starts at 0 again */
+    assert_render(m, "# HELP smtphook_g A gauge.\n"
+                     "# TYPE smtphook_g gauge\n"
+                     "smtphook_g{k=\"other\"} 0\n"
+                     "# HELP smtphook_p Plain.\n"
+                     "# TYPE smtphook_p gauge\n"
+                     "smtphook_p 3\n");
+    metrics_free(m);
+}
+
 /* Series by label values: the same values give the same handle, creation order is kept,
  * ("a", "bc") and ("ab", "c") are different series. */
 static void test_labels(void **state)
@@ -694,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_counter_without_labels),
         cmocka_unit_test(test_counter_exact),
         cmocka_unit_test(test_gauge),
+        cmocka_unit_test(test_clear),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_histogram),
