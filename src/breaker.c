@@ -57,6 +57,28 @@ void breaker_init(struct breaker *b, const struct config_breaker *cfg)
     b->probe_ms = 0;
 }
 
+/* breaker_carry - see breaker.h. */
+void breaker_carry(struct breaker *b, const struct breaker *from)
+{
+    if (disabled(b))
+        return;
+    b->failures = from->failures;
+    switch (from->state) {
+    case BREAKER_OPEN:
+        b->state = BREAKER_OPEN;
+        b->opened_ms = from->opened_ms;
+        break;
+    case BREAKER_HALF_OPEN:
+        b->state = BREAKER_HALF_OPEN; /* with no probe out: the next request is one */
+        b->opened_ms = from->opened_ms;
+        b->probe_out = false;
+        break;
+    case BREAKER_CLOSED:
+    default:
+        break;
+    }
+}
+
 /* breaker_refusing - see breaker.h; the same conditions as breaker_allow. */
 bool breaker_refusing(const struct breaker *b, uint64_t now_ms)
 {

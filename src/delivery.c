@@ -300,6 +300,25 @@ int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct
     return 0;
 }
 
+/* delivery_context_carry - see delivery.h. */
+void delivery_context_carry(struct delivery_context *ctx, const struct delivery_context *from)
+{
+    const struct config *cfg = ctx->cfg, *old = from->cfg;
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        const struct config_endpoint *e = &cfg->endpoints[i];
+        for (size_t j = 0; j < old->n_endpoints; j++) {
+            if (strcmp(old->endpoints[j].name, e->name) != 0 ||
+                strcmp(old->endpoints[j].url, e->url) != 0)
+                continue;
+            breaker_carry(&ctx->breakers[i], &from->breakers[j]);
+            if (ctx->breakers[i].state != BREAKER_CLOSED)
+                log_info("endpoint %s: circuit breaker stays %s across the reload", e->name,
+                         breaker_state_name(ctx->breakers[i].state));
+            break;
+        }
+    }
+}
+
 /* delivery_route_down - see delivery.h. */
 bool delivery_route_down(const struct delivery_context *ctx, long route)
 {

@@ -727,6 +727,7 @@ static void server_reload(struct server *srv)
         log_warn("reload: the admin port stays %s until a restart",
                  srv->cfg->admin.enabled ? srv->cfg->admin.listen : "off");
     struct server_gen *old = srv->gen;
+    delivery_context_carry(gen->delivery, old->delivery); /* a down endpoint stays known */
     gen->next = srv->gens;
     srv->gens = gen;
     srv->gen = gen;

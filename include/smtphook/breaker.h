@@ -42,6 +42,13 @@ struct breaker {
 /* breaker_init - CLOSED, nothing counted. */
 void breaker_init(struct breaker *b, const struct config_breaker *cfg);
 
+/* breaker_carry - b (just initialized, with its own cfg) takes over what from knew of the
+ * same endpoint, at a reload: the failures counted and an OPEN breaker's cooldown, which
+ * runs from when it opened under b's cooldown_ms. A HALF_OPEN from has its probe in the old
+ * generation, whose answer b never sees: b is HALF_OPEN with no probe out, so b's next
+ * request probes. A b whose cfg never opens (failures 0) stays CLOSED. */
+void breaker_carry(struct breaker *b, const struct breaker *from);
+
 /* breaker_allow - may a request start now? true for CLOSED; for OPEN once the cooldown has
  * passed, and for HALF_OPEN once the probe is lost (the request becomes the probe: *change
  * is BREAKER_PROBING); false otherwise. change may be NULL. */

@@ -96,6 +96,12 @@ char *delivery_header_line(const struct config_header *h);
 int delivery_context_new(uv_loop_t *loop, struct http_client *http, const struct config *cfg,
                          struct delivery_context **out);
 
+/* delivery_context_carry - at a reload: each endpoint of ctx's config that from's config
+ * has too, by the same name and URL, keeps what its circuit breaker knew (breaker_carry),
+ * so an endpoint that is down stays known as down; a changed URL starts closed. Logs each
+ * breaker that stays open. */
+void delivery_context_carry(struct delivery_context *ctx, const struct delivery_context *from);
+
 /* delivery_route_down - can the route (an index into config.routes; -1 without routes:
  * every endpoint, policy all) deliver nothing now because of open circuit breakers? "all":
  * any of its endpoints refusing; "failover": every one refusing. Changes nothing. */

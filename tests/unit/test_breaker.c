@@ -235,6 +235,63 @@ static void test_lost_probe(void **state)
     run("lost probe", &cfg, steps, N(steps));
 }
 
+/* breaker_carry: a reload's new breaker goes on where the old one was, under its own
+ * thresholds; a probe of the old one is not waited for; a breaker that never opens stays
+ * closed. */
+static void test_carry(void **state)
+{
+    (void)state;
+    static const struct config_breaker old_cfg = {.failures = 2, .cooldown_ms = COOLDOWN};
+    static const struct config_breaker new_cfg = {.failures = 3, .cooldown_ms = 2 * COOLDOWN};
+    static const struct config_breaker never = {.failures = 0, .cooldown_ms = COOLDOWN};
+    struct breaker from, b;
+
+    /* CLOSED with a failure counted: one more is not enough under failures 3, two are. */
+    breaker_init(&from, &old_cfg);
+    breaker_record(&from, true, 0);
+    breaker_init(&b, &new_cfg);
+    breaker_carry(&b, &from);
+    assert_int_equal(b.state, BREAKER_CLOSED);
+    assert_int_equal(b.failures, 1);
+    assert_int_equal(breaker_record(&b, true, 10), BREAKER_UNCHANGED);
+    assert_int_equal(breaker_record(&b, true, 20), BREAKER_OPENED);
+
+    /* OPEN at 100: refused until 100 + the new cooldown, then a probe. */
+    breaker_init(&from, &old_cfg);
+    breaker_record(&from, true, 0);
+    breaker_record(&from, true, 100);
+    assert_int_equal(from.state, BREAKER_OPEN);
+    breaker_init(&b, &new_cfg);
+    breaker_carry(&b, &from);
+    assert_int_equal(b.state, BREAKER_OPEN);
+    assert_int_equal(b.failures, 2);
+    assert_true(breaker_refusing(&b, 100 + 2 * COOLDOWN - 1));
+    assert_false(breaker_allow(&b, 100 + 2 * COOLDOWN - 1, NULL));
+    enum breaker_change ch = BREAKER_UNCHANGED;
+    assert_true(breaker_allow(&b, 100 + 2 * COOLDOWN, &ch));
+    assert_int_equal(ch, BREAKER_PROBING);
+
+    /* HALF_OPEN, its probe out in the old generation: the new one's next request probes. */
+    assert_true(breaker_allow(&from, 100 + COOLDOWN, &ch));
+    assert_int_equal(from.state, BREAKER_HALF_OPEN);
+    breaker_init(&b, &new_cfg);
+    breaker_carry(&b, &from);
+    assert_int_equal(b.state, BREAKER_HALF_OPEN);
+    assert_false(b.probe_out);
+    assert_false(breaker_refusing(&b, 100 + COOLDOWN + 1));
+    assert_true(breaker_allow(&b, 100 + COOLDOWN + 1, &ch));
+    assert_int_equal(ch, BREAKER_PROBING);
+    assert_false(breaker_allow(&b, 100 + COOLDOWN + 2, NULL)); /* one probe at a time */
+    assert_int_equal(breaker_record(&b, false, 100 + COOLDOWN + 3), BREAKER_RECLOSED);
+
+    /* A breaker configured never to open stays closed, whatever the old one was. */
+    breaker_init(&b, &never);
+    breaker_carry(&b, &from);
+    assert_int_equal(b.state, BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0);
+    assert_true(breaker_allow(&b, 0, NULL));
+}
+
 /* The counter of failures saturates instead of wrapping back below the threshold. */
 static void test_counter_saturates(void **state)
 {
@@ -265,7 +322,7 @@ int main(void)
         cmocka_unit_test(test_permanent_is_success), cmocka_unit_test(test_late_answers_while_open),
         cmocka_unit_test(test_never_opens),          cmocka_unit_test(test_edges),
         cmocka_unit_test(test_lost_probe),           cmocka_unit_test(test_counter_saturates),
-        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_state_names),          cmocka_unit_test(test_carry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
