@@ -15,7 +15,7 @@ TESTING = re.compile(r"^\d+/\d+ Testing: (\S+)")
 # unittest -v names a test as "test_x (mod.Class.test_x)" or "setUpClass (mod.Class)"; the
 # outcome ends that line, or the next one when the test has a docstring ("Doc. ... skipped").
 NAME = re.compile(r"^\S+ \(([^)]*)\)")
-SKIPPED = re.compile(r"\.\.\. skipped '(.*)'$")
+SKIPPED = re.compile(r"\.\.\. skipped (?:'(.*)'|\"(.*)\")$")  # repr(): "..." when the text has a '
 
 
 def skips(log_path):
@@ -32,7 +32,7 @@ def skips(log_path):
                 case = m.group(1)
             m = SKIPPED.search(line)
             if m:
-                yield current, case, m.group(1)
+                yield current, case, m.group(1) if m.group(1) is not None else m.group(2)
 
 
 def main(argv):
