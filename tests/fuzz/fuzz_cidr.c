@@ -6,6 +6,7 @@
  *   and contains its own address; with a prefix shorter than the family's width it also
  *   contains its address with the last bit flipped, and never an address of the other
  *   family but IPv4-mapped IPv6 for IPv4 networks;
+ * - cidr_format writes text that cidr_parse reads back as the same network;
  * - a refusal gives a reason.
  * Must not include libuv, curl or jansson. */
 #include <netinet/in.h>
@@ -46,6 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bytes = (uint8_t *)&v6->sin6_addr;
     }
     memcpy(bytes, net.addr, (size_t)bits / 8);
+    char again[CIDR_TEXT_MAX];
+    struct cidr back;
+    const char *back_why = NULL;
+    cidr_format(&net, again, sizeof(again));
+    FUZZ_CHECK(cidr_parse(again, strlen(again), &back, &back_why));
+    FUZZ_CHECK(back.family == net.family && back.prefix == net.prefix &&
+               memcmp(back.addr, net.addr, (size_t)bits / 8) == 0);
     FUZZ_CHECK(cidr_contains(&net, (struct sockaddr *)&ss));
     if (net.prefix < bits) {
         bytes[bits / 8 - 1] ^= 1;
