@@ -9,6 +9,7 @@
 #include "smtphook/log.h"
 
 #define ADMIN_CONNECTIONS_MAX 64u /* concurrent admin connections */
+#define ADMIN_PER_CLIENT_MAX  16u /* of them from one address: one client cannot take all */
 #define ADMIN_TIMEOUT_S       10u /* an idle admin connection is closed after this */
 #define ADMIN_METRICS_TYPE    "text/plain; version=0.0.4; charset=utf-8"
 
@@ -158,6 +159,7 @@ int admin_start(uv_loop_t *loop, const struct sockaddr *addr, socklen_t addrlen,
     unsigned flags = MHD_USE_EPOLL | (addr->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     a->mhd = MHD_start_daemon(flags, port, NULL, NULL, admin_handle, a, MHD_OPTION_SOCK_ADDR, addr,
                               MHD_OPTION_CONNECTION_LIMIT, ADMIN_CONNECTIONS_MAX,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, ADMIN_PER_CLIENT_MAX,
                               MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_TIMEOUT_S, MHD_OPTION_END);
     if (a->mhd == NULL) {
         free(a);

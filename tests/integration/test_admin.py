@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -51,6 +52,31 @@ class AdminTest(AdminCase):
         with self.assertRaises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=5)
         self.assertEqual(e.exception.code, 405)
+
+    def test_idle_connections_from_one_address_leave_room_for_probes(self):
+        # 70 connections from 127.0.0.1 that send nothing: one address gets 16 of the 64
+        # places, so a probe from another (the kubelet, Prometheus) is still answered.
+        r = self.start_receiver()
+        self.start_admin(r)
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for _ in range(70):
+            c = socket.socket()
+            c.bind(("127.0.0.1", 0))
+            c.connect((HOST, self.admin_port))
+            held.append(c)
+        c = socket.create_connection((HOST, self.admin_port), timeout=5,
+                                     source_address=("127.0.0.2", 0))
+        with c:
+            c.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while True:
+                data = c.recv(4096)
+                if not data:
+                    break
+                got += data
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+        self.assertTrue(got.endswith(b"ready\n"), got)
 
     def test_metrics_after_known_traffic(self):
         calls = []
