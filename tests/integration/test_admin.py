@@ -5,7 +5,6 @@ replies by command, messages and bytes, transactions by outcome, webhook request
 and status, TLS handshakes, certificate expiry), checked by Debian's promtool.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -173,18 +172,7 @@ class AdminTest(AdminCase):
         self.assertIsNotNone(both[0])
         self.assertIsNotNone(both[1])
         self.assertIsNone(both[2])
-        with open(self.sh.config_path, encoding="utf-8") as f:
-            cfg = json.load(f)
-        cfg["tls"]["certificates"] = [one]
-        with open(self.sh.config_path, "w", encoding="utf-8") as f:
-            json.dump(cfg, f)
-        before = self.sh.log().count("reloaded:")
-        self.sh.signal(signal.SIGHUP)
-        self.sh.signalled = False  # not a stop
-        deadline = time.monotonic() + 5
-        while self.sh.log().count("reloaded:") == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertGreater(self.sh.log().count("reloaded:"), before, self.sh.log()[-2000:])
+        self.reload(lambda cfg: cfg["tls"].update(certificates=[one]))
         self.assertEqual(expiries(), [both[0], None, None])
 
 

@@ -7,7 +7,9 @@ assertions and SMTP steps the tests share (a metric's value on the admin port am
 and lets a test add the logs of what it drove to a failure's report (failure_logs).
 """
 
+import json
 import re
+import signal
 import time
 import unittest
 
@@ -84,6 +86,23 @@ class SmtphookTestCase(unittest.TestCase):
         status, text = admin_get(self.admin_port, "/metrics")
         self.assertEqual(status, 200, text)
         return metric(text, name, **labels)
+
+    def reload(self, change=None, expect="reloaded:"):
+        """SIGHUP, after change(cfg) rewrote the running configuration file when given, and
+        wait until the log has one more line with expect (the reload's outcome)."""
+        if change is not None:
+            with open(self.sh.config_path, encoding="utf-8") as f:
+                cfg = json.load(f)
+            change(cfg)
+            with open(self.sh.config_path, "w", encoding="utf-8") as f:
+                json.dump(cfg, f)
+        before = self.sh.log().count(expect)
+        self.sh.signal(signal.SIGHUP)
+        self.sh.signalled = False  # not a stop
+        deadline = time.monotonic() + 5
+        while self.sh.log().count(expect) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(self.sh.log().count(expect), before, self.sh.log()[-2000:])
 
     def connect(self, sh=None, **kw):
         sh = sh or self.sh
