@@ -2,7 +2,7 @@
 # install-deps.sh - install the Debian 12 packages smtphook needs.
 #
 #   docker/install-deps.sh          build and run: compiler, CMake, libuv, libcurl, OpenSSL, jansson,
-#                                   libmicrohttpd (the admin port)
+#                                   libmicrohttpd (the admin port), libsodium (Ed25519, v1a)
 #   docker/install-deps.sh --test   also what the test suites use: cmocka, Python, swaks,
 #                                   Postfix (smtp-source, and the relay in the TLS tests),
 #                                   openssl, curl, python3-cryptography (test certificates),
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libssl-dev
-            libmicrohttpd-dev
+            libmicrohttpd-dev libsodium-dev
             libjansson-dev ca-certificates python3 libcap2-bin)
 test_pkgs=(libcmocka-dev swaks postfix openssl curl python3-cryptography libnet-ssleay-perl
            python3-django python3-django-anymail ruby-rails ruby-sqlite3 ruby-webrick

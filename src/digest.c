@@ -1,6 +1,6 @@
-/* digest.c - SHA-256 and HMAC-SHA256 through OpenSSL's EVP interfaces, random bytes through
- * RAND_bytes (see digest.h). Must not include the SSL API (tls.c alone does), libuv, curl or
- * jansson. */
+/* digest.c - SHA-256, SHA-512 and HMAC-SHA256 through OpenSSL's EVP interfaces, random bytes
+ * through RAND_bytes (see digest.h). Must not include the SSL API (tls.c alone does), libuv, curl
+ * or jansson. */
 #include "smtphook/digest.h"
 
 #include <openssl/core_names.h>
@@ -15,24 +15,43 @@
 #define DIGEST_RANDOM_STEP 32 /* random bytes drawn per step of digest_random_hex */
 
 struct digest {
-    EVP_MD_CTX *md;   /* a running SHA-256, or NULL */
+    EVP_MD_CTX *md;   /* a running SHA-256 or SHA-512, or NULL */
     EVP_MAC_CTX *mac; /* a running HMAC-SHA256, or NULL */
 };
 
-/* digest_new - see digest.h. */
-int digest_new(struct digest **out)
+/* digest_md_new - a running hash of md. 0 or SH_ENOMEM. */
+static int digest_md_new(const EVP_MD *md, struct digest **out)
 {
     *out = NULL;
     struct digest *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return SH_ENOMEM;
     d->md = EVP_MD_CTX_new();
-    if (d->md == NULL || EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) != 1) {
+    if (d->md == NULL || EVP_DigestInit_ex(d->md, md, NULL) != 1) {
         digest_free(d);
         return SH_ENOMEM;
     }
     *out = d;
     return 0;
+}
+
+/* digest_new - see digest.h. */
+int digest_new(struct digest **out)
+{
+    return digest_md_new(EVP_sha256(), out);
+}
+
+/* digest_sha512_new - see digest.h. */
+int digest_sha512_new(struct digest **out)
+{
+    return digest_md_new(EVP_sha512(), out);
+}
+
+/* digest_sha512_final - see digest.h. */
+void digest_sha512_final(struct digest *d, uint8_t out[DIGEST_SHA512_BYTES])
+{
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(d->md, out, &len);
 }
 
 /* digest_hmac_new - see digest.h. */
