@@ -29,6 +29,7 @@
 #include "smtphook/app_reply.h"
 #include "smtphook/base64.h"
 #include "smtphook/buf.h"
+#include "smtphook/ed25519.h"
 #include "smtphook/error.h"
 #include "smtphook/log.h"
 #include "smtphook/route.h"
@@ -129,9 +130,12 @@ static const char *const config_signing_schemes[] = {
 /* The user Action Mailbox's relay and SendGrid ingresses accept (RFC 7617 user-id). */
 #define CONFIG_RAILS_USER "actionmailbox"
 
-/* Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes. */
+/* Standard Webhooks secrets: "whsec_" and the base64 of 24 to 64 random bytes (v1); an
+ * Ed25519 secret key is "whsk_" and base64 (v1a), its public key "whpk_" and base64. */
 #define CONFIG_SECRET_PREFIX "whsec_"
 #define CONFIG_SECRET_MIN    24u
+#define CONFIG_KEY_PREFIX    "whsk_"
+#define CONFIG_PUBLIC_PREFIX "whpk_"
 
 /* "recipient_check.on_failure" values, indexed by accept_on_failure. */
 static const char *const config_on_failure[] = {"defer", "accept", NULL};
@@ -1663,16 +1667,60 @@ static int config_reply_map(struct config_ctx *c, json_t *obj, void *base)
     return 0;
 }
 
-/* config_signing_secrets - "signing.secrets": Standard Webhooks secrets, "whsec_" and the
- * base64 of 24 to 64 bytes, each decoded once here. Never echoed. */
+/* config_secret_decode - the bytes of text after prefix, base64 with its '=' padding
+ * implied when missing (secrets are often written without it), into key: their count, or
+ * -1 when text has another prefix or is not base64 of at most CONFIG_SECRET_MAX bytes. */
+static long config_secret_decode(const char *text, const char *prefix,
+                                 uint8_t key[BASE64_SIZE(CONFIG_SECRET_MAX)])
+{
+    size_t pfx = strlen(prefix);
+    size_t len = strlen(text);
+    if (strncmp(text, prefix, pfx) != 0 || len - pfx > BASE64_SIZE(CONFIG_SECRET_MAX))
+        return -1;
+    char padded[BASE64_SIZE(CONFIG_SECRET_MAX) + 1];
+    size_t b64 = len - pfx;
+    memcpy(padded, text + pfx, b64);
+    while (b64 % 4 != 0 && b64 % 4 != 1)
+        padded[b64++] = '=';
+    long got = base64_decode(padded, b64, key);
+    memset(padded, 0, sizeof(padded));
+    return got;
+}
+
+/* config_secret_ed25519 - a "whsk_" key: the base64 of the 32-byte Ed25519 seed, or of the
+ * 64-byte seed and public key (libsodium's and NaCl's secret key), whose public half must
+ * be the seed's. Its public key is derived here. */
+static int config_secret_ed25519(struct config_ctx *c, struct config_secret *s, const uint8_t *key,
+                                 long got)
+{
+    if (got != (long)ED25519_SEED_BYTES && got != (long)(ED25519_SEED_BYTES + ED25519_PUBLIC_BYTES))
+        return config_fail(c,
+                           "must be \"%s\" and the base64 of the 32-byte Ed25519 seed, or of "
+                           "the 64-byte seed and public key",
+                           CONFIG_KEY_PREFIX);
+    if (ed25519_public_key(key, s->public_key) != 0)
+        return config_fail(c, "cannot derive the Ed25519 public key (libsodium)");
+    if (got > (long)ED25519_SEED_BYTES &&
+        memcmp(key + ED25519_SEED_BYTES, s->public_key, ED25519_PUBLIC_BYTES) != 0)
+        return config_fail(c, "is a 64-byte Ed25519 key whose second half is not the public key "
+                              "of its first (the seed)");
+    memcpy(s->key, key, ED25519_SEED_BYTES);
+    s->len = ED25519_SEED_BYTES;
+    s->ed25519 = true;
+    return 0;
+}
+
+/* config_signing_secrets - "signing.secrets": Standard Webhooks keys, each decoded once
+ * here: "whsec_" and the base64 of 24 to 64 bytes (v1, HMAC-SHA256), or "whsk_" and an
+ * Ed25519 secret key (v1a). Never echoed. */
 static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base)
 {
     struct config_signing *sg = base;
     if (arr == NULL)
         return 0;
     if (!json_is_array(arr) || json_array_size(arr) == 0)
-        return config_fail(c, "must be a list of one or more \"%s...\" secrets",
-                           CONFIG_SECRET_PREFIX);
+        return config_fail(c, "must be a list of one or more \"%s...\" or \"%s...\" keys",
+                           CONFIG_SECRET_PREFIX, CONFIG_KEY_PREFIX);
     size_t n = json_array_size(arr);
     sg->secrets = calloc(n, sizeof(*sg->secrets));
     if (sg->secrets == NULL)
@@ -1683,34 +1731,35 @@ static int config_signing_secrets(struct config_ctx *c, json_t *arr, void *base)
         int rc = config_string(c, json_array_get(arr, i), &text);
         if (rc != 0)
             return rc;
-        size_t pfx = strlen(CONFIG_SECRET_PREFIX);
-        size_t len = strlen(text);
+        struct config_secret *s = &sg->secrets[i];
         uint8_t key[BASE64_SIZE(CONFIG_SECRET_MAX)];
-        char padded[BASE64_SIZE(CONFIG_SECRET_MAX) + 1];
-        long got = -1;
-        if (strncmp(text, CONFIG_SECRET_PREFIX, pfx) == 0 &&
-            len - pfx <= BASE64_SIZE(CONFIG_SECRET_MAX)) {
-            /* Secrets are often written without their '=' padding; it is implied. */
-            size_t b64 = len - pfx;
-            memcpy(padded, text + pfx, b64);
-            while (b64 % 4 != 0 && b64 % 4 != 1)
-                padded[b64++] = '=';
-            got = base64_decode(padded, b64, key);
-        }
-        bool asymmetric = strncmp(text, "whsk_", 5) == 0 || strncmp(text, "whpk_", 5) == 0;
+        bool ed25519 = strncmp(text, CONFIG_KEY_PREFIX, strlen(CONFIG_KEY_PREFIX)) == 0;
+        bool public = strncmp(text, CONFIG_PUBLIC_PREFIX, strlen(CONFIG_PUBLIC_PREFIX)) == 0;
+        long got =
+            config_secret_decode(text, ed25519 ? CONFIG_KEY_PREFIX : CONFIG_SECRET_PREFIX, key);
         free(text);
-        if (asymmetric)
+        if (public)
             return config_fail(c,
-                               "is an Ed25519 key (v1a); smtphook signs with v1 only: give a "
-                               "\"%s\" secret",
-                               CONFIG_SECRET_PREFIX);
-        if (got < (long)CONFIG_SECRET_MIN || got > (long)CONFIG_SECRET_MAX)
-            return config_fail(c,
-                               "must be \"%s\" and the base64 of %u to %u bytes (the secret "
-                               "the receiver verifies with)",
-                               CONFIG_SECRET_PREFIX, CONFIG_SECRET_MIN, CONFIG_SECRET_MAX);
-        memcpy(sg->secrets[i].key, key, (size_t)got);
-        sg->secrets[i].len = (size_t)got;
+                               "is an Ed25519 public key, which the receiver verifies with: "
+                               "smtphook signs with the secret key, \"%s\" and base64",
+                               CONFIG_KEY_PREFIX);
+        if (ed25519) {
+            rc = config_secret_ed25519(c, s, key, got);
+            memset(key, 0, sizeof(key));
+            if (rc != 0)
+                return rc;
+        } else {
+            if (got < (long)CONFIG_SECRET_MIN || got > (long)CONFIG_SECRET_MAX)
+                return config_fail(c,
+                                   "must be \"%s\" and the base64 of %u to %u bytes (the "
+                                   "secret the receiver verifies with), or \"%s\" and an "
+                                   "Ed25519 secret key",
+                                   CONFIG_SECRET_PREFIX, CONFIG_SECRET_MIN, CONFIG_SECRET_MAX,
+                                   CONFIG_KEY_PREFIX);
+            memcpy(s->key, key, (size_t)got);
+            s->len = (size_t)got;
+            memset(key, 0, sizeof(key));
+        }
         sg->n_secrets++;
         config_pop(c, at);
     }

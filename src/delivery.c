@@ -1303,8 +1303,8 @@ static void delivery_on_sign_idle(uv_idle_t *idle)
 }
 
 /* delivery_sign - Standard Webhooks headers for the built request: id and timestamp now, the
- * signature once the body is through the pass: at once for a small body, else in steps
- * (the job waits in SIGNING). */
+ * signature once the body is through the passes (two with a v1a key): at once when they
+ * read at most a step, else in steps (the job waits in SIGNING). */
 static int delivery_sign(struct delivery_job *job, int64_t unix_s)
 {
     struct delivery *d = job->d;
@@ -1320,7 +1320,7 @@ static int delivery_sign(struct delivery_job *job, int64_t unix_s)
         rc = sign_begin(&job->sign, &ep->signing, td->key, unix_s, &job->fr.body);
     if (rc != 0)
         return rc;
-    if (job->fr.body.size <= SIGN_STEP_BYTES) {
+    if (sign_bytes(&job->sign) <= SIGN_STEP_BYTES) {
         bool done = false;
         rc = sign_step(&job->sign, &done);
         if (rc != 0 || !done) {

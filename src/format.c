@@ -74,7 +74,8 @@ bool format_needs_fields(const struct config_endpoint *ep)
 }
 
 /* format_head_extra - see format.h. A Standard Webhooks signature is "v1," and 44 base64
- * characters, the signatures separated by spaces; the timestamp at most 20 digits. */
+ * characters, or "v1a," and 88 (Ed25519), the signatures separated by spaces; the timestamp
+ * at most 20 digits. */
 uint64_t format_head_extra(const struct config_endpoint *ep)
 {
     uint64_t n = FORMAT_HEAD_SLACK + strlen(ep->url);
@@ -84,7 +85,9 @@ uint64_t format_head_extra(const struct config_endpoint *ep)
         n += strlen(ep->basic_auth.header) + 2;
     if (ep->signing.scheme == CONFIG_SIGNING_STANDARD_WEBHOOKS)
         n += sizeof("webhook-id: \r\n") + DIGEST_HEX + sizeof("webhook-timestamp: \r\n") + 20 +
-             sizeof("webhook-signature: \r\n") + ep->signing.n_secrets * (3 + 44 + 1);
+             sizeof("webhook-signature: \r\n");
+    for (size_t i = 0; i < ep->signing.n_secrets; i++)
+        n += ep->signing.secrets[i].ed25519 ? 4 + 88 + 1 : 3 + 44 + 1;
     return n;
 }
 

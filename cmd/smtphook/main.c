@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "smtphook/base64.h"
 #include "smtphook/cidr.h"
 #include "smtphook/config.h"
 #include "smtphook/http_client.h"
@@ -72,6 +73,25 @@ static void main_print_limits(const struct config *cfg)
                " bytes (max_header_bytes): recipients past that get 452 4.5.3 and are sent in "
                "another transaction; format json or multipart carries any envelope\n",
                ep->name, ep->max_header_bytes);
+    }
+}
+
+/* main_print_keys - what --check-config shows of the signing keys: for each v1a (Ed25519)
+ * key its public key, "whpk_" and base64, which the receiver verifies with. Secrets are
+ * never shown. */
+static void main_print_keys(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_endpoints; i++) {
+        const struct config_signing *sg = &cfg->endpoints[i].signing;
+        for (size_t k = 0; k < sg->n_secrets; k++) {
+            if (!sg->secrets[k].ed25519)
+                continue;
+            char pub[BASE64_SIZE(CONFIG_ED25519_PUBLIC) + 1];
+            pub[base64_encode(sg->secrets[k].public_key, CONFIG_ED25519_PUBLIC, pub)] = '\0';
+            printf("endpoint %s: signing.secrets[%zu] signs v1a (Ed25519); the receiver verifies "
+                   "with whpk_%s\n",
+                   cfg->endpoints[i].name, k, pub);
+        }
     }
 }
 
@@ -225,6 +245,7 @@ int main(int argc, char **argv)
         tls_server_free(tls);
         printf("%s: configuration ok\n", config_path ? config_path : "command line");
         main_print_listeners(cfg);
+        main_print_keys(cfg);
         main_print_limits(cfg);
         config_free(cfg);
         return 0;

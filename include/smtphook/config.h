@@ -109,16 +109,21 @@ enum config_preset {
 /* How an endpoint's requests are signed. */
 enum config_signing_scheme {
     CONFIG_SIGNING_NONE = 0,          /* not signed */
-    CONFIG_SIGNING_STANDARD_WEBHOOKS, /* Standard Webhooks v1: webhook-id/-timestamp/-signature */
+    CONFIG_SIGNING_STANDARD_WEBHOOKS, /* Standard Webhooks v1/v1a: webhook-id/-timestamp/-signature
+                                       */
     CONFIG_SIGNING_MAILGUN,           /* Mailgun's timestamp, token and signature form fields */
 };
 
-#define CONFIG_SECRET_MAX 64u /* longest decoded signing secret, in bytes */
+#define CONFIG_SECRET_MAX     64u /* longest decoded signing secret, in bytes */
+#define CONFIG_ED25519_PUBLIC 32u /* an Ed25519 public key, in bytes */
 
-/* One Standard Webhooks secret ("whsec_" and base64), decoded. */
+/* One Standard Webhooks secret, decoded: "whsec_" and base64 (v1, HMAC-SHA256), or "whsk_"
+ * and base64 (v1a, Ed25519). */
 struct config_secret {
-    unsigned char key[CONFIG_SECRET_MAX]; /* the HMAC key */
+    unsigned char key[CONFIG_SECRET_MAX]; /* the HMAC key, or the Ed25519 seed (32 bytes) */
     size_t len;                           /* its bytes */
+    bool ed25519;                         /* a v1a key: key is the seed */
+    unsigned char public_key[CONFIG_ED25519_PUBLIC]; /* v1a: the seed's public key */
 };
 
 /* An endpoint's "signing". */

@@ -2195,6 +2195,18 @@ static void test_override_tls(void **state)
 #define SECRET_65                                                                                  \
     "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+"   \
     "P0A="
+/* Ed25519 (v1a) keys: RFC 8032 TEST 1's seed, alone, unpadded, with its public key, with
+ * TEST 2's public key; the public key alone; a 31-byte seed. */
+#define ED_SEED       "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
+#define ED_SEED_NOPAD "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
+#define ED_SEED_PUB                                                                                \
+    "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/"                               \
+    "tPJZAc6DuFy89qmIyWvAhpo9wdRGg=="
+#define ED_SEED_OTHER                                                                              \
+    "whsk_nWGxne/"                                                                                 \
+    "9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A9QBfD6EOJWpK3CqdNG368nJgszy7ElozAzVXxKvRmDA=="
+#define ED_PUB     "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+#define ED_SEED_31 "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyufw=="
 
 static void test_endpoint_format_defaults(void **state)
 {
@@ -2293,10 +2305,50 @@ static void test_endpoint_signing(void **state)
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24 "\","
                      "\"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}"),
              "secrets[1]", "whsec_");
-    /* An Ed25519 key (v1a) is named as such, not refused as a malformed whsec_ secret. */
+    /* v1a: a whsk_ key is the 32-byte Ed25519 seed (RFC 8032 TEST 1 here), with or without
+     * its padding, or the seed and its public key; mixed with whsec_ secrets, in order. */
+    static const uint8_t pub1[32] = {0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7,
+                                     0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a,
+                                     0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25,
+                                     0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
+    cfg = load_ok(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24
+                          "\",\"" ED_SEED "\",\"" ED_SEED_PUB "\",\"" ED_SEED_NOPAD "\"]}"));
+    sg = &cfg->endpoints[0].signing;
+    assert_int_equal(sg->n_secrets, 4);
+    assert_false(sg->secrets[0].ed25519);
+    for (size_t i = 1; i < 4; i++) {
+        assert_true(sg->secrets[i].ed25519);
+        assert_int_equal(sg->secrets[i].len, 32);
+        assert_int_equal(sg->secrets[i].key[0], 0x9d);
+        assert_int_equal(sg->secrets[i].key[31], 0x60);
+        assert_memory_equal(sg->secrets[i].public_key, pub1, 32);
+    }
+    config_free(cfg);
+    /* refused: a public key where the secret goes, the wrong size, a public half that is
+     * another key's, not base64 */
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" ED_PUB "\"]}"),
+             "secrets[0]", "public key");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" SECRET_24
+                     "\",\"" ED_SEED_31 "\"]}"),
+             "secrets[1]", "32-byte Ed25519 seed");
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"whsk_"
-                     "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}"),
-             "secrets[0]", "Ed25519 key (v1a)");
+                     "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}"),
+             "secrets[0]", "32-byte Ed25519 seed");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" ED_SEED_OTHER
+                     "\"]}"),
+             "secrets[0]", "not the public key");
+    load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"whsk_"
+                     "nWGxne/9WmC6hEr0kuwsxERJ!Wl7MmkZcDusAxyuf2A=\"]}"),
+             "secrets[0]", "32-byte Ed25519 seed");
+    /* the secret itself is never in the message */
+    char err[ERR_MAX];
+    struct config *bad = NULL;
+    assert_int_equal(
+        load(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[\"" ED_SEED_OTHER
+                     "\"]}"),
+             NULL, &bad, err),
+        SH_ECONFIG);
+    assert_null(strstr(err, "nWGxne"));
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\",\"secrets\":[]}"), "secrets",
              NULL);
     load_err(EP_WITH("\"signing\":{\"scheme\":\"standard-webhooks\"}"), "secrets", NULL);

@@ -553,14 +553,41 @@ static void test_auth_line_unchanged(void **state)
     fx_free(&f);
 }
 
+/* format_head_extra counts each Standard Webhooks signature at its length: "v1," and 44
+ * base64 characters and a space, "v1a," and 88 and a space for an Ed25519 key. */
+static void test_head_extra_signatures(void **state)
+{
+    (void)state;
+    struct config_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    ep.url = "http://127.0.0.1/hook";
+    struct config_secret keys[3];
+    memset(keys, 0, sizeof(keys));
+    keys[1].ed25519 = true;
+    ep.signing.scheme = CONFIG_SIGNING_STANDARD_WEBHOOKS;
+    ep.signing.secrets = keys;
+    ep.signing.n_secrets = 1;
+    uint64_t one = format_head_extra(&ep);
+    ep.signing.n_secrets = 2;
+    assert_int_equal(format_head_extra(&ep), one + strlen("v1a,") + 88 + 1);
+    ep.signing.n_secrets = 3;
+    assert_int_equal(format_head_extra(&ep), one + (4 + 88 + 1) + (3 + 44 + 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_raw),          cmocka_unit_test(test_raw_minimal),
-        cmocka_unit_test(test_rails_relay),  cmocka_unit_test(test_json),
-        cmocka_unit_test(test_multipart),    cmocka_unit_test(test_mailgun),
-        cmocka_unit_test(test_sendgrid),     cmocka_unit_test(test_labels),
-        cmocka_unit_test(test_needs_fields), cmocka_unit_test(test_auth_line_unchanged),
+        cmocka_unit_test(test_raw),
+        cmocka_unit_test(test_raw_minimal),
+        cmocka_unit_test(test_rails_relay),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_mailgun),
+        cmocka_unit_test(test_sendgrid),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_needs_fields),
+        cmocka_unit_test(test_auth_line_unchanged),
+        cmocka_unit_test(test_head_extra_signatures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
