@@ -2,8 +2,10 @@
 and with Standard Webhooks signing: byte-exact messages (8-bit, long lines, dot-leading lines,
 30 MB), the envelope, exact Content-Length, the multipart boundary, signatures checked with
 Python's hmac and with the official `standardwebhooks` npm package (each format, a retry, a
-changed byte), the README's test vectors and verification snippets (read from README.md), and
---check-config on format and signing mistakes.
+changed byte), v1a (Ed25519) signatures checked with Python's cryptography and node:crypto
+(the package verifies v1 only) and compared with Python's own Ed25519 signature, the README's
+test vectors and verification snippets (read from README.md), and --check-config on format
+and signing mistakes and the whpk_ keys it prints.
 
 The messages are parsed the way receivers parse them: JSON with Python's json, multipart with
 a strict splitter here (RFC 2046 §5.1.1, RFC 7578) and with Node's busboy.
@@ -88,6 +90,51 @@ def sw_signatures(secret, msg_id, ts, body):
     key = base64.b64decode(b64 + "=" * (-len(b64) % 4))
     mac = hmac.new(key, b"%s.%s.%s" % (msg_id.encode(), ts.encode(), body), hashlib.sha256)
     return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def ed25519_pair(fill):
+    """A v1a key pair from a fixed seed: ("whsk_" + base64 of the seed, "whpk_" + base64 of
+    the public key, the private key object)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    seed = bytes((fill + 7 * i) % 256 for i in range(32))
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    return ("whsk_" + base64.b64encode(seed).decode(), "whpk_" + base64.b64encode(pub).decode(),
+            key)
+
+
+def sw_signature_any(secret, msg_id, ts, body):
+    """The signature smtphook must send for one key: v1 for whsec_, v1a for whsk_ (Ed25519
+    is deterministic: Python's own signature of the same content)."""
+    if not secret.startswith("whsk_"):
+        return sw_signatures(secret, msg_id, ts, body)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    seed = base64.b64decode(secret[len("whsk_"):])[:32]
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(
+        b"%s.%s.%s" % (msg_id.encode(), ts.encode(), body))
+    return "v1a," + base64.b64encode(sig).decode()
+
+
+def v1a_verifies(public_key, headers, body):
+    """Does some v1a signature in headers verify with the whpk_ key (Python's cryptography,
+    Ed25519PublicKey.verify)?"""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key[len("whpk_"):]))
+    content = b"%s.%s.%s" % (headers["webhook-id"].encode(),
+                             headers["webhook-timestamp"].encode(), body)
+    for sig in headers["webhook-signature"].split(" "):
+        version, _, b64 = sig.partition(",")
+        if version != "v1a":
+            continue
+        try:
+            key.verify(base64.b64decode(b64), content)
+            return True
+        except InvalidSignature:
+            pass
+    return False
 
 
 def flip_byte(data, at=None):
@@ -471,6 +518,139 @@ class SigningTest(FormatCase):
         self.assertFalse(r["ok"], r)
 
 
+ED_A, ED_A_PUB, _ = ed25519_pair(1)
+ED_B, ED_B_PUB, _ = ed25519_pair(100)
+ED_OTHER, ED_OTHER_PUB, _ = ed25519_pair(200)  # a key smtphook does not have
+
+# node:crypto's Ed25519 verify of cases [{public_key, headers, body_b64}], one result each.
+NODE_ED25519_VERIFY = r"""
+const crypto = require('crypto');
+const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+console.log(JSON.stringify(cases.map((c) => {
+  const x = Buffer.from(c.public_key.replace(/^whpk_/, ''), 'base64').toString('base64url');
+  const key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+  const h = c.headers;
+  const signed = Buffer.concat([Buffer.from(`${h['webhook-id']}.${h['webhook-timestamp']}.`),
+                                Buffer.from(c.body_b64, 'base64')]);
+  return h['webhook-signature'].split(' ').some((s) => {
+    const [v, b64] = s.split(',');
+    return v === 'v1a' && crypto.verify(null, signed, key, Buffer.from(b64, 'base64'));
+  });
+})));
+"""
+
+
+def node_ed25519_verify(cases):
+    """node:crypto's verdicts on [(whpk_ key, headers, body)]."""
+    node_receiver.install()  # skips without node
+    payload = [{"public_key": k, "headers": h, "body_b64": base64.b64encode(b).decode()}
+               for k, h, b in cases]
+    r = subprocess.run(["node", "-e", NODE_ED25519_VERIFY], input=json.dumps(payload).encode(),
+                       capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("node failed: %s" % r.stderr.decode())
+    return json.loads(r.stdout)
+
+
+class V1aSigningTest(FormatCase):
+    """Standard Webhooks v1a: whsk_ keys sign with Ed25519, alone or beside whsec_ secrets,
+    every signature in the keys' order; each is exactly Python's Ed25519 signature of the
+    content, verifies with the whpk_ key (Python's cryptography, node:crypto in the Node
+    receiver) and fails on a changed byte."""
+
+    signed = SigningTest.signed
+
+    def assertSigned(self, req, secrets):
+        msg_id = req.header("webhook-id")
+        ts = req.header("webhook-timestamp")
+        self.assertEqual(msg_id, req.header("Idempotency-Key"))
+        self.assertLess(abs(int(ts) - time.time()), 10)
+        sigs = req.header("webhook-signature").split(" ")
+        self.assertEqual(sigs, [sw_signature_any(s, msg_id, ts, req.body) for s in secrets])
+
+    def headers(self, req):
+        return {k: req.header(k) for k in ("webhook-id", "webhook-timestamp",
+                                           "webhook-signature")}
+
+    def test_v1a_alone_and_mixed_each_format(self):
+        for fmt in ("raw", "json", "multipart"):
+            for keys in ([ED_A], [ED_A, SECRET_A, ED_B]):
+                with self.subTest(fmt=fmt, keys=len(keys)):
+                    r = self.signed(fmt, keys)
+                    self.assertReply(self.send_mail(message_8bit()), 250)
+                    req = r.requests[0]
+                    self.assertSigned(req, keys)
+                    h = self.headers(req)
+                    self.assertTrue(v1a_verifies(ED_A_PUB, h, req.body))
+                    self.assertEqual(v1a_verifies(ED_B_PUB, h, req.body), len(keys) > 1)
+                    self.assertFalse(v1a_verifies(ED_OTHER_PUB, h, req.body))
+                    self.assertFalse(v1a_verifies(ED_A_PUB, h, flip_byte(req.body)))
+                    self.assertFalse(v1a_verifies(ED_A_PUB, h, req.body[:-1]))
+                    self._stop_smtphook(self.sh)
+
+    def test_v1a_30mb_json(self):
+        """A 30 MB message as json (about 40 MB of body, signed in two passes of steps)."""
+        r = self.signed("json", [SECRET_A, ED_A])
+        msg = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 64 + b"\r\n") * 30000
+        self.assertGreater(len(msg), 30 * 1000 * 1000)
+        reply = self.send_mail(msg, rcpts=["big@example.com"], mail_from=SENDER,
+                               reply_timeout=120)
+        self.assertReply(reply, 250)
+        req = r.requests[0]
+        self.assertGreater(req.length, 40 * 1000 * 1000)
+        self.assertSigned(req, [SECRET_A, ED_A])
+        self.assertTrue(v1a_verifies(ED_A_PUB, self.headers(req), req.body))
+        self.assertFalse(v1a_verifies(ED_A_PUB, self.headers(req), flip_byte(req.body)))
+
+    def test_v1a_retry_new_timestamp_new_signature(self):
+        r = self.start_format("raw", settings={
+            "signing": {"scheme": "standard-webhooks", "secrets": [ED_A]},
+            "retry": {"max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200}},
+            status=503)
+        r.set(status=503)
+        c = self.connect()
+        self.ehlo(c)
+        self.send_message(c, SENDER, ["a@example.com"], b"Subject: retry\r\n\r\nagain\r\n")
+        r.wait_for(1)
+        r.set(status=200)
+        self.assertReply(c.read_reply(10), 250)
+        first, second = r.requests
+        self.assertEqual(first.header("webhook-id"), second.header("webhook-id"))
+        self.assertNotEqual(first.header("webhook-timestamp"), second.header("webhook-timestamp"))
+        self.assertNotEqual(first.header("webhook-signature"), second.header("webhook-signature"))
+        self.assertSigned(first, [ED_A])
+        self.assertSigned(second, [ED_A])
+        crossed = dict(self.headers(second),
+                       **{"webhook-signature": first.header("webhook-signature")})
+        self.assertFalse(v1a_verifies(ED_A_PUB, crossed, second.body))
+
+    def test_v1a_verified_by_node_receiver(self):
+        """The Node receiver verifies v1a with node:crypto and the whpk_ key (the official
+        package verifies v1 only), v1 with the package; a recorded request with a changed
+        byte fails node:crypto's verify."""
+        for fmt in ("raw", "json"):
+            with self.subTest(fmt=fmt):
+                node = self.start_node({"format": fmt, "signing": {
+                    "scheme": "standard-webhooks", "secrets": [ED_A, SECRET_A]}},
+                    secrets=[SECRET_A], public_keys=[ED_A_PUB, ED_OTHER_PUB])
+                self.assertReply(self.send_mail(message_utf8(), mail_params="SMTPUTF8"), 250)
+                req = node.wait_requests(1)[0]
+                wh = req["webhook"]
+                self.assertEqual(len(wh["signatures"]), 2)
+                self.assertTrue(wh["signatures"][0].startswith("v1a,"), wh)
+                self.assertEqual([v["ok"] for v in wh["v1a"]], [True, False], wh)
+                self.assertEqual([v["ok"] for v in wh["v1"]], [True], wh)
+                h = {k: v for k, v in req["headers"].items() if k.startswith("webhook-")}
+                body = node_body(req)
+                self.assertTrue(v1a_verifies(ED_A_PUB, h, body))
+                self.assertEqual(node_ed25519_verify([(ED_A_PUB, h, body),
+                                                      (ED_A_PUB, h, flip_byte(body)),
+                                                      (ED_OTHER_PUB, h, body)]),
+                                 [True, False, False])
+                self._stop_smtphook(self.sh)
+                node.stop()
+
+
 README = os.path.join(os.environ.get("SMTPHOOK_SOURCE_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", ".."), "README.md")
 SIGNING_SECTION = "### Signed requests (Standard Webhooks)"
@@ -761,6 +941,17 @@ class CheckConfigTest(unittest.TestCase):
         self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks",
                                                     "secrets": ["whsec_short"]}},
                            "endpoints.app.signing.secrets[0]: must be \"whsec_\"")
+        self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks",
+                                                    "secrets": [ED_A_PUB]}},
+                           "endpoints.app.signing.secrets[0]: is an Ed25519 public key")
+        self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks",
+                                                    "secrets": ["whsk_" + "A" * 40]}},
+                           "endpoints.app.signing.secrets[0]: must be \"whsk_\"")
+        seed = base64.b64decode(ED_A[len("whsk_"):])
+        other_pub = base64.b64decode(ED_B_PUB[len("whpk_"):])
+        self.assertRefused({"url": url, "signing": {"scheme": "standard-webhooks", "secrets": [
+            "whsk_" + base64.b64encode(seed + other_pub).decode()]}},
+                           "not the public key of its first")
         self.assertRefused({"url": url, "basic_auth": {"user": "a:b", "password": "p"}},
                            "endpoints.app.basic_auth.user: must not contain ':'")
         self.assertRefused({"url": url, "basic_auth": {"user": "u", "password": "p"},
@@ -769,6 +960,23 @@ class CheckConfigTest(unittest.TestCase):
                         "basic_auth": {"user": "rails", "password": "p"}})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("accept only the user \"actionmailbox\"", r.stdout + r.stderr)
+
+    def test_v1a_public_keys_printed(self):
+        """--check-config prints each v1a key's whpk_ public key (the receiver's), in the
+        keys' order, for the seed alone and for the seed with its public key; no secret."""
+        seed = base64.b64decode(ED_B[len("whsk_"):])
+        pub = base64.b64decode(ED_B_PUB[len("whpk_"):])
+        long_b = "whsk_" + base64.b64encode(seed + pub).decode().rstrip("=")
+        r = self.check({"url": "http://127.0.0.1:9/in", "signing": {
+            "scheme": "standard-webhooks", "secrets": [SECRET_A, ED_A, long_b]}})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("endpoint app: signing.secrets[1] signs v1a (Ed25519); the receiver "
+                      "verifies with " + ED_A_PUB + "\n", r.stdout)
+        self.assertIn("signing.secrets[2] signs v1a (Ed25519); the receiver verifies with "
+                      + ED_B_PUB + "\n", r.stdout)
+        self.assertNotIn("secrets[0]", r.stdout)
+        for secret in (SECRET_A, ED_A, long_b):
+            self.assertNotIn(secret[6:20], r.stdout + r.stderr)
 
 
 if __name__ == "__main__":
