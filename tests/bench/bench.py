@@ -473,6 +473,9 @@ def bench_size(binary, receiver):
 # A Standard Webhooks secret for the signing figures: "whsec_" and the base64 of 32 bytes.
 SIGNING = {"scheme": "standard-webhooks",
            "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw6SgNh5dn+s0="]}
+# A v1a (Ed25519) key, the 32-byte seed of RFC 8032's TEST 1: two passes over the body.
+SIGNING_V1A = {"scheme": "standard-webhooks",
+               "secrets": ["whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="]}
 BIG_RSS_BYTES = 30 * 1000 * 1000  # the large message of formats_rss
 BIG_SIGN_BYTES = 25 * 1000 * 1000  # the large message in flight in sign_latency
 LATENCY_MESSAGES = 20  # small messages timed one after another in sign_latency
@@ -480,11 +483,11 @@ CONFIG_DEF_SPOOL_MEMORY_BYTES = 1048576  # config.h's default spool.memory_bytes
 
 
 def endpoint(url, fmt="raw", signing=False):
-    """One endpoint "app" at url in format fmt, signed with SIGNING or not (the endpoints key
-    of make_config)."""
+    """One endpoint "app" at url in format fmt, signed with SIGNING (signing True), with the
+    signing given (a dict) or not (the endpoints key of make_config)."""
     ep = {"url": url, "timeout_ms": 60000, "connect_timeout_ms": 2000, "format": fmt}
     if signing:
-        ep["signing"] = SIGNING
+        ep["signing"] = SIGNING if signing is True else signing
     return {"app": ep}
 
 
@@ -539,7 +542,8 @@ def bench_formats_rss(binary):
     line = b"y" * 998 + b"\r\n"
     big = b"Subject: big\r\n\r\n" + line * (BIG_RSS_BYTES // len(line))
     variants = [("raw", "raw", False), ("json", "json", False),
-                ("multipart", "multipart", False), ("json + signing", "json", True)]
+                ("multipart", "multipart", False), ("json + signing", "json", True),
+                ("json + v1a", "json", SIGNING_V1A)]
     rows = []
     for label, fmt, signing in variants:
         fast = FastReceiver()  # one per format: its byte count is this format's
@@ -614,8 +618,9 @@ def bench_sign_latency(binary):
     """The latency of small messages (5 KB, one after another on one connection; each timed
     from its final dot to its reply, which comes after the endpoint's 200) while a 25 MB
     message to the same signing endpoint is being signed and sent on another connection,
-    against the same with nothing else in flight; and, to tell signing from sending, with
-    the large message to an endpoint that does not sign. A body over 256 KiB is signed in
+    against the same with nothing else in flight, and with a v1a (Ed25519) key, whose two
+    passes read the body twice; and, to tell signing from sending, with the large message
+    to an endpoint that does not sign. A body over 256 KiB is signed in
     256 KiB steps, one per turn of the event loop, so the small messages should wait for
     a step at most (a millisecond or so), not for the whole pass.
 
@@ -633,6 +638,8 @@ def bench_sign_latency(binary):
                                           True, False),
                                          ("while 25 MB is signed and sent (signing endpoint)",
                                           True, True),
+                                         ("while 25 MB is signed with v1a (Ed25519, two "
+                                          "passes) and sent", SIGNING_V1A, True),
                                          ("while 25 MB is sent (endpoint without signing)",
                                           False, True)):
             sh = start(binary, fast, {"max_message_bytes": 60000000,
