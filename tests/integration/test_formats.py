@@ -654,6 +654,7 @@ class V1aSigningTest(FormatCase):
 README = os.path.join(os.environ.get("SMTPHOOK_SOURCE_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", ".."), "README.md")
 SIGNING_SECTION = "### Signed requests (Standard Webhooks)"
+V1A_SECTION = "### Ed25519 keys (Standard Webhooks v1a)"
 VECTOR_ROW = re.compile(r"^\| `(whsec_[^`]+)` \| `([^`]+)` \| `([0-9]+)` \| `([^`]*)` \| "
                         r"`(v1,[^`]+)` \|$")
 
@@ -694,12 +695,18 @@ print JSON.generate(out)
 """
 
 
-def readme_signing_section():
+def readme_signing_section(title=SIGNING_SECTION):
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    start = text.index(SIGNING_SECTION)
-    end = text.find("\n#", start + len(SIGNING_SECTION))
+    start = text.index(title)
+    end = text.find("\n#", start + len(title))
     return text[start:end if end >= 0 else len(text)]
+
+
+def readme_v1a_blocks(lang):
+    """The code of the README v1a section's ```lang blocks, in order."""
+    return re.findall(r"^```%s\n(.*?)^```$" % lang, readme_signing_section(V1A_SECTION),
+                      re.S | re.M)
 
 
 def readme_vectors():
@@ -837,6 +844,85 @@ class ReadmeSigningTest(FormatCase):
     def signed_raw(self):
         return self.start_format("raw", settings={"signing": {"scheme": "standard-webhooks",
                                                               "secrets": [SECRET_B]}})
+
+
+class ReadmeV1aTest(FormatCase):
+    """The README's v1a section: its key-pair recipes (Python, Node) make a pair smtphook
+    signs with and --check-config prints the whpk_ key of, as the section shows it; its
+    Python and JavaScript verifiers accept a request smtphook signed and refuse it with a
+    byte changed (and the Python one when the timestamp is old)."""
+
+    def make_pair_python(self):
+        code = readme_v1a_blocks("python")
+        self.assertEqual(len(code), 2, "the keygen and verify ```python blocks")
+        r = subprocess.run(["python3", "-c", code[0]], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        sk, pk = r.stdout.split()
+        return sk, pk
+
+    def assertPair(self, sk, pk):
+        self.assertRegex(sk, r"^whsk_[A-Za-z0-9+/]{43}=$")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(sk[5:]))
+        pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+        self.assertEqual(pk, "whpk_" + base64.b64encode(pub).decode())
+        r = check_config(self, {"url": "http://127.0.0.1:9/in", "signing": {
+            "scheme": "standard-webhooks", "secrets": [sk]}})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the receiver verifies with %s\n" % pk, r.stdout)
+
+    def test_python_key_pair(self):
+        self.assertPair(*self.make_pair_python())
+
+    def test_node_key_pair(self):
+        node_receiver.install()  # skips without node
+        m = re.search(r"node -e '(.*?)'", readme_signing_section(V1A_SECTION), re.S)
+        self.assertIsNotNone(m)
+        r = subprocess.run(["node", "-e", m.group(1)], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertPair(*r.stdout.split())
+
+    def test_check_config_line_as_shown(self):
+        """The section's --check-config line is what smtphook prints for RFC 8032 TEST 1's
+        seed as the second key."""
+        line = next(l.strip() for l in readme_signing_section(V1A_SECTION).splitlines()
+                    if l.strip().startswith("endpoint app: signing.secrets[1]"))
+        seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+        r = check_config(self, {"url": "http://127.0.0.1:9/in", "signing": {
+            "scheme": "standard-webhooks",
+            "secrets": [SECRET_A, "whsk_" + base64.b64encode(seed).decode()]}})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(line + "\n", r.stdout)
+
+    def test_verifiers_on_a_request_smtphook_signed(self):
+        from unittest import mock
+        sk, pk = self.make_pair_python()
+        r = self.start_format("raw", settings={"signing": {"scheme": "standard-webhooks",
+                                                           "secrets": [SECRET_A, sk]}})
+        self.assertReply(self.send_mail(message_8bit()), 250)
+        req = r.requests[0]
+        headers = {k: req.header(k) for k in ("webhook-id", "webhook-timestamp",
+                                              "webhook-signature")}
+        ns = {}
+        exec(compile(readme_v1a_blocks("python")[1], README + " (v1a python)", "exec"), ns)
+        verify_v1a = ns["verify_v1a"]
+        self.assertTrue(verify_v1a(pk, headers, req.body))
+        self.assertFalse(verify_v1a(pk, headers, flip_byte(req.body)))
+        self.assertFalse(verify_v1a(ED_OTHER_PUB, headers, req.body))
+        with mock.patch("time.time", return_value=int(headers["webhook-timestamp"]) + 301):
+            self.assertFalse(verify_v1a(pk, headers, req.body))
+        js, = readme_v1a_blocks("js")
+        harness = JS_HARNESS.replace("const secret = c.secret", "const publicKey = c.secret")
+        self.assertNotEqual(harness, JS_HARNESS)
+        cases = [{"secret": pk, "headers": headers, "body": req.body},
+                 {"secret": pk, "headers": headers, "body": flip_byte(req.body)},
+                 {"secret": ED_OTHER_PUB, "headers": headers, "body": req.body}]
+        self.assertEqual(run_snippet(self, "node", harness, js, cases),
+                         [{"ok": True}, {"ok": False}, {"ok": False}])
 
 
 class HeaderLimitTest(FormatCase):
