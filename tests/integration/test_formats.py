@@ -165,6 +165,31 @@ class FormatCase(SmtphookTestCase):
                             port=port)
         return r
 
+    def retried(self, secrets):
+        """A raw message to an endpoint signing with secrets that answers 503 first, then
+        200: the two attempts, checked to share their webhook-id and differ in timestamp and
+        signature, each signed by every secret (the class's assertSigned)."""
+        # Equal jitter waits at least half the backoff: 1.1 s, so the retry's Unix second
+        # differs from the first attempt's.
+        r = self.start_format("raw", settings={
+            "signing": {"scheme": "standard-webhooks", "secrets": secrets},
+            "retry": {"max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200}},
+            status=503)
+        r.set(status=503)
+        c = self.connect()
+        self.ehlo(c)
+        self.send_message(c, SENDER, ["a@example.com"], b"Subject: retry\r\n\r\nagain\r\n")
+        r.wait_for(1)
+        r.set(status=200)
+        self.assertReply(c.read_reply(10), 250)
+        first, second = r.requests
+        self.assertEqual(first.header("webhook-id"), second.header("webhook-id"))
+        self.assertNotEqual(first.header("webhook-timestamp"), second.header("webhook-timestamp"))
+        self.assertNotEqual(first.header("webhook-signature"), second.header("webhook-signature"))
+        self.assertSigned(first, secrets)
+        self.assertSigned(second, secrets)
+        return first, second
+
     def start_node(self, settings=None, **node_kw):
         """A Node receiver (NodeReceiver(**node_kw)) as the one endpoint "app", no retries,
         with settings merged into the endpoint."""
@@ -388,25 +413,7 @@ class SigningTest(FormatCase):
         self.assertSigned(r.requests[0], [SECRET_A])
 
     def test_retry_new_timestamp_same_id(self):
-        # Equal jitter waits at least half the backoff: 1.1 s, so the retry's Unix second
-        # differs from the first attempt's.
-        r = self.start_format("raw", settings={
-            "signing": {"scheme": "standard-webhooks", "secrets": [SECRET_A]},
-            "retry": {"max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200}},
-            status=503)
-        r.set(status=503)
-        c = self.connect()
-        self.ehlo(c)
-        self.send_message(c, SENDER, ["a@example.com"], b"Subject: retry\r\n\r\nagain\r\n")
-        r.wait_for(1)
-        r.set(status=200)
-        self.assertReply(c.read_reply(10), 250)
-        first, second = r.requests
-        self.assertEqual(first.header("webhook-id"), second.header("webhook-id"))
-        self.assertNotEqual(first.header("webhook-timestamp"), second.header("webhook-timestamp"))
-        self.assertNotEqual(first.header("webhook-signature"), second.header("webhook-signature"))
-        self.assertSigned(first, [SECRET_A])
-        self.assertSigned(second, [SECRET_A])
+        self.retried([SECRET_A])
 
     def test_verified_by_standardwebhooks_package(self):
         """The official npm package verifies UTF-8 bodies only (it decodes the body as text
@@ -603,23 +610,7 @@ class V1aSigningTest(FormatCase):
         self.assertFalse(v1a_verifies(ED_A_PUB, self.headers(req), flip_byte(req.body)))
 
     def test_v1a_retry_new_timestamp_new_signature(self):
-        r = self.start_format("raw", settings={
-            "signing": {"scheme": "standard-webhooks", "secrets": [ED_A]},
-            "retry": {"max_attempts": 2, "initial_backoff_ms": 2200, "max_backoff_ms": 2200}},
-            status=503)
-        r.set(status=503)
-        c = self.connect()
-        self.ehlo(c)
-        self.send_message(c, SENDER, ["a@example.com"], b"Subject: retry\r\n\r\nagain\r\n")
-        r.wait_for(1)
-        r.set(status=200)
-        self.assertReply(c.read_reply(10), 250)
-        first, second = r.requests
-        self.assertEqual(first.header("webhook-id"), second.header("webhook-id"))
-        self.assertNotEqual(first.header("webhook-timestamp"), second.header("webhook-timestamp"))
-        self.assertNotEqual(first.header("webhook-signature"), second.header("webhook-signature"))
-        self.assertSigned(first, [ED_A])
-        self.assertSigned(second, [ED_A])
+        first, second = self.retried([ED_A])
         crossed = dict(self.headers(second),
                        **{"webhook-signature": first.header("webhook-signature")})
         self.assertFalse(v1a_verifies(ED_A_PUB, crossed, second.body))
