@@ -143,6 +143,11 @@ def flip_byte(data, at=None):
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
 
 
+def message_30mb():
+    """A message of a little over 30 MB: 30,000 lines of 1024 bytes."""
+    return b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 64 + b"\r\n") * 30000
+
+
 def message_utf8():
     """A UTF-8 message (8-bit, but valid UTF-8): the official npm package verifies it."""
     return ("From: J\u00f6rg <joerg@example.org>\r\nSubject: Gr\u00fc\u00dfe \u2709\r\n"
@@ -255,8 +260,7 @@ class JsonFormatTest(FormatCase):
 
     def test_json_30mb_message(self):
         r = self.start_format("json")
-        msg = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 64 + b"\r\n") * 30000
-        self.assertGreater(len(msg), 30 * 1000 * 1000)
+        msg = message_30mb()
         reply = self.send_mail(msg, rcpts=["big@example.com"], mail_from=SENDER,
                                reply_timeout=60)
         self.assertReply(reply, 250)
@@ -390,7 +394,7 @@ class SigningTest(FormatCase):
         self.assertEqual(msg_id, req.header("Idempotency-Key"))
         self.assertLess(abs(int(ts) - time.time()), 10)
         sigs = req.header("webhook-signature").split(" ")
-        self.assertEqual(sigs, [sw_signatures(s, msg_id, ts, req.body) for s in secrets])
+        self.assertEqual(sigs, [sw_signature_any(s, msg_id, ts, req.body) for s in secrets])
 
     def test_each_secret_signs_each_format(self):
         for fmt in ("raw", "json", "multipart"):
@@ -566,14 +570,7 @@ class V1aSigningTest(FormatCase):
     receiver) and fails on a changed byte."""
 
     signed = SigningTest.signed
-
-    def assertSigned(self, req, secrets):
-        msg_id = req.header("webhook-id")
-        ts = req.header("webhook-timestamp")
-        self.assertEqual(msg_id, req.header("Idempotency-Key"))
-        self.assertLess(abs(int(ts) - time.time()), 10)
-        sigs = req.header("webhook-signature").split(" ")
-        self.assertEqual(sigs, [sw_signature_any(s, msg_id, ts, req.body) for s in secrets])
+    assertSigned = SigningTest.assertSigned
 
     def headers(self, req):
         return {k: req.header(k) for k in ("webhook-id", "webhook-timestamp",
@@ -598,8 +595,7 @@ class V1aSigningTest(FormatCase):
     def test_v1a_30mb_json(self):
         """A 30 MB message as json (about 40 MB of body, signed in two passes of steps)."""
         r = self.signed("json", [SECRET_A, ED_A])
-        msg = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 64 + b"\r\n") * 30000
-        self.assertGreater(len(msg), 30 * 1000 * 1000)
+        msg = message_30mb()
         reply = self.send_mail(msg, rcpts=["big@example.com"], mail_from=SENDER,
                                reply_timeout=120)
         self.assertReply(reply, 250)
