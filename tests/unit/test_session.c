@@ -1165,6 +1165,15 @@ static enum session_action check_line(struct session *s, const char *text, struc
     return session_line(s, text, strlen(text), 1700000000000, out);
 }
 
+/* check_open - a session on cfg with an empty out, through EHLO and MAIL: ready for RCPTs. */
+static void check_open(struct session *s, struct config *cfg, struct buf *out)
+{
+    memset(out, 0, sizeof(*out));
+    session_init(s, cfg, "192.0.2.1", 40000, "t1");
+    assert_int_equal(check_line(s, "EHLO client.test", out), SESSION_ACTION_NONE);
+    assert_int_equal(check_line(s, "MAIL FROM:<s@example.org>", out), SESSION_ACTION_NONE);
+}
+
 /* Found in review: answered queue entries were counted again toward max_recipients. With
  * max_recipients 3: a accepted from the queue while b's check is still out, then c.
  * Two recipients are accepted or pending, so c is the third and must be checked, not
@@ -1178,10 +1187,7 @@ static void test_rcpt_count_after_partial_answers(void **state)
 
     struct session s;
     struct buf out;
-    memset(&out, 0, sizeof(out));
-    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
-    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
-    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    check_open(&s, &cfg, &out);
     assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
     assert_int_equal(check_line(&s, "RCPT TO:<b@example.com>", &out), SESSION_ACTION_CHECK);
     long a = session_take_check(&s);
@@ -1210,10 +1216,7 @@ static void test_rcpt_without_argument_waits_in_line(void **state)
 
     struct session s;
     struct buf out;
-    memset(&out, 0, sizeof(out));
-    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
-    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
-    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    check_open(&s, &cfg, &out);
     buf_reset(&out);
     assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
     enum session_action bare = check_line(&s, "RCPT", &out);
@@ -1243,10 +1246,7 @@ static void test_rcpt_line_is_bounded(void **state)
 
     struct session s;
     struct buf out;
-    memset(&out, 0, sizeof(out));
-    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
-    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
-    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    check_open(&s, &cfg, &out);
     assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
     for (size_t i = 1; i < cap; i++)
         assert_int_equal(check_line(&s, "RCPT TO:<x@elsewhere.test>", &out), SESSION_ACTION_NONE);
@@ -1273,10 +1273,7 @@ static void test_rcpt_that_waited_for_room_is_checked(void **state)
 
     struct session s;
     struct buf out;
-    memset(&out, 0, sizeof(out));
-    session_init(&s, &cfg, "192.0.2.1", 40000, "t1");
-    assert_int_equal(check_line(&s, "EHLO client.test", &out), SESSION_ACTION_NONE);
-    assert_int_equal(check_line(&s, "MAIL FROM:<s@example.org>", &out), SESSION_ACTION_NONE);
+    check_open(&s, &cfg, &out);
     buf_reset(&out);
     assert_int_equal(check_line(&s, "RCPT TO:<a@example.com>", &out), SESSION_ACTION_CHECK);
     assert_int_equal(check_line(&s, "RCPT TO:<b@example.com>", &out), SESSION_ACTION_CHECK);
