@@ -1082,6 +1082,20 @@ static void model_clear(struct drive *d)
     memset(&d->deferred, 0, sizeof(d->deferred));
 }
 
+/* model_closed_for_errors - the error budget is spent: exactly the 421 4.7.0 at out[at],
+ * then the close, errors charged; nothing waits any more. */
+static void model_closed_for_errors(struct drive *d, size_t at, enum smtp_engine_stop st,
+                                    unsigned errors)
+{
+    struct buf want = {0};
+    reply_write(&want, REPLY_TOO_MANY_ERRORS, d->cfg->hostname);
+    FUZZ_CHECK(d->e.out.len == at + want.len &&
+               memcmp(d->e.out.data + at, want.data, want.len) == 0);
+    buf_free(&want);
+    FUZZ_CHECK(st == SMTP_ENGINE_CLOSE && d->e.session.errors == errors);
+    model_clear(d);
+}
+
 /* step_queue - a feed in command mode while checks are pending, or one whose first line
  * is an RCPT to check: the RCPTs join the queue, nothing is written, and the first other
  * command (or over-long line) waits, consumed exactly through its LF (RFC 2920 §3.1: its
@@ -1179,13 +1193,7 @@ static void model_waited_rcpt(struct drive *d, const struct model_cmd *c, size_t
     bool charged;
     size_t end = model_reply(d, at, &m, id, &charged);
     if (charged && ++errors >= d->cfg->limits.max_errors) {
-        struct buf want = {0};
-        reply_write(&want, REPLY_TOO_MANY_ERRORS, d->cfg->hostname);
-        FUZZ_CHECK(d->e.out.len == end + want.len &&
-                   memcmp(d->e.out.data + end, want.data, want.len) == 0);
-        buf_free(&want);
-        FUZZ_CHECK(st == SMTP_ENGINE_CLOSE && s->errors == errors);
-        model_clear(d);
+        model_closed_for_errors(d, end, st, errors);
         return;
     }
     FUZZ_CHECK(d->e.out.len == end && st == SMTP_ENGINE_IDLE && s->errors == errors);
@@ -1286,13 +1294,7 @@ static void model_answer(struct drive *d, size_t index, bool accept, const struc
         d->q_head++;
         if (!charged || ++errors < d->cfg->limits.max_errors)
             continue;
-        struct buf want = {0};
-        reply_write(&want, REPLY_TOO_MANY_ERRORS, d->cfg->hostname);
-        FUZZ_CHECK(d->e.out.len == at + want.len &&
-                   memcmp(d->e.out.data + at, want.data, want.len) == 0);
-        buf_free(&want);
-        FUZZ_CHECK(st == SMTP_ENGINE_CLOSE && s->errors == errors);
-        model_clear(d);
+        model_closed_for_errors(d, at, st, errors);
         return;
     }
     if (d->q_head < d->q_len || !d->deferred.waiting) {
