@@ -197,23 +197,23 @@ class NodeReceiver:
         path, headers, body_bytes_received, body_b64 (the bytes that came)}."""
         return [r for r in self._records() if r.get("aborted")]
 
-    def wait_aborted(self, n, timeout=10.0):
-        """Wait until at least n cut-off requests were recorded; return all of them."""
+    @staticmethod
+    def _wait(records, n, timeout):
+        """records() once it holds at least n, or as it is when timeout seconds are over."""
         deadline = time.monotonic() + timeout
         while True:
-            got = self.aborted()
+            got = records()
             if len(got) >= n or time.monotonic() >= deadline:
                 return got
             time.sleep(0.02)
 
+    def wait_aborted(self, n, timeout=10.0):
+        """Wait until at least n cut-off requests were recorded; return all of them."""
+        return self._wait(self.aborted, n, timeout)
+
     def wait_requests(self, n, timeout=10.0):
         """Wait until at least n requests were recorded; return all of them (maybe fewer)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            reqs = self.requests()
-            if len(reqs) >= n or time.monotonic() >= deadline:
-                return reqs
-            time.sleep(0.02)
+        return self._wait(self.requests, n, timeout)
 
     def stop(self):
         proc, self._proc = self._proc, None
