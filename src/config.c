@@ -2212,38 +2212,53 @@ static int config_overrides_tls(struct config_ctx *c, const struct config_overri
     return 0;
 }
 
+/* config_listener_settings - the names of the PROXY protocol and TLS settings file listener
+ * i has, ", " between them, into out (len bytes); "" when it has none. */
+static const char *config_listener_settings(const struct config_ctx *c, const struct config *cfg,
+                                            size_t i, char *out, size_t len)
+{
+    const struct config_listener *l = &cfg->listeners[i];
+    const char *names[3];
+    size_t n = 0;
+    if (l->proxy != CONFIG_PROXY_NONE)
+        names[n++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, proxy);
+    if (i < c->n_tls_given && c->tls_given[i])
+        names[n++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, tls);
+    if (l->require_tls)
+        names[n++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, require_tls);
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < n && at < len; k++)
+        at += (size_t)snprintf(out + at, len - at, "%s%s", k > 0 ? ", " : "", names[k]);
+    return out;
+}
+
 /* config_warn_listeners_replaced - before --listen replaces the file's listeners: a warning
  * when one of them had a PROXY protocol or TLS setting, which the new ones do not get (a
- * SMTPHOOK_LISTEN left in an environment would otherwise drop them silently). */
+ * SMTPHOOK_LISTEN left in an environment would otherwise drop them silently). The first
+ * such listener is named. */
 static int config_warn_listeners_replaced(struct config_ctx *c, const struct config *cfg)
 {
-    size_t first = 0, n = 0;
+    char first[96] = "", other[96];
+    size_t at = 0;
+    bool others = false;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        const struct config_listener *l = &cfg->listeners[i];
-        bool tls = i < c->n_tls_given && c->tls_given[i];
-        if (l->proxy != CONFIG_PROXY_NONE || tls || l->require_tls)
-            first = n++ == 0 ? i : first;
+        if (first[0] == '\0') {
+            config_listener_settings(c, cfg, i, first, sizeof(first));
+            at = i;
+        } else if (config_listener_settings(c, cfg, i, other, sizeof(other))[0] != '\0') {
+            others = true;
+        }
     }
-    if (n == 0)
+    if (first[0] == '\0')
         return 0;
-    const struct config_listener *l = &cfg->listeners[first];
-    const char *keys[3];
-    size_t k = 0;
-    if (l->proxy != CONFIG_PROXY_NONE)
-        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, proxy);
-    if (first < c->n_tls_given && c->tls_given[first])
-        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, tls);
-    if (l->require_tls)
-        keys[k++] = CONFIG_NAME(CONFIG_SEC_LISTENER, struct config_listener, require_tls);
     char q[CONFIG_QUOTE_MAX];
     return config_warn(c,
-                       "replaces the file's \"%s\" and drops the %s%s%s%s%s of %s%s: a --listen "
-                       "or SMTPHOOK_LISTEN listener has no PROXY protocol and the default TLS "
-                       "mode",
-                       config_struct_name(config_listeners), keys[0], k > 1 ? ", " : "",
-                       k > 1 ? keys[1] : "", k > 2 ? ", " : "", k > 2 ? keys[2] : "",
-                       config_quote(q, sizeof(q), l->address),
-                       n > 1 ? " (and of other listeners)" : "");
+                       "replaces the file's \"%s\" and drops the %s of %s%s: a --listen or "
+                       "SMTPHOOK_LISTEN listener has no PROXY protocol and the default TLS mode",
+                       config_struct_name(config_listeners), first,
+                       config_quote(q, sizeof(q), cfg->listeners[at].address),
+                       others ? " (and of other listeners)" : "");
 }
 
 /* config_overrides_apply - command-line values replace the file's; checked the same way. */
