@@ -86,8 +86,8 @@ static void main_print_keys(const struct config *cfg)
         for (size_t k = 0; k < sg->n_secrets; k++) {
             if (!sg->secrets[k].ed25519)
                 continue;
-            char pub[BASE64_SIZE(CONFIG_ED25519_PUBLIC) + 1];
-            pub[base64_encode(sg->secrets[k].public_key, CONFIG_ED25519_PUBLIC, pub)] = '\0';
+            char pub[BASE64_SIZE(ED25519_PUBLIC_BYTES) + 1];
+            pub[base64_encode(sg->secrets[k].public_key, ED25519_PUBLIC_BYTES, pub)] = '\0';
             printf("endpoint %s: signing.secrets[%zu] signs v1a (Ed25519); the receiver verifies "
                    "with whpk_%s\n",
                    cfg->endpoints[i].name, k, pub);

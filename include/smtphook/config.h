@@ -16,6 +16,7 @@
 
 #include "smtphook/app_reply.h"
 #include "smtphook/cidr.h"
+#include "smtphook/ed25519.h"
 #include "smtphook/route.h"
 
 /* Defaults, each named after the key it fills (Postfix's DEF_ convention). */
@@ -109,13 +110,11 @@ enum config_preset {
 /* How an endpoint's requests are signed. */
 enum config_signing_scheme {
     CONFIG_SIGNING_NONE = 0,          /* not signed */
-    CONFIG_SIGNING_STANDARD_WEBHOOKS, /* Standard Webhooks v1/v1a: webhook-id/-timestamp/-signature
-                                       */
+    CONFIG_SIGNING_STANDARD_WEBHOOKS, /* Standard Webhooks v1, v1a: webhook-id, -signature */
     CONFIG_SIGNING_MAILGUN,           /* Mailgun's timestamp, token and signature form fields */
 };
 
-#define CONFIG_SECRET_MAX     64u /* longest decoded signing secret, in bytes */
-#define CONFIG_ED25519_PUBLIC 32u /* an Ed25519 public key, in bytes */
+#define CONFIG_SECRET_MAX 64u /* longest decoded signing secret, in bytes */
 
 /* One Standard Webhooks secret, decoded: "whsec_" and base64 (v1, HMAC-SHA256), or "whsk_"
  * and base64 (v1a, Ed25519). */
@@ -123,7 +122,7 @@ struct config_secret {
     unsigned char key[CONFIG_SECRET_MAX]; /* the HMAC key, or the Ed25519 seed (32 bytes) */
     size_t len;                           /* its bytes */
     bool ed25519;                         /* a v1a key: key is the seed */
-    unsigned char public_key[CONFIG_ED25519_PUBLIC]; /* v1a: the seed's public key */
+    unsigned char public_key[ED25519_PUBLIC_BYTES]; /* v1a: the seed's public key */
 };
 
 /* An endpoint's "signing". */
